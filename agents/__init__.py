@@ -1,0 +1,1 @@
+"""Faust agents: one per boundary of the policy (installed as ``zoneapp.agents``)."""

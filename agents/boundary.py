@@ -1,0 +1,122 @@
+"""One Faust agent per boundary: consume the higher zone, produce to the lower one.
+
+Records are read as raw bytes (the sanitizer parses them itself, so broken JSON
+or non-UTF-8 bytes become violations instead of crashing the stream) and handled
+in batches so key preparation and vault writes happen once per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from zoneapp.guard import BoundaryGuard
+from zoneapp.policy import CompiledBoundary
+from zoneapp.runtime import Runtime
+from zoneapp.sanitizer import RawRecord
+
+log = logging.getLogger(__name__)
+
+RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+class FaustSink:
+    """Produces through the app's producer (buffered; flushed before every offset commit)."""
+
+    def __init__(self, app: faust.App, partitions: int) -> None:
+        self.app = app
+        self.partitions = partitions
+        self._topics: dict[str, Any] = {}
+
+    def topic(self, name: str) -> Any:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = self.app.topic(name, partitions=self.partitions, **RAW)
+        return topic
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        timestamp_ms: int | None,
+    ) -> None:
+        await self.topic(topic).send(
+            key=key,
+            value=value,
+            headers=headers,
+            timestamp=None if timestamp_ms is None else timestamp_ms / 1000.0,
+        )
+
+
+def raw_record(event: EventT) -> RawRecord:
+    message = event.message
+    headers = message.headers
+    if isinstance(headers, dict):
+        pairs = [(k, v) for k, v in headers.items()]
+    else:
+        pairs = [(k, v if v is not None else b"") for k, v in (headers or [])]
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=pairs,
+        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+    )
+
+
+def register_boundary_agents(app: faust.App, runtime: Runtime) -> dict[str, Any]:
+    """Create the agents of every boundary this worker runs; returns them by boundary name."""
+    sink = FaustSink(app, runtime.settings.topic_partitions)
+    policy = runtime.policy
+    agents: dict[str, Any] = {}
+    if policy is None:
+        return agents
+    for boundary in runtime.boundaries:
+        # Declare the outputs so they exist with the right partition count.
+        sink.topic(boundary.destination)
+        sink.topic(boundary.source_zone.quarantine_topic)
+        sink.topic(policy.security_topic)
+        source = app.topic(*boundary.sources, partitions=runtime.settings.topic_partitions, **RAW)
+        agents[boundary.name] = app.agent(source, name=f"zoneapp.boundary.{boundary.name}")(
+            _processor(runtime, boundary, sink)
+        )
+    return agents
+
+
+def _processor(runtime: Runtime, boundary: CompiledBoundary, sink: FaustSink) -> Any:
+    settings = runtime.settings
+    policy = runtime.require_policy()
+
+    async def process(stream: faust.StreamT[bytes]) -> None:
+        guard = BoundaryGuard(
+            policy,
+            boundary,
+            runtime.keyring,
+            runtime.vault,
+            sink,
+            runtime.stats[boundary.name],
+            max_backoff=settings.retry_max_backoff,
+            open_keys=runtime.open_keys,
+        )
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            try:
+                await guard.handle([raw_record(e) for e in events])
+            except BaseException:
+                # take_events acks the batch in a `finally`. A batch that did not finish
+                # (worker stopping mid-retry) must not be committed: mark its messages as
+                # handled without telling the consumer, so their offsets stay uncommitted
+                # and the records are consumed again after restart.
+                for e in events:
+                    e.message.acked = True
+                raise
+            runtime.on_batch_done()
+
+    process.__name__ = f"boundary_{boundary.name.replace('-', '_').replace('.', '_')}"
+    return process

@@ -1,0 +1,1 @@
+"""The zoneapp benchmark: ``python -m bench`` (or ``make bench``)."""

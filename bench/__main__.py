@@ -1,0 +1,352 @@
+"""Benchmark: Faust passthrough (baseline) vs the zoneapp payments boundary, same records.
+
+``python -m bench [--records N] [--latency-records M] [--rate R]``
+
+Both runs use the embedded stack (tansu, Redis, SoftHSM) started here:
+1. throughput — N records are produced first, then the worker starts and drains
+   them; records/s is measured between the first and the last output record;
+2. latency — with the worker running, M records are produced at R records/s;
+   end-to-end latency is output receipt time minus the input record's timestamp
+   (both workers keep the source timestamp).
+
+It prints records/s, p50/p99 latency, the ratio to the baseline measured in the
+same run, HSM calls per million records and Redis round trips, plus micro
+figures for the sanitizer alone and for tokenization.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from zoneapp.demo import make_payment
+from zoneapp.stack.embedded import EmbeddedStack, run_sync
+from zoneapp.stack.kafka import create_topics
+from zoneapp.stack.process import free_port
+from zoneapp.stack.worker import WorkerProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICY = ROOT / "deploy" / "policies" / "ecommerce.yaml"
+PAYMENTS = "restricted.payments"
+OUTPUTS = ("confidential.payments", "restricted.quarantine")
+
+
+@dataclass
+class Result:
+    name: str
+    records: int
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+    hsm_calls: int | None = None
+    vault_round_trips: int | None = None
+    hsm_calls_steady: int | None = None
+
+
+def payloads(n: int, seed: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        key, value, headers = make_payment(rng)
+        body = json.dumps(value, separators=(",", ":")).encode()
+        out.append((key, body, headers))
+    return out
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+    rate: float | None,
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=1_048_576, acks=1
+    )
+    await producer.start()
+    try:
+        started = time.monotonic()
+        for i, (key, value, headers) in enumerate(records):
+            if rate:
+                delay = started + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await producer.send(
+                topic, value=value, key=key, headers=headers, timestamp_ms=int(time.time() * 1000)
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def collect(
+    bootstrap: str, topics: Sequence[str], expected: int, timeout: float
+) -> list[tuple[float, int]]:
+    """(receipt time, record timestamp ms) for each output record, until `expected` arrive."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        seen: list[tuple[float, int]] = []
+        deadline = time.monotonic() + timeout
+        while len(seen) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            now = time.time()
+            for records in batch.values():
+                seen.extend((now, r.timestamp) for r in records)
+        return seen
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or {0}
+
+
+def percentile(values: list[float], q: float) -> float:
+    data = sorted(values)
+    return data[min(len(data) - 1, int(q * len(data)))] if data else float("nan")
+
+
+def run_case(
+    name: str,
+    stack: EmbeddedStack,
+    workdir: Path,
+    *,
+    app: str,
+    source: str,
+    outputs: Sequence[str],
+    throughput_records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+    latency_records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+    rate: float,
+    extra_env: dict[str, str],
+) -> Result:
+    bootstrap = stack.bootstrap
+    n = len(throughput_records)
+    print(f"[{name}] producing {n} records to {source} …", flush=True)
+    run_sync(produce(bootstrap, source, throughput_records, None))
+    env = {**stack.env(), **extra_env, "ZONEAPP_DATADIR": str(workdir / f"data-{name}")}
+    worker = WorkerProcess(
+        env,
+        log_path=workdir / f"{name}.log",
+        web_port=free_port(),
+        app=app,
+        loglevel="warning",
+        cwd=ROOT,
+    )
+    worker.start()
+    try:
+        print(f"[{name}] worker started; draining …", flush=True)
+        seen = run_sync(collect(bootstrap, outputs, n, timeout=600))
+        if len(seen) < n:
+            raise SystemExit(
+                f"[{name}] only {len(seen)} of {n} records came out; see {worker.log_path}"
+            )
+        first, last = seen[0][0], seen[-1][0]
+        # Receipt times are per poll; use the span between polls plus one poll for the tail.
+        throughput = n / max(last - first, 1e-3)
+        print(f"[{name}] latency run: {len(latency_records)} records at {rate:.0f}/s …", flush=True)
+        consumer_task = collect(bootstrap, outputs, len(latency_records), timeout=600)
+
+        async def both() -> list[tuple[float, int]]:
+            task = asyncio.ensure_future(consumer_task)
+            await asyncio.sleep(1.0)
+            await produce(bootstrap, source, latency_records, rate)
+            return await task
+
+        lat = run_sync(both())
+        latencies = [(t * 1000 - ts) for t, ts in lat]
+    finally:
+        worker.stop()
+    text = worker.log_path.read_text(errors="replace")
+    hsm = vault = None
+    m = re.findall(
+        r"zoneapp totals: .*?hsm_calls=(\d+) hsm_calls_after_first_batch=(\d+) "
+        r"vault_round_trips=(\d+)",
+        text,
+    )
+    if m:
+        hsm, steady, vault = int(m[-1][0]), int(m[-1][1]), int(m[-1][2])
+        return Result(
+            name,
+            n,
+            throughput,
+            percentile(latencies, 0.5),
+            percentile(latencies, 0.99),
+            hsm,
+            vault,
+            steady,
+        )
+    return Result(
+        name, n, throughput, percentile(latencies, 0.5), percentile(latencies, 0.99), hsm, vault
+    )
+
+
+def micro(records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> dict[str, float]:
+    """The sanitizer and tokenizer alone, in process, with real in-memory AES-GCM keys."""
+    from zoneapp.keys.envelope import KeyRing
+    from zoneapp.keys.memory import MemoryKeyProvider
+    from zoneapp.policy import load_policy
+    from zoneapp.sanitizer import BoundarySanitizer, RawRecord
+    from zoneapp.transforms import RecordContext, TransformSpec, build_transform
+
+    async def go() -> dict[str, float]:
+        provider = MemoryKeyProvider()
+        await provider.provision(["restricted"])
+        await provider.open(["restricted"])
+        ring = KeyRing(provider, ["restricted"])
+        policy = load_policy(POLICY)
+        sanitizer = BoundarySanitizer(policy, policy.boundary("payments-to-confidential"))
+        for zone, purpose in sanitizer.hmac_purposes():
+            ring.require_hmac(zone, purpose)
+        tok = build_transform("tokenize", {}, TransformSpec("email", "email", "restricted"))
+        for purpose in tok.hmac_purposes:
+            ring.require_hmac("restricted", purpose)
+        await ring.prepare()
+        raws = [
+            RawRecord("restricted.payments", 0, i, k, v, h, 0)
+            for i, (k, v, h) in enumerate(records)
+        ]
+        started = time.perf_counter()
+        for r in raws:
+            sanitizer.sanitize(r, ring)
+        per_record = (time.perf_counter() - started) / len(raws)
+        ctx = RecordContext(keyring=ring, zone="restricted", topic="t", tenant="acme")
+        values = [f"user{i}@example.com" for i in range(20_000)]
+        started = time.perf_counter()
+        for v in values:
+            tok.apply(v, ctx)
+        tok_new = len(values) / (time.perf_counter() - started)
+        ctx2 = RecordContext(
+            keyring=ring,
+            zone="restricted",
+            topic="t",
+            tenant="acme",
+            stored_tokens=frozenset(e.token for e in ctx.vault_entries),
+        )
+        started = time.perf_counter()
+        for v in values:
+            tok.apply(v, ctx2)
+        tok_known = len(values) / (time.perf_counter() - started)
+        return {
+            "sanitize_us": per_record * 1e6,
+            "tokenize_new_per_s": tok_new,
+            "tokenize_known_per_s": tok_known,
+        }
+
+    return run_sync(go())
+
+
+def vault_bench(stack: EmbeddedStack, n: int = 20_000) -> float:
+    """Vault writes per second to the real Redis, pipelined per 500-entry batch."""
+    from zoneapp.transforms import VaultEntry
+    from zoneapp.vault.redis import RedisTokenVault
+
+    async def go() -> float:
+        vault = RedisTokenVault(stack.vault_url)
+        entries = [
+            VaultEntry("acme", "email", f"tok_bench{i:08d}", f"fp{i}", "zenc1.AAAA")
+            for i in range(n)
+        ]
+        started = time.perf_counter()
+        for i in range(0, n, 500):
+            await vault.store(entries[i : i + 500])
+        rate = n / (time.perf_counter() - started)
+        await vault.close()
+        return rate
+
+    return run_sync(go())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--records", type=int, default=20_000, help="records for the throughput run"
+    )
+    parser.add_argument("--latency-records", type=int, default=2_000)
+    parser.add_argument("--rate", type=float, default=500.0, help="records/s for the latency run")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    throughput_records = payloads(args.records, args.seed)
+    latency_records = payloads(args.latency_records, args.seed + 1)
+    with tempfile.TemporaryDirectory(prefix="zoneapp-bench-") as tmp:
+        workdir = Path(tmp)
+        with EmbeddedStack(workdir / "stack", POLICY) as stack:
+            run_sync(
+                create_topics(
+                    stack.bootstrap, ["bench.in", "bench.out"], partitions=stack.partitions
+                )
+            )
+            base = run_case(
+                "passthrough",
+                stack,
+                workdir,
+                app="bench.passthrough",
+                source="bench.in",
+                outputs=["bench.out"],
+                throughput_records=throughput_records,
+                latency_records=latency_records,
+                rate=args.rate,
+                extra_env={"BENCH_IN": "bench.in", "BENCH_OUT": "bench.out"},
+            )
+            zone = run_case(
+                "zoneapp",
+                stack,
+                workdir,
+                app="zoneapp",
+                source=PAYMENTS,
+                outputs=OUTPUTS,
+                throughput_records=throughput_records,
+                latency_records=latency_records,
+                rate=args.rate,
+                extra_env={"ZONEAPP_BOUNDARIES": "payments-to-confidential"},
+            )
+            vault_rate = vault_bench(stack)
+    figures = micro(throughput_records[:5000])
+
+    print()
+    print(f"{'run':<14}{'records':>9}{'records/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
+    for r in (base, zone):
+        ratio = r.throughput / base.throughput
+        print(
+            f"{r.name:<14}{r.records:>9}{r.throughput:>12.0f}"
+            f"{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{ratio:>8.2f}"
+        )
+    total = zone.records + args.latency_records
+    if zone.hsm_calls is not None and zone.hsm_calls_steady is not None:
+        print(
+            f"HSM calls: {zone.hsm_calls} in all for {total} records; "
+            f"{zone.hsm_calls - zone.hsm_calls_steady} "
+            f"at start-up (key loading), {zone.hsm_calls_steady} after the first batch = "
+            f"{zone.hsm_calls_steady * 1e6 / total:.1f} per million records"
+        )
+        print(f"Redis round trips: {zone.vault_round_trips} for {total} records")
+    print(f"sanitizer alone: {figures['sanitize_us']:.1f} µs/record (in process, no broker)")
+    print(
+        f"tokenize: {figures['tokenize_new_per_s']:.0f}/s new values, "
+        f"{figures['tokenize_known_per_s']:.0f}/s known values"
+    )
+    print(f"vault writes (real Redis, pipelined): {vault_rate:.0f}/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Faust tables (installed as ``zoneapp.tables``)."""

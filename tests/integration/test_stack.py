@@ -1,0 +1,255 @@
+"""The embedded stack works: broker, vault, key store, topics, demo feed, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from stdnum import iban as std_iban
+from stdnum import luhn
+
+from zoneapp import demo
+from zoneapp.stack import EmbeddedStack, StackError, WorkerProcess
+from zoneapp.stack.kafka import create_topics, partition_counts
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_POLICY = REPO / "deploy" / "policies" / "ecommerce.yaml"
+
+
+async def consume_all(bootstrap: str, topics: list[str], expected: int) -> list[object]:
+    """Read ``topics`` from the beginning (no group) until ``expected`` records arrived."""
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[object] = []
+    try:
+        for _ in range(60):
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                records.extend(batch)
+            if len(records) >= expected:
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+# -- the shared session stack ------------------------------------------------------------
+
+
+async def test_produce_and_consume_on_tansu(stack: EmbeddedStack) -> None:
+    topic = f"it.roundtrip.{uuid.uuid4().hex[:8]}"
+    assert await create_topics(stack.bootstrap, [topic], partitions=1) == [topic]
+    # Creating again is tolerated and creates nothing.
+    assert await create_topics(stack.bootstrap, [topic], partitions=1) == []
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic, b'{"hello":"zone"}', key=b'"k1"', headers=[("content-type", b"json")]
+        )
+    finally:
+        await producer.stop()
+    (record,) = await consume_all(stack.bootstrap, [topic], 1)
+    assert record.key == b'"k1"'  # type: ignore[attr-defined]
+    assert record.value == b'{"hello":"zone"}'  # type: ignore[attr-defined]
+    assert list(record.headers) == [("content-type", b"json")]  # type: ignore[attr-defined]
+
+
+def test_redis_answers_ping(stack: EmbeddedStack) -> None:
+    client = redis.Redis.from_url(stack.vault_url)
+    try:
+        assert client.ping() is True
+        assert client.config_get("save") == {"save": ""}
+        assert client.config_get("appendonly") == {"appendonly": "no"}
+    finally:
+        client.close()
+
+
+async def test_policy_topics_exist_with_requested_partitions(stack: EmbeddedStack) -> None:
+    assert "restricted.payments" in stack.topics
+    assert "security.violations" in stack.topics
+    counts = await partition_counts(stack.bootstrap, stack.topics)
+    assert counts == dict.fromkeys(stack.topics, stack.partitions)
+    assert stack.partitions == 4
+
+
+def test_env_points_a_worker_at_the_stack(stack: EmbeddedStack) -> None:
+    env = stack.env(web_port=6099)
+    assert env["ZONEAPP_BROKER"] == f"kafka://127.0.0.1:{stack.broker_port}"
+    assert env["ZONEAPP_VAULT"] == f"redis://127.0.0.1:{stack.redis_port}/0"
+    assert env["ZONEAPP_KEYS"].startswith("pkcs11:///")
+    assert env["ZONEAPP_KEYS"].endswith("?token=zoneapp")
+    assert env["ZONEAPP_TOPIC_PARTITIONS"] == "4"
+    assert env["ZONEAPP_WEB_PORT"] == "6099"
+    assert Path(env["SOFTHSM2_CONF"]).is_file()
+    pin_file = Path(env["ZONEAPP_PKCS11_PIN_FILE"])
+    assert pin_file.stat().st_mode & 0o777 == 0o600
+    pin = pin_file.read_text()
+    assert len(pin) >= 16
+    # The PIN travels only as a file: not in the env, not in a repr, not in a log.
+    assert all(pin not in value for value in env.values())
+    assert pin not in repr(stack)
+    for log in stack.logs_dir.iterdir():
+        assert pin not in log.read_text(errors="replace"), log
+
+
+def test_softhsm_token_has_per_zone_keys(stack: EmbeddedStack) -> None:
+    """Open a provider on the token and derive HMAC working keys for every zone.
+
+    Runs in a child process: the PKCS#11 module reads SOFTHSM2_CONF once per process,
+    and the key tests in this session use a token of their own.
+    """
+    script = textwrap.dedent(
+        """
+        import asyncio, json, os
+        from zoneapp.keys import build_key_provider
+        from zoneapp.keys.secret import Secret
+        from zoneapp.policy import load_policy
+
+        async def main():
+            zones = sorted(load_policy(os.environ["ZONEAPP_POLICY"]).zones)
+            pin = Secret.from_env_or_file("ZONEAPP_PKCS11_PIN", "ZONEAPP_PKCS11_PIN_FILE")
+            provider = build_key_provider(os.environ["ZONEAPP_KEYS"], pin)
+            await provider.open(zones)
+            try:
+                keys = {z: await provider.derive_hmac_key(z, b"it-check") for z in zones}
+                again = await provider.derive_hmac_key(zones[0], b"it-check")
+                versions = {z: await provider.current_kek_version(z) for z in zones}
+            finally:
+                await provider.close()
+            print(json.dumps({
+                "zones": zones,
+                "lengths": sorted({len(k) for k in keys.values()}),
+                "distinct": len(set(keys.values())),
+                "stable": again == keys[zones[0]],
+                "kek_versions": versions,
+            }))
+
+        asyncio.run(main())
+        """
+    )
+    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, **stack.env(), "PYTHONPATH": pythonpath}
+    env.pop("ZONEAPP_PKCS11_PIN", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["zones"] == ["confidential", "internal", "public", "restricted"]
+    assert report["lengths"] == [32]
+    assert report["distinct"] == 4
+    assert report["stable"] is True
+    assert report["kek_versions"] == dict.fromkeys(report["zones"], 1)
+
+
+def test_run_worker_starts_a_ready_worker(run_worker: Callable[[], WorkerProcess]) -> None:
+    worker = run_worker()
+    assert worker.running()
+    assert "[^Worker]: Ready" in worker.log_text()
+    worker.stop()
+    assert not worker.running()
+
+
+# -- private stacks ------------------------------------------------------------------------
+
+
+async def test_demo_feed_lands_in_the_restricted_topics(private_stack: EmbeddedStack) -> None:
+    sent = await demo.produce_demo(private_stack.broker_url, rate=0, count=400, seed=7)
+    assert sent == 400
+    topics = [demo.PAYMENTS_TOPIC, demo.USERS_TOPIC]
+    records = await consume_all(private_stack.bootstrap, topics, sent)
+    assert len(records) == sent
+    per_topic = Counter(r.topic for r in records)  # type: ignore[attr-defined]
+    assert per_topic[demo.PAYMENTS_TOPIC] > per_topic[demo.USERS_TOPIC] > 0
+    # The demo writes only into topics the stack created (2 partitions, not tansu's 4).
+    counts = await partition_counts(private_stack.bootstrap, topics)
+    assert counts == dict.fromkeys(topics, 2)
+
+
+@pytest.mark.usefixtures("prerequisites")
+def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
+    stack = EmbeddedStack(tmp_path / "stack", EXAMPLE_POLICY, partitions=2).start()
+    pids = stack.pids
+    assert len(pids) == 2
+    for pid in pids:
+        os.kill(pid, 0)  # alive
+    # One stack per work directory.
+    with pytest.raises(StackError, match="another stack is running"):
+        EmbeddedStack(tmp_path / "stack", EXAMPLE_POLICY).start()
+    stack.stop()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)  # nothing left in the child's process group either
+    stack.stop()  # idempotent
+    # The work directory is free again, and a restart gets a fresh token.
+    with EmbeddedStack(tmp_path / "stack", EXAMPLE_POLICY, partitions=2) as again:
+        assert again.pids and set(again.pids).isdisjoint(pids)
+
+
+# -- the demo generators (pure) ---------------------------------------------------------------
+
+
+def test_demo_records_follow_the_policy_and_the_mix() -> None:
+    rng = random.Random(11)
+    kinds: Counter[str] = Counter()
+    total = 20_000
+    for _ in range(total):
+        topic, key, body, headers = demo.make_record(rng)
+        assert dict(headers)["content-type"] == b"application/json"
+        assert isinstance(json.loads(key), str)
+        try:
+            value = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            kinds["broken"] += 1
+            continue
+        assert value["tenant_id"] in demo.TENANTS
+        if topic == demo.USERS_TOPIC:
+            kinds["user"] += 1
+            assert set(value["address"]) == {"street", "city", "zip", "country"}
+            continue
+        kinds["payment"] += 1
+        card = value["card_number"].replace(" ", "").replace("-", "")
+        assert luhn.is_valid(card) and card.endswith(value["card_last4"])
+        if "iban" in value["billing"]:
+            assert std_iban.is_valid(value["billing"]["iban"]), value["billing"]["iban"]
+            assert value["billing"]["iban"][:2] == value["billing"]["country"]
+        if "ssn" in value:
+            area = int(value["ssn"][:3])
+            assert 0 < area < 900 and area != 666
+        assert {"name", "date_of_birth", "zip", "email", "phone"} <= set(value["customer"])
+        assert {"sku", "quantity", "price"} == set(value["items"][0])
+        if set(value) & set(demo.UNCLASSIFIED_FIELDS):
+            kinds["unclassified"] += 1
+        if value.get("notes") and value["notes"] not in demo.CLEAN_NOTES:
+            kinds["pii_notes"] += 1
+    payments = kinds["payment"]
+    assert 0.03 < kinds["pii_notes"] / payments < 0.07
+    assert 0.01 < kinds["unclassified"] / payments < 0.03
+    assert 0.002 < kinds["broken"] / total < 0.01
+    assert 0.15 < kinds["user"] / total < 0.25
+
+
+def test_demo_generators_are_reproducible() -> None:
+    assert demo.make_payment(random.Random(5)) == demo.make_payment(random.Random(5))
+    assert demo.make_user(random.Random(5)) == demo.make_user(random.Random(5))
+    assert demo.luhn_valid("4111 1111 1111 1111") and not demo.luhn_valid("4111111111111112")
+    assert demo.iban("DE", "370400440532013000") == "DE89370400440532013000"
+    assert demo.iban("GB", "NWBK60161331926819") == "GB29NWBK60161331926819"

@@ -1,0 +1,55 @@
+"""build_key_provider: configuration URL to provider, with clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from zoneapp.keys import MemoryKeyProvider, Pkcs11KeyProvider, Secret, build_key_provider
+
+PIN = Secret("1234-factory")
+
+
+def test_memory() -> None:
+    a = build_key_provider("memory://", None)
+    b = build_key_provider("memory://", None)
+    assert isinstance(a, MemoryKeyProvider) and isinstance(b, MemoryKeyProvider)
+    assert a.store is not b.store  # process-local, private
+
+
+def test_named_memory_store_is_shared() -> None:
+    a = build_key_provider("memory://factory-test", None)
+    b = build_key_provider("memory://factory-test", None)
+    assert isinstance(a, MemoryKeyProvider) and isinstance(b, MemoryKeyProvider)
+    assert a.store is b.store
+
+
+def test_pkcs11() -> None:
+    p = build_key_provider("pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp", PIN)
+    assert isinstance(p, Pkcs11KeyProvider)
+    assert p.token_label == "zoneapp"
+    assert "1234-factory" not in repr(p)
+
+
+@pytest.mark.parametrize(
+    ("url", "pin", "message"),
+    [
+        ("vault://x", PIN, "unknown key provider URL scheme"),
+        ("pkcs11:///usr/lib/softhsm/libsofthsm2.so", PIN, "token=LABEL"),
+        ("pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=", PIN, "token=LABEL"),
+        ("pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=a&token=b", PIN, "token=LABEL"),
+        ("pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp", None, "needs a PIN"),
+        ("pkcs11://host/lib.so?token=zoneapp", PIN, "absolute module path"),
+        ("pkcs11:?token=zoneapp", PIN, "missing the module path"),
+        ("pkcs11:///lib.so?token=zoneapp&slot=1", PIN, "unknown parameters"),
+        ("memory://x/y", None, "no path"),
+    ],
+)
+def test_errors(url: str, pin: Secret | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_key_provider(url, pin)
+
+
+def test_pin_in_url_is_refused_without_echo() -> None:
+    with pytest.raises(ValueError, match="must not carry a PIN") as info:
+        build_key_provider("pkcs11:///lib.so?token=zoneapp&pin-value=99887766", PIN)
+    assert "99887766" not in str(info.value)

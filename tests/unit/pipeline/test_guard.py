@@ -1,0 +1,186 @@
+"""The batch loop: nothing lost, nothing unsanitized, and fail-closed on dependency faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+
+from zoneapp.guard import BoundaryGuard, trace_id_of
+from zoneapp.keys.envelope import KeyRing
+from zoneapp.keys.memory import MemoryKeyProvider
+from zoneapp.policy import CompiledPolicy, load_policy
+from zoneapp.vault import MemoryTokenVault
+
+from .records import CARD, SENSITIVE, payment, raw
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
+
+
+@dataclass
+class MemorySink:
+    sent: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(
+        default_factory=list
+    )
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        timestamp_ms: int | None,
+    ) -> None:
+        self.sent.append((topic, key, value, headers))
+
+    def on(
+        self, topic: str
+    ) -> list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]:
+        return [s for s in self.sent if s[0] == topic]
+
+
+@pytest.fixture(scope="module")
+def policy() -> CompiledPolicy:
+    return load_policy(EXAMPLE)
+
+
+def make_guard(
+    policy: CompiledPolicy,
+    keyring: KeyRing,
+    vault: MemoryTokenVault,
+    sink: MemorySink,
+    **kw: object,
+) -> BoundaryGuard:
+    return BoundaryGuard(
+        policy, policy.boundary("payments-to-confidential"), keyring, vault, sink, **kw
+    )  # type: ignore[arg-type]
+
+
+def mixed_batch() -> list:
+    return [
+        raw(payment(), offset=0),
+        raw(payment(notes=f"card {CARD}"), offset=1),
+        raw(b"{broken", offset=2),
+        raw(b"\xff\xff", offset=3),
+        raw(payment(payment_id="p2", customer={"email": "x@y.example"}), offset=4),
+    ]
+
+
+async def test_every_record_is_forwarded_or_quarantined(
+    policy: CompiledPolicy, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    sink = MemorySink()
+    guard = make_guard(policy, keyring, vault, sink)
+    await guard.handle(mixed_batch())
+    forwarded = sink.on("confidential.payments")
+    quarantined = sink.on("restricted.quarantine")
+    violations = sink.on("security.violations")
+    assert len(forwarded) == 2 and len(quarantined) == 3 and len(violations) == 3
+    offsets = sorted(
+        int(dict(h)["zoneapp-source-offset"]) for _, _, _, h in forwarded + quarantined
+    )
+    assert offsets == [0, 1, 2, 3, 4]
+    stats = guard.stats
+    assert (stats.consumed, stats.forwarded, stats.quarantined, stats.in_flight) == (5, 2, 3, 0)
+    assert stats.reasons == {"dlp": 1, "invalid_json": 1, "invalid_utf8": 1}
+    # The quarantine holds the original bytes, in the source zone.
+    assert quarantined[1][2] == b"{broken"
+    # Violation events: complete and value-free.
+    events = [orjson.loads(v or b"") for _, _, v, _ in violations]
+    first = events[0]
+    assert (
+        first["reason"] == "dlp"
+        and first["detector"] == "CREDIT_CARD"
+        and first["field_path"] == "notes"
+    )
+    assert first["source"] == {
+        "zone": "restricted",
+        "topic": "restricted.payments",
+        "partition": 1,
+        "offset": 1,
+    }
+    assert first["policy_version"] == "2026.11.1" and first["action"] == "quarantined"
+    assert len(first["trace_id"]) == 32 and first["id"] and first["timestamp"].endswith("Z")
+    for _, _, v, _ in violations:
+        for secret in SENSITIVE:
+            assert secret.encode() not in (v or b"")
+    # Token mappings were stored before the records were produced.
+    assert len(vault.data) == 3
+
+
+async def test_vault_outage_holds_the_batch_until_it_returns(
+    policy: CompiledPolicy, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    sink = MemorySink()
+    vault.available = False
+    sleeps: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        sleeps.append(delay)
+        assert sink.sent == []  # nothing goes out while the vault is down
+        if len(sleeps) == 5:
+            vault.available = True
+
+    guard = make_guard(policy, keyring, vault, sink, sleep=sleep)
+    await guard.handle([raw(payment(), offset=0)])
+    assert sleeps == [0.1, 0.2, 0.4, 0.8, 1.6]
+    assert len(sink.on("confidential.payments")) == 1
+    assert guard.stats.dependency_retries == 5 and guard.stats.waiting_on is None
+
+
+async def test_hsm_outage_holds_the_batch(policy: CompiledPolicy, vault: MemoryTokenVault) -> None:
+    provider = MemoryKeyProvider()
+    await provider.provision(["restricted"])
+    await provider.open(["restricted"])
+    keyring = KeyRing(provider, ["restricted"])
+    provider.store.available = False
+    sink = MemorySink()
+    waits = 0
+
+    async def sleep(delay: float) -> None:
+        nonlocal waits
+        waits += 1
+        assert sink.sent == []
+        if waits == 3:
+            provider.store.available = True
+
+    guard = make_guard(policy, keyring, vault, sink, sleep=sleep)
+    await guard.handle([raw(payment(), offset=0)])
+    assert waits == 3 and len(sink.on("confidential.payments")) == 1
+
+
+async def test_token_collision_is_quarantined(
+    policy: CompiledPolicy, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    sink = MemorySink()
+    guard = make_guard(policy, keyring, vault, sink)
+    await guard.handle([raw(payment(), offset=0)])
+    # Another value already holds the same token (forged fingerprint): must not forward.
+    key = next(iter(vault.data))
+    doc = orjson.loads(vault.data[key])
+    doc["f"] = "someone-else"
+    vault.data[key] = orjson.dumps(doc)
+    vault.cache = type(vault.cache)()
+    sink.sent.clear()
+    await guard.handle([raw(payment(), offset=1)])
+    assert sink.on("confidential.payments") == []
+    assert orjson.loads(sink.on("security.violations")[0][2] or b"")["reason"] == "token_collision"
+
+
+async def test_vault_writes_are_batched(
+    policy: CompiledPolicy, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    guard = make_guard(policy, keyring, vault, MemorySink())
+    await guard.handle([raw(payment(payment_id=f"p{i}"), offset=i) for i in range(50)])
+    assert vault.round_trips == 1
+    await guard.handle([raw(payment(payment_id=f"q{i}"), offset=i) for i in range(50)])
+    assert vault.round_trips == 1  # all tokens already known: no vault traffic at all
+
+
+def test_trace_id_continues_producer_trace() -> None:
+    tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert trace_id_of([("traceparent", f"00-{tid}-00f067aa0ba902b7-01".encode())]) == tid
+    assert len(trace_id_of([("traceparent", b"garbage")])) == 32
+    assert trace_id_of([]) != trace_id_of([])

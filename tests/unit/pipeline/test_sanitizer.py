@@ -1,0 +1,327 @@
+"""The sanitizer on the example policy: what crosses, what is blocked, and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from zoneapp.keys.envelope import KeyRing
+from zoneapp.policy import CompiledPolicy, compile_policy_text, load_policy
+from zoneapp.sanitizer import BoundarySanitizer, Forward, Quarantine
+from zoneapp.transforms.keyed import luhn_valid
+
+from .records import CARD, EMAIL, IBAN, NAME, PHONE, SENSITIVE, SSN, payment, raw
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
+
+
+@pytest.fixture(scope="module")
+def policy() -> CompiledPolicy:
+    return load_policy(EXAMPLE)
+
+
+@pytest.fixture
+async def payments(policy: CompiledPolicy, keyring: KeyRing) -> BoundarySanitizer:
+    s = BoundarySanitizer(policy, policy.boundary("payments-to-confidential"))
+    for zone, purpose in s.hmac_purposes():
+        keyring.require_hmac(zone, purpose)
+    await keyring.prepare()
+    return s
+
+
+def assert_clean(out: Forward) -> None:
+    blob = (out.value or b"") + (out.key or b"") + b"".join(v for _, v in out.headers)
+    for secret in SENSITIVE:
+        assert secret.encode() not in blob, secret
+
+
+def forward(s: BoundarySanitizer, keyring: KeyRing, record: Any, **kw: Any) -> Forward:
+    out = s.sanitize(raw(record, **kw), keyring)
+    assert isinstance(out, Forward), out
+    return out
+
+
+def quarantine(s: BoundarySanitizer, keyring: KeyRing, record: Any, **kw: Any) -> Quarantine:
+    out = s.sanitize(raw(record, **kw), keyring)
+    assert isinstance(out, Quarantine), out
+    return out
+
+
+async def test_payment_is_sanitized(payments: BoundarySanitizer, keyring: KeyRing) -> None:
+    out = forward(
+        payments,
+        keyring,
+        payment(device_fingerprint="abc"),
+        headers=[
+            ("content-type", b"application/json"),
+            ("x-customer-email", EMAIL.encode()),
+            ("x-internal-secret", b"s3cr3t"),
+        ],
+    )
+    value = orjson.loads(out.value or b"")
+    assert_clean(out)
+    card = value["card_number"]
+    assert len(card) == len(CARD) and card.endswith("1111") and card != CARD
+    assert not luhn_valid(card.replace(" ", ""))
+    for dropped in ("cvv", "card_expiry", "card_last4", "device_fingerprint"):
+        assert dropped not in value
+    assert value["ssn"] == "***-**-6789"
+    assert value["customer"]["name"].startswith("h1.")
+    assert (
+        value["customer"]["date_of_birth"].endswith("9")
+        and "-" in value["customer"]["date_of_birth"]
+    )
+    assert value["customer"]["zip"] == "941"
+    assert value["customer"]["email"].startswith("tok_")
+    assert value["customer"]["phone"].startswith("zenc1.")
+    assert value["billing"] == {"iban": value["billing"]["iban"], "country": "DE"}
+    assert value["billing"]["iban"].startswith("zenc1.")
+    assert value["items"][1] == {"sku": "B-2", "quantity": 1, "price": 120.95}
+    assert value["merchant"]["name"] == "Blue Bottle"
+    assert value["amount"] == 129.95
+    # key: keyed hash, JSON-encoded
+    assert orjson.loads(out.key or b"").startswith("h1.")
+    headers = dict(out.headers)
+    assert headers["content-type"] == b"application/json"
+    assert headers["x-customer-email"].startswith(b"h1.")
+    assert "x-internal-secret" not in headers
+    assert headers["zoneapp-source-topic"] == b"restricted.payments"
+    assert headers["zoneapp-source-offset"] == b"7"
+    assert headers["zoneapp-boundary"] == b"payments-to-confidential"
+    assert headers["zoneapp-policy-version"] == b"2026.11.1"
+    assert len(headers["zoneapp-policy-hash"]) == 64
+    assert headers["zoneapp-record-id"] == b"restricted.payments/1/7"
+    # 1 unclassified field + 1 unlisted header
+    assert out.suppressed == 2
+    assert out.applied["tokenize"] == 2 and out.applied["encrypt"] == 2
+    assert len(out.vault_entries) == 2
+
+
+async def test_same_input_same_tokens_across_records(
+    payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    a = orjson.loads(forward(payments, keyring, payment()).value or b"")
+    b = orjson.loads(forward(payments, keyring, payment(payment_id="pay_2")).value or b"")
+    assert a["card_number"] == b["card_number"]
+    assert a["customer"]["email"] == b["customer"]["email"]
+    assert a["customer"]["phone"] != b["customer"]["phone"]  # encryption is randomized
+
+
+@pytest.mark.parametrize(
+    ("notes", "detector"),
+    [
+        ("my card is 4111-1111-1111-1111 thanks", "CREDIT_CARD"),
+        ("ssn 219-45-6789", "US_SSN"),
+        ("refund to GB82 WEST 1234 5698 7654 32", "IBAN"),
+        ("mail me at jane.doe@example.com", "EMAIL"),
+        ("call (415) 555-2671", "PHONE"),
+        ("badge EMP-123456", "EMPLOYEE_ID"),
+    ],
+)
+async def test_pii_in_free_text_is_blocked(
+    notes: str, detector: str, payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    out = quarantine(payments, keyring, payment(notes=notes))
+    assert [(p.reason, p.path, p.detector) for p in out.problems] == [("dlp", "notes", detector)]
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        "card 4111-1111-1111-1112 (typo)",  # fails Luhn
+        "ssn 000-12-3456",  # invalid area
+        "iban GB82 WEST 1234 5698 7654 33",  # fails mod-97
+        "order 1763788800000 placed",  # epoch millis
+        "meet at 10:30 on 2026-11-22",
+    ],
+)
+async def test_near_misses_pass(notes: str, payments: BoundarySanitizer, keyring: KeyRing) -> None:
+    value = orjson.loads(forward(payments, keyring, payment(notes=notes)).value or b"")
+    assert value["notes"] == notes
+
+
+async def test_card_as_json_number_in_kept_field_is_blocked(
+    payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    out = quarantine(payments, keyring, payment(amount=4111111111111111))
+    assert out.problems[0].detector == "CREDIT_CARD" and out.problems[0].path == "amount"
+
+
+async def test_pii_in_nested_array_is_blocked(
+    payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    items = [
+        {"sku": "A", "quantity": 1, "price": 1},
+        {"sku": "jane.doe@example.com", "quantity": 1, "price": 1},
+    ]
+    out = quarantine(payments, keyring, payment(items=items))
+    assert out.problems[0].path == "items[1].sku"
+
+
+async def test_pii_in_kept_header_is_blocked(payments: BoundarySanitizer, keyring: KeyRing) -> None:
+    out = quarantine(payments, keyring, payment(), headers=[("x-request-id", b"4111111111111111")])
+    assert (out.problems[0].path, out.problems[0].detector) == (
+        "$headers.x-request-id",
+        "CREDIT_CARD",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "path"),
+    [
+        (b'{"tenant_id": "acme", "card_number": ', "invalid_json", "$value"),
+        (b'\xff\xfe{"a": 1}', "invalid_utf8", "$value"),
+        (b"[1, 2, 3]", "wrong_type", "$value"),
+        (b'"just a string"', "wrong_type", "$value"),
+        (b'{"tenant_id": "acme", "x": NaN}', "invalid_json", "$value"),
+        (payment(card_number={"number": CARD}), "wrong_type", "card_number"),
+        (payment(items={"sku": "A"}), "wrong_type", "items"),
+        (payment(customer="Jane"), "wrong_type", "customer"),
+        (payment(card_number="N/A"), "invalid_value", "card_number"),
+        (
+            payment(customer={"date_of_birth": "yesterday"}),
+            "invalid_value",
+            "customer.date_of_birth",
+        ),
+        ({k: v for k, v in payment().items() if k != "tenant_id"}, "missing_tenant", "tenant_id"),
+        (payment(tenant_id={"id": 1}), "missing_tenant", "tenant_id"),
+    ],
+)
+async def test_bad_input_is_quarantined(
+    value: Any, reason: str, path: str, payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    out = quarantine(payments, keyring, value)
+    assert (out.problems[0].reason, out.problems[0].path) == (reason, path)
+
+
+async def test_huge_record_is_quarantined(payments: BoundarySanitizer, keyring: KeyRing) -> None:
+    out = quarantine(payments, keyring, payment(notes="x" * 300_000))
+    assert out.reason == "too_large"
+
+
+@pytest.mark.parametrize("depth", [20, 5000])
+async def test_deep_record_is_quarantined(
+    depth: int, payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    deep = b'{"tenant_id": "acme", "notes": ' + b"[" * depth + b"]" * depth + b"}"
+    out = quarantine(payments, keyring, deep)
+    assert out.reason == "too_deep"
+
+
+async def test_non_utf8_key_and_header(payments: BoundarySanitizer, keyring: KeyRing) -> None:
+    assert quarantine(payments, keyring, payment(), key=b"\xff").problems[0].path == "$key"
+    out = quarantine(payments, keyring, payment(), headers=[("content-type", b"\xff")])
+    assert out.problems[0].path == "$headers.content-type"
+
+
+async def test_plain_string_key_is_hashed(payments: BoundarySanitizer, keyring: KeyRing) -> None:
+    out = forward(payments, keyring, payment(), key=b"jane.doe@example.com")
+    assert orjson.loads(out.key or b"").startswith("h1.")
+    assert_clean(out)
+
+
+async def test_tombstone_keeps_key_sanitized(payments: BoundarySanitizer, keyring: KeyRing) -> None:
+    out = forward(payments, keyring, None)
+    assert out.value is None and orjson.loads(out.key or b"").startswith("h1.")
+
+
+async def test_lineage_headers_from_upstream_are_replaced(
+    payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    out = forward(payments, keyring, payment(), headers=[("zoneapp-source-topic", b"forged")])
+    assert [v for k, v in out.headers if k == "zoneapp-source-topic"] == [b"restricted.payments"]
+
+
+BLOCKING = """\
+version: "1"
+tenant_id: tenant
+zones:
+  - {name: restricted, level: restricted}
+  - {name: internal, level: internal}
+boundaries:
+  - name: b
+    source: restricted.in
+    destination: internal.out
+    unclassified: block
+    key: {transform: suppress}
+    headers: {unlisted: block}
+    fields:
+      tenant: {transform: keep, class: internal}
+      attrs.*: {transform: keep, class: internal}
+      contact: {transform: hash}
+      born: suppress
+    derive:
+      contact_year: {from: born, transform: generalize, to: year}
+    allow:
+      - {path: attrs.support_phone, detectors: [PHONE]}
+"""
+
+
+@pytest.fixture
+async def blocking(keyring: KeyRing) -> BoundarySanitizer:
+    policy = compile_policy_text(BLOCKING.encode())
+    s = BoundarySanitizer(policy, policy.boundaries[0])
+    for zone, purpose in s.hmac_purposes():
+        keyring.require_hmac(zone, purpose)
+    await keyring.prepare()
+    return s
+
+
+async def test_unclassified_field_blocks_when_policy_says_so(
+    blocking: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    out = quarantine(blocking, keyring, {"tenant": "t", "surprise": 1}, headers=[])
+    assert (out.reason, out.problems[0].path) == ("unclassified_field", "surprise")
+
+
+async def test_field_name_that_is_pii_is_not_repeated(
+    blocking: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    out = quarantine(blocking, keyring, {"tenant": "t", EMAIL: 1}, headers=[])
+    assert out.problems[0].path == "<redacted field name>"
+
+
+async def test_unlisted_header_blocks_when_policy_says_so(
+    blocking: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    out = quarantine(blocking, keyring, {"tenant": "t"}, headers=[("x", b"1")])
+    assert (out.reason, out.problems[0].path) == ("unlisted_header", "$headers.x")
+
+
+async def test_wildcard_keys_are_scanned_and_allow_list_applies(
+    blocking: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    ok = forward(
+        blocking,
+        keyring,
+        {"tenant": "t", "attrs": {"support_phone": PHONE, "colour": "red"}},
+        headers=[],
+    )
+    assert orjson.loads(ok.value or b"")["attrs"]["support_phone"] == PHONE
+    assert ok.key is None
+    bad = quarantine(
+        blocking, keyring, {"tenant": "t", "attrs": {"other_phone": PHONE}}, headers=[]
+    )
+    assert bad.problems[0].path == "attrs.other_phone"
+    key_pii = quarantine(blocking, keyring, {"tenant": "t", "attrs": {SSN: "x"}}, headers=[])
+    assert key_pii.problems[0].detector == "US_SSN"
+
+
+async def test_derived_field(blocking: BoundarySanitizer, keyring: KeyRing) -> None:
+    out = forward(
+        blocking, keyring, {"tenant": "t", "born": "1990-05-01", "contact": NAME}, headers=[]
+    )
+    value = orjson.loads(out.value or b"")
+    assert value["contact_year"] == 1990 and "born" not in value
+    assert value["contact"].startswith("h1.")
+
+
+async def test_problems_never_carry_values(payments: BoundarySanitizer, keyring: KeyRing) -> None:
+    for notes in (f"card {CARD}", f"iban {IBAN}", f"phone {PHONE}"):
+        out = quarantine(payments, keyring, payment(notes=notes))
+        text = repr(out.problems)
+        for secret in SENSITIVE:
+            assert secret not in text

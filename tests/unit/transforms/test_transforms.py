@@ -1,0 +1,203 @@
+"""Each transform on its own, with real keys from the in-memory provider."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from zoneapp.keys.base import DecryptionError
+from zoneapp.keys.envelope import KeyRing
+from zoneapp.policy.errors import ParamError
+from zoneapp.transforms import (
+    SUPPRESS,
+    RecordContext,
+    TransformSpec,
+    TransformTypeError,
+    build_transform,
+)
+from zoneapp.transforms.keyed import luhn_valid, vault_aad
+
+SPEC = TransformSpec(rule_path="card_number", field_class="card", zone="restricted")
+
+
+def make(name: str, spec: TransformSpec = SPEC, **params: Any) -> Any:
+    return build_transform(name, params, spec)
+
+
+async def ctx_for(keyring: KeyRing, *transforms: Any, tenant: str = "acme") -> RecordContext:
+    for t in transforms:
+        for purpose in t.hmac_purposes:
+            keyring.require_hmac(t.spec.zone, purpose)
+    await keyring.prepare()
+    return RecordContext(
+        keyring=keyring, zone="restricted", topic="confidential.payments", tenant=tenant
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "value", "expected"),
+    [
+        ({}, "123-45-6789", "***-**-6789"),
+        ({}, "4111-1111-1111-1881", "****-****-****-1881"),
+        ({}, "4111 1111 1111 1881", "**** **** **** 1881"),
+        ({"keep_last": 0}, "secret", "******"),
+        ({"char": "#"}, "4111111111111881", "############1881"),
+        ({"keep_separators": False}, "123-45-6789", "*****6789"),
+        ({"keep_first": 1, "keep_last": 2}, "ABCDEFGH", "A*****GH"),
+        ({}, 4111111111111881, "************1881"),
+        ({}, "1234", "**34"),  # never reveals more than half
+        ({}, None, None),
+    ],
+)
+async def test_mask(params: dict[str, Any], value: Any, expected: Any, keyring: KeyRing) -> None:
+    t = make("mask", **params)
+    assert t.apply(value, await ctx_for(keyring)) == expected
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, [1], True])
+async def test_mask_wrong_type(value: Any, keyring: KeyRing) -> None:
+    with pytest.raises(TransformTypeError) as info:
+        make("mask").apply(value, await ctx_for(keyring))
+    assert "mask" in str(info.value)
+
+
+async def test_suppress_and_keep(keyring: KeyRing) -> None:
+    ctx = await ctx_for(keyring)
+    assert make("suppress").apply({"x": 1}, ctx) is SUPPRESS
+    assert make("keep").apply({"x": 1}, ctx) == {"x": 1}
+
+
+async def test_hash_is_keyed_deterministic_and_scoped(keyring: KeyRing, provider: Any) -> None:
+    t = make("hash")
+    ctx = await ctx_for(keyring, t)
+    a = t.apply("123-45-6789", ctx)
+    assert a == t.apply("123-45-6789", ctx)
+    assert a.startswith("h1.") and "6789" not in a
+    assert a != t.apply("123-45-6780", ctx)
+    other_tenant = await ctx_for(keyring, t, tenant="globex")
+    assert a != t.apply("123-45-6789", other_tenant)
+    other_class = make("hash", TransformSpec("ssn", "ssn", "restricted"))
+    assert a != other_class.apply("123-45-6789", await ctx_for(keyring, other_class))
+    # A second key ring on the same keys (another worker) gets the same hash.
+    ring2 = KeyRing(provider, ("restricted",))
+    assert t.apply("123-45-6789", await ctx_for(ring2, t)) == a
+    # A number and its string are the same value.
+    assert t.apply(123456789, ctx) == t.apply("123456789", ctx)
+
+
+async def test_tokenize_opaque(keyring: KeyRing) -> None:
+    t = make("tokenize", TransformSpec("customer.email", "email", "restricted"))
+    ctx = await ctx_for(keyring, t)
+    token = t.apply("jane@example.com", ctx)
+    assert token.startswith("tok_") and len(token) == 36
+    assert t.apply("jane@example.com", ctx) == token
+    assert t.apply("john@example.com", ctx) != token
+    assert len(ctx.vault_entries) == 3
+    entry = ctx.vault_entries[0]
+    assert entry.token == token and entry.tenant == "acme" and entry.field_class == "email"
+    assert "jane" not in repr(entry) and "jane" not in entry.ciphertext
+    plain = await keyring.decrypt(entry.ciphertext, vault_aad("acme", "email", token))
+    assert plain == b"jane@example.com"
+
+
+async def test_tokenize_skips_vault_entry_for_known_tokens(keyring: KeyRing) -> None:
+    t = make("tokenize", TransformSpec("email", "email", "restricted"))
+    ctx = await ctx_for(keyring, t)
+    token = t.apply("a@b.example", ctx)
+    ctx2 = RecordContext(
+        keyring=keyring, zone="restricted", topic="t", tenant="acme", stored_tokens={token}
+    )
+    assert t.apply("a@b.example", ctx2) == token
+    assert ctx2.vault_entries == []
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "5555-5555-5555-4444",
+        "378282246310005",
+        "6011000990139424",
+    ],
+)
+async def test_tokenize_card_format_preserving_and_never_luhn(card: str, keyring: KeyRing) -> None:
+    t = make("tokenize", format="card")
+    ctx = await ctx_for(keyring, t)
+    token = t.apply(card, ctx)
+    assert len(token) == len(card)
+    assert token[-4:] == card[-4:]
+    assert [c.isdigit() for c in token] == [c.isdigit() for c in card]
+    digits = "".join(c for c in token if c.isdigit())
+    assert not luhn_valid(digits)
+    assert token != card
+
+
+async def test_card_tokens_never_pass_luhn_over_many_values(keyring: KeyRing) -> None:
+    t = make("tokenize", format="card")
+    ctx = await ctx_for(keyring, t)
+    for n in range(2000):
+        body = f"4{n:011d}"
+        digits = "".join(c for c in t.apply(body + "1111", ctx) if c.isdigit())
+        assert not luhn_valid(digits)
+
+
+async def test_tokenize_card_rejects_non_card(keyring: KeyRing) -> None:
+    t = make("tokenize", format="card")
+    with pytest.raises(ValueError):
+        t.apply("N/A", await ctx_for(keyring, t))
+
+
+async def test_encrypt_binds_topic_and_path(keyring: KeyRing) -> None:
+    t = make("encrypt", TransformSpec("billing.iban", "iban", "restricted"))
+    ctx = await ctx_for(keyring, t)
+    out = t.apply("DE89370400440532013000", ctx)
+    assert out.startswith("zenc1.") and "DE89" not in out
+    assert (
+        await keyring.decrypt(out, b"confidential.payments|billing.iban")
+        == b'"DE89370400440532013000"'
+    )
+    with pytest.raises(DecryptionError):
+        await keyring.decrypt(out, b"confidential.payments|customer.phone")
+    assert t.apply({"nested": [1, 2]}, ctx).startswith("zenc1.")
+
+
+@pytest.mark.parametrize(
+    ("params", "value", "expected"),
+    [
+        ({"to": "year"}, "1987-03-14", 1987),
+        ({"to": "year"}, "2024-02-29T10:00:00Z", 2024),
+        ({"to": "month"}, "2024-02-29", "2024-02"),
+        ({"to": "prefix"}, "94107", "941"),
+        ({"to": "prefix", "length": 2, "pad": "*"}, "94107", "94***"),
+        ({"to": "prefix"}, 94107, "941"),
+        ({"to": "bucket", "width": 100}, 1234.5, "1200-1300"),
+        ({"to": "bucket", "width": 10}, 37, "30-40"),
+        ({"to": "bucket", "width": 10}, -3, "-10-0"),
+    ],
+)
+async def test_generalize(
+    params: dict[str, Any], value: Any, expected: Any, keyring: KeyRing
+) -> None:
+    assert make("generalize", **params).apply(value, await ctx_for(keyring)) == expected
+
+
+async def test_generalize_age_range(keyring: KeyRing) -> None:
+    ctx = await ctx_for(keyring)
+    today = dt.datetime.now(dt.UTC).date()
+    t = make("generalize", to="age_range")
+    assert t.apply(f"{today.year - 35}-01-01", ctx) in ("30-39",)
+    assert t.apply(f"{today.year - 95}-01-01", ctx) == "90+"
+    with pytest.raises(ValueError):
+        t.apply("not a date", ctx)
+    with pytest.raises(TransformTypeError):
+        t.apply({"y": 1}, ctx)
+
+
+def test_unknown_transform_and_param() -> None:
+    with pytest.raises(ParamError, match="unknown transform 'scramble'"):
+        make("scramble")
+    with pytest.raises(ParamError, match="unknown parameter"):
+        make("hash", salt="x")

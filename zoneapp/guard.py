@@ -1,0 +1,220 @@
+"""A boundary's batch loop: prepare keys, sanitize, store tokens, then produce.
+
+Fail closed: if the HSM or the vault is unavailable, the batch waits and
+retries with backoff; nothing from it is produced until every dependency has
+answered, and the caller only acknowledges the batch once ``handle`` returns.
+Every consumed record ends as exactly one forward or one quarantine plus one
+violation event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
+import orjson
+
+from zoneapp.keys.base import KeyProviderError
+from zoneapp.keys.envelope import KeyRing
+from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
+from zoneapp.sanitizer import BoundarySanitizer, Forward, Outcome, Problem, Quarantine, RawRecord
+from zoneapp.stats import BoundaryStats
+from zoneapp.vault import TokenVault, VaultUnavailableError
+from zoneapp.violations import encode_violation, quarantine_headers, violation_event
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT = (KeyProviderError, VaultUnavailableError, ConnectionError, TimeoutError, OSError)
+
+
+class Sink(Protocol):
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        timestamp_ms: int | None,
+    ) -> None: ...
+
+
+def trace_id_of(headers: Sequence[tuple[str, bytes]]) -> str:
+    """The W3C trace id the producer sent in ``traceparent``, or a new one."""
+    for name, value in headers:
+        if name.lower() == "traceparent" and value:
+            parts = bytes(value).split(b"-")
+            if len(parts) >= 4 and len(parts[1]) == 32:
+                try:
+                    text = parts[1].decode("ascii")
+                    int(text, 16)
+                except (UnicodeDecodeError, ValueError):
+                    break
+                if text != "0" * 32:
+                    return text
+            break
+    return secrets.token_hex(16)
+
+
+class BoundaryGuard:
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        boundary: CompiledBoundary,
+        keyring: KeyRing,
+        vault: TokenVault,
+        sink: Sink,
+        stats: BoundaryStats | None = None,
+        *,
+        max_backoff: float = 10.0,
+        open_keys: Callable[[], Awaitable[None]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.policy = policy
+        self.boundary = boundary
+        self.keyring = keyring
+        self.vault = vault
+        self.sink = sink
+        self.sanitizer = BoundarySanitizer(policy, boundary)
+        self.stats = stats or BoundaryStats(
+            boundary.name, boundary.source_zone.name, boundary.destination_zone.name
+        )
+        self.max_backoff = max_backoff
+        self._open_keys = open_keys
+        self._sleep = sleep
+        for zone, purpose in sorted(self.sanitizer.hmac_purposes()):
+            keyring.require_hmac(zone, purpose)
+
+    async def _until_ok(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry a dependency call with exponential backoff until it answers."""
+        delay = 0.1
+        attempt = 0
+        while True:
+            try:
+                result = await call()
+            except TRANSIENT as exc:
+                attempt += 1
+                self.stats.dependency_retries += 1
+                self.stats.waiting_on = what
+                log.warning(
+                    "boundary %s: %s unavailable (%s); holding the batch, nothing is forwarded; "
+                    "retry %d in %.1fs",
+                    self.boundary.name,
+                    what,
+                    _describe(exc),
+                    attempt,
+                    delay,
+                )
+                await self._sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            if attempt:
+                log.warning(
+                    "boundary %s: %s is back after %d retries", self.boundary.name, what, attempt
+                )
+            self.stats.waiting_on = None
+            return result
+
+    async def _prepare_keys(self) -> None:
+        if self._open_keys is not None:
+            await self._open_keys()
+        await self.keyring.prepare()
+
+    async def handle(self, records: Sequence[RawRecord]) -> list[Outcome]:
+        started = time.perf_counter()
+        stats = self.stats
+        stats.consumed += len(records)
+        await self._until_ok("HSM", self._prepare_keys)
+        outcomes: list[Outcome] = []
+        for record in records:
+            try:
+                outcomes.append(self.sanitizer.sanitize(record, self.keyring, self.vault.cache))
+            except Exception as exc:  # a bug must quarantine, never forward or crash
+                stats.internal_errors += 1
+                log.error(
+                    "boundary %s: internal error on %s: %s",
+                    self.boundary.name,
+                    record.record_id,
+                    type(exc).__name__,
+                )
+                outcomes.append(Quarantine([Problem("internal_error", detail=type(exc).__name__)]))
+        entries = [e for o in outcomes if isinstance(o, Forward) for e in o.vault_entries]
+        if entries:
+            collisions = await self._until_ok("token vault", lambda: self.vault.store(entries))
+            if collisions:
+                clashing = {(c.tenant, c.token) for c in collisions}
+                for i, o in enumerate(outcomes):
+                    if isinstance(o, Forward) and any(
+                        (e.tenant, e.token) in clashing for e in o.vault_entries
+                    ):
+                        outcomes[i] = Quarantine(
+                            [
+                                Problem(
+                                    "token_collision", detail="token already maps to another value"
+                                )
+                            ],
+                            o.applied,
+                        )
+        await self._emit(records, outcomes)
+        elapsed = (time.perf_counter() - started) / max(1, len(records))
+        for o in outcomes:
+            stats.on_latency(elapsed)
+            stats.transforms.update(o.applied)
+        return outcomes
+
+    async def _emit(self, records: Sequence[RawRecord], outcomes: Sequence[Outcome]) -> None:
+        boundary = self.boundary
+        stats = self.stats
+        send = self.sink.send
+        for record, outcome in zip(records, outcomes, strict=True):
+            if isinstance(outcome, Forward):
+                await send(
+                    boundary.destination,
+                    outcome.key,
+                    outcome.value,
+                    outcome.headers,
+                    record.timestamp_ms,
+                )
+                stats.forwarded += 1
+                stats.suppressed_fields += outcome.suppressed
+                continue
+            event = violation_event(
+                self.policy, boundary, record, outcome.problems, trace_id_of(record.headers)
+            )
+            await send(
+                boundary.source_zone.quarantine_topic,
+                record.key,
+                record.value,
+                quarantine_headers(record, boundary, event),
+                record.timestamp_ms,
+            )
+            await send(
+                self.policy.security_topic,
+                orjson.dumps(event["id"]),
+                encode_violation(event),
+                [("content-type", b"application/json")],
+                None,
+            )
+            stats.quarantined += 1
+            stats.reasons[outcome.reason] += 1
+            for p in outcome.problems:
+                if p.detector:
+                    stats.detectors[p.detector] += 1
+            log.info(
+                "boundary %s: quarantined %s (%s at %s)",
+                boundary.name,
+                record.record_id,
+                outcome.reason,
+                outcome.problems[0].path,
+            )
+
+
+def _describe(exc: BaseException) -> str:
+    """Exception type and our own message; our key/vault errors never carry secrets."""
+    if isinstance(exc, KeyProviderError | VaultUnavailableError):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__

@@ -1,0 +1,108 @@
+"""Key management for zoneapp: provider API, providers, envelope encryption.
+
+``base`` is the dependency-free API; ``memory`` and ``pkcs11`` implement it;
+``envelope.KeyRing`` is what the pipeline uses on the hot path.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import parse_qs, urlsplit
+
+from zoneapp.keys.base import (
+    DecryptionError,
+    KeyProvider,
+    KeyProviderError,
+    KeyUnavailableError,
+    UnknownKeyVersionError,
+    ZoneNotPermittedError,
+    validate_zone,
+)
+from zoneapp.keys.envelope import (
+    CIPHERTEXT_PREFIX,
+    CiphertextHeader,
+    KeyRing,
+    KeyRingNotPreparedError,
+    is_ciphertext,
+    parse_ciphertext_header,
+)
+from zoneapp.keys.memory import MemoryKeyProvider, MemoryKeyStore
+from zoneapp.keys.pkcs11 import Pkcs11KeyProvider
+from zoneapp.keys.secret import Secret
+
+__all__ = [
+    "CIPHERTEXT_PREFIX",
+    "CiphertextHeader",
+    "DecryptionError",
+    "KeyProvider",
+    "KeyProviderError",
+    "KeyRing",
+    "KeyRingNotPreparedError",
+    "KeyUnavailableError",
+    "MemoryKeyProvider",
+    "MemoryKeyStore",
+    "Pkcs11KeyProvider",
+    "Secret",
+    "UnknownKeyVersionError",
+    "ZoneNotPermittedError",
+    "build_key_provider",
+    "is_ciphertext",
+    "parse_ciphertext_header",
+    "validate_zone",
+]
+
+_NAMED_STORES: dict[str, MemoryKeyStore] = {}
+_NAMED_STORES_LOCK = threading.Lock()
+
+
+def build_key_provider(url: str, pin: Secret | None) -> KeyProvider:
+    """Build a provider from configuration.
+
+    * ``memory://`` - MemoryKeyProvider on a fresh process-local store;
+      ``memory://<name>`` shares one named store per process (several in-process workers).
+    * ``pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp`` - Pkcs11KeyProvider;
+      the PIN comes from ``pin`` (e.g. ``Secret.from_env_or_file(...)``), never the URL.
+
+    Unknown scheme / missing token / missing PIN for pkcs11 → ValueError with a clear message.
+    Messages never quote the URL's query, in case someone put a secret there.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "memory":
+        if parts.path not in ("", "/") or parts.query:
+            raise ValueError("memory key provider URL takes no path or query: use memory://[name]")
+        name = parts.netloc
+        if not name:
+            return MemoryKeyProvider(pin=pin)
+        with _NAMED_STORES_LOCK:
+            store = _NAMED_STORES.setdefault(name, MemoryKeyStore())
+        return MemoryKeyProvider(store)
+    if scheme == "pkcs11":
+        params = parse_qs(parts.query, keep_blank_values=True)
+        if any(k.lower().startswith("pin") for k in params):
+            raise ValueError(
+                "pkcs11 key provider URL must not carry a PIN; "
+                "use ZONEAPP_PKCS11_PIN or ZONEAPP_PKCS11_PIN_FILE"
+            )
+        if parts.netloc:
+            raise ValueError(
+                "pkcs11 key provider URL needs an absolute module path: "
+                "pkcs11:///path/to/module.so?token=LABEL"
+            )
+        if not parts.path.startswith("/") or parts.path == "/":
+            raise ValueError("pkcs11 key provider URL is missing the module path")
+        tokens = [t for t in params.get("token", []) if t]
+        if len(tokens) != 1:
+            raise ValueError("pkcs11 key provider URL needs exactly one token=LABEL parameter")
+        unknown = sorted(set(params) - {"token"})
+        if unknown:
+            raise ValueError(f"pkcs11 key provider URL has unknown parameters: {unknown}")
+        if pin is None:
+            raise ValueError(
+                f"pkcs11 token {tokens[0]!r} needs a PIN "
+                "(set ZONEAPP_PKCS11_PIN or ZONEAPP_PKCS11_PIN_FILE)"
+            )
+        return Pkcs11KeyProvider(parts.path, tokens[0], pin)
+    raise ValueError(
+        f"unknown key provider URL scheme {parts.scheme!r}: use memory:// or pkcs11:///path?token="
+    )

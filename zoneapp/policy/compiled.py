@@ -1,0 +1,128 @@
+"""The policy after validation: zones, boundaries and a rule tree per boundary.
+
+Built once at start-up; the sanitizer only reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from zoneapp.dlp import Scanner
+from zoneapp.policy.levels import Level
+from zoneapp.policy.spec import PolicySpec
+from zoneapp.transforms import Transform
+
+ITEMS = "[]"
+WILDCARD = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    name: str
+    level: Level
+    topic_prefix: str
+    quarantine_topic: str
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    path: str
+    transform: Transform
+    level: Level
+
+    @property
+    def name(self) -> str:
+        return self.transform.name
+
+
+@dataclass(slots=True)
+class RuleNode:
+    """One step of a field path. A node has either a rule or children, never both."""
+
+    rule: CompiledRule | None = None
+    children: dict[str, RuleNode] = field(default_factory=dict)
+    wildcard: RuleNode | None = None
+    items: RuleNode | None = None
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.rule is not None
+
+    def rules(self) -> Iterator[CompiledRule]:
+        if self.rule is not None:
+            yield self.rule
+        for child in (*self.children.values(), self.wildcard, self.items):
+            if child is not None:
+                yield from child.rules()
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedField:
+    output: tuple[str, ...]
+    source: tuple[str, ...]
+    rule: CompiledRule
+
+
+@dataclass(slots=True)
+class CompiledBoundary:
+    name: str
+    sources: tuple[str, ...]
+    source_zone: Zone
+    destination: str
+    destination_zone: Zone
+    unclassified_blocks: bool
+    key_rule: CompiledRule
+    header_rules: dict[str, CompiledRule]
+    unlisted_headers_block: bool
+    fields: RuleNode
+    #: Output fields computed from source fields: (output path, source path, rule).
+    derived: list[DerivedField]
+    #: (path pattern with indices removed, detector) pairs the DLP scan lets through.
+    allowed: frozenset[tuple[str, str]]
+
+    def all_rules(self) -> Iterator[CompiledRule]:
+        yield self.key_rule
+        yield from self.header_rules.values()
+        yield from self.fields.rules()
+        for d in self.derived:
+            yield d.rule
+
+
+@dataclass(slots=True)
+class CompiledPolicy:
+    spec: PolicySpec
+    source: str
+    version: str
+    digest: str
+    zones: dict[str, Zone]
+    boundaries: list[CompiledBoundary]
+    scanner: Scanner
+    tenant_path: tuple[str, ...] | None
+    max_record_bytes: int
+    max_depth: int
+    security_topic: str
+
+    def zone_of_topic(self, topic: str) -> Zone | None:
+        best: Zone | None = None
+        for zone in self.zones.values():
+            if topic.startswith(zone.topic_prefix) and (
+                best is None or len(zone.topic_prefix) > len(best.topic_prefix)
+            ):
+                best = zone
+        return best
+
+    def boundary(self, name: str) -> CompiledBoundary:
+        for b in self.boundaries:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def topics(self) -> list[str]:
+        """Every topic the boundaries read or write, quarantines and the security topic."""
+        names: set[str] = {self.security_topic}
+        for b in self.boundaries:
+            names.update(b.sources)
+            names.add(b.destination)
+            names.add(b.source_zone.quarantine_topic)
+        return sorted(names)

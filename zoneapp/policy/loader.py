@@ -1,0 +1,366 @@
+"""Load, validate and compile a zone policy file.
+
+Every problem is reported with the file, the place (YAML line and path, such as
+``boundaries[0].fields.card_number``) and what is wrong; all problems are
+collected, not just the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from zoneapp.dlp import build_scanner
+from zoneapp.policy.compiled import (
+    ITEMS,
+    WILDCARD,
+    CompiledBoundary,
+    CompiledPolicy,
+    CompiledRule,
+    DerivedField,
+    RuleNode,
+    Zone,
+)
+from zoneapp.policy.errors import ParamError, PolicyError
+from zoneapp.policy.levels import Level
+from zoneapp.policy.spec import BoundarySpec, PolicySpec, RuleSpec
+from zoneapp.transforms import TransformSpec, build_transform
+
+Loc = tuple[str | int, ...]
+
+
+def load_policy(path: str | Path) -> CompiledPolicy:
+    """Read, validate and compile ``path``; raise PolicyError naming every problem."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise PolicyError([f"cannot read the file: {exc.strerror or exc}"], str(p)) from None
+    return compile_policy_text(raw, str(p))
+
+
+def compile_policy_text(raw: bytes, source: str = "<policy>") -> CompiledPolicy:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(["the file is not UTF-8"], source) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise PolicyError([f"{where}{problem}"], source) from None
+    lines = _line_index(node)
+    if not isinstance(data, dict):
+        raise PolicyError(["the policy must be a YAML mapping"], source)
+    try:
+        spec = PolicySpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            _place(tuple(err["loc"]), lines) + _pydantic_message(err)
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        raise PolicyError(problems, source) from None
+    return _Compiler(spec, source, lines, hashlib.sha256(raw).hexdigest()).compile()
+
+
+def _pydantic_message(err: Mapping[str, Any]) -> str:
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _line_index(node: yaml.Node | None) -> dict[Loc, int]:
+    """Map each YAML path to its 1-based line, for error messages."""
+    index: dict[Loc, int] = {}
+
+    def walk(n: yaml.Node, loc: Loc) -> None:
+        index[loc] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
+                index[(*loc, key)] = k.start_mark.line + 1
+                walk(v, (*loc, key))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, (*loc, i))
+
+    if node is not None:
+        walk(node, ())
+    return index
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<top>"
+
+
+def _place(loc: Loc, lines: Mapping[Loc, int]) -> str:
+    # pydantic adds model names for unions/tagged values; keep the parts that exist in YAML.
+    probe = loc
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    line = lines.get(probe)
+    where = f"line {line}, " if line is not None else ""
+    return f"{where}{_dotted(loc)}: "
+
+
+def parse_path(path: str) -> list[str]:
+    """``items[].card`` → ``["items", "[]", "card"]``; ``attrs.*`` → ``["attrs", "*"]``."""
+    if not path or path.strip() != path:
+        raise ParamError("a field path must be non-empty with no surrounding spaces")
+    parts: list[str] = []
+    for segment in path.split("."):
+        name = segment
+        depth = 0
+        while name.endswith(ITEMS):
+            name = name[: -len(ITEMS)]
+            depth += 1
+        if not name or "[" in name or "]" in name:
+            raise ParamError(
+                f"bad field path {path!r}: write nested fields as a.b and arrays as a[]"
+            )
+        parts.append(name)
+        parts.extend([ITEMS] * depth)
+    return parts
+
+
+def _covers(root: RuleNode, parts: list[str]) -> bool:
+    node: RuleNode | None = root
+    for part in parts:
+        if node is None or node.rule is not None:
+            return node is not None
+        node = node.children.get(part) or node.wildcard
+    return node is not None
+
+
+class _Compiler:
+    def __init__(self, spec: PolicySpec, source: str, lines: Mapping[Loc, int], digest: str):
+        self.spec = spec
+        self.source = source
+        self.lines = lines
+        self.digest = digest
+        self.problems: list[str] = []
+
+    def fail(self, loc: Loc, message: str) -> None:
+        self.problems.append(_place(loc, self.lines) + message)
+
+    def compile(self) -> CompiledPolicy:
+        spec = self.spec
+        zones = self._zones()
+        try:
+            scanner = build_scanner(
+                spec.dlp.detectors, [(c.name, c.pattern) for c in spec.dlp.custom]
+            )
+        except ValueError as exc:
+            self.fail(("dlp",), str(exc))
+            scanner = build_scanner([], [])
+        known_detectors = set(spec.dlp.detectors) | {c.name for c in spec.dlp.custom}
+        policy = CompiledPolicy(
+            spec=spec,
+            source=self.source,
+            version=spec.version,
+            digest=self.digest,
+            zones=zones,
+            boundaries=[],
+            scanner=scanner,
+            tenant_path=None,
+            max_record_bytes=spec.limits.max_record_bytes,
+            max_depth=spec.limits.max_depth,
+            security_topic=spec.security_topic,
+        )
+        if spec.tenant_id is not None:
+            try:
+                tenant = parse_path(spec.tenant_id)
+                if ITEMS in tenant or WILDCARD in tenant:
+                    raise ParamError("the tenant id path cannot go through arrays or wildcards")
+                policy.tenant_path = tuple(tenant)
+            except ParamError as exc:
+                self.fail(("tenant_id",), str(exc))
+        names: set[str] = set()
+        for i, b in enumerate(spec.boundaries):
+            if b.name in names:
+                self.fail(("boundaries", i, "name"), f"boundary name {b.name!r} is used twice")
+            names.add(b.name)
+            compiled = self._boundary(i, b, policy, known_detectors)
+            if compiled is not None:
+                policy.boundaries.append(compiled)
+        if self.problems:
+            raise PolicyError(self.problems, self.source)
+        return policy
+
+    def _zones(self) -> dict[str, Zone]:
+        zones: dict[str, Zone] = {}
+        prefixes: dict[str, str] = {}
+        for i, z in enumerate(self.spec.zones):
+            if z.name in zones:
+                self.fail(("zones", i, "name"), f"zone {z.name!r} is declared twice")
+                continue
+            prefix = z.topic_prefix if z.topic_prefix is not None else f"{z.name}."
+            if prefix in prefixes:
+                self.fail(
+                    ("zones", i, "topic_prefix"),
+                    f"topic prefix {prefix!r} is already zone {prefixes[prefix]!r}'s",
+                )
+            prefixes[prefix] = z.name
+            zones[z.name] = Zone(
+                name=z.name,
+                level=Level.parse(z.level),
+                topic_prefix=prefix,
+                quarantine_topic=prefix + self.spec.quarantine_suffix,
+            )
+        return zones
+
+    def _topic_zone(self, policy: CompiledPolicy, loc: Loc, topic: str) -> Zone | None:
+        zone = policy.zone_of_topic(topic)
+        if zone is None:
+            prefixes = ", ".join(repr(z.topic_prefix) for z in policy.zones.values())
+            self.fail(loc, f"topic {topic!r} belongs to no zone (zone prefixes: {prefixes})")
+        return zone
+
+    def _boundary(
+        self, i: int, b: BoundarySpec, policy: CompiledPolicy, known_detectors: set[str]
+    ) -> CompiledBoundary | None:
+        loc: Loc = ("boundaries", i)
+        source_zones = [
+            self._topic_zone(policy, (*loc, "source", j), t) for j, t in enumerate(b.source)
+        ]
+        dest_zone = self._topic_zone(policy, (*loc, "destination"), b.destination)
+        if dest_zone is None or any(z is None for z in source_zones):
+            return None
+        zones = {z.name: z for z in source_zones if z is not None}
+        if len(zones) > 1:
+            self.fail(
+                (*loc, "source"), f"all sources must be in one zone, got {', '.join(sorted(zones))}"
+            )
+            return None
+        src = next(iter(zones.values()))
+        if dest_zone.level > src.level:
+            self.fail(
+                (*loc, "destination"),
+                f"boundary goes up, from {src.name!r} ({src.level}) to {dest_zone.name!r} "
+                f"({dest_zone.level}); data may only move up after checks, not through a sanitizer",
+            )
+        if b.destination in b.source:
+            self.fail((*loc, "destination"), "the destination is also a source")
+        if b.destination == src.quarantine_topic:
+            self.fail(
+                (*loc, "destination"), "the destination is the source zone's quarantine topic"
+            )
+
+        key_rule = self._rule((*loc, "key"), "$key", b.key, src, dest_zone)
+        header_rules: dict[str, CompiledRule] = {}
+        for name, rule in b.headers.rules.items():
+            compiled = self._rule(
+                (*loc, "headers", "rules", name), f"$headers.{name}", rule, src, dest_zone
+            )
+            if compiled is not None:
+                header_rules[name.lower()] = compiled
+        root = RuleNode()
+        for path, rule in b.fields.items():
+            compiled = self._rule((*loc, "fields", path), path, rule, src, dest_zone)
+            if compiled is not None:
+                self._insert(root, (*loc, "fields", path), path, compiled)
+        derived: list[DerivedField] = []
+        for out_path, d in b.derive.items():
+            dloc: Loc = (*loc, "derive", out_path)
+            params = {k: v for k, v in d.params.items() if k != "from"}
+            rule = RuleSpec.model_validate(
+                {"transform": d.transform, "class": d.classification, **params}
+            )
+            compiled = self._rule(dloc, out_path, rule, src, dest_zone)
+            try:
+                out_parts, src_parts = parse_path(out_path), parse_path(d.source)
+            except ParamError as exc:
+                self.fail(dloc, str(exc))
+                continue
+            if any(p in (ITEMS, WILDCARD) for p in (*out_parts, *src_parts)):
+                self.fail(dloc, "derived fields cannot go through arrays or wildcards")
+            elif _covers(root, out_parts):
+                self.fail(dloc, f"derived field {out_path!r} is also a field rule")
+            elif compiled is not None:
+                derived.append(DerivedField(tuple(out_parts), tuple(src_parts), compiled))
+        allowed: set[tuple[str, str]] = set()
+        for j, a in enumerate(b.allow):
+            for d in a.detectors:
+                if d not in known_detectors:
+                    self.fail(
+                        (*loc, "allow", j, "detectors"), f"detector {d!r} is not enabled in dlp"
+                    )
+                allowed.add((a.path, d))
+        if key_rule is None:
+            return None
+        return CompiledBoundary(
+            name=b.name,
+            sources=tuple(b.source),
+            source_zone=src,
+            destination=b.destination,
+            destination_zone=dest_zone,
+            unclassified_blocks=b.unclassified == "block",
+            key_rule=key_rule,
+            header_rules=header_rules,
+            unlisted_headers_block=b.headers.unlisted == "block",
+            fields=root,
+            derived=derived,
+            allowed=frozenset(allowed),
+        )
+
+    def _rule(
+        self, loc: Loc, path: str, rule: RuleSpec, src: Zone, dest: Zone
+    ) -> CompiledRule | None:
+        level = Level.parse(rule.classification) if rule.classification else src.level
+        if rule.transform == "keep" and level > dest.level:
+            how = "classified" if rule.classification else "unclassified, so taken as"
+            self.fail(
+                loc,
+                f"'keep' would move a field {how} {level} into {dest.name!r} ({dest.level}); "
+                "choose a transform that sanitizes it, or classify it at or below the destination",
+            )
+            return None
+        field_class = path.rsplit(".", 1)[-1].replace(ITEMS, "").lstrip("$") or "value"
+        field_class = "".join(c if c.isalnum() else "_" for c in field_class)
+        try:
+            transform = build_transform(
+                rule.transform,
+                rule.params,
+                TransformSpec(rule_path=path, field_class=field_class, zone=src.name),
+            )
+        except ParamError as exc:
+            self.fail(loc, str(exc))
+            return None
+        return CompiledRule(path=path, transform=transform, level=level)
+
+    def _insert(self, root: RuleNode, loc: Loc, path: str, rule: CompiledRule) -> None:
+        try:
+            parts = parse_path(path)
+        except ParamError as exc:
+            self.fail(loc, str(exc))
+            return
+        node = root
+        for part in parts:
+            if node.rule is not None:
+                self.fail(loc, f"{path!r} is inside {node.rule.path!r}, which already has a rule")
+                return
+            if part == ITEMS:
+                node.items = node.items or RuleNode()
+                node = node.items
+            elif part == WILDCARD:
+                node.wildcard = node.wildcard or RuleNode()
+                node = node.wildcard
+            else:
+                node = node.children.setdefault(part, RuleNode())
+        if node.rule is not None or node.children or node.items or node.wildcard:
+            self.fail(loc, f"{path!r} overlaps another rule")
+            return
+        node.rule = rule

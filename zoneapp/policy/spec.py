@@ -1,0 +1,134 @@
+"""The zone policy file, as data: the shape the YAML must have.
+
+Rules are written compactly: every key of a rule other than ``transform`` and
+``class`` is a parameter of the transform::
+
+    card_number: {transform: tokenize, class: restricted, format: card}
+    merchant: keep            # shorthand for {transform: keep}
+
+A rule without ``class`` is taken to be as sensitive as its source zone, so a
+bare ``keep`` can never move data down a level by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from zoneapp.policy.levels import Level
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleSpec(_Strict):
+    """One transform applied to one field, the key, or a header."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    transform: str
+    classification: str | None = Field(default=None, alias="class")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"transform": data}
+        return data
+
+    @field_validator("classification")
+    @classmethod
+    def _level(cls, value: str | None) -> str | None:
+        if value is not None:
+            Level.parse(value)
+        return value
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DeriveSpec(RuleSpec):
+    """A new output field computed from a source field, e.g. a birth year from a date of birth."""
+
+    source: str = Field(alias="from")
+
+
+class ZoneSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    level: str
+    topic_prefix: str | None = None
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        Level.parse(value)
+        return value
+
+
+class LimitsSpec(_Strict):
+    max_record_bytes: int = Field(default=1_048_576, ge=64, le=64 * 1_048_576)
+    max_depth: int = Field(default=32, ge=2, le=512)
+
+
+class CustomDetectorSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    pattern: str
+
+
+class DlpSpec(_Strict):
+    detectors: list[str] = Field(
+        default_factory=lambda: ["CREDIT_CARD", "US_SSN", "IBAN", "EMAIL", "PHONE"]
+    )
+    custom: list[CustomDetectorSpec] = Field(default_factory=list)
+
+
+class AllowSpec(_Strict):
+    """A detector hit that is expected at one output path (e.g. a merchant's public phone)."""
+
+    path: str
+    detectors: list[str]
+
+
+class HeadersSpec(_Strict):
+    """What happens to Kafka headers. Headers nobody named are dropped (or block the record)."""
+
+    unlisted: Literal["drop", "block"] = "drop"
+    rules: dict[str, RuleSpec] = Field(default_factory=dict)
+
+
+class BoundarySpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    source: list[str] = Field(min_length=1)
+    destination: str
+    #: What to do with a field no rule names: drop it (and count it), or block the record.
+    unclassified: Literal["suppress", "block"] = "suppress"
+    #: The Kafka message key. Default: keyed hash, so partitioning stays deterministic.
+    key: RuleSpec = Field(default_factory=lambda: RuleSpec(transform="hash"))
+    headers: HeadersSpec = Field(default_factory=HeadersSpec)
+    fields: dict[str, RuleSpec] = Field(default_factory=dict)
+    #: Output fields computed from source fields: ``{birth_year: {from: date_of_birth, ...}}``.
+    derive: dict[str, DeriveSpec] = Field(default_factory=dict)
+    allow: list[AllowSpec] = Field(default_factory=list)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class PolicySpec(_Strict):
+    version: str = Field(min_length=1)
+    zones: list[ZoneSpec] = Field(min_length=2)
+    boundaries: list[BoundarySpec] = Field(min_length=1)
+    #: Dotted path of the tenant id in every record, when records are multi-tenant.
+    tenant_id: str | None = None
+    security_topic: str = "security.violations"
+    #: Quarantine topic of a zone is ``<zone prefix><quarantine_suffix>``.
+    quarantine_suffix: str = "quarantine"
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    dlp: DlpSpec = Field(default_factory=DlpSpec)

@@ -1,0 +1,120 @@
+"""What a worker opens at start-up: the policy, the key ring and the token vault.
+
+Created when the app module is imported (no I/O), opened when the worker starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from zoneapp.keys import KeyProvider, build_key_provider
+from zoneapp.keys.envelope import KeyRing
+from zoneapp.policy import CompiledBoundary, CompiledPolicy, PolicyError, load_policy
+from zoneapp.settings import Settings
+from zoneapp.stats import BoundaryStats
+from zoneapp.vault import TokenVault, build_vault
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    policy: CompiledPolicy | None
+    policy_error: str | None = None
+    stats: dict[str, BoundaryStats] = field(default_factory=dict)
+    _provider: KeyProvider | None = None
+    _keyring: KeyRing | None = None
+    _vault: TokenVault | None = None
+    _keys_open: bool = False
+    #: HSM calls made by the end of the first batch: the start-up cost, for the benchmark.
+    hsm_calls_at_first_batch: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        try:
+            policy = load_policy(settings.policy_path)
+        except PolicyError as exc:
+            return cls(settings, None, str(exc))
+        runtime = cls(settings, policy)
+        unknown = set(settings.boundaries) - {b.name for b in policy.boundaries}
+        if unknown:
+            runtime.policy = None
+            runtime.policy_error = (
+                f"ZONEAPP_BOUNDARIES names boundaries not in {settings.policy_path}: "
+                + ", ".join(sorted(unknown))
+            )
+            return runtime
+        for b in runtime.boundaries:
+            runtime.stats[b.name] = BoundaryStats(
+                b.name, b.source_zone.name, b.destination_zone.name
+            )
+        return runtime
+
+    @property
+    def boundaries(self) -> list[CompiledBoundary]:
+        if self.policy is None:
+            return []
+        wanted = self.settings.boundaries
+        return [b for b in self.policy.boundaries if not wanted or b.name in wanted]
+
+    @property
+    def zones_used(self) -> set[str]:
+        """Only the zones this worker reads from: it never opens a higher zone's keys."""
+        return {b.source_zone.name for b in self.boundaries}
+
+    def require_policy(self) -> CompiledPolicy:
+        if self.policy is None:
+            raise PolicyError([self.policy_error or "no policy loaded"], self.settings.policy_path)
+        return self.policy
+
+    @property
+    def keyring(self) -> KeyRing:
+        if self._keyring is None:
+            provider = build_key_provider(self.settings.keys_url, self.settings.pkcs11_pin)
+            self._provider = provider
+            self._keyring = KeyRing(provider, sorted(self.zones_used))
+        return self._keyring
+
+    @property
+    def provider(self) -> KeyProvider:
+        _ = self.keyring
+        assert self._provider is not None
+        return self._provider
+
+    @property
+    def vault(self) -> TokenVault:
+        if self._vault is None:
+            self._vault = build_vault(self.settings.vault_url)
+        return self._vault
+
+    async def open_keys(self) -> None:
+        """Open the HSM session for this worker's zones; raises KeyProviderError to retry."""
+        if not self._keys_open:
+            await self.provider.open(sorted(self.zones_used))
+            self._keys_open = True
+
+    def on_batch_done(self) -> None:
+        if self.hsm_calls_at_first_batch is None and self._keyring is not None:
+            self.hsm_calls_at_first_batch = self._keyring.stats["hsm_calls"]
+
+    def totals_line(self) -> str:
+        consumed = sum(s.consumed for s in self.stats.values())
+        forwarded = sum(s.forwarded for s in self.stats.values())
+        quarantined = sum(s.quarantined for s in self.stats.values())
+        hsm = self._keyring.stats["hsm_calls"] if self._keyring is not None else 0
+        warm = self.hsm_calls_at_first_batch if self.hsm_calls_at_first_batch is not None else hsm
+        vault = self._vault
+        return (
+            f"zoneapp totals: consumed={consumed} forwarded={forwarded} quarantined={quarantined} "
+            f"hsm_calls={hsm} hsm_calls_after_first_batch={hsm - warm} "
+            f"vault_round_trips={vault.round_trips if vault else 0} "
+            f"vault_writes={vault.writes if vault else 0}"
+        )
+
+    async def close(self) -> None:
+        if self._vault is not None:
+            await self._vault.close()
+        if self._provider is not None:
+            await self._provider.close()

@@ -1,0 +1,420 @@
+"""The boundary's core: one raw Kafka record in, a sanitized record or a quarantine out.
+
+Pure and synchronous: working keys are prepared per batch by the
+:class:`~zoneapp.keys.envelope.KeyRing`, vault writes are collected in the
+outcome and stored by the caller before the record is produced. Nothing here
+raises on bad input: every problem becomes a :class:`Problem` and the record is
+quarantined.
+
+Decisions:
+- The record value must be a JSON object; a tombstone (null value) is forwarded
+  as a tombstone with its key sanitized.
+- Keys are JSON when they parse as JSON, else taken as a UTF-8 string; the
+  sanitized key is always written as JSON so Faust's table routing agrees.
+- Incoming ``zoneapp-*`` headers are replaced by this hop's lineage headers.
+- A ``null`` value passes every rule unchanged (it carries nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy, CompiledRule, RuleNode
+from zoneapp.transforms import SUPPRESS, RecordContext, TransformTypeError, VaultEntry
+
+if TYPE_CHECKING:
+    from zoneapp.keys.envelope import KeyRing
+
+LINEAGE_PREFIX = "zoneapp-"
+_INDEX = re.compile(r"\[\d+\]")
+_SMALL_INT = 10**7
+_MAX_PATH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    timestamp_ms: int | None = None
+
+    def __repr__(self) -> str:  # never show the payload
+        return f"RawRecord({self.topic}/{self.partition}@{self.offset})"
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a record was blocked. Carries a place and a cause, never a value."""
+
+    reason: str
+    path: str = "$value"
+    detector: str | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class Forward:
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    vault_entries: list[VaultEntry]
+    applied: dict[str, int]
+    suppressed: int
+
+
+@dataclass(slots=True)
+class Quarantine:
+    problems: list[Problem]
+    applied: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return self.problems[0].reason
+
+
+Outcome = Forward | Quarantine
+
+
+class _Blocked(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.reason)
+        self.problem = problem
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+    return False
+
+
+def rule_path_of(path: str) -> str:
+    """``items[3].card`` → ``items[].card``, the form used in the policy."""
+    return _INDEX.sub("[]", path)
+
+
+class BoundarySanitizer:
+    """Applies one boundary of a compiled policy to raw records."""
+
+    def __init__(self, policy: CompiledPolicy, boundary: CompiledBoundary) -> None:
+        self.policy = policy
+        self.boundary = boundary
+        self.scanner = policy.scanner
+        self.zone = boundary.source_zone.name
+        self.max_bytes = policy.max_record_bytes
+        self.max_depth = policy.max_depth
+        self.tenant_path = policy.tenant_path
+        self.scan_small_ints = bool(policy.spec.dlp.custom)
+        self.lineage_static = [
+            ("zoneapp-boundary", boundary.name.encode()),
+            ("zoneapp-source-zone", boundary.source_zone.name.encode()),
+            ("zoneapp-policy-version", policy.version.encode()),
+            ("zoneapp-policy-hash", policy.digest.encode()),
+        ]
+
+    def hmac_purposes(self) -> set[tuple[str, str]]:
+        """(zone, purpose) pairs the key ring must derive before the first record."""
+        return {
+            (rule.transform.spec.zone, purpose)
+            for rule in self.boundary.all_rules()
+            for purpose in rule.transform.hmac_purposes
+        }
+
+    # -- entry point -------------------------------------------------------------------
+
+    def sanitize(
+        self, record: RawRecord, keyring: KeyRing, stored_tokens: Container[str] = frozenset()
+    ) -> Outcome:
+        ctx = RecordContext(
+            keyring=keyring,
+            zone=self.zone,
+            topic=self.boundary.destination,
+            tenant="",
+            stored_tokens=stored_tokens,
+        )
+        scan: list[tuple[str, str]] = []
+        self._suppressed = 0
+        try:
+            doc = self._parse(record.value)
+            if doc is not None:
+                ctx.tenant = self._tenant(doc)
+            out_value = (
+                None if doc is None else self._object(doc, self.boundary.fields, "", 1, ctx, scan)
+            )
+            if doc is not None and self.boundary.derived:
+                self._derive(doc, out_value, ctx, scan)
+            out_key = self._key(record.key, ctx, scan)
+            out_headers = self._headers(record.headers, ctx, scan)
+        except _Blocked as blocked:
+            return Quarantine([blocked.problem], ctx.applied)
+        if scan:
+            findings = self.scanner.scan(scan)
+            if findings:
+                problems = [
+                    Problem("dlp", self._safe_path(f.path), f.detector)
+                    for f in findings
+                    if (rule_path_of(f.path), f.detector) not in self.boundary.allowed
+                ]
+                if problems:
+                    return Quarantine(problems, ctx.applied)
+        try:
+            value_bytes = None if out_value is None else orjson.dumps(out_value)
+        except (TypeError, orjson.JSONEncodeError):
+            return Quarantine(
+                [Problem("invalid_value", detail="output is not serializable")], ctx.applied
+            )
+        out_headers.extend(self.lineage_static)
+        out_headers.append(("zoneapp-source-topic", record.topic.encode()))
+        out_headers.append(("zoneapp-source-partition", str(record.partition).encode()))
+        out_headers.append(("zoneapp-source-offset", str(record.offset).encode()))
+        out_headers.append(("zoneapp-record-id", record.record_id.encode()))
+        return Forward(
+            key=out_key,
+            value=value_bytes,
+            headers=out_headers,
+            vault_entries=ctx.vault_entries,
+            applied=ctx.applied,
+            suppressed=self._suppressed,
+        )
+
+    # -- parsing -----------------------------------------------------------------------
+
+    def _parse(self, value: bytes | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if len(value) > self.max_bytes:
+            raise _Blocked(Problem("too_large", detail=f"record exceeds {self.max_bytes} bytes"))
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Blocked(Problem("invalid_utf8", detail="value is not UTF-8")) from None
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            reason = "too_deep" if "depth" in str(exc) else "invalid_json"
+            raise _Blocked(
+                Problem(
+                    reason, detail="value is not valid JSON" if reason == "invalid_json" else None
+                )
+            ) from None
+        if not isinstance(doc, dict):
+            raise _Blocked(Problem("wrong_type", detail="the record value must be a JSON object"))
+        if (text.count("{") + text.count("[")) > self.max_depth and _too_deep(doc, self.max_depth):
+            raise _Blocked(Problem("too_deep", detail=f"nesting deeper than {self.max_depth}"))
+        return doc
+
+    def _tenant(self, doc: dict[str, Any]) -> str:
+        if self.tenant_path is None:
+            return ""
+        node: Any = doc
+        for part in self.tenant_path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, bool) or not isinstance(node, str | int) or node == "":
+            raise _Blocked(Problem("missing_tenant", ".".join(self.tenant_path)))
+        tenant = str(node)
+        if len(tenant) > 128 or not tenant.isprintable():
+            raise _Blocked(
+                Problem("invalid_value", ".".join(self.tenant_path), detail="bad tenant id")
+            )
+        return tenant
+
+    # -- the value ---------------------------------------------------------------------
+
+    def _object(
+        self,
+        obj: dict[str, Any],
+        node: RuleNode,
+        path: str,
+        depth: int,
+        ctx: RecordContext,
+        scan: list[tuple[str, str]],
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        children = node.children
+        wildcard = node.wildcard
+        for key, value in obj.items():
+            child = children.get(key) or wildcard
+            child_path = f"{path}.{key}" if path else key
+            if child is None:
+                if self.boundary.unclassified_blocks:
+                    raise _Blocked(Problem("unclassified_field", self._safe_path(child_path)))
+                self._suppressed += 1
+                continue
+            if child is wildcard:
+                scan.append((child_path, key))
+            result = self._apply(value, child, child_path, depth + 1, ctx, scan)
+            if result is not SUPPRESS:
+                out[key] = result
+        return out
+
+    def _apply(
+        self,
+        value: Any,
+        node: RuleNode,
+        path: str,
+        depth: int,
+        ctx: RecordContext,
+        scan: list[tuple[str, str]],
+    ) -> Any:
+        rule = node.rule
+        if rule is not None:
+            result = self._transform(rule, value, path, ctx)
+            if result is not SUPPRESS:
+                self._collect(result, path, scan)
+            return result
+        if value is None:
+            return None
+        if depth > self.max_depth:
+            raise _Blocked(Problem("too_deep", self._safe_path(path)))
+        if isinstance(value, dict) and (node.children or node.wildcard):
+            return self._object(value, node, path, depth, ctx, scan)
+        if isinstance(value, list) and node.items is not None:
+            items = node.items
+            out = []
+            for i, item in enumerate(value):
+                result = self._apply(item, items, f"{path}[{i}]", depth + 1, ctx, scan)
+                if result is not SUPPRESS:
+                    out.append(result)
+            return out
+        expected = "an array" if node.items is not None else "an object"
+        raise _Blocked(Problem("wrong_type", self._safe_path(path), detail=f"expected {expected}"))
+
+    def _transform(self, rule: CompiledRule, value: Any, path: str, ctx: RecordContext) -> Any:
+        try:
+            result = rule.transform.apply(value, ctx)
+        except TransformTypeError as exc:
+            raise _Blocked(Problem("wrong_type", self._safe_path(path), detail=str(exc))) from None
+        except (ValueError, OverflowError) as exc:
+            raise _Blocked(
+                Problem("invalid_value", self._safe_path(path), detail=str(exc))
+            ) from None
+        applied = ctx.applied
+        applied[rule.name] = applied.get(rule.name, 0) + 1
+        return result
+
+    def _collect(self, value: Any, path: str, scan: list[tuple[str, str]]) -> None:
+        """Queue every string and number of an output value for the DLP scan."""
+        if isinstance(value, str):
+            scan.append((path, value))
+        elif isinstance(value, bool) or value is None:
+            return
+        elif isinstance(value, int):
+            if self.scan_small_ints or not -_SMALL_INT < value < _SMALL_INT:
+                scan.append((path, str(value)))
+        elif isinstance(value, float):
+            scan.append((path, repr(value)))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                child = f"{path}.{k}"
+                scan.append((child, k))
+                self._collect(v, child, scan)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self._collect(v, f"{path}[{i}]", scan)
+
+    def _derive(
+        self,
+        doc: dict[str, Any],
+        out: dict[str, Any] | None,
+        ctx: RecordContext,
+        scan: list[tuple[str, str]],
+    ) -> None:
+        assert out is not None
+        for derived in self.boundary.derived:
+            node: Any = doc
+            for part in derived.source:
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                continue
+            path = ".".join(derived.output)
+            result = self._transform(derived.rule, node, path, ctx)
+            if result is SUPPRESS:
+                continue
+            self._collect(result, path, scan)
+            target = out
+            for part in derived.output[:-1]:
+                nxt = target.get(part)
+                if not isinstance(nxt, dict):
+                    nxt = target[part] = {}
+                target = nxt
+            target[derived.output[-1]] = result
+
+    # -- key and headers ---------------------------------------------------------------
+
+    def _key(
+        self, key: bytes | None, ctx: RecordContext, scan: list[tuple[str, str]]
+    ) -> bytes | None:
+        if key is None:
+            return None
+        try:
+            text = key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Blocked(Problem("invalid_utf8", "$key", detail="key is not UTF-8")) from None
+        try:
+            value: Any = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            value = text
+        result = self._transform(self.boundary.key_rule, value, "$key", ctx)
+        if result is SUPPRESS or result is None:
+            return None
+        self._collect(result, "$key", scan)
+        return orjson.dumps(result)
+
+    def _headers(
+        self, headers: Sequence[tuple[str, bytes]], ctx: RecordContext, scan: list[tuple[str, str]]
+    ) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        rules = self.boundary.header_rules
+        for name, raw in headers:
+            lowered = name.lower()
+            if lowered.startswith(LINEAGE_PREFIX):
+                continue
+            rule = rules.get(lowered)
+            path = f"$headers.{lowered}"
+            if rule is None:
+                if self.boundary.unlisted_headers_block:
+                    raise _Blocked(Problem("unlisted_header", self._safe_path(path)))
+                self._suppressed += 1
+                continue
+            if raw is None:
+                out.append((name, b""))
+                continue
+            try:
+                text = bytes(raw).decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Blocked(
+                    Problem("invalid_utf8", self._safe_path(path), detail="header is not UTF-8")
+                ) from None
+            result = self._transform(rule, text, path, ctx)
+            if result is SUPPRESS or result is None:
+                continue
+            out_text = result if isinstance(result, str) else orjson.dumps(result).decode()
+            scan.append((path, out_text))
+            out.append((name, out_text.encode("utf-8")))
+        return out
+
+    def _safe_path(self, path: str) -> str:
+        """Field names come from the data: one that looks like PII is not repeated."""
+        if len(path) > _MAX_PATH:
+            path = path[:_MAX_PATH] + "…"
+        if self.scanner.scan_text(path):
+            return "<redacted field name>"
+        return path

@@ -1,0 +1,182 @@
+"""Settings, all from environment variables prefixed ``ZONEAPP_``.
+
+Secrets (the PKCS#11 PIN, the SASL password) come from a variable or from a file
+named by ``<NAME>_FILE``, never from a command-line argument, and are wrapped so
+they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoneapp.keys.secret import Secret
+
+PREFIX = "ZONEAPP_"
+DEFAULT_POLICY = "deploy/policies/ecommerce.yaml"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names the variable, never a secret."""
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    value = env.get(PREFIX + name)
+    if value:
+        return Secret(value)
+    path = env.get(PREFIX + name + "_FILE")
+    if path:
+        try:
+            return Secret(Path(path).read_text(encoding="utf-8").rstrip("\r\n"))
+        except OSError as exc:
+            raise SettingsError(
+                f"{PREFIX}{name}_FILE: cannot read {path}: {exc.strerror}"
+            ) from None
+    return None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{PREFIX}{name} must be from {lo} to {hi}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: Secret | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_cafile)
+        context.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return context
+
+    def faust_credentials(self) -> Any:
+        """Faust's credentials object for the broker, or None for plaintext."""
+        import faust
+
+        if self.protocol == "PLAINTEXT":
+            return None
+        if self.protocol == "SSL":
+            return faust.SSLCredentials(self.ssl_context())
+        if not self.sasl_username or self.sasl_password is None:
+            raise SettingsError(
+                f"{self.protocol} needs {PREFIX}SASL_USERNAME and {PREFIX}SASL_PASSWORD(_FILE)"
+            )
+        return faust.SASLCredentials(
+            username=self.sasl_username,
+            password=self.sasl_password.reveal().decode(),
+            ssl_context=self.ssl_context(),
+            mechanism=self.sasl_mechanism,
+        )
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """The same settings for plain aiokafka clients (the stack tools, tests, bench)."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        kwargs: dict[str, Any] = {"security_protocol": self.protocol}
+        context = self.ssl_context()
+        if context is not None:
+            kwargs["ssl_context"] = context
+        if self.protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.sasl_password.reveal().decode() if self.sasl_password else None
+            )
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: str = "zoneapp"
+    broker: str = "kafka://127.0.0.1:9092"
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    vault_url: str = "redis://127.0.0.1:6379/0"
+    keys_url: str = "pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp"
+    pkcs11_pin: Secret | None = field(default=None, repr=False)
+    policy_path: str = DEFAULT_POLICY
+    web_port: int = 6066
+    web_bind: str = "127.0.0.1"
+    datadir: str = ".zoneapp/worker"
+    topic_partitions: int = 4
+    declare_topics: bool = True
+    #: Comma-separated boundary names this worker runs; empty means all of them.
+    boundaries: tuple[str, ...] = ()
+    batch_size: int = 500
+    batch_within: float = 0.05
+    retry_max_backoff: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        protocol = env.get(PREFIX + "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+        if protocol not in SECURITY_PROTOCOLS:
+            raise SettingsError(
+                f"{PREFIX}KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}"
+            )
+        mechanism = env.get(PREFIX + "SASL_MECHANISM", "PLAIN").upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise SettingsError(
+                f"{PREFIX}SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}"
+            )
+        security = KafkaSecurity(
+            protocol=protocol,
+            sasl_mechanism=mechanism,
+            sasl_username=env.get(PREFIX + "SASL_USERNAME") or None,
+            sasl_password=_secret(env, "SASL_PASSWORD"),
+            ssl_cafile=env.get(PREFIX + "SSL_CAFILE") or None,
+            ssl_certfile=env.get(PREFIX + "SSL_CERTFILE") or None,
+            ssl_keyfile=env.get(PREFIX + "SSL_KEYFILE") or None,
+            ssl_check_hostname=env.get(PREFIX + "SSL_CHECK_HOSTNAME", "true").lower() != "false",
+        )
+        names = tuple(n.strip() for n in env.get(PREFIX + "BOUNDARIES", "").split(",") if n.strip())
+        defaults = cls()
+        return cls(
+            app_id=env.get(PREFIX + "APP_ID", defaults.app_id),
+            broker=env.get(PREFIX + "BROKER", defaults.broker),
+            security=security,
+            vault_url=env.get(PREFIX + "VAULT", defaults.vault_url),
+            keys_url=env.get(PREFIX + "KEYS", defaults.keys_url),
+            pkcs11_pin=_secret(env, "PKCS11_PIN"),
+            policy_path=env.get(PREFIX + "POLICY", defaults.policy_path),
+            web_port=_int(env, "WEB_PORT", defaults.web_port, 1, 65535),
+            web_bind=env.get(PREFIX + "WEB_BIND", defaults.web_bind),
+            datadir=env.get(PREFIX + "DATADIR", defaults.datadir),
+            topic_partitions=_int(env, "TOPIC_PARTITIONS", defaults.topic_partitions, 1, 10_000),
+            declare_topics=env.get(PREFIX + "DECLARE_TOPICS", "true").lower() != "false",
+            boundaries=names,
+            batch_size=_int(env, "BATCH_SIZE", defaults.batch_size, 1, 100_000),
+        )
+
+    def broker_urls(self) -> list[str]:
+        """``kafka://h1:9092;h2:9092`` → ``["h1:9092", "h2:9092"]`` for plain aiokafka clients."""
+        hosts: list[str] = []
+        for part in self.broker.replace(",", ";").split(";"):
+            part = part.strip()
+            if part:
+                hosts.append(part.split("://", 1)[-1])
+        return hosts

@@ -1,0 +1,21 @@
+"""The embedded default stack (tansu + redis-server + SoftHSM2) for development, tests and bench.
+
+``EmbeddedStack`` starts and stops it from Python; ``python -m zoneapp.stack run``
+adds a worker, the demo feed and a live summary.
+"""
+
+from zoneapp.stack.embedded import EmbeddedStack, missing_prerequisites, tansu_binary
+from zoneapp.stack.process import ManagedProcess, StackError, free_port
+from zoneapp.stack.worker import READY_MARKER, WorkerProcess, faust_command
+
+__all__ = [
+    "READY_MARKER",
+    "EmbeddedStack",
+    "ManagedProcess",
+    "StackError",
+    "WorkerProcess",
+    "faust_command",
+    "free_port",
+    "missing_prerequisites",
+    "tansu_binary",
+]

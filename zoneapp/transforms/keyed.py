@@ -1,0 +1,184 @@
+"""Transforms that use zone keys: hash, tokenize, encrypt.
+
+All three use working keys the :class:`~zoneapp.keys.envelope.KeyRing` derived
+from the source zone's HSM keys before the batch started, so none of them calls
+the HSM or Redis per record.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+import orjson
+
+from zoneapp.errors import ParamError
+from zoneapp.transforms.base import (
+    RecordContext,
+    Transform,
+    TransformSpec,
+    VaultEntry,
+    choice_param,
+    type_error,
+)
+
+_SEP = b"\x1f"
+
+
+def canonical_bytes(value: Any, transform: str) -> bytes:
+    """The bytes a scalar is keyed on: a number and its decimal string are the same value."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if isinstance(value, int | float):
+        return str(value).encode("ascii")
+    raise type_error(transform, value)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b32(data: bytes) -> str:
+    # Base32 (a-z, 2-7) never forms long digit runs, so tokens never look like cards or phones.
+    return base64.b32encode(data).rstrip(b"=").decode("ascii").lower()
+
+
+def _field_class(params: dict[str, Any], spec: TransformSpec) -> str:
+    value = params.get("field_class", spec.field_class)
+    if not isinstance(value, str) or not value or not value.replace("_", "").isalnum():
+        raise ParamError("parameter 'field_class' must be a word of letters, digits and '_'")
+    return value
+
+
+class HashTransform(Transform):
+    """Keyed HMAC-SHA256 under the zone's HSM-held HMAC key, per tenant and field class.
+
+    Output: ``h1.`` + base64url of the 32-byte MAC. A plain SHA-256 of an SSN can be
+    reversed by trying every SSN; without the key, this cannot.
+    """
+
+    name = "hash"
+
+    @classmethod
+    def allowed_params(cls) -> tuple[str, ...]:
+        return ("field_class",)
+
+    def configure(self, params: dict[str, Any]) -> None:
+        self.field_class = _field_class(params, self.spec)
+        self.purpose = f"hash/{self.field_class}"
+        self.hmac_purposes = (self.purpose,)
+        self._prefix = self.field_class.encode() + _SEP
+
+    def apply(self, value: Any, ctx: RecordContext) -> Any:
+        if value is None:
+            return None
+        data = canonical_bytes(value, self.name)
+        key = ctx.keyring.hmac_key(self.spec.zone, self.purpose)
+        mac = hmac.new(key, ctx.tenant.encode() + _SEP + self._prefix + data, hashlib.sha256)
+        return "h1." + b64(mac.digest())
+
+
+class TokenizeTransform(Transform):
+    """Deterministic tokens: the same value, tenant and field class give the same token on
+    every worker, with no Redis round trip to compute it. The vault stores
+    token → encrypted value so an authorized officer can reverse it.
+
+    ``format: opaque`` (default) gives ``tok_<26 base32 chars>`` (130 bits).
+    ``format: card`` keeps the length, separators and last four digits, and always
+    fails the Luhn check, so a token can never be mistaken for a card.
+    """
+
+    name = "tokenize"
+
+    @classmethod
+    def allowed_params(cls) -> tuple[str, ...]:
+        return ("field_class", "format")
+
+    def configure(self, params: dict[str, Any]) -> None:
+        self.field_class = _field_class(params, self.spec)
+        self.format = choice_param(params, "format", "opaque", ("opaque", "card"))
+        self.purpose = f"token/{self.field_class}"
+        self.fp_purpose = f"fingerprint/{self.field_class}"
+        self.hmac_purposes = (self.purpose, self.fp_purpose)
+        self._prefix = self.field_class.encode() + _SEP
+
+    def apply(self, value: Any, ctx: RecordContext) -> Any:
+        if value is None:
+            return None
+        data = canonical_bytes(value, self.name)
+        tenant = ctx.tenant.encode()
+        message = tenant + _SEP + self._prefix + data
+        mac = hmac.new(
+            ctx.keyring.hmac_key(self.spec.zone, self.purpose), message, hashlib.sha256
+        ).digest()
+        token = card_token(data, mac) if self.format == "card" else "tok_" + b32(mac[:20])
+        if token not in ctx.stored_tokens:
+            fingerprint = hmac.new(
+                ctx.keyring.hmac_key(self.spec.zone, self.fp_purpose), message, hashlib.sha256
+            ).digest()
+            aad = vault_aad(ctx.tenant, self.field_class, token)
+            ctx.vault_entries.append(
+                VaultEntry(
+                    tenant=ctx.tenant,
+                    field_class=self.field_class,
+                    token=token,
+                    fingerprint=b64(fingerprint),
+                    ciphertext=ctx.keyring.encrypt(self.spec.zone, data, aad),
+                )
+            )
+        return token
+
+
+def vault_aad(tenant: str, field_class: str, token: str) -> bytes:
+    """Binds a vault ciphertext to its tenant, field class and token."""
+    return b"zoneapp/vault/v1|" + _SEP.join((tenant.encode(), field_class.encode(), token.encode()))
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def card_token(data: bytes, mac: bytes) -> str:
+    """Format-preserving card token: same length, separators and last four; fails Luhn."""
+    text = data.decode("utf-8")
+    digits = [c for c in text if c.isdigit()]
+    if not 12 <= len(digits) <= 19 or any(not (c.isdigit() or c in " -") for c in text):
+        raise ValueError("transform 'tokenize' (format card) expects 12-19 digits")
+    body_len = len(digits) - 4
+    body = [chr(48 + mac[i % len(mac)] % 10) for i in range(body_len)]
+    candidate = "".join(body) + "".join(digits[-4:])
+    if luhn_valid(candidate):
+        # Changing one digit by one always changes the Luhn sum mod 10.
+        body[-1] = chr(48 + (ord(body[-1]) - 47) % 10)
+        candidate = "".join(body) + "".join(digits[-4:])
+    out: list[str] = []
+    it = iter(candidate)
+    for c in text:
+        out.append(next(it) if c.isdigit() else c)
+    return "".join(out)
+
+
+class EncryptTransform(Transform):
+    """Field-level AES-256-GCM under a cached data key wrapped by the zone's HSM key.
+
+    The ciphertext (``zenc1.``, see :mod:`zoneapp.keys.envelope`) is bound to the
+    destination topic and the rule's field path: copied elsewhere, it fails to decrypt.
+    """
+
+    name = "encrypt"
+
+    def apply(self, value: Any, ctx: RecordContext) -> Any:
+        if value is None:
+            return None
+        aad = f"{ctx.topic}|{self.spec.rule_path}".encode()
+        return ctx.keyring.encrypt(self.spec.zone, orjson.dumps(value), aad)

@@ -1,0 +1,29 @@
+"""Token vaults, chosen by URL: ``redis://``/``rediss://`` or ``memory://``."""
+
+from __future__ import annotations
+
+from zoneapp.vault.base import StoredToken, StoredTokenCache, TokenVault, VaultUnavailableError
+from zoneapp.vault.memory import MemoryTokenVault
+
+
+def build_vault(url: str) -> TokenVault:
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("redis", "rediss", "unix"):
+        from zoneapp.vault.redis import RedisTokenVault
+
+        return RedisTokenVault(url)
+    if scheme == "memory":
+        return MemoryTokenVault()
+    raise ValueError(
+        f"ZONEAPP_VAULT: unknown vault scheme {scheme!r} (use redis://, rediss:// or memory://)"
+    )
+
+
+__all__ = [
+    "MemoryTokenVault",
+    "StoredToken",
+    "StoredTokenCache",
+    "TokenVault",
+    "VaultUnavailableError",
+    "build_vault",
+]

@@ -1,0 +1,122 @@
+"""The token vault: token → encrypted value, per tenant.
+
+Tokens are computed in process (a keyed HMAC), so the vault is written, never
+asked, on the hot path: the mappings of a batch are stored in one pipeline
+before any record carrying them is produced.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from zoneapp.transforms import VaultEntry
+
+
+class VaultUnavailableError(RuntimeError):
+    """The vault cannot be reached or refused a command; callers retry with backoff."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    tenant: str
+    token: str
+    field_class: str
+    fingerprint: str
+    ciphertext: str
+    created: float
+
+    def __repr__(self) -> str:
+        return f"StoredToken(tenant={self.tenant!r}, field_class={self.field_class!r})"
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {"c": self.field_class, "f": self.fingerprint, "x": self.ciphertext, "t": self.created}
+        )
+
+    @classmethod
+    def decode(cls, tenant: str, token: str, raw: bytes) -> StoredToken:
+        data = orjson.loads(raw)
+        return cls(tenant, token, data["c"], data["f"], data["x"], float(data["t"]))
+
+    @classmethod
+    def of(cls, entry: VaultEntry) -> StoredToken:
+        return cls(
+            entry.tenant,
+            entry.token,
+            entry.field_class,
+            entry.fingerprint,
+            entry.ciphertext,
+            time.time(),
+        )
+
+
+class StoredTokenCache:
+    """Bounded LRU of tokens known to be in the vault, so repeat values cost nothing."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, token: str) -> None:
+        items = self._items
+        items[token] = None
+        items.move_to_end(token)
+        if len(items) > self.capacity:
+            items.popitem(last=False)
+
+    def discard(self, token: str) -> None:
+        self._items.pop(token, None)
+
+
+class TokenVault(ABC):
+    """Stores token mappings; the value is always a KeyRing ciphertext, never plaintext."""
+
+    def __init__(self) -> None:
+        self.cache = StoredTokenCache()
+        self.writes = 0
+        self.round_trips = 0
+
+    async def store(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
+        """Store new mappings idempotently (first writer wins, atomically).
+
+        Returns the entries whose token already maps to a different value — a
+        collision, which the caller must not forward.
+        """
+        fresh: dict[tuple[str, str], VaultEntry] = {}
+        for e in entries:
+            if e.token not in self.cache:
+                fresh.setdefault((e.tenant, e.token), e)
+        if not fresh:
+            return []
+        conflicts = await self._store_new(list(fresh.values()))
+        bad = {(c.tenant, c.token) for c in conflicts}
+        for key, entry in fresh.items():
+            if key not in bad:
+                self.cache.add(entry.token)
+        return [e for e in entries if (e.tenant, e.token) in bad]
+
+    @abstractmethod
+    async def _store_new(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
+        """SET-if-absent each entry; return those whose existing fingerprint differs."""
+
+    @abstractmethod
+    async def fetch(self, tenant: str, token: str) -> StoredToken | None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise VaultUnavailableError when the vault cannot serve."""
+
+    async def close(self) -> None:  # noqa: B027 - optional
+        """Release connections."""

@@ -1,0 +1,42 @@
+"""An in-process vault with the same semantics as Redis, for unit tests and dry runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from zoneapp.transforms import VaultEntry
+from zoneapp.vault.base import StoredToken, TokenVault, VaultUnavailableError
+
+
+class MemoryTokenVault(TokenVault):
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[tuple[str, str], bytes] = {}
+        #: Set False to make the vault refuse service, as a stopped Redis would.
+        self.available = True
+
+    def _check(self) -> None:
+        if not self.available:
+            raise VaultUnavailableError("memory vault is unavailable")
+
+    async def _store_new(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
+        self._check()
+        self.round_trips += 1
+        conflicts: list[VaultEntry] = []
+        for e in entries:
+            key = (e.tenant, e.token)
+            existing = self.data.get(key)
+            if existing is None:
+                self.data[key] = StoredToken.of(e).encode()
+                self.writes += 1
+            elif StoredToken.decode(e.tenant, e.token, existing).fingerprint != e.fingerprint:
+                conflicts.append(e)
+        return conflicts
+
+    async def fetch(self, tenant: str, token: str) -> StoredToken | None:
+        self._check()
+        raw = self.data.get((tenant, token))
+        return None if raw is None else StoredToken.decode(tenant, token, raw)
+
+    async def ping(self) -> None:
+        self._check()
