@@ -8,7 +8,7 @@ in batches so key preparation and vault writes happen once per batch.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import EventT
@@ -20,7 +20,12 @@ from zoneapp.sanitizer import RawRecord
 
 log = logging.getLogger(__name__)
 
-RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 
 
 class FaustSink:
@@ -53,13 +58,11 @@ class FaustSink:
         )
 
 
-def raw_record(event: EventT) -> RawRecord:
+def raw_record(event: EventT[Any]) -> RawRecord:
     message = event.message
-    headers = message.headers
-    if isinstance(headers, dict):
-        pairs = [(k, v) for k, v in headers.items()]
-    else:
-        pairs = [(k, v if v is not None else b"") for k, v in (headers or [])]
+    headers: Any = message.headers
+    items = headers.items() if isinstance(headers, dict) else (headers or [])
+    pairs = [(str(k), bytes(v) if v is not None else b"") for k, v in items]
     return RawRecord(
         topic=message.topic,
         partition=message.partition,
@@ -105,7 +108,9 @@ def _processor(runtime: Runtime, boundary: CompiledBoundary, sink: FaustSink) ->
             max_backoff=settings.retry_max_backoff,
             open_keys=runtime.open_keys,
         )
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+        async for events in cast(faust.Stream[bytes], stream).take_events(
+            settings.batch_size, within=settings.batch_within
+        ):
             try:
                 await guard.handle([raw_record(e) for e in events])
             except BaseException:

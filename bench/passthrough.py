@@ -8,10 +8,16 @@ Run as ``faust -A bench.passthrough worker`` with BENCH_IN / BENCH_OUT set.
 from __future__ import annotations
 
 import os
+from typing import Any, cast
 
 import faust
 
-RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 
 app = faust.App(
     "bench-passthrough",
@@ -36,12 +42,12 @@ BATCH = int(os.environ.get("ZONEAPP_BATCH_SIZE", "500"))
 
 @app.agent(source)
 async def passthrough(stream: faust.StreamT[bytes]) -> None:
-    async for events in stream.take_events(BATCH, within=0.05):
+    async for events in cast(faust.Stream[bytes], stream).take_events(BATCH, within=0.05):
         for event in events:
             message = event.message
             await destination.send(
                 key=message.key,
                 value=message.value,
-                headers=list(message.headers or []),
+                headers=message.headers,
                 timestamp=message.timestamp,
             )

@@ -9,25 +9,51 @@ with the policy's own error message.
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
+from pathlib import Path
 
 import faust
 from mode import Service
 
 from zoneapp.agents.boundary import register_boundary_agents
 from zoneapp.runtime import Runtime
-from zoneapp.settings import Settings
+from zoneapp.settings import Settings, SettingsError
 
 log = logging.getLogger("zoneapp")
 
 
+class ZoneApp(faust.App):
+    """Faust's App, refusing to start a worker when the policy or settings are broken."""
+
+    runtime: Runtime
+
+    async def on_first_start(self) -> None:
+        if self.runtime.policy is None:
+            log.error("zoneapp cannot start: %s", self.runtime.policy_error)
+            print(f"zoneapp cannot start: {self.runtime.policy_error}", file=sys.stderr, flush=True)
+            raise SystemExit(2)
+        await super().on_first_start()
+
+
 def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
-    settings = settings or Settings.from_env()
+    settings_error: str | None = None
+    credentials = None
+    try:
+        settings = settings or Settings.from_env()
+        credentials = settings.security.faust_credentials()
+    except (SettingsError, OSError, ssl.SSLError) as exc:
+        # Keep the module importable (commands still work); the worker refuses to start.
+        settings, settings_error = Settings(), f"bad settings: {exc}"
     runtime = Runtime.from_settings(settings)
-    app = faust.App(
+    if settings_error is not None:
+        runtime.policy, runtime.policy_error = None, settings_error
+    # Faust creates only the last level of its data directory.
+    Path(settings.datadir).mkdir(parents=True, exist_ok=True)
+    app = ZoneApp(
         settings.app_id,
         broker=settings.broker,
-        broker_credentials=settings.security.faust_credentials(),
+        broker_credentials=credentials,
         # The embedded broker has no transactions; at-least-once plus lineage headers
         # (zoneapp-record-id) let downstream consumers drop redelivered duplicates.
         processing_guarantee="at_least_once",
@@ -49,20 +75,18 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         autodiscover=False,
         origin="zoneapp",
     )
+    app.runtime = runtime
     register_boundary_agents(app, runtime)
 
     @app.service
-    class PolicyGate(Service):
-        """Refuses to run a worker on a broken policy, saying why."""
+    class RuntimeService(Service):
+        """Logs what this worker runs, and closes the HSM and Redis clients at shutdown."""
 
         async def on_start(self) -> None:
-            if runtime.policy is None:
-                log.error("%s", runtime.policy_error)
-                print(runtime.policy_error, file=sys.stderr, flush=True)
-                raise SystemExit(2)
+            assert runtime.policy is not None
             log.info(
                 "zoneapp: policy %s version %s (sha256 %s); boundaries: %s; keys for zones: %s",
-                settings.policy_path,
+                runtime.settings.policy_path,
                 runtime.policy.version,
                 runtime.policy.digest[:12],
                 ", ".join(b.name for b in runtime.boundaries),
@@ -73,7 +97,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
             log.warning("%s", runtime.totals_line())
             await runtime.close()
 
-    @app.timer(interval=30.0)
+    @app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report_stats() -> None:
         for stats in runtime.stats.values():
             log.info(

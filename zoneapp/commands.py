@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import faust
@@ -36,5 +37,5 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
         if ok:
             self.say(text)
         else:
-            self.say(text, err=True)
+            self.say(text, err=sys.stderr)
             raise SystemExit(1)

@@ -46,8 +46,8 @@ class BoundaryStats:
         data = sorted(self._latencies)
         if not data:
             return {"p50": None, "p95": None, "p99": None}
-        pick = lambda q: data[min(len(data) - 1, int(q * len(data)))]  # noqa: E731
-        return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99)}
+        last = len(data) - 1
+        return {f"p{q}": data[min(last, q * len(data) // 100)] for q in (50, 95, 99)}
 
     @property
     def in_flight(self) -> int:

@@ -69,7 +69,8 @@ class IbanDetector(Detector):
     lead: ClassVar[int] = 2
     pattern = (
         DIGIT_GATE
-        + r"(?<=(?<![0-9A-Za-z_-])[A-Z]{2}..)"  # check digits after a country code
+        + r"(?<=[A-Z]{2}..)"  # check digits after a country code ...
+        + r"(?<![0-9A-Za-z_-]....)"  # ... that starts a token
         + r"(?:[A-Z0-9]{11,30}"  # compact BBAN
         + r"|(?: [A-Z0-9]{4}){2,8}(?: [A-Z0-9]{1,3})?)"  # grouped in fours
         + r"(?![0-9A-Za-z_-])"

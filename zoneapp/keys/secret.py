@@ -56,8 +56,12 @@ class Secret:
         # Pickling would copy the secret into queues, caches or crash dumps.
         raise TypeError("Secret objects cannot be pickled")
 
-    def __len__(self) -> int:
-        return len(self._value)
+    # Immutable: copies (dataclasses.replace, deepcopy of settings) share the instance.
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
 
     @classmethod
     def from_env_or_file(cls, env_name: str, file_env_name: str) -> Secret | None:

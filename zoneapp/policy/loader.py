@@ -293,12 +293,13 @@ class _Compiler:
                 derived.append(DerivedField(tuple(out_parts), tuple(src_parts), compiled))
         allowed: set[tuple[str, str]] = set()
         for j, a in enumerate(b.allow):
-            for d in a.detectors:
-                if d not in known_detectors:
+            for detector in a.detectors:
+                if detector not in known_detectors:
                     self.fail(
-                        (*loc, "allow", j, "detectors"), f"detector {d!r} is not enabled in dlp"
+                        (*loc, "allow", j, "detectors"),
+                        f"detector {detector!r} is not enabled in dlp",
                     )
-                allowed.add((a.path, d))
+                allowed.add((a.path, detector))
         if key_rule is None:
             return None
         return CompiledBoundary(

@@ -76,4 +76,4 @@ class RedisTokenVault(TokenVault):
             raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._redis.aclose()  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 from pathlib import Path
 
@@ -21,9 +22,11 @@ def test_repr_and_str_hide_the_value() -> None:
     assert Secret(PIN.encode()).reveal() == PIN.encode()
 
 
-def test_cannot_be_pickled() -> None:
+def test_cannot_be_pickled_but_can_be_copied() -> None:
+    s = Secret(PIN)
     with pytest.raises(TypeError):
-        pickle.dumps(Secret(PIN))
+        pickle.dumps(s)
+    assert copy.copy(s) is s and copy.deepcopy({"pin": s})["pin"] is s
 
 
 def test_digest_comparison() -> None:
