@@ -88,32 +88,42 @@ async def produce(
         await producer.stop()
 
 
-async def collect(
-    bootstrap: str, topics: Sequence[str], expected: int, timeout: float
-) -> list[tuple[float, int]]:
-    """(receipt time, record timestamp ms) for each output record, until `expected` arrive."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
+class Collector:
+    """Reads output topics from their current end: (receipt time, record timestamp ms)."""
+
+    def __init__(
+        self, bootstrap: str, topics: Sequence[str], worker: WorkerProcess | None = None
+    ) -> None:
+        self.worker = worker
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.topics = topics
+        self.seen: list[tuple[float, int]] = []
+
+    async def start(self) -> None:
+        await self.consumer.start()
         tps = [
             TopicPartition(t, p)
-            for t in topics
-            for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+            for t in self.topics
+            for p in sorted(await _partitions(self.consumer, t))
         ]
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        seen: list[tuple[float, int]] = []
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve the end offsets now, before anything is produced
+            await self.consumer.position(tp)
+
+    async def until(self, expected: int, timeout: float) -> list[tuple[float, int]]:
         deadline = time.monotonic() + timeout
-        while len(seen) < expected and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+        while len(self.seen) < expected and time.monotonic() < deadline:
+            if self.worker is not None:
+                self.worker.check_alive()
+            batch = await self.consumer.getmany(timeout_ms=100, max_records=10_000)
             now = time.time()
             for records in batch.values():
-                seen.extend((now, r.timestamp) for r in records)
-        return seen
-    finally:
-        await consumer.stop()
+                self.seen.extend((now, r.timestamp) for r in records)
+        return self.seen
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
@@ -149,33 +159,40 @@ def run_case(
         log_path=workdir / f"{name}.log",
         web_port=free_port(),
         app=app,
-        loglevel="warning",
+        loglevel="warn",
         cwd=ROOT,
     )
-    worker.start()
-    try:
+
+    async def measure() -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+        drain = Collector(bootstrap, outputs, worker)
+        await drain.start()
+        worker.start()
         print(f"[{name}] worker started; draining …", flush=True)
-        seen = run_sync(collect(bootstrap, outputs, n, timeout=600))
+        try:
+            seen = list(await drain.until(n, timeout=600))
+        finally:
+            await drain.stop()
         if len(seen) < n:
             raise SystemExit(
                 f"[{name}] only {len(seen)} of {n} records came out; see {worker.log_path}"
             )
-        first, last = seen[0][0], seen[-1][0]
-        # Receipt times are per poll; use the span between polls plus one poll for the tail.
-        throughput = n / max(last - first, 1e-3)
         print(f"[{name}] latency run: {len(latency_records)} records at {rate:.0f}/s …", flush=True)
-        consumer_task = collect(bootstrap, outputs, len(latency_records), timeout=600)
-
-        async def both() -> list[tuple[float, int]]:
-            task = asyncio.ensure_future(consumer_task)
-            await asyncio.sleep(1.0)
+        paced = Collector(bootstrap, outputs, worker)
+        await paced.start()
+        try:
+            waiting = asyncio.ensure_future(paced.until(len(latency_records), timeout=600))
             await produce(bootstrap, source, latency_records, rate)
-            return await task
+            lat = list(await waiting)
+        finally:
+            await paced.stop()
+        return seen, lat
 
-        lat = run_sync(both())
-        latencies = [(t * 1000 - ts) for t, ts in lat]
+    try:
+        seen, lat = run_sync(measure())
     finally:
         worker.stop()
+    throughput = n / max(seen[-1][0] - seen[0][0], 1e-3)
+    latencies = [(t * 1000 - ts) for t, ts in lat]
     text = worker.log_path.read_text(errors="replace")
     hsm = vault = None
     m = re.findall(
@@ -284,12 +301,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--latency-records", type=int, default=2_000)
     parser.add_argument("--rate", type=float, default=500.0, help="records/s for the latency run")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", help="keep logs and data here instead of a temporary folder")
     args = parser.parse_args(argv)
 
     throughput_records = payloads(args.records, args.seed)
     latency_records = payloads(args.latency_records, args.seed + 1)
     with tempfile.TemporaryDirectory(prefix="zoneapp-bench-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(args.workdir) if args.workdir else Path(tmp)
         with EmbeddedStack(workdir / "stack", POLICY) as stack:
             run_sync(
                 create_topics(

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import random
+import re
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -20,8 +25,9 @@ from stdnum import iban as std_iban
 from stdnum import luhn
 
 from zoneapp import demo
-from zoneapp.stack import EmbeddedStack, StackError, WorkerProcess
+from zoneapp.stack import EmbeddedStack, StackError, WorkerProcess, free_port
 from zoneapp.stack.kafka import create_topics, partition_counts
+from zoneapp.stack.process import port_is_free
 
 pytestmark = pytest.mark.integration
 
@@ -202,6 +208,57 @@ def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
     # The work directory is free again, and a restart gets a fresh token.
     with EmbeddedStack(tmp_path / "stack", EXAMPLE_POLICY, partitions=2) as again:
         assert again.pids and set(again.pids).isdisjoint(pids)
+
+
+@pytest.mark.usefixtures("prerequisites")
+def test_stack_run_command_end_to_end(tmp_path: Path) -> None:
+    """`stack run`: records cross, examples print, SIGINT exits 0, nothing is left running."""
+    web_port = free_port()
+    argv = [sys.executable, "-m", "zoneapp.stack", "run", "--workdir", str(tmp_path / "wd")]
+    argv += ["--web-port", str(web_port), "--interval", "2", "--rate", "100"]
+    proc = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = proc.stdout
+    assert stdout is not None
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    output: list[str] = []
+    crossed = examples = False
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and not (crossed and examples):
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                assert proc.poll() is None, "".join(output)
+                continue
+            output.append(line)
+            crossed = crossed or bool(re.search(r"confidential\.payments=[1-9]", line))
+            examples = examples or "example from confidential.payments" in line
+        assert crossed and examples, "".join(output)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, "".join(output)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    while not lines.empty():
+        output.append(lines.get())
+    text = "".join(output)
+    assert text.rstrip().endswith("stopped"), text
+    banner = re.search(r"broker\s+kafka://127\.0\.0\.1:(\d+)", text)
+    assert banner is not None, text
+    assert port_is_free(int(banner[1])) and port_is_free(web_port)
+    pin = (tmp_path / "wd" / "pkcs11.pin").read_text()
+    assert pin not in text
 
 
 # -- the demo generators (pure) ---------------------------------------------------------------

@@ -9,12 +9,13 @@ from typing import ClassVar
 
 __all__ = ["DIGIT_GATE", "CustomDetector", "Detector", "Finding"]
 
-# Every digit-based built-in pattern starts with these two items.  `re` factors a
-# prefix shared by all alternatives out of an alternation, so the combined regex
-# begins with a character class and gets sre's first-character fast path: it
-# skips letters and punctuation in C instead of trying every alternative at every
-# position (measured ~6x faster than an alternation of lookbehind-led patterns).
-DIGIT_GATE = "[0-9][0-9]"
+# Every digit-based built-in pattern starts with this gate: two digits that begin
+# a run of digits.  The scanner compiles detectors sharing a gate as
+# gate(?:rest1|rest2|...), so the gate is checked once per position, not once per
+# detector, and the regex starts with a character class, which gives re its
+# first-character fast path: letters and punctuation are skipped in C.  Measured
+# ~6x faster than an alternation of lookbehind-led patterns.
+DIGIT_GATE = "[0-9][0-9](?<![0-9]..)"
 
 _ENTITY_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 
@@ -41,14 +42,15 @@ class Detector(ABC):
 
     ``pattern`` finds candidates cheaply; ``validate`` rejects candidates that only
     look right (Luhn, mod-97, issuer ranges, ...), which is what keeps precision up.
-    Patterns must not define named groups or backreferences: the scanner combines
-    them into one alternation.
+    Patterns must not define named groups; a pattern with any group (e.g. for a
+    backreference) still works but cannot share a combined regex.
     """
 
     name: str
     pattern: str
-    # Detectors sharing a gate (a regex prefix every one of their patterns starts
-    # with) are compiled into one alternation; others get a regex of their own.
+    # A regex prefix the pattern starts with.  Detectors sharing a gate are
+    # compiled into one alternation with the gate factored out; others get a
+    # regex of their own.
     gate: ClassVar[str | None] = None
     # Characters before the match start that belong to the candidate (checked by
     # a lookbehind in the pattern so the match can begin at the gate).

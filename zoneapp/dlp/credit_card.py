@@ -10,7 +10,6 @@ from zoneapp.dlp._base import DIGIT_GATE, Detector
 
 __all__ = ["CreditCardDetector", "is_card_number", "luhn_ok"]
 
-_ANY = range(13, 20)
 _DINERS = range(14, 20)
 _LONG = range(16, 20)
 _MAESTRO = range(12, 20)
@@ -38,32 +37,36 @@ _ISSUERS: tuple[tuple[int, int, Iterable[int]], ...] = (
 
 
 def _prefix_table() -> dict[str, frozenset[int]]:
-    table: dict[str, set[int]] = {}
+    """Valid lengths by 4-digit prefix (every candidate has 13+ digits), so the
+    issuer check is a single dict lookup."""
+    by_prefix: dict[str, set[int]] = {}
     for first, last, lengths in _ISSUERS:
         for prefix in range(first, last + 1):
-            table.setdefault(str(prefix), set()).update(lengths)
-    return {prefix: frozenset(lengths) for prefix, lengths in table.items()}
+            by_prefix.setdefault(str(prefix), set()).update(lengths)
+    table: dict[str, frozenset[int]] = {}
+    for four in range(1000, 10000):
+        key = str(four)
+        lengths = set().union(*(by_prefix.get(key[:n], ()) for n in range(1, 5)))
+        if lengths:
+            table[key] = frozenset(lengths)
+    return table
 
 
-_PREFIXES = _prefix_table()
-_PREFIX_SIZES = tuple(sorted({len(p) for p in _PREFIXES}))
-_DOUBLED = tuple((2 * d) // 10 + (2 * d) % 10 for d in range(10))
+_LENGTHS_BY_PREFIX = _prefix_table()
+_NONE: frozenset[int] = frozenset()
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, digits summed
 
 
 def luhn_ok(digits: str) -> bool:
     """Luhn (mod 10) check of an all-digit string."""
-    total = sum(map(int, digits[-1::-2]))
-    total += sum(_DOUBLED[int(d)] for d in digits[-2::-2])
+    total = sum(map(int, digits[-1::-2])) + sum(map(int, digits[-2::-2].translate(_DOUBLED)))
     return total % 10 == 0
 
 
 def is_card_number(digits: str) -> bool:
-    """True if the all-digit string has a real issuer prefix and length and passes Luhn."""
-    size = len(digits)
-    if not 12 <= size <= 19:
-        return False
-    issued = any(size in _PREFIXES.get(digits[:n], ()) for n in _PREFIX_SIZES)
-    return issued and luhn_ok(digits)
+    """True if the all-digit string (13-19 digits) has a real issuer prefix and
+    length and passes Luhn."""
+    return len(digits) in _LENGTHS_BY_PREFIX.get(digits[:4], _NONE) and luhn_ok(digits)
 
 
 _SEPARATOR = re.compile(r"[ -]")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar
 
 from stdnum import numdb
@@ -39,7 +41,7 @@ def _load_formats() -> dict[str, IbanFormat]:
     return formats
 
 
-IBAN_FORMATS: dict[str, IbanFormat] = _load_formats()
+IBAN_FORMATS: Mapping[str, IbanFormat] = MappingProxyType(_load_formats())
 
 # ISO 7064 mod 97-10 maps A..Z to 10..35.
 _LETTER_VALUES = {ord(c): str(ord(c) - ord("A") + 10) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
@@ -59,9 +61,9 @@ class IbanDetector(Detector):
 
     The match starts at the check digits so this detector shares the digit gate;
     the country code before them is checked by a lookbehind and handed to
-    ``validate`` through ``lead``.  Neighbouring base64url characters (letters,
-    digits, ``-``, ``_``) end a candidate's eligibility, so ciphertext strings do
-    not produce IBAN look-alikes.
+    ``validate`` through ``lead``.  A candidate must not touch a base64url
+    character (letter, digit, ``-``, ``_``) on either side, so ciphertext strings
+    do not produce IBAN look-alikes.
     """
 
     name = "IBAN"

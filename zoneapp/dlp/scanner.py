@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import accumulate
+from types import MappingProxyType
 
 from zoneapp.dlp._base import CustomDetector, Detector, Finding
 from zoneapp.dlp.credit_card import CreditCardDetector
@@ -17,57 +17,161 @@ from zoneapp.dlp.ssn import SsnDetector
 
 __all__ = ["BUILTIN_DETECTORS", "Scanner", "build_scanner"]
 
-BUILTIN_DETECTORS: Mapping[str, type[Detector]] = {
-    cls.name: cls
-    for cls in (CreditCardDetector, SsnDetector, IbanDetector, EmailDetector, PhoneDetector)
-}
+BUILTIN_DETECTORS: Mapping[str, type[Detector]] = MappingProxyType(
+    {
+        cls.name: cls
+        for cls in (CreditCardDetector, SsnDetector, IbanDetector, EmailDetector, PhoneDetector)
+    }
+)
 
-# Texts are joined with a newline, which no built-in pattern can match, and every
-# built-in boundary lookaround treats it like the start/end of a text.
+# Texts are joined with a newline: no built-in pattern matches one, and their
+# boundary lookarounds treat it like the start or end of a text.
 _JOIN = "\n"
 
-# (item index, offset in its text, path, detector name): sorts into input order
+# (text index, offset in that text, path, detector name): sorts into input order.
 _Hit = tuple[int, int, str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class _Program:
-    """One compiled regex and the detectors it finds candidates for, in order.
+class _Batch:
+    """The texts of one scan, joined into one string, with the way back to each text."""
 
-    ``singles[k]`` is detector k's own regex: at a position where the combined
-    regex reports detector i, detectors after i may match there too (the
-    alternation only reports the first) and are retried with ``match``.
+    __slots__ = ("_starts", "joined", "paths", "texts")
+
+    def __init__(self, paths: list[str], texts: list[str]) -> None:
+        self.paths = paths
+        self.texts = texts
+        self.joined = _JOIN.join(texts)
+        self._starts: list[int] = []  # built on the first candidate; most records have few
+
+    def locate(self, pos: int) -> tuple[int, int]:
+        """(text index, offset in that text) of a position in ``joined``."""
+        if not self._starts:
+            step = len(_JOIN)
+            self._starts = [0, *accumulate(len(t) + step for t in self.texts[:-1])]
+        index = bisect_right(self._starts, pos) - 1
+        return index, pos - self._starts[index]
+
+
+class _JoinedProgram:
+    """One regex pass over the joined texts for one or more detectors.
+
+    Detectors sharing a gate compile to ``gate(?:rest0(?P<dlp0>)|rest1(?P<dlp1>)|...)``:
+    the empty marker group tells which alternative matched (``m.lastindex``).
     """
 
-    regex: re.Pattern[str]
-    detectors: tuple[Detector, ...]
-    singles: tuple[re.Pattern[str], ...]
+    def __init__(self, detectors: Sequence[Detector], gate: str = "") -> None:
+        self.detectors = tuple(detectors)
+        # Each detector's own regex: where the alternation reports detector i,
+        # detectors after i may match too (an alternation reports only the first).
+        self.singles = tuple(re.compile(d.pattern) for d in detectors)
+        if len(detectors) == 1:
+            self.regex = self.singles[0]
+        else:
+            body = "|".join(
+                f"(?:{d.pattern[len(gate) :]})(?P<dlp{k}>)" for k, d in enumerate(detectors)
+            )
+            self.regex = re.compile(f"{gate}(?:{body})")
+
+    def run(self, batch: _Batch, seen: set[tuple[str, str]], hits: list[_Hit]) -> None:
+        joined = batch.joined
+        detectors = self.detectors
+        search = self.regex.search
+        m = search(joined)
+        while m is not None:
+            pos = m.start()
+            index, offset = batch.locate(pos)
+            path = batch.paths[index]
+            first = m.lastindex - 1 if len(detectors) > 1 and m.lastindex else 0
+            for k in range(first, len(detectors)):
+                det = detectors[k]
+                if (path, det.name) in seen:
+                    continue
+                match = m if k == first else self.singles[k].match(joined, pos)
+                if match is not None and det.validate_in_context(
+                    joined[pos - det.lead : match.end()], path
+                ):
+                    seen.add((path, det.name))
+                    hits.append((index, offset, path, det.name))
+            # Resume one character on, not at m.end(): a candidate that failed
+            # validation may overlap a valid one that starts inside it.
+            m = search(joined, pos + 1)
 
 
-def _program(detectors: Sequence[Detector]) -> _Program:
-    singles = tuple(re.compile(d.pattern) for d in detectors)
-    if len(detectors) == 1:
-        return _Program(singles[0], tuple(detectors), singles)
-    # An empty marker group after each alternative tells which one matched
-    # (m.lastindex); patterns have no groups of their own (checked by the caller).
-    combined = "|".join(f"(?:{d.pattern})(?P<dlp{k}>)" for k, d in enumerate(detectors))
-    return _Program(re.compile(combined), tuple(detectors), singles)
+class _PerTextDetectors:
+    """Custom (policy) detectors, searched in each text on its own.
+
+    Joining texts would change what ``^``, ``$``, ``\\s`` or ``[^x]`` in a policy
+    author's regex match, so these never see the joined string.  A combined
+    prefilter regex answers "can any of them hit this text?" in one search, since
+    most texts hit none.
+    """
+
+    def __init__(self, detectors: Sequence[CustomDetector]) -> None:
+        self.detectors = tuple(detectors)
+        # Patterns with groups stay out of the prefilter (backreference numbers
+        # would shift), and so do inline global flags such as (?i) (re rejects
+        # them anywhere but at the very start); those are always searched.
+        combinable = [d.regex.groups == 0 and _compiles(f"x|(?:{d.pattern})") for d in detectors]
+        self.prefilter: re.Pattern[str] | None = None
+        if sum(combinable) > 1:
+            self.prefilter = re.compile(
+                "|".join(
+                    f"(?:{d.pattern})" for d, ok in zip(detectors, combinable, strict=True) if ok
+                )
+            )
+        # (detector, searched even when the prefilter finds nothing)
+        self.entries = tuple(
+            (d, not ok or self.prefilter is None)
+            for d, ok in zip(detectors, combinable, strict=True)
+        )
+
+    def run(self, batch: _Batch, seen: set[tuple[str, str]], hits: list[_Hit]) -> None:
+        prefilter = self.prefilter
+        for index, text in enumerate(batch.texts):
+            maybe = prefilter is not None and prefilter.search(text) is not None
+            path = batch.paths[index]
+            for det, always in self.entries:
+                if not (maybe or always) or (path, det.name) in seen:
+                    continue
+                m = det.regex.search(text)
+                while m is not None:
+                    # An empty match (e.g. a bare lookahead that slipped past the
+                    # constructor's probes) is never a finding.
+                    if m.end() > m.start() and det.validate_in_context(m.group(), path):
+                        seen.add((path, det.name))
+                        hits.append((index, m.start(), path, det.name))
+                        break
+                    m = det.regex.search(text, m.start() + 1)
 
 
-def _is_groupless(detector: Detector) -> bool:
+def _compiles(pattern: str) -> bool:
     try:
-        return re.compile(detector.pattern).groups == 0
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
+def _gate_of(detector: Detector) -> str | None:
+    """The detector's gate, if its pattern can be split into gate + rest safely."""
+    gate = detector.gate
+    if not gate or not detector.pattern.startswith(gate):
+        return None
+    if detector.pattern[len(gate) : len(gate) + 1] in ("*", "+", "?", "{"):
+        return None  # a quantifier would bind to the gate
+    try:
+        groups = re.compile(detector.pattern).groups
     except re.error as exc:
         raise ValueError(f"DLP detector {detector.name}: regex does not compile: {exc}") from None
+    return gate if groups == 0 else None
 
 
 class Scanner:
     """Finds sensitive values in (path, text) pairs, reporting only (path, detector).
 
-    Built-in style detectors run over all texts joined into one string in a single
-    regex pass per program; custom (policy) detectors run over each text on its
-    own, because joining would change what ``^``, ``$``, ``\\s`` or ``[^x]`` in a
-    policy author's regex match.
+    Built-in style detectors run over all texts of a record joined into one string,
+    one regex pass per program (one program per gate, e.g. all digit-gated
+    built-ins, plus one per other detector); custom detectors run per text.
     """
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
@@ -77,37 +181,20 @@ class Scanner:
             raise ValueError(f"DLP detectors listed more than once: {', '.join(duplicates)}")
         self.detectors: tuple[Detector, ...] = tuple(detectors)
 
-        self._per_text: tuple[tuple[Detector, re.Pattern[str]], ...] = tuple(
-            (d, d.regex) for d in detectors if isinstance(d, CustomDetector)
-        )
-        joined = [d for d in detectors if not isinstance(d, CustomDetector)]
-
-        # Detectors sharing a gate go into one alternation (re factors the shared
-        # prefix out, keeping the first-character fast path); the rest run alone.
         gated: dict[str, list[Detector]] = {}
-        programs: list[_Program] = []
-        for det in joined:
-            if det.gate is not None and _is_groupless(det):
-                gated.setdefault(det.gate, []).append(det)
+        alone: list[_JoinedProgram] = []
+        custom: list[CustomDetector] = []
+        for det in detectors:
+            if isinstance(det, CustomDetector):
+                custom.append(det)
+            elif (gate := _gate_of(det)) is not None:
+                gated.setdefault(gate, []).append(det)
             else:
-                programs.append(_program([det]))
-        programs[:0] = [_program(group) for group in gated.values()]
-        self._programs: tuple[_Program, ...] = tuple(programs)
-        self._per_text_any = self._combine_per_text()
-
-    def _combine_per_text(self) -> re.Pattern[str] | None:
-        """One regex that says whether a text can hit any custom detector at all.
-
-        Most texts hit none, so one search per text instead of one per detector.
-        Skipped when a pattern has groups (backreference numbers would shift) or
-        inline global flags (which cannot be combined).
-        """
-        if len(self._per_text) < 2 or any(rx.groups for _, rx in self._per_text):
-            return None
-        try:
-            return re.compile("|".join(f"(?:{d.pattern})" for d, _ in self._per_text))
-        except re.error:
-            return None
+                alone.append(_JoinedProgram([det]))
+        self._programs = tuple(
+            [_JoinedProgram(group, gate) for gate, group in gated.items()] + alone
+        )
+        self._per_text = _PerTextDetectors(custom) if custom else None
 
     def scan(self, items: Iterable[tuple[str, str]]) -> list[Finding]:
         """items are (path, text) pairs; returns every (path, detector) hit, deduplicated,
@@ -115,14 +202,13 @@ class Scanner:
         pairs = items if isinstance(items, list | tuple) else list(items)
         if not pairs:
             return []
-        paths = [path for path, _ in pairs]
-        texts = [text for _, text in pairs]
+        batch = _Batch([path for path, _ in pairs], [text for _, text in pairs])
         seen: set[tuple[str, str]] = set()
         hits: list[_Hit] = []
-        if self._programs:
-            self._scan_joined(paths, texts, seen, hits)
-        if self._per_text:
-            self._scan_each(paths, texts, seen, hits)
+        for program in self._programs:
+            program.run(batch, seen, hits)
+        if self._per_text is not None:
+            self._per_text.run(batch, seen, hits)
         if not hits:
             return []
         hits.sort()
@@ -131,83 +217,6 @@ class Scanner:
     def scan_text(self, text: str) -> list[str]:
         """Detector names that hit in one text (for field names / paths)."""
         return [finding.detector for finding in self.scan((("", text),))]
-
-    def _scan_joined(
-        self,
-        paths: list[str],
-        texts: list[str],
-        seen: set[tuple[str, str]],
-        hits: list[_Hit],
-    ) -> None:
-        joined = _JOIN.join(texts)
-        starts: list[int] | None = None
-        for program in self._programs:
-            search = program.regex.search
-            multi = len(program.detectors) > 1
-            m = search(joined)
-            while m is not None:
-                pos = m.start()
-                if starts is None:
-                    starts = [0, *accumulate(len(t) + len(_JOIN) for t in texts[:-1])]
-                index = bisect_right(starts, pos) - 1
-                first = m.lastindex - 1 if multi and m.lastindex else 0
-                self._check_position(
-                    program, first, m, joined, pos, index, starts[index], paths, seen, hits
-                )
-                # Resume one character on, not at m.end(): a candidate that failed
-                # validation may overlap a valid one that starts inside it.
-                m = search(joined, pos + 1)
-
-    @staticmethod
-    def _check_position(
-        program: _Program,
-        first: int,
-        m: re.Match[str],
-        joined: str,
-        pos: int,
-        index: int,
-        text_start: int,
-        paths: list[str],
-        seen: set[tuple[str, str]],
-        hits: list[_Hit],
-    ) -> None:
-        """Validate detector ``first`` (matched by the alternation) and any later
-        detector that also matches at ``pos``."""
-        path = paths[index]
-        for k in range(first, len(program.detectors)):
-            det = program.detectors[k]
-            if (path, det.name) in seen:
-                continue
-            match = m if k == first else program.singles[k].match(joined, pos)
-            if match is None:
-                continue
-            candidate = joined[pos - det.lead : match.end()]
-            if det.validate_in_context(candidate, path):
-                seen.add((path, det.name))
-                hits.append((index, pos - text_start, path, det.name))
-
-    def _scan_each(
-        self,
-        paths: list[str],
-        texts: list[str],
-        seen: set[tuple[str, str]],
-        hits: list[_Hit],
-    ) -> None:
-        any_custom = self._per_text_any
-        for index, text in enumerate(texts):
-            if any_custom is not None and any_custom.search(text) is None:
-                continue
-            path = paths[index]
-            for det, regex in self._per_text:
-                if (path, det.name) in seen:
-                    continue
-                m = regex.search(text)
-                while m is not None:
-                    if det.validate_in_context(m.group(), path):
-                        seen.add((path, det.name))
-                        hits.append((index, m.start(), path, det.name))
-                        break
-                    m = regex.search(text, m.start() + 1)
 
 
 def build_scanner(builtin: Sequence[str], custom: Sequence[tuple[str, str]]) -> Scanner:

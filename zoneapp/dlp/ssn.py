@@ -36,8 +36,8 @@ class SsnDetector(Detector):
     )
 
     def validate(self, candidate: str) -> bool:
-        """SSA rules: no area 000/666/9xx, group 00 or serial 0000; no published or
-        single-digit numbers."""
+        """SSA rules (never issued: area 000, 666, 9xx; group 00; serial 0000), minus
+        published numbers and one digit repeated (placeholders, not people)."""
         digits = candidate.replace("-", "").replace(" ", "")
         area, group, serial = digits[:3], digits[3:5], digits[5:]
         return not (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import shlex
 import signal
 import sys
@@ -22,7 +23,13 @@ from types import FrameType
 
 from zoneapp.stack.embedded import EmbeddedStack
 from zoneapp.stack.process import ManagedProcess, StackError, free_port, port_is_free, tail
-from zoneapp.stack.watch import TopicGroup, TopicWatcher, group_topics, render_example
+from zoneapp.stack.watch import (
+    Example,
+    TopicGroup,
+    TopicWatcher,
+    group_topics,
+    render_example,
+)
 from zoneapp.stack.worker import WorkerProcess
 
 __all__ = ["default_policy_path", "main"]
@@ -125,6 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 web_port=web_port,
             )
             worker.start()
+            stack.adopt(worker)
         except KeyboardInterrupt:
             return 0
         _banner(stack, worker, args)
@@ -176,7 +184,9 @@ async def _supervise(stack: EmbeddedStack, worker: WorkerProcess, args: argparse
         demo = asyncio.create_task(
             produce_demo(stack.broker_url, rate=args.rate, count=None, seed=args.seed, stop=stop)
         )
-    watcher = TopicWatcher(stack.bootstrap, stack.topics, example_topics=examples)
+    watcher = TopicWatcher(
+        stack.bootstrap, stack.topics, example_topics=examples, prefer=_illustrative
+    )
     await watcher.start()
     started = time.monotonic()
     next_report = started + args.interval
@@ -218,6 +228,17 @@ async def _supervise(stack: EmbeddedStack, worker: WorkerProcess, args: argparse
     return code
 
 
+def _illustrative(example: Example) -> bool:
+    """Prefer a violation a detector found (card number in notes...) as the example."""
+    if example.value is None:
+        return False
+    try:
+        event = json.loads(example.value)
+    except ValueError:
+        return True
+    return not isinstance(event, dict) or "detector" not in event or bool(event["detector"])
+
+
 def _report(
     watcher: TopicWatcher,
     groups: list[TopicGroup],
@@ -229,8 +250,10 @@ def _report(
     state = "ready" if ready else "starting"
     say(f"--- {time.strftime('%H:%M:%S')}  +{time.monotonic() - started:.0f}s  worker {state}")
     say(watcher.summary(groups))
+    # Wait a little for an illustrative example (a DLP finding rather than a broken record).
+    patient = time.monotonic() - started < 30
     for topic, example in watcher.examples.items():
-        if topic not in shown:
+        if topic not in shown and (topic in watcher.preferred or not patient):
             shown.add(topic)
             say(f"example from {render_example(example)}")
 

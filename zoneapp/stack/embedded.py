@@ -4,6 +4,7 @@ One ``EmbeddedStack`` owns a work directory and everything started in it:
 
     workdir/
       stack.lock        held while the stack runs (one stack per work directory)
+      children.pids     process groups to kill if this supervisor dies without stopping them
       logs/             tansu.log, redis.log, provision.log (and the worker's, if run)
       redis/            redis-server's --dir (nothing is persisted)
       softhsm/          softhsm2.conf + tokens/ (the token is recreated on every start)
@@ -26,10 +27,11 @@ import importlib.resources
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -40,6 +42,7 @@ from zoneapp.stack.process import (
     ManagedProcess,
     StackError,
     free_port,
+    port_is_free,
     tail,
     wait_for_tcp,
 )
@@ -61,7 +64,12 @@ INSTALL_HINT = (
 )
 #: The only variables the native children see: tansu reads OTEL_*, LISTENER_URL,
 #: STORAGE_ENGINE, CLUSTER_ID... from the environment, so it gets a clean one.
-CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+CLEAN_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "NO_COLOR": "1",  # tansu's log has ANSI colours otherwise, even into a file
+}
 
 
 def tansu_binary() -> Path:
@@ -133,6 +141,7 @@ class EmbeddedStack:
         self.partitions = partitions
         self.token_label = token_label
         self.timeout = timeout
+        self._requested_ports = (broker_port, redis_port)
         self._broker_port = broker_port
         self._redis_port = redis_port
         self._procs: list[ManagedProcess] = []
@@ -250,17 +259,19 @@ class EmbeddedStack:
         from zoneapp.policy import load_policy
 
         self._topics = load_policy(self.policy_path).topics()
+        for name, port in zip(("tansu", "redis"), self._requested_ports, strict=True):
+            if port is not None and not port_is_free(port):
+                raise StackError(f"{name}: port {port} on {HOST} is already in use")
         self._prepare_workdir()
         atexit.register(self.stop)
         try:
-            self._start_broker()
+            broker = self._start_broker()
             redis_proc = self._start_redis()
             # The token is set up while tansu and redis boot.
             self._init_keys()
-            wait_for_tcp(HOST, self.broker_port, timeout=self.timeout, proc=self._procs[0])
-            self._wait_kafka()
+            self._until_listening(broker, self._start_broker, self._wait_kafka)
             self._create_topics()
-            self._wait_redis(redis_proc)
+            self._until_listening(redis_proc, self._start_redis, self._wait_redis)
         except BaseException:
             self.stop()
             raise
@@ -273,6 +284,9 @@ class EmbeddedStack:
             proc.stop(timeout=10.0)
         self._procs.clear()
         self._started = False
+        self._broker_port, self._redis_port = self._requested_ports
+        if self._lock is not None:
+            self._pids_file.unlink(missing_ok=True)
         if self._lock is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock, fcntl.LOCK_UN)
@@ -304,20 +318,85 @@ class EmbeddedStack:
                 f"another stack is running in {self.workdir}; stop it or use another --workdir"
             ) from None
         self._lock = lock
+        self._reap_orphans()
         for sub in ("logs", "redis", "softhsm", "worker"):
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
         self.pin_file.unlink(missing_ok=True)
         for sub in ("logs", "redis", "softhsm", "worker"):
             (self.workdir / sub).mkdir(mode=0o700)
 
+    @property
+    def _pids_file(self) -> Path:
+        return self.workdir / "children.pids"
+
+    def _reap_orphans(self) -> None:
+        """Kill children a previous supervisor left behind when it was SIGKILLed.
+
+        A PID is only trusted if its command line still names one of our programs, so a
+        recycled PID of an unrelated process is never touched.
+        """
+        try:
+            pids = [int(x) for x in self._pids_file.read_text().split()]
+        except (OSError, ValueError):
+            return
+        for pid in pids:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if any(name in cmdline for name in (b"tansu", b"redis-server", b"faust")):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+        self._pids_file.unlink(missing_ok=True)
+
+    def adopt(self, proc: ManagedProcess) -> None:
+        """Let the stack stop ``proc`` (before its own children) and reap it after a crash."""
+        self._procs.append(proc)
+        self._write_pids()
+
+    def _write_pids(self) -> None:
+        pids = "\n".join(str(p.pid) for p in self._procs if p.pid is not None)
+        with contextlib.suppress(OSError):
+            self._pids_file.write_text(pids + "\n")
+
     def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> ManagedProcess:
         proc = ManagedProcess(name, argv, log_path=self.logs_dir / f"{name}.log", env=env)
         proc.start()
         self._procs.append(proc)
+        self._write_pids()
         return proc
 
+    def _until_listening(
+        self,
+        proc: ManagedProcess,
+        restart: Callable[[], ManagedProcess],
+        ready: Callable[[ManagedProcess], None],
+    ) -> ManagedProcess:
+        """Wait until ``proc`` answers; if it lost a race for its auto-picked port, retry.
+
+        Another process can take a port between ``free_port`` and the child's bind.
+        tansu then panics (exit code 0!) and redis aborts; both say "in use" in the log.
+        """
+        auto = (proc.name == "tansu" and self._requested_ports[0] is None) or (
+            proc.name == "redis" and self._requested_ports[1] is None
+        )
+        for attempt in range(3):
+            try:
+                ready(proc)
+                proc.check_alive()  # answered, but was it our child or the port's squatter?
+                return proc
+            except StackError:
+                if not (auto and attempt < 2 and proc.poll() is not None):
+                    raise
+                if "in use" not in tail(proc.log_path, 10):
+                    raise
+                proc.stop()
+                self._procs.remove(proc)
+                proc = restart()
+        raise AssertionError("unreachable")
+
     def _start_broker(self) -> ManagedProcess:
-        if self._broker_port is None:
+        if self._requested_ports[0] is None:
             self._broker_port = free_port()
         url = f"tcp://{HOST}:{self._broker_port}"
         argv = [
@@ -330,7 +409,7 @@ class EmbeddedStack:
         return self._spawn("tansu", argv, dict(CLEAN_ENV))
 
     def _start_redis(self) -> ManagedProcess:
-        if self._redis_port is None:
+        if self._requested_ports[1] is None:
             self._redis_port = free_port()
         argv = [
             redis_server_binary() or "redis-server",
@@ -370,6 +449,7 @@ class EmbeddedStack:
         del pin, so_pin
         log_path = self.logs_dir / "provision.log"
         env = {**os.environ, **self._child_pythonpath(), **self._build_env()}
+        env.pop("ZONEAPP_PKCS11_PIN", None)  # the PIN file is the one that matches
         with log_path.open("ab") as log:
             result = subprocess.run(
                 [sys.executable, "-m", "zoneapp.stack.provision"],
@@ -396,14 +476,14 @@ class EmbeddedStack:
             return {}
         return {"PYTHONPATH": os.pathsep.join([root, *parts])}
 
-    def _wait_kafka(self) -> None:
+    def _wait_kafka(self, proc: ManagedProcess) -> None:
+        wait_for_tcp(HOST, self.broker_port, timeout=self.timeout, proc=proc)
         try:
             run_sync(wait_for_kafka(self.bootstrap, timeout=self.timeout))
         except TimeoutError as exc:
-            self._procs[0].check_alive()
+            proc.check_alive()
             raise StackError(
-                f"tansu: {exc}; last lines of {self._procs[0].log_path}:\n"
-                f"{tail(self._procs[0].log_path)}"
+                f"tansu: {exc}; last lines of {proc.log_path}:\n{tail(proc.log_path)}"
             ) from None
 
     def _create_topics(self) -> None:

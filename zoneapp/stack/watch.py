@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,11 +84,19 @@ class TopicWatcher:
     """Counts records per topic from the beginning and keeps the first one of chosen topics."""
 
     def __init__(
-        self, bootstrap: str, topics: Iterable[str], *, example_topics: Iterable[str] = ()
+        self,
+        bootstrap: str,
+        topics: Iterable[str],
+        *,
+        example_topics: Iterable[str] = (),
+        prefer: Callable[[Example], bool] | None = None,
     ) -> None:
         self.topics = sorted(set(topics))
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, Example] = {}
+        #: Topics whose example satisfies ``prefer`` (it is not replaced any more).
+        self.preferred: set[str] = set()
+        self._prefer = prefer
         self._example_topics = set(example_topics)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -124,16 +132,28 @@ class TopicWatcher:
             for tp, records in batches.items():
                 self.counts[tp.topic] += len(records)
                 seen += len(records)
-                if records and tp.topic in self._example_topics and tp.topic not in self.examples:
-                    first = records[0]
-                    self.examples[tp.topic] = Example(
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        offset=first.offset,
-                        key=first.key,
-                        value=first.value,
-                        headers=[(k, bytes(v)) for k, v in first.headers],
-                    )
+                if tp.topic in self._example_topics and tp.topic not in self.preferred:
+                    for record in records:
+                        if self._offer(
+                            Example(
+                                topic=tp.topic,
+                                partition=tp.partition,
+                                offset=record.offset,
+                                key=record.key,
+                                value=record.value,
+                                headers=[(k, bytes(v)) for k, v in record.headers],
+                            )
+                        ):
+                            break
+
+    def _offer(self, example: Example) -> bool:
+        """Keep the first record, replaced by the first one ``prefer`` likes; True once liked."""
+        liked = self._prefer is None or self._prefer(example)
+        if liked or example.topic not in self.examples:
+            self.examples[example.topic] = example
+        if liked:
+            self.preferred.add(example.topic)
+        return liked
 
     def summary(self, groups: Iterable[TopicGroup]) -> str:
         """One line per group: ``label  topic=count  topic=count``."""

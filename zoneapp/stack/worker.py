@@ -52,6 +52,9 @@ class WorkerProcess(ManagedProcess):
             *extra_args,
         ]  # fmt: skip
         full_env = {**os.environ, **env, "ZONEAPP_WEB_PORT": str(web_port)}
+        if "ZONEAPP_PKCS11_PIN_FILE" in env and "ZONEAPP_PKCS11_PIN" not in env:
+            # A PIN inherited from the caller's shell would win over the stack's PIN file.
+            full_env.pop("ZONEAPP_PKCS11_PIN", None)
         # Faust buffers nothing itself, but Python would when stderr is a file.
         full_env["PYTHONUNBUFFERED"] = "1"
         super().__init__(name, argv, log_path=log_path, env=full_env, cwd=cwd)

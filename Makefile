@@ -1,0 +1,27 @@
+# Everything goes through scripts/bootstrap.sh (idempotent): apt packages if missing,
+# .venv, and the project installed with its dev extras.
+# Without make: scripts/bootstrap.sh && .venv/bin/python -m zoneapp.stack run
+
+PY := .venv/bin/python
+# Directories mypy checks (only those holding Python files; the list grows with the repo).
+LINT_DIRS := $(foreach d,zoneapp agents tables bench tests scripts,$(if $(wildcard $(d)/*.py $(d)/*/*.py),$(d)))
+
+.PHONY: run test lint bench bootstrap
+
+bootstrap:
+	scripts/bootstrap.sh
+
+run: bootstrap
+	$(PY) -m zoneapp.stack run
+
+test: bootstrap
+	$(PY) -m pytest -q
+
+lint:
+	scripts/bootstrap.sh --no-system
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy $(LINT_DIRS)  # strict = true in pyproject.toml
+
+bench: bootstrap
+	$(PY) -m bench
