@@ -95,7 +95,9 @@ class Collector:
         self, bootstrap: str, topics: Sequence[str], worker: WorkerProcess | None = None
     ) -> None:
         self.worker = worker
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+        )
         self.topics = topics
         self.seen: list[tuple[float, int]] = []
 

@@ -277,7 +277,9 @@ class BoundarySanitizer:
         rule = node.rule
         if rule is not None:
             result = self._transform(rule, value, path, ctx)
-            if result is not SUPPRESS:
+            if type(result) is str:
+                scan.append((path, result))
+            elif result is not SUPPRESS:
                 self._collect(result, path, scan)
             return result
         if value is None:
@@ -298,6 +300,10 @@ class BoundarySanitizer:
         raise _Blocked(Problem("wrong_type", self._safe_path(path), detail=f"expected {expected}"))
 
     def _transform(self, rule: CompiledRule, value: Any, path: str, ctx: RecordContext) -> Any:
+        applied = ctx.applied
+        if rule.is_keep:
+            applied["keep"] = applied.get("keep", 0) + 1
+            return value
         try:
             result = rule.transform.apply(value, ctx)
         except TransformTypeError as exc:
@@ -306,7 +312,6 @@ class BoundarySanitizer:
             raise _Blocked(
                 Problem("invalid_value", self._safe_path(path), detail=str(exc))
             ) from None
-        applied = ctx.applied
         applied[rule.name] = applied.get(rule.name, 0) + 1
         return result
 

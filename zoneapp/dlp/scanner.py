@@ -119,6 +119,18 @@ class _PerTextDetectors:
                     f"(?:{d.pattern})" for d, ok in zip(detectors, combinable, strict=True) if ok
                 )
             )
+        # One search over all texts of the record first: joined with newlines and in
+        # MULTILINE mode, ``^``/``$``/``\b`` see text edges as before, and ``\s`` or
+        # ``[^x]`` crossing a newline can only add candidates, never lose one. Only
+        # absolute anchors (\A, \Z) behave differently, so those opt out.
+        anchored = any(a in d.pattern for d in detectors for a in ("\\A", "\\Z", "\\z"))
+        # Patterns with groups (backreferences) or inline global flags get a regex each.
+        self.record_prefilters: tuple[re.Pattern[str], ...] = ()
+        if not anchored:
+            plain = [d.pattern for d, ok in zip(detectors, combinable, strict=True) if ok]
+            own = [d.pattern for d, ok in zip(detectors, combinable, strict=True) if not ok]
+            merged = ["|".join(f"(?:{p})" for p in plain)] if plain else []
+            self.record_prefilters = tuple(re.compile(p, re.MULTILINE) for p in merged + own)
         # (detector, searched even when the prefilter finds nothing)
         self.entries = tuple(
             (d, not ok or self.prefilter is None)
@@ -126,6 +138,9 @@ class _PerTextDetectors:
         )
 
     def run(self, batch: _Batch, seen: set[tuple[str, str]], hits: list[_Hit]) -> None:
+        joined = batch.joined
+        if self.record_prefilters and all(p.search(joined) is None for p in self.record_prefilters):
+            return
         prefilter = self.prefilter
         for index, text in enumerate(batch.texts):
             maybe = prefilter is not None and prefilter.search(text) is not None

@@ -30,10 +30,13 @@ class CompiledRule:
     path: str
     transform: Transform
     level: Level
+    name: str = field(init=False)
+    #: ``keep`` is applied inline on the hot path, without a call.
+    is_keep: bool = field(init=False)
 
-    @property
-    def name(self) -> str:
-        return self.transform.name
+    def __post_init__(self) -> None:
+        self.name = self.transform.name
+        self.is_keep = self.name == "keep"
 
 
 @dataclass(slots=True)
