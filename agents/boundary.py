@@ -29,7 +29,11 @@ RAW: dict[str, Any] = {
 
 
 class FaustSink:
-    """Produces through the app's producer (buffered; flushed before every offset commit)."""
+    """Produces through the app's producer (buffered; flushed before every offset commit).
+
+    Topics are still declared through the app, so they exist with the right
+    partition count before the first record is produced.
+    """
 
     def __init__(self, app: faust.App, partitions: int) -> None:
         self.app = app
@@ -50,11 +54,16 @@ class FaustSink:
         headers: list[tuple[str, bytes]],
         timestamp_ms: int | None,
     ) -> None:
-        await self.topic(topic).send(
-            key=key,
-            value=value,
-            headers=headers,
-            timestamp=None if timestamp_ms is None else timestamp_ms / 1000.0,
+        # Straight to the app's producer: the same producer Faust flushes before every
+        # offset commit (so at-least-once holds), without Topic.send's per-message
+        # bookkeeping, which costs more than the sanitizer's cheaper transforms.
+        await self.app.producer.send(
+            topic,
+            key,
+            value,
+            None,
+            None if timestamp_ms is None else timestamp_ms / 1000.0,
+            headers,
         )
 
 

@@ -113,7 +113,11 @@ class Collector:
         for tp in tps:  # resolve the end offsets now, before anything is produced
             await self.consumer.position(tp)
 
-    async def until(self, expected: int, timeout: float) -> list[tuple[float, int]]:
+    async def until(
+        self, expected: int, timeout: float, min_timestamp_ms: int = 0
+    ) -> list[tuple[float, int]]:
+        """Wait for `expected` records stamped at or after `min_timestamp_ms` (older ones are
+        redelivered duplicates of an earlier phase: at-least-once)."""
         deadline = time.monotonic() + timeout
         while len(self.seen) < expected and time.monotonic() < deadline:
             if self.worker is not None:
@@ -121,7 +125,9 @@ class Collector:
             batch = await self.consumer.getmany(timeout_ms=100, max_records=10_000)
             now = time.time()
             for records in batch.values():
-                self.seen.extend((now, r.timestamp) for r in records)
+                self.seen.extend(
+                    (now, r.timestamp) for r in records if r.timestamp >= min_timestamp_ms
+                )
         return self.seen
 
     async def stop(self) -> None:
@@ -182,7 +188,10 @@ def run_case(
         paced = Collector(bootstrap, outputs, worker)
         await paced.start()
         try:
-            waiting = asyncio.ensure_future(paced.until(len(latency_records), timeout=600))
+            since = int(time.time() * 1000)
+            waiting = asyncio.ensure_future(
+                paced.until(len(latency_records), timeout=600, min_timestamp_ms=since)
+            )
             await produce(bootstrap, source, latency_records, rate)
             lat = list(await waiting)
         finally:
