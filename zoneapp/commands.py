@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import getpass
+import logging
 import sys
 from typing import Any
 
 import faust
-from faust.cli import AppCommand, argument
+from aiokafka import AIOKafkaProducer
+from faust.cli import AppCommand, argument, option
 
+from zoneapp.access import AccessError, FieldAccess, KafkaAuditSink, audit_event
+from zoneapp.keys import KeyRing, build_key_provider
 from zoneapp.policy import PolicyError, load_policy
 from zoneapp.runtime import Runtime
+from zoneapp.sanitizer import SUBJECT_PURPOSE, subject_hash
+from zoneapp.vault import build_vault
+
+log = logging.getLogger(__name__)
 
 
 def check_policy_file(path: str) -> tuple[bool, str]:
@@ -39,3 +48,137 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
         else:
             self.say(text, err=sys.stderr)
             raise SystemExit(1)
+
+    register_admin_commands(app, runtime)
+
+
+# -- key and vault administration ------------------------------------------------------
+
+
+async def _open_ring(runtime: Runtime, zones: list[str]) -> tuple[Any, KeyRing]:
+    provider = build_key_provider(runtime.settings.keys_url, runtime.settings.pkcs11_pin)
+    await provider.open(zones)
+    return provider, KeyRing(provider, zones)
+
+
+async def _audit_producer(runtime: Runtime) -> AIOKafkaProducer:
+    settings = runtime.settings
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.broker_urls(), acks="all", **settings.security.aiokafka_kwargs()
+    )
+    await producer.start()
+    return producer
+
+
+def _who() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _read_arg(value: str) -> str:
+    """'-' reads the value from standard input, so it stays out of shell history."""
+    return sys.stdin.readline().strip() if value == "-" else value
+
+
+def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
+    @app.command(argument("zone"))
+    async def rotate_key(self: AppCommand, zone: str) -> Any:
+        """Create a new key-encryption key version for ZONE. Running workers switch to it
+        within ZONEAPP_KEY_VERSION_CHECK_INTERVAL seconds; old data still decrypts."""
+        provider = build_key_provider(runtime.settings.keys_url, runtime.settings.pkcs11_pin)
+        try:
+            version = await provider.rotate_kek(zone)
+        finally:
+            await provider.close()
+        log.warning("key rotation: zone %s now uses KEK version %d (by %s)", zone, version, _who())
+        producer = await _audit_producer(runtime)
+        try:
+            await KafkaAuditSink(producer).write(
+                audit_event(
+                    who=_who(), action="rotate-key", zone=zone, outcome=f"version:{version}"
+                )
+            )
+        finally:
+            await producer.stop()
+        self.say(f"zone {zone}: KEK version {version} is now current")
+
+    @app.command(
+        option("--zone", required=True, help="zone whose key may be used"),
+        option("--tenant", required=True),
+        argument("token"),
+    )
+    async def detokenize(self: AppCommand, zone: str, tenant: str, token: str) -> Any:
+        """Print the value behind TOKEN ('-' reads it from stdin). Audited to audit.access."""
+        await _reveal(
+            self, runtime, zone, lambda access: access.detokenize(_who(), tenant, _read_arg(token))
+        )
+
+    @app.command(
+        option("--zone", required=True, help="zone whose key may be used"),
+        option("--topic", required=True, help="topic the ciphertext was read from"),
+        option("--field", required=True, help="policy field path, e.g. billing.iban"),
+        argument("ciphertext"),
+    )
+    async def decrypt(self: AppCommand, zone: str, topic: str, field: str, ciphertext: str) -> Any:
+        """Print the plaintext of a zenc1 CIPHERTEXT ('-' reads it from stdin). Audited."""
+        await _reveal(
+            self,
+            runtime,
+            zone,
+            lambda access: access.decrypt(_who(), _read_arg(ciphertext), topic, field),
+        )
+
+    @app.command(option("--tenant", required=True), option("--subject", required=True))
+    async def erase(self: AppCommand, tenant: str, subject: str) -> Any:
+        """Erase a data subject (GDPR Art. 17, CCPA): delete every token mapping indexed under
+        the subject, so tokens already downstream can no longer be reversed."""
+        policy = runtime.require_policy()
+        zones = sorted({b.source_zone.name for b in policy.boundaries})
+        provider, ring = await _open_ring(runtime, zones)
+        vault = build_vault(runtime.settings.vault_url)
+        erased = 0
+        try:
+            for zone in zones:
+                ring.require_hmac(zone, SUBJECT_PURPOSE)
+            await ring.prepare()
+            for zone in zones:
+                key = ring.hmac_key(zone, SUBJECT_PURPOSE)
+                erased += await vault.erase_subject(tenant, subject_hash(key, tenant, subject))
+            producer = await _audit_producer(runtime)
+            try:
+                await KafkaAuditSink(producer).write(
+                    audit_event(
+                        who=_who(),
+                        action="erase",
+                        zone=None,
+                        outcome=f"erased:{erased}",
+                        tenant=tenant,
+                    )
+                )
+            finally:
+                await producer.stop()
+        finally:
+            await vault.close()
+            await provider.close()
+        log.warning(
+            "erasure: tenant %s, %d token mapping(s) deleted (by %s)", tenant, erased, _who()
+        )
+        self.say(f"erased {erased} token mapping(s) for the subject in tenant {tenant}")
+
+
+async def _reveal(self: AppCommand, runtime: Runtime, zone: str, call: Any) -> None:
+    provider, ring = await _open_ring(runtime, [zone])
+    vault = build_vault(runtime.settings.vault_url)
+    producer = await _audit_producer(runtime)
+    try:
+        access = FieldAccess(zone, ring, vault, KafkaAuditSink(producer))
+        try:
+            value: bytes = await call(access)
+        except AccessError as exc:
+            self.say(f"refused ({exc.reason}): {exc}", err=sys.stderr)
+            raise SystemExit(1) from None
+        sys.stdout.write(value.decode("utf-8", errors="replace") + "\n")
+        sys.stdout.flush()
+    finally:
+        await producer.stop()
+        await vault.close()
+        await provider.close()

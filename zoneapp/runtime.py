@@ -74,7 +74,11 @@ class Runtime:
         if self._keyring is None:
             provider = build_key_provider(self.settings.keys_url, self.settings.pkcs11_pin)
             self._provider = provider
-            self._keyring = KeyRing(provider, sorted(self.zones_used))
+            self._keyring = KeyRing(
+                provider,
+                sorted(self.zones_used),
+                version_check_interval=float(self.settings.key_version_check_interval),
+            )
         return self._keyring
 
     @property

@@ -17,6 +17,8 @@ Decisions:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ import orjson
 
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy, CompiledRule, RuleNode
 from zoneapp.transforms import SUPPRESS, RecordContext, TransformTypeError, VaultEntry
+from zoneapp.transforms.keyed import letters
 
 if TYPE_CHECKING:
     from zoneapp.keys.envelope import KeyRing
@@ -106,6 +109,15 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+SUBJECT_PURPOSE = "subject"
+
+
+def subject_hash(key: bytes, tenant: str, subject: str) -> str:
+    """The keyed hash a subject is indexed by in the vault: no plaintext id in Redis."""
+    mac = hmac.new(key, tenant.encode() + b"\x1f" + subject.encode(), hashlib.sha256)
+    return letters(mac.digest()[:16])
+
+
 def rule_path_of(path: str) -> str:
     """``items[3].card`` → ``items[].card``, the form used in the policy."""
     return _INDEX.sub("[]", path)
@@ -122,6 +134,7 @@ class BoundarySanitizer:
         self.max_bytes = policy.max_record_bytes
         self.max_depth = policy.max_depth
         self.tenant_path = policy.tenant_path
+        self.subject_path = boundary.subject_path
         self.scan_small_ints = bool(policy.spec.dlp.custom)
         self.lineage_static = [
             ("zoneapp-boundary", boundary.name.encode()),
@@ -132,11 +145,14 @@ class BoundarySanitizer:
 
     def hmac_purposes(self) -> set[tuple[str, str]]:
         """(zone, purpose) pairs the key ring must derive before the first record."""
-        return {
+        purposes = {
             (rule.transform.spec.zone, purpose)
             for rule in self.boundary.all_rules()
             for purpose in rule.transform.hmac_purposes
         }
+        if self.subject_path is not None:
+            purposes.add((self.zone, SUBJECT_PURPOSE))
+        return purposes
 
     # -- entry point -------------------------------------------------------------------
 
@@ -156,6 +172,8 @@ class BoundarySanitizer:
             doc = self._parse(record.value)
             if doc is not None:
                 ctx.tenant = self._tenant(doc)
+                if self.subject_path is not None:
+                    ctx.subject = self._subject(doc, ctx.tenant, keyring)
             out_value = (
                 None if doc is None else self._object(doc, self.boundary.fields, "", 1, ctx, scan)
             )
@@ -235,6 +253,15 @@ class BoundarySanitizer:
                 Problem("invalid_value", ".".join(self.tenant_path), detail="bad tenant id")
             )
         return tenant
+
+    def _subject(self, doc: dict[str, Any], tenant: str, keyring: KeyRing) -> str | None:
+        assert self.subject_path is not None
+        node: Any = doc
+        for part in self.subject_path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, bool) or not isinstance(node, str | int) or node == "":
+            return None
+        return subject_hash(keyring.hmac_key(self.zone, SUBJECT_PURPOSE), tenant, str(node))
 
     # -- the value ---------------------------------------------------------------------
 

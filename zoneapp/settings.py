@@ -129,6 +129,8 @@ class Settings:
     batch_size: int = 500
     batch_within: float = 0.05
     retry_max_backoff: float = 10.0
+    #: How often a worker re-reads the current key version (bounds rotation pickup).
+    key_version_check_interval: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -170,6 +172,9 @@ class Settings:
             declare_topics=env.get(PREFIX + "DECLARE_TOPICS", "true").lower() != "false",
             boundaries=names,
             batch_size=_int(env, "BATCH_SIZE", defaults.batch_size, 1, 100_000),
+            key_version_check_interval=_int(
+                env, "KEY_VERSION_CHECK_INTERVAL", defaults.key_version_check_interval, 1, 86_400
+            ),
         )
 
     def broker_urls(self) -> list[str]:

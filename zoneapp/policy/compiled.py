@@ -78,6 +78,7 @@ class CompiledBoundary:
     key_rule: CompiledRule
     header_rules: dict[str, CompiledRule]
     unlisted_headers_block: bool
+    subject_path: tuple[str, ...] | None
     fields: RuleNode
     #: Output fields computed from source fields: (output path, source path, rule).
     derived: list[DerivedField]
@@ -102,6 +103,7 @@ class CompiledPolicy:
     boundaries: list[CompiledBoundary]
     scanner: Scanner
     tenant_path: tuple[str, ...] | None
+    subject_path: tuple[str, ...] | None
     max_record_bytes: int
     max_depth: int
     security_topic: str

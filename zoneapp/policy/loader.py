@@ -176,6 +176,7 @@ class _Compiler:
             boundaries=[],
             scanner=scanner,
             tenant_path=None,
+            subject_path=None,
             max_record_bytes=spec.limits.max_record_bytes,
             max_depth=spec.limits.max_depth,
             security_topic=spec.security_topic,
@@ -188,6 +189,8 @@ class _Compiler:
                 policy.tenant_path = tuple(tenant)
             except ParamError as exc:
                 self.fail(("tenant_id",), str(exc))
+        if spec.subject_id is not None:
+            policy.subject_path = self._plain_path(("subject_id",), spec.subject_id)
         names: set[str] = set()
         for i, b in enumerate(spec.boundaries):
             if b.name in names:
@@ -199,6 +202,16 @@ class _Compiler:
         if self.problems:
             raise PolicyError(self.problems, self.source)
         return policy
+
+    def _plain_path(self, loc: Loc, path: str) -> tuple[str, ...] | None:
+        try:
+            parts = parse_path(path)
+            if ITEMS in parts or WILDCARD in parts:
+                raise ParamError("this path cannot go through arrays or wildcards")
+        except ParamError as exc:
+            self.fail(loc, str(exc))
+            return None
+        return tuple(parts)
 
     def _zones(self) -> dict[str, Zone]:
         zones: dict[str, Zone] = {}
@@ -312,6 +325,11 @@ class _Compiler:
             key_rule=key_rule,
             header_rules=header_rules,
             unlisted_headers_block=b.headers.unlisted == "block",
+            subject_path=(
+                self._plain_path((*loc, "subject_id"), b.subject_id)
+                if b.subject_id is not None
+                else policy.subject_path
+            ),
             fields=root,
             derived=derived,
             allowed=frozenset(allowed),

@@ -111,6 +111,8 @@ class BoundarySpec(_Strict):
     key: RuleSpec = Field(default_factory=lambda: RuleSpec(transform="hash"))
     headers: HeadersSpec = Field(default_factory=HeadersSpec)
     fields: dict[str, RuleSpec] = Field(default_factory=dict)
+    #: The data subject of this boundary's records (overrides the policy's ``subject_id``).
+    subject_id: str | None = None
     #: Output fields computed from source fields: ``{birth_year: {from: date_of_birth, ...}}``.
     derive: dict[str, DeriveSpec] = Field(default_factory=dict)
     allow: list[AllowSpec] = Field(default_factory=list)
@@ -127,6 +129,9 @@ class PolicySpec(_Strict):
     boundaries: list[BoundarySpec] = Field(min_length=1)
     #: Dotted path of the tenant id in every record, when records are multi-tenant.
     tenant_id: str | None = None
+    #: Dotted path of the data subject (a user id, an email...). Token mappings are
+    #: indexed by a keyed hash of it, so ``erase`` can find a subject's tokens.
+    subject_id: str | None = None
     security_topic: str = "security.violations"
     #: Quarantine topic of a zone is ``<zone prefix><quarantine_suffix>``.
     quarantine_suffix: str = "quarantine"

@@ -294,6 +294,22 @@ class EmbeddedStack:
             self._lock = None
         atexit.unregister(self.stop)
 
+    def stop_redis(self) -> None:
+        """Stop Redis, as an outage would (fault tests). ``start_redis`` brings it back."""
+        for proc in [p for p in self._procs if p.name == "redis"]:
+            proc.stop(timeout=10.0)
+            self._procs.remove(proc)
+        self._write_pids()
+
+    def start_redis(self) -> None:
+        """Start Redis again on the same port (empty: the embedded Redis keeps no data)."""
+        requested = self._requested_ports
+        self._requested_ports = (requested[0], self._redis_port)
+        try:
+            self._wait_redis(self._start_redis())
+        finally:
+            self._requested_ports = requested
+
     def check_alive(self) -> None:
         """Raise StackError (with the log tail) if broker or Redis has died."""
         for proc in self._procs:

@@ -46,6 +46,8 @@ class VaultEntry:
     token: str
     fingerprint: str
     ciphertext: str
+    #: Keyed hash of the record's data subject (policy ``subject_id``), for erasure.
+    subject: str | None = None
 
     def __repr__(self) -> str:
         return f"VaultEntry(tenant={self.tenant!r}, field_class={self.field_class!r})"
@@ -59,6 +61,8 @@ class RecordContext:
     zone: str
     topic: str
     tenant: str
+    #: Keyed hash of the data subject, when the policy names a ``subject_id``.
+    subject: str | None = None
     #: Tokens the vault already holds; a transform skips re-encrypting those.
     stored_tokens: Container[str] = frozenset()
     vault_entries: list[VaultEntry] = field(default_factory=list)

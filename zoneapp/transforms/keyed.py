@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from zoneapp.transforms.base import (
 )
 
 _SEP = b"\x1f"
+MODES = ("deterministic", "random")
 
 
 def canonical_bytes(value: Any, transform: str) -> bytes:
@@ -94,17 +96,20 @@ class TokenizeTransform(Transform):
     ``format: opaque`` (default) gives ``tok_<32 letters>`` (128 bits, no digits).
     ``format: card`` keeps the length, separators and last four digits, and always
     fails the Luhn check, so a token can never be mistaken for a card.
+    ``mode: random`` gives a fresh token for every occurrence (no joins, no
+    frequency analysis); each one is stored in the vault.
     """
 
     name = "tokenize"
 
     @classmethod
     def allowed_params(cls) -> tuple[str, ...]:
-        return ("field_class", "format")
+        return ("field_class", "format", "mode")
 
     def configure(self, params: dict[str, Any]) -> None:
         self.field_class = _field_class(params, self.spec)
         self.format = choice_param(params, "format", "opaque", ("opaque", "card"))
+        self.random = choice_param(params, "mode", "deterministic", MODES) == "random"
         self.purpose = f"token/{self.field_class}"
         self.fp_purpose = f"fingerprint/{self.field_class}"
         self.hmac_purposes = (self.purpose, self.fp_purpose)
@@ -116,11 +121,15 @@ class TokenizeTransform(Transform):
         data = canonical_bytes(value, self.name)
         tenant = ctx.tenant.encode()
         message = tenant + _SEP + self._prefix + data
-        mac = hmac.new(
-            ctx.keyring.hmac_key(self.spec.zone, self.purpose), message, hashlib.sha256
-        ).digest()
+        if self.random:
+            # One token per occurrence: nothing links two sightings of the same value.
+            mac = secrets.token_bytes(32)
+        else:
+            mac = hmac.new(
+                ctx.keyring.hmac_key(self.spec.zone, self.purpose), message, hashlib.sha256
+            ).digest()
         token = card_token(data, mac) if self.format == "card" else "tok_" + letters(mac[:16])
-        if token not in ctx.stored_tokens:
+        if self.random or token not in ctx.stored_tokens:
             fingerprint = hmac.new(
                 ctx.keyring.hmac_key(self.spec.zone, self.fp_purpose), message, hashlib.sha256
             ).digest()
@@ -132,6 +141,7 @@ class TokenizeTransform(Transform):
                     token=token,
                     fingerprint=b64(fingerprint),
                     ciphertext=ctx.keyring.encrypt(self.spec.zone, data, aad),
+                    subject=ctx.subject,
                 )
             )
         return token

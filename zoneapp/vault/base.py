@@ -115,6 +115,13 @@ class TokenVault(ABC):
     async def fetch(self, tenant: str, token: str) -> StoredToken | None: ...
 
     @abstractmethod
+    async def erase_subject(self, tenant: str, subject: str) -> int:
+        """Delete every mapping indexed under a subject's keyed hash; returns how many.
+
+        Tokens already downstream stay, but can no longer be reversed.
+        """
+
+    @abstractmethod
     async def ping(self) -> None:
         """Raise VaultUnavailableError when the vault cannot serve."""
 

@@ -12,6 +12,7 @@ class MemoryTokenVault(TokenVault):
     def __init__(self) -> None:
         super().__init__()
         self.data: dict[tuple[str, str], bytes] = {}
+        self.subjects: dict[tuple[str, str], set[str]] = {}
         #: Set False to make the vault refuse service, as a stopped Redis would.
         self.available = True
 
@@ -26,6 +27,8 @@ class MemoryTokenVault(TokenVault):
         for e in entries:
             key = (e.tenant, e.token)
             existing = self.data.get(key)
+            if e.subject is not None:
+                self.subjects.setdefault((e.tenant, e.subject), set()).add(e.token)
             if existing is None:
                 self.data[key] = StoredToken.of(e).encode()
                 self.writes += 1
@@ -37,6 +40,14 @@ class MemoryTokenVault(TokenVault):
         self._check()
         raw = self.data.get((tenant, token))
         return None if raw is None else StoredToken.decode(tenant, token, raw)
+
+    async def erase_subject(self, tenant: str, subject: str) -> int:
+        self._check()
+        tokens = self.subjects.pop((tenant, subject), set())
+        erased = sum(1 for t in tokens if self.data.pop((tenant, t), None) is not None)
+        for t in tokens:
+            self.cache.discard(t)
+        return erased
 
     async def ping(self) -> None:
         self._check()

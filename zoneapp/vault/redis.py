@@ -23,6 +23,11 @@ def token_key(tenant: str, token: str) -> str:
     return f"zoneapp:tok:{{{tenant or '_'}}}:{token}"
 
 
+def subject_key(tenant: str, subject: str) -> str:
+    """The set of a subject's tokens; same hash tag as the tokens, so erasure is one slot."""
+    return f"zoneapp:subj:{{{tenant or '_'}}}:{subject}"
+
+
 class RedisTokenVault(TokenVault):
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         super().__init__()
@@ -38,9 +43,16 @@ class RedisTokenVault(TokenVault):
     async def _store_new(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
         try:
             pipe = self._redis.pipeline(transaction=False)
+            indexed = 0
             for e in entries:
                 pipe.set(token_key(e.tenant, e.token), StoredToken.of(e).encode(), nx=True)
+            for e in entries:
+                if e.subject is not None:
+                    pipe.sadd(subject_key(e.tenant, e.subject), e.token)
+                    indexed += 1
             results = await pipe.execute()
+            if indexed:
+                results = results[: len(entries)]
             self.round_trips += 1
             existing = [e for e, ok in zip(entries, results, strict=True) if not ok]
             self.writes += len(entries) - len(existing)
@@ -68,6 +80,24 @@ class RedisTokenVault(TokenVault):
         except RedisError as exc:
             raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
         return None if raw is None else StoredToken.decode(tenant, token, raw)
+
+    async def erase_subject(self, tenant: str, subject: str) -> int:
+        key = subject_key(tenant, subject)
+        try:
+            tokens = [t.decode() for t in await self._redis.smembers(key)]
+            if not tokens:
+                await self._redis.delete(key)
+                return 0
+            pipe = self._redis.pipeline(transaction=True)
+            for token in tokens:
+                pipe.delete(token_key(tenant, token))
+            pipe.delete(key)
+            results = await pipe.execute()
+        except RedisError as exc:
+            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
+        for token in tokens:
+            self.cache.discard(token)
+        return sum(int(r) for r in results[:-1])
 
     async def ping(self) -> None:
         try:

@@ -201,3 +201,18 @@ def test_unknown_transform_and_param() -> None:
         make("scramble")
     with pytest.raises(ParamError, match="unknown parameter"):
         make("hash", salt="x")
+
+
+async def test_tokenize_random_mode_gives_fresh_tokens(keyring: KeyRing) -> None:
+    t = make("tokenize", TransformSpec("email", "email", "restricted"), mode="random")
+    card = make("tokenize", mode="random", format="card")
+    ctx = await ctx_for(keyring, t, card)
+    a, b = t.apply("x@y.example", ctx), t.apply("x@y.example", ctx)
+    assert a != b and a.startswith("tok_")
+    assert len(ctx.vault_entries) == 2
+    c1, c2 = card.apply(CARD, ctx), card.apply(CARD, ctx)
+    assert c1 != c2 and c1[-4:] == CARD[-4:]
+    assert not luhn_valid(c1.replace(" ", ""))
+
+
+CARD = "4111 1111 1111 1111"

@@ -1,0 +1,140 @@
+"""Reversing sanitization for authorized callers: detokenize and decrypt, with an audit trail.
+
+Who may call is decided by the caller of this module (an HTTP role, or possession
+of the HSM PIN for the command line); this module enforces the zone: a caller
+for zone Z gets only values whose keys belong to zone Z, and a key ring opened
+for Z cannot unwrap anything else. Every attempt, allowed or refused, is
+written to the audit topic before a value is returned; if the audit record
+cannot be written, the value is not returned (fail closed). Audit records never
+hold the value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from zoneapp.keys import (
+    DecryptionError,
+    KeyRing,
+    UnknownKeyVersionError,
+    ZoneNotPermittedError,
+    parse_ciphertext_header,
+)
+from zoneapp.transforms.keyed import vault_aad
+from zoneapp.vault import TokenVault
+
+AUDIT_TOPIC = "audit.access"
+
+
+class AccessError(Exception):
+    """A refused or failed access: ``reason`` is machine-readable; no value in the message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class AuditSink(Protocol):
+    async def write(self, event: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class KafkaAuditSink:
+    """Writes audit events to ``audit.access`` and waits for the broker's ack."""
+
+    producer: Any
+    topic: str = AUDIT_TOPIC
+
+    async def write(self, event: dict[str, Any]) -> None:
+        await self.producer.send_and_wait(
+            self.topic, value=orjson.dumps(event), key=orjson.dumps(event["id"])
+        )
+
+
+def audit_event(
+    *, who: str, action: str, zone: str | None, outcome: str, **fields: Any
+) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "id": str(uuid.uuid4()),
+        "timestamp": now,
+        "who": who,
+        "action": action,
+        "zone": zone,
+        "outcome": outcome,
+        **fields,
+    }
+
+
+class FieldAccess:
+    """Detokenize and decrypt for one zone, through an audit sink."""
+
+    def __init__(self, zone: str, keyring: KeyRing, vault: TokenVault, audit: AuditSink) -> None:
+        self.zone = zone
+        self.keyring = keyring
+        self.vault = vault
+        self.audit = audit
+
+    async def detokenize(self, who: str, tenant: str, token: str) -> bytes:
+        base = {"who": who, "action": "detokenize", "zone": self.zone, "tenant": tenant}
+        try:
+            stored = await self.vault.fetch(tenant, token)
+            if stored is None:
+                raise AccessError(
+                    "unknown_token", "no such token for this tenant (or it was erased)"
+                )
+            base["field_class"] = stored.field_class
+            header = parse_ciphertext_header(stored.ciphertext)
+            if header.zone != self.zone:
+                raise AccessError("wrong_zone", f"the token belongs to zone {header.zone!r}")
+            value = await self._decrypt(
+                stored.ciphertext, vault_aad(tenant, stored.field_class, token)
+            )
+        except AccessError as exc:
+            await self.audit.write(
+                audit_event(outcome=f"refused:{exc.reason}", token=token, **base)
+            )
+            raise
+        await self.audit.write(audit_event(outcome="allowed", token=token, **base))
+        return value
+
+    async def decrypt(self, who: str, ciphertext: str, topic: str, field_path: str) -> bytes:
+        base = {
+            "who": who,
+            "action": "decrypt",
+            "zone": self.zone,
+            "topic": topic,
+            "field": field_path,
+        }
+        try:
+            try:
+                header = parse_ciphertext_header(ciphertext)
+            except DecryptionError:
+                raise AccessError("malformed", "not a zoneapp ciphertext") from None
+            if header.zone != self.zone:
+                raise AccessError("wrong_zone", f"the ciphertext belongs to zone {header.zone!r}")
+            value = await self._decrypt(ciphertext, f"{topic}|{field_path}".encode())
+        except AccessError as exc:
+            await self.audit.write(audit_event(outcome=f"refused:{exc.reason}", **base))
+            raise
+        await self.audit.write(audit_event(outcome="allowed", **base))
+        return value
+
+    async def _decrypt(self, ciphertext: str, aad: bytes) -> bytes:
+        try:
+            return await self.keyring.decrypt(ciphertext, aad)
+        except ZoneNotPermittedError:
+            raise AccessError("wrong_zone", "this process holds no key for that zone") from None
+        except UnknownKeyVersionError:
+            raise AccessError(
+                "unknown_key_version", "the key version is unknown to the HSM"
+            ) from None
+        except DecryptionError:
+            raise AccessError(
+                "tampered", "the ciphertext was altered, or belongs to another field or topic"
+            ) from None
