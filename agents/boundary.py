@@ -13,6 +13,7 @@ from typing import Any, cast
 import faust
 from faust.types import EventT
 
+from zoneapp import tracing
 from zoneapp.guard import BoundaryGuard
 from zoneapp.policy import CompiledBoundary
 from zoneapp.runtime import Runtime
@@ -116,6 +117,7 @@ def _processor(runtime: Runtime, boundary: CompiledBoundary, sink: FaustSink) ->
             runtime.stats[boundary.name],
             max_backoff=settings.retry_max_backoff,
             open_keys=runtime.open_keys,
+            tracer=tracing.current().boundary(policy, boundary),  # OTEL_* env (zoneapp.tracing)
         )
         async for events in cast(faust.Stream[bytes], stream).take_events(
             settings.batch_size, within=settings.batch_within

@@ -16,6 +16,7 @@ from pathlib import Path
 import faust
 from mode import Service
 
+from zoneapp import tracing
 from zoneapp.agents.boundary import register_boundary_agents
 from zoneapp.runtime import Runtime
 from zoneapp.settings import Settings, SettingsError
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         async def on_stop(self) -> None:
             log.warning("%s", runtime.totals_line())
             await runtime.close()
+            await tracing.shutdown()  # flush spans, bounded (zoneapp.tracing)
 
     @app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report_stats() -> None:

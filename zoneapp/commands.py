@@ -46,7 +46,7 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
         if ok:
             self.say(text)
         else:
-            self.say(text, err=sys.stderr)
+            print(text, file=sys.stderr, flush=True)
             raise SystemExit(1)
 
     register_admin_commands(app, runtime)
@@ -174,7 +174,7 @@ async def _reveal(self: AppCommand, runtime: Runtime, zone: str, call: Any) -> N
         try:
             value: bytes = await call(access)
         except AccessError as exc:
-            self.say(f"refused ({exc.reason}): {exc}", err=sys.stderr)
+            print(f"refused ({exc.reason}): {exc}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
         sys.stdout.write(value.decode("utf-8", errors="replace") + "\n")
         sys.stdout.flush()

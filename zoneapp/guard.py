@@ -23,6 +23,7 @@ from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
 from zoneapp.sanitizer import BoundarySanitizer, Forward, Outcome, Problem, Quarantine, RawRecord
 from zoneapp.stats import BoundaryStats
+from zoneapp.tracing import BatchTrace, BoundaryTracer, with_trace_headers
 from zoneapp.vault import TokenVault, VaultUnavailableError
 from zoneapp.violations import encode_violation, quarantine_headers, violation_event
 
@@ -73,6 +74,7 @@ class BoundaryGuard:
         max_backoff: float = 10.0,
         open_keys: Callable[[], Awaitable[None]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        tracer: BoundaryTracer | None = None,
     ) -> None:
         self.policy = policy
         self.boundary = boundary
@@ -88,6 +90,9 @@ class BoundaryGuard:
         self._sleep = sleep
         for zone, purpose in sorted(self.sanitizer.hmac_purposes()):
             keyring.require_hmac(zone, purpose)
+        # tracing: spans + W3C context (zoneapp.tracing); propagation only by default
+        self.tracer = tracer or BoundaryTracer(policy, boundary)
+        self.tracer.attach(self.sanitizer)
 
     async def _until_ok(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Retry a dependency call with exponential backoff until it answers."""
@@ -125,12 +130,24 @@ class BoundaryGuard:
         await self.keyring.prepare()
 
     async def handle(self, records: Sequence[RawRecord]) -> list[Outcome]:
+        trace = self.tracer.batch(records)  # tracing: one batch span, one span per record
+        try:
+            outcomes = await self._handle(records, trace)
+        except BaseException as exc:
+            trace.close(exc)
+            raise
+        trace.close()
+        return outcomes
+
+    async def _handle(self, records: Sequence[RawRecord], trace: BatchTrace) -> list[Outcome]:
         started = time.perf_counter()
         stats = self.stats
         stats.consumed += len(records)
-        await self._until_ok("HSM", self._prepare_keys)
+        with trace.step("keys.prepare"):
+            await self._until_ok("HSM", self._prepare_keys)
         outcomes: list[Outcome] = []
         for record in records:
+            mark = trace.clock()
             try:
                 outcomes.append(self.sanitizer.sanitize(record, self.keyring, self.vault.cache))
             except Exception as exc:  # a bug must quarantine, never forward or crash
@@ -142,9 +159,11 @@ class BoundaryGuard:
                     type(exc).__name__,
                 )
                 outcomes.append(Quarantine([Problem("internal_error", detail=type(exc).__name__)]))
+            trace.sanitized(mark)
         entries = [e for o in outcomes if isinstance(o, Forward) for e in o.vault_entries]
         if entries:
-            collisions = await self._until_ok("token vault", lambda: self.vault.store(entries))
+            with trace.step("vault.store", **{"zoneapp.vault.entries": len(entries)}):
+                collisions = await self._until_ok("token vault", lambda: self.vault.store(entries))
             if collisions:
                 clashing = {(c.tenant, c.token) for c in collisions}
                 for i, o in enumerate(outcomes):
@@ -159,46 +178,50 @@ class BoundaryGuard:
                             ],
                             o.applied,
                         )
-        await self._emit(records, outcomes)
+        await self._emit(records, outcomes, trace)
         elapsed = (time.perf_counter() - started) / max(1, len(records))
         for o in outcomes:
             stats.on_latency(elapsed)
             stats.transforms.update(o.applied)
         return outcomes
 
-    async def _emit(self, records: Sequence[RawRecord], outcomes: Sequence[Outcome]) -> None:
+    async def _emit(
+        self, records: Sequence[RawRecord], outcomes: Sequence[Outcome], trace: BatchTrace
+    ) -> None:
         boundary = self.boundary
         stats = self.stats
         send = self.sink.send
-        for record, outcome in zip(records, outcomes, strict=True):
+        for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
+            out = trace.output(index, outcome)  # tracing: fresh traceparent/tracestate
             if isinstance(outcome, Forward):
                 await send(
                     boundary.destination,
                     outcome.key,
                     outcome.value,
-                    outcome.headers,
+                    with_trace_headers(outcome.headers, out.headers),
                     record.timestamp_ms,
                 )
+                out.end()
                 stats.forwarded += 1
                 stats.suppressed_fields += outcome.suppressed
                 continue
-            event = violation_event(
-                self.policy, boundary, record, outcome.problems, trace_id_of(record.headers)
-            )
+            event = violation_event(self.policy, boundary, record, outcome.problems, out.trace_id)
+            out.violation(event["id"])
             await send(
                 boundary.source_zone.quarantine_topic,
                 record.key,
                 record.value,
-                quarantine_headers(record, boundary, event),
+                with_trace_headers(quarantine_headers(record, boundary, event), out.headers),
                 record.timestamp_ms,
             )
             await send(
                 self.policy.security_topic,
                 orjson.dumps(event["id"]),
                 encode_violation(event),
-                [("content-type", b"application/json")],
+                [("content-type", b"application/json"), *out.headers],
                 None,
             )
+            out.end()
             stats.quarantined += 1
             stats.reasons[outcome.reason] += 1
             for p in outcome.problems:

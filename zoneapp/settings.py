@@ -129,6 +129,12 @@ class Settings:
     batch_size: int = 500
     batch_within: float = 0.05
     retry_max_backoff: float = 10.0
+    #: Operators' views (zoneapp.web): hashed API keys, the host other workers reach
+    #: this one at (table_route / gathering; default: the bind address), stats flushes.
+    api_keys_file: str | None = None
+    web_host: str | None = None
+    stats_flush_interval: float = 2.0
+    violations_keep: int = 10_000
     #: How often a worker re-reads the current key version (bounds rotation pickup).
     key_version_check_interval: int = 60
 
@@ -175,6 +181,10 @@ class Settings:
             key_version_check_interval=_int(
                 env, "KEY_VERSION_CHECK_INTERVAL", defaults.key_version_check_interval, 1, 86_400
             ),
+            api_keys_file=env.get(PREFIX + "API_KEYS_FILE") or None,
+            web_host=env.get(PREFIX + "WEB_HOST") or None,
+            stats_flush_interval=_int(env, "STATS_FLUSH_MS", 2000, 100, 600_000) / 1000.0,
+            violations_keep=_int(env, "VIOLATIONS_KEEP", defaults.violations_keep, 10, 10**7),
         )
 
     def broker_urls(self) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,3 +72,199 @@ class BoundaryStats:
             "transforms": dict(self.transforms),
             "latency_seconds": self.percentiles(),
         }
+
+
+# -- per source partition: the rows of the Faust stats tables ---------------------------
+
+#: Upper bounds (seconds) of the latency histogram buckets; a last, open bucket follows.
+LATENCY_BOUNDS: tuple[float, ...] = tuple(round(1e-5 * 2**i, 8) for i in range(22))
+#: Seconds of history kept in a row for rates over the last minute.
+RATE_WINDOW = 60.0
+_SAMPLE_EVERY = 5.0
+COUNTERS = ("consumed", "forwarded", "quarantined", "suppressed_fields", "errors")
+
+
+def bucket_of(seconds: float) -> int:
+    for i, bound in enumerate(LATENCY_BOUNDS):
+        if seconds <= bound:
+            return i
+    return len(LATENCY_BOUNDS)
+
+
+def percentile_from_buckets(buckets: list[int], q: float) -> float | None:
+    """Upper bound of the bucket holding the q-quantile (None without data)."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank = q * total
+    seen = 0
+    for i, n in enumerate(buckets):
+        seen += n
+        if seen >= rank and n:
+            return LATENCY_BOUNDS[i] if i < len(LATENCY_BOUNDS) else float(LATENCY_BOUNDS[-1] * 2)
+    return float(LATENCY_BOUNDS[-1] * 2)
+
+
+@dataclass
+class PartitionStats:
+    """Counters of one boundary for one source partition: one row of its stats table.
+
+    Written only by the worker that owns the partition, as absolute values. ``offset``
+    is the last source offset counted: when a partition moves, the new owner starts
+    from the row and skips records at or below it, so a redelivered record is not
+    counted twice.
+    """
+
+    boundary: str
+    topic: str
+    partition: int
+    source_zone: str
+    destination_zone: str
+    offset: int = -1
+    consumed: int = 0
+    forwarded: int = 0
+    quarantined: int = 0
+    suppressed_fields: int = 0
+    errors: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    detectors: Counter[str] = field(default_factory=Counter)
+    transforms: Counter[str] = field(default_factory=Counter)
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
+    latency_sum: float = 0.0
+    lag: int | None = None
+    history: list[list[float]] = field(default_factory=list)
+    updated: float = 0.0
+    dirty: bool = field(default=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        return row_key(self.topic, self.partition)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PartitionStats:
+        stats = cls(
+            str(row["boundary"]),
+            str(row["topic"]),
+            int(row["partition"]),
+            str(row["source_zone"]),
+            str(row["destination_zone"]),
+        )
+        stats.offset = int(row.get("offset", -1))
+        for name in COUNTERS:
+            setattr(stats, name, int(row.get(name, 0)))
+        for name in ("reasons", "detectors", "transforms"):
+            getattr(stats, name).update({str(k): int(v) for k, v in row.get(name, {}).items()})
+        buckets = [int(n) for n in row.get("latency_buckets", [])]
+        if len(buckets) == len(stats.latency_buckets):
+            stats.latency_buckets = buckets
+        stats.latency_sum = float(row.get("latency_sum", 0.0))
+        stats.history = [list(map(float, s)) for s in row.get("history", [])]
+        stats.updated = float(row.get("updated", 0.0))
+        return stats
+
+    def on_record(self, offset: int, outcome: Any, latency: float) -> None:
+        """Count one record's outcome (a sanitizer Forward or Quarantine); never its value."""
+        if offset <= self.offset:
+            return
+        self.offset = offset
+        self.consumed += 1
+        problems = getattr(outcome, "problems", None)
+        if problems is None:
+            self.forwarded += 1
+            self.suppressed_fields += int(getattr(outcome, "suppressed", 0))
+        else:
+            self.quarantined += 1
+            self.reasons[problems[0].reason] += 1
+            if problems[0].reason == "internal_error":
+                self.errors += 1
+            for p in problems:
+                if p.detector:
+                    self.detectors[p.detector] += 1
+        self.transforms.update(getattr(outcome, "applied", {}))
+        self.latency_buckets[bucket_of(latency)] += 1
+        self.latency_sum += latency
+        self.dirty = True
+
+    def to_row(self, now: float) -> dict[str, Any]:
+        if not self.history or now - self.history[-1][0] >= _SAMPLE_EVERY:
+            self.history.append([now, self.consumed, self.forwarded, self.quarantined])
+        while len(self.history) > 2 and now - self.history[1][0] >= RATE_WINDOW:
+            self.history.pop(0)
+        self.updated = now
+        self.dirty = False
+        return {
+            "boundary": self.boundary,
+            "topic": self.topic,
+            "partition": self.partition,
+            "source_zone": self.source_zone,
+            "destination_zone": self.destination_zone,
+            "offset": self.offset,
+            **{name: getattr(self, name) for name in COUNTERS},
+            "reasons": dict(self.reasons),
+            "detectors": dict(self.detectors),
+            "transforms": dict(self.transforms),
+            "latency_buckets": list(self.latency_buckets),
+            "latency_sum": round(self.latency_sum, 6),
+            "lag": self.lag,
+            "history": [list(s) for s in self.history],
+            "updated": now,
+        }
+
+
+def row_key(topic: str, partition: int) -> str:
+    return f"{topic}#{partition}"
+
+
+def aggregate(rows: Iterable[Mapping[str, Any]], now: float) -> dict[str, Any]:
+    """Sum stats rows into one view: counters, breakdowns, latency, lag and rates."""
+    total: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
+    reasons: Counter[str] = Counter()
+    detectors: Counter[str] = Counter()
+    transforms: Counter[str] = Counter()
+    buckets = [0] * (len(LATENCY_BOUNDS) + 1)
+    latency_sum = 0.0
+    lag = 0
+    per_second = {"consumed": 0.0, "forwarded": 0.0, "quarantined": 0.0}
+    partitions = 0
+    for row in rows:
+        partitions += 1
+        for name in COUNTERS:
+            total[name] += int(row.get(name, 0))
+        reasons.update(row.get("reasons", {}))
+        detectors.update(row.get("detectors", {}))
+        transforms.update(row.get("transforms", {}))
+        for i, n in enumerate(row.get("latency_buckets", [])[: len(buckets)]):
+            buckets[i] += int(n)
+        latency_sum += float(row.get("latency_sum", 0.0))
+        lag += int(row.get("lag") or 0)
+        for name, rate in row_rates(row, now).items():
+            per_second[name] += rate
+    total.update(
+        {
+            "blocked": total["quarantined"],
+            "reasons": dict(sorted(reasons.items())),
+            "detectors": dict(sorted(detectors.items())),
+            "transforms": dict(sorted(transforms.items())),
+            "latency_seconds": {
+                f"p{q}": percentile_from_buckets(buckets, q / 100) for q in (50, 95, 99)
+            },
+            "consumer_lag": lag,
+            "rates_per_second": {k: round(v, 3) for k, v in per_second.items()},
+            "partitions": partitions,
+        }
+    )
+    return total
+
+
+def row_rates(row: Mapping[str, Any], now: float) -> dict[str, float]:
+    """Per-second rates over the last minute from a row's samples (0 when idle)."""
+    samples = [s for s in row.get("history", []) if now - float(s[0]) <= RATE_WINDOW + 1]
+    current = [float(row.get("updated", now)), *(float(row.get(n, 0)) for n in COUNTERS[:3])]
+    if not samples:
+        return {"consumed": 0.0, "forwarded": 0.0, "quarantined": 0.0}
+    first = samples[0]
+    elapsed = max(now - float(first[0]), 1.0)
+    return {
+        name: max(0.0, (current[i + 1] - float(first[i + 1])) / elapsed)
+        for i, name in enumerate(("consumed", "forwarded", "quarantined"))
+    }

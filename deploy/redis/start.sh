@@ -1,0 +1,36 @@
+#!/bin/sh
+# Start redis-server with deploy/redis/redis.conf plus the password from a secret file.
+# The password is written into a private config file (never onto a command line,
+# where `ps` would show it). With REDIS_ACL_USER set, it becomes that ACL user's
+# password, restricted to the vault's keys, and the default user is switched off.
+set -eu
+base=${REDIS_BASE_CONF:-/usr/local/etc/redis/redis.conf}
+secret=${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}
+conf=${REDIS_RUNTIME_CONF:-/tmp/redis-zoneapp.conf}
+
+if [ ! -s "$secret" ]; then
+    echo "redis: password file $secret is missing or empty" >&2
+    exit 1
+fi
+password=$(cat "$secret")
+
+umask 077
+cat "$base" > "$conf"
+if [ -n "${REDIS_ACL_USER:-}" ]; then
+    # Least privilege: only the vault's keys, only the commands the vault uses.
+    printf 'user default off\n' >> "$conf"
+    printf 'user %s on >%s ~zoneapp:tok:* resetchannels -@all +@connection +get +set\n' \
+        "$REDIS_ACL_USER" "$password" >> "$conf"
+else
+    printf 'requirepass %s\n' "$password" >> "$conf"
+fi
+unset password
+
+# The official image's entrypoint drops root (to the redis user) for redis-server.
+if id redis >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    chown redis "$conf"
+fi
+if command -v docker-entrypoint.sh >/dev/null 2>&1; then
+    exec docker-entrypoint.sh redis-server "$conf"
+fi
+exec redis-server "$conf"

@@ -1,0 +1,268 @@
+"""Keys and vault on the real stack: the commands (detokenize, decrypt, rotate-key, erase)
+with their audit trail, rotation picked up by a running worker, and fail-closed behaviour
+when Redis or the HSM is unavailable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from zoneapp.keys import parse_ciphertext_header
+from zoneapp.stack import EmbeddedStack, WorkerProcess, free_port
+from zoneapp.stack.worker import faust_command
+from zoneapp.transforms import VaultEntry
+from zoneapp.vault.redis import RedisTokenVault
+
+from .conftest import REPO, RunWorker
+from .test_pipeline import IBAN, SENSITIVE, header, payment, read_all
+
+pytestmark = pytest.mark.integration
+
+
+def faust(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*faust_command(), "-A", "zoneapp", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+async def send(bootstrap: str, topic: str, records: list[dict[str, Any]]) -> list[str]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1)
+    await producer.start()
+    ids = []
+    try:
+        for r in records:
+            meta = await producer.send_and_wait(topic, value=json.dumps(r).encode())
+            ids.append(f"{topic}/{meta.partition}/{meta.offset}")
+    finally:
+        await producer.stop()
+    return ids
+
+
+def outputs(stack: EmbeddedStack, ids: list[str], timeout: float = 60.0) -> dict[str, Any]:
+    """Wait for the sanitized outputs of the given source records; returns them by record id."""
+    wanted = {i.encode() for i in ids}
+
+    def done(out: dict[str, list[Any]]) -> bool:
+        got = {header(r, "zoneapp-record-id") for r in out["confidential.payments"]}
+        return wanted <= got
+
+    out = asyncio.run(read_all(stack.bootstrap, ["confidential.payments"], done, timeout=timeout))
+    return {
+        (header(r, "zoneapp-record-id") or b"").decode(): r
+        for r in out["confidential.payments"]
+        if header(r, "zoneapp-record-id") in wanted
+    }
+
+
+def test_commands_reverse_only_for_the_right_tenant_zone_and_field(
+    stack: EmbeddedStack, run_worker: RunWorker
+) -> None:
+    run_worker()
+    run = uuid.uuid4().hex[:8]
+    email = f"jane.{run}@example.com"
+    [rid] = asyncio.run(
+        send(stack.bootstrap, "restricted.payments", [payment(run, 1, customer={"email": email})])
+    )
+    doc = orjson.loads(outputs(stack, [rid])[rid].value)
+    token, iban = doc["customer"]["email"], doc["billing"]["iban"]
+    env = stack.env()
+
+    ok = faust(env, "detokenize", "--zone", "restricted", "--tenant", "acme", "-", stdin=token)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == email
+    assert email not in ok.stderr
+    wrong_tenant = faust(env, "detokenize", "--zone", "restricted", "--tenant", "globex", token)
+    assert wrong_tenant.returncode == 1 and "unknown_token" in wrong_tenant.stderr
+    wrong_zone = faust(env, "detokenize", "--zone", "confidential", "--tenant", "acme", token)
+    assert wrong_zone.returncode == 1 and "wrong_zone" in wrong_zone.stderr
+
+    args = ["decrypt", "--zone", "restricted", "--topic", "confidential.payments"]
+    plain = faust(env, *args, "--field", "billing.iban", "-", stdin=iban)
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout) == IBAN
+    moved = faust(env, *args, "--field", "customer.phone", iban)
+    assert moved.returncode == 1 and "tampered" in moved.stderr
+
+    # Erasure: the token downstream stays, but can no longer be reversed.
+    erased = faust(env, "erase", "--tenant", "acme", "--subject", email)
+    assert erased.returncode == 0, erased.stderr
+    assert "erased 2 token mapping(s)" in erased.stdout  # the email and the card of that payment
+    gone = faust(env, "detokenize", "--zone", "restricted", "--tenant", "acme", token)
+    assert gone.returncode == 1 and "unknown_token" in gone.stderr
+
+    # Every call was audited, allowed or refused, and no audit record holds a value.
+    def audited(out: dict[str, list[Any]]) -> bool:
+        return sum(1 for r in out["audit.access"] if run_marker(r, token, iban)) >= 6
+
+    audit = asyncio.run(read_all(stack.bootstrap, ["audit.access"], audited, timeout=30))
+    events = [orjson.loads(r.value) for r in audit["audit.access"]]
+    outcomes = [(e["action"], e["outcome"]) for e in events if e.get("token") == token]
+    assert ("detokenize", "allowed") in outcomes
+    assert ("detokenize", "refused:unknown_token") in outcomes
+    assert ("detokenize", "refused:wrong_zone") in outcomes
+    assert any(e["action"] == "erase" and e["outcome"] == "erased:2" for e in events)
+    blob = b"".join(r.value for r in audit["audit.access"])
+    for secret in [*SENSITIVE, email]:
+        assert secret.encode() not in blob
+
+
+def run_marker(record: Any, token: str, iban: str) -> bool:
+    value = record.value or b""
+    return token.encode() in value or b'"decrypt"' in value or b'"erase"' in value
+
+
+def test_rotation_reaches_a_running_worker_and_old_data_still_decrypts(
+    stack: EmbeddedStack, run_worker: RunWorker
+) -> None:
+    run_worker({"ZONEAPP_KEY_VERSION_CHECK_INTERVAL": "1"})
+    run = uuid.uuid4().hex[:8]
+    [before] = asyncio.run(send(stack.bootstrap, "restricted.payments", [payment(run, 1)]))
+    old = orjson.loads(outputs(stack, [before])[before].value)["billing"]["iban"]
+    old_version = parse_ciphertext_header(old).kek_version
+    env = stack.env()
+    rotated = faust(env, "rotate-key", "restricted")
+    assert rotated.returncode == 0, rotated.stderr
+    assert f"KEK version {old_version + 1} is now current" in rotated.stdout
+    rotated_at = time.monotonic()
+    new_version = old_version
+    while new_version == old_version and time.monotonic() - rotated_at < 30:
+        time.sleep(1.5)
+        [rid] = asyncio.run(send(stack.bootstrap, "restricted.payments", [payment(run, 2)]))
+        doc = orjson.loads(outputs(stack, [rid])[rid].value)
+        new_version = parse_ciphertext_header(doc["billing"]["iban"]).kek_version
+    assert new_version == old_version + 1, "new records did not switch to the new key"
+    args = ["decrypt", "--zone", "restricted", "--topic", "confidential.payments"]
+    for ciphertext in (old, doc["billing"]["iban"]):
+        plain = faust(env, *args, "--field", "billing.iban", ciphertext)
+        assert plain.returncode == 0, plain.stderr
+        assert json.loads(plain.stdout) == IBAN
+
+
+def test_concurrent_first_sightings_store_one_mapping(stack: EmbeddedStack) -> None:
+    """Two workers' vaults writing the same new tokens at once: one mapping each, no clash."""
+
+    async def race() -> tuple[list[VaultEntry], list[VaultEntry], int]:
+        run = uuid.uuid4().hex[:8]
+        entries = [
+            VaultEntry("acme", "email", f"tok_{run}{i}", f"fp{i}", f"zenc1.ct{i}")
+            for i in range(300)
+        ]
+        a, b = RedisTokenVault(stack.vault_url), RedisTokenVault(stack.vault_url)
+        try:
+            ca, cb = await asyncio.gather(a.store(entries), b.store(list(reversed(entries))))
+            stored = [await a.fetch("acme", e.token) for e in entries]
+        finally:
+            await a.close()
+            await b.close()
+        return ca, cb, sum(1 for s in stored if s is not None)
+
+    clashes_a, clashes_b, stored = asyncio.run(race())
+    assert clashes_a == [] and clashes_b == [] and stored == 300
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
+    with EmbeddedStack(tmp_path / "stack", REPO / "deploy" / "policies" / "ecommerce.yaml") as s:
+        yield s
+
+
+def start_worker(stack: EmbeddedStack, tmp: Path, name: str, **env: str) -> WorkerProcess:
+    port = free_port()
+    full = {**stack.env(web_port=port), "ZONEAPP_DATADIR": str(tmp / f"{name}-data"), **env}
+    worker = WorkerProcess(full, log_path=tmp / f"{name}.log", web_port=port, cwd=REPO, name=name)
+    worker.start()
+    worker.wait_ready(120)
+    return worker
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return predicate()
+
+
+def forwarded_ids(stack: EmbeddedStack, ids: list[str], timeout: float) -> set[str]:
+    wanted = {i.encode() for i in ids}
+    out = asyncio.run(
+        read_all(
+            stack.bootstrap,
+            ["confidential.payments", "restricted.quarantine"],
+            lambda o: wanted <= {header(r, "zoneapp-record-id") for t in o.values() for r in t},
+            timeout=timeout,
+        )
+    )
+    return {
+        (header(r, "zoneapp-record-id") or b"").decode()
+        for r in out["confidential.payments"]
+        if header(r, "zoneapp-record-id") in wanted
+    }
+
+
+def fresh_payments(run: str, n: int) -> list[dict[str, Any]]:
+    # New emails, so every record needs a vault write.
+    return [payment(run, i, customer={"email": f"u{i}.{run}@example.com"}) for i in range(n)]
+
+
+def test_redis_outage_holds_records_until_it_returns(
+    own_stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    worker = start_worker(own_stack, tmp_path, "w1")
+    try:
+        run = uuid.uuid4().hex[:8]
+        first = asyncio.run(
+            send(own_stack.bootstrap, "restricted.payments", fresh_payments(run, 10))
+        )
+        assert forwarded_ids(own_stack, first, 60) == set(first)
+        own_stack.stop_redis()
+        held = asyncio.run(
+            send(own_stack.bootstrap, "restricted.payments", fresh_payments(run + "b", 10))
+        )
+        assert wait_for(lambda: "token vault unavailable" in worker.log_text(), 30)
+        assert forwarded_ids(own_stack, held, 5) == set(), "forwarded without storing tokens"
+        own_stack.start_redis()
+        assert forwarded_ids(own_stack, held, 90) == set(held)
+        assert wait_for(lambda: "token vault is back" in worker.log_text(), 10)
+    finally:
+        worker.stop()
+
+
+def test_wrong_pin_forwards_nothing_and_loses_nothing(
+    own_stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    bad_pin = tmp_path / "bad-pin"
+    bad_pin.write_text("000000\n")
+    run = uuid.uuid4().hex[:8]
+    ids = asyncio.run(send(own_stack.bootstrap, "restricted.payments", fresh_payments(run, 10)))
+    worker = start_worker(own_stack, tmp_path, "bad", ZONEAPP_PKCS11_PIN_FILE=str(bad_pin))
+    try:
+        assert wait_for(lambda: "HSM unavailable" in worker.log_text(), 60)
+        assert forwarded_ids(own_stack, ids, 5) == set()
+        assert "000000" not in worker.log_text()
+    finally:
+        worker.stop()
+    # The same consumer group with the right PIN: every held record comes through.
+    good = start_worker(own_stack, tmp_path, "good")
+    try:
+        assert forwarded_ids(own_stack, ids, 90) == set(ids)
+    finally:
+        good.stop()

@@ -1,0 +1,269 @@
+"""Bearer API keys with roles, for every web endpoint but health and metrics.
+
+Keys are configured HASHED in a YAML or JSON file named by ``ZONEAPP_API_KEYS_FILE``::
+
+    keys:
+      - name: ops-dashboard
+        hash: "scrypt$16384$8$1$<salt>$<digest>"   # python -m zoneapp.web.auth hash < key
+        roles: [viewer]
+      - name: soc
+        hash: "sha256$<hex>"                        # accepted for keys with >= 128 bits
+        roles: [analyst, "officer:restricted:acme"]
+
+Roles:
+
+* ``viewer`` - statistics (zones, boundaries).
+* ``analyst`` - violations and token metadata; includes ``viewer``.
+* ``officer:<zone>`` - may resolve tokens of that zone; ``officer:<zone>:<tenant>`` only
+  that tenant's. (Detokenize/decrypt endpoints use :meth:`Principal.may_resolve`.)
+
+A presented key is compared with every configured hash in constant time; a key that
+verified once is remembered by a per-process keyed digest, so scrypt runs once per key
+and process. Keys never reach a log line: only the entry's ``name`` does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import sys
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+VIEWER = "viewer"
+ANALYST = "analyst"
+OFFICER = "officer"
+
+#: scrypt cost: about 30 ms per hash on this machine's class of CPU.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+_CACHE_SIZE = 1024
+# Per-process key for the verified-key cache: the cache never holds a key or a
+# digest that is comparable outside this process.
+_CACHE_KEY = os.urandom(32)
+
+
+class AuthConfigError(ValueError):
+    """The API keys file is missing or malformed; the message never contains a hash."""
+
+
+class Unauthorized(Exception):
+    """No key, or a key that matches no entry: HTTP 401."""
+
+
+class Forbidden(Exception):
+    """A valid key without the role this request needs: HTTP 403."""
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """``viewer``, ``analyst``, ``officer:<zone>`` or ``officer:<zone>:<tenant>``."""
+
+    name: str
+    zone: str | None = None
+    tenant: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        parts = str(text).strip().split(":")
+        if parts[0] in (VIEWER, ANALYST) and len(parts) == 1:
+            return cls(parts[0])
+        if parts[0] == OFFICER and len(parts) in (2, 3) and all(parts[1:]):
+            return cls(OFFICER, parts[1], parts[2] if len(parts) == 3 else None)
+        raise AuthConfigError(
+            f"unknown role {text!r}: use viewer, analyst, officer:<zone> or officer:<zone>:<tenant>"
+        )
+
+    def __str__(self) -> str:
+        return ":".join(p for p in (self.name, self.zone, self.tenant) if p is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key entry's name and roles (never the key)."""
+
+    name: str
+    roles: frozenset[Role]
+
+    def may_view_stats(self) -> bool:
+        return any(r.name in (VIEWER, ANALYST) for r in self.roles)
+
+    def may_view_violations(self) -> bool:
+        return any(r.name == ANALYST for r in self.roles)
+
+    def officer_zones(self) -> set[str]:
+        return {r.zone for r in self.roles if r.name == OFFICER and r.zone}
+
+    def may_resolve(self, zone: str, tenant: str | None = None) -> bool:
+        """May this caller reverse tokens/ciphertexts of ``zone`` (and ``tenant``)?"""
+        for r in self.roles:
+            if r.name == OFFICER and r.zone == zone and (r.tenant is None or r.tenant == tenant):
+                return True
+        return False
+
+
+def hash_key(key: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """``scrypt$N$r$p$salt$digest`` (base64url) of an API key, for the keys file."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(key.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+
+
+def new_key() -> str:
+    """A fresh random API key (256 bits)."""
+    return "zk_" + secrets.token_urlsafe(32)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    name: str
+    hash: str = field(repr=False)
+    roles: frozenset[Role]
+
+    def __post_init__(self) -> None:
+        scheme = self.hash.split("$", 1)[0]
+        try:
+            if scheme == "sha256":
+                if len(bytes.fromhex(self.hash.split("$", 1)[1])) != 32:
+                    raise ValueError
+            elif scheme == "scrypt":
+                _, n, r, p, salt, digest = self.hash.split("$")
+                if int(n) < 2 or int(r) < 1 or int(p) < 1 or not _unb64(salt) or not digest:
+                    raise ValueError
+            else:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise AuthConfigError(
+                f"API key {self.name!r}: hash must be sha256$<64 hex> or scrypt$N$r$p$salt$digest"
+            ) from None
+
+    def verify(self, key: bytes) -> bool:
+        """Constant-time comparison of ``key``'s hash with this entry's."""
+        scheme, _, rest = self.hash.partition("$")
+        if scheme == "sha256":
+            return hmac.compare_digest(hashlib.sha256(key).digest(), bytes.fromhex(rest))
+        n, r, p, salt, digest = rest.split("$")
+        expected = _unb64(digest)
+        got = hashlib.scrypt(
+            key, salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+        )
+        return hmac.compare_digest(got, expected)
+
+
+class ApiKeys:
+    """The configured keys; ``authenticate`` maps a bearer key to a :class:`Principal`."""
+
+    def __init__(self, entries: Sequence[KeyEntry]) -> None:
+        names = [e.name for e in entries]
+        if len(set(names)) != len(names):
+            raise AuthConfigError("API key names must be unique")
+        self.entries = tuple(entries)
+        self._verified: OrderedDict[bytes, KeyEntry | None] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"ApiKeys({len(self.entries)} keys)"
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> ApiKeys:
+        items = data.get("keys") if isinstance(data, Mapping) else data
+        if not isinstance(items, list):
+            raise AuthConfigError("the API keys file must hold a list under 'keys'")
+        entries = []
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+                raise AuthConfigError(f"API key #{i + 1}: needs a name")
+            digest = item.get("hash") or (
+                f"sha256${item['sha256']}" if isinstance(item.get("sha256"), str) else None
+            )
+            roles = item.get("roles")
+            if not isinstance(digest, str) or not isinstance(roles, list) or not roles:
+                raise AuthConfigError(f"API key {item['name']!r}: needs a hash and roles")
+            entries.append(
+                KeyEntry(item["name"], digest, frozenset(Role.parse(str(r)) for r in roles))
+            )
+        return cls(entries)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> ApiKeys:
+        """Read the keys file (YAML or JSON); no file means no key is valid."""
+        if not path:
+            return cls([])
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise AuthConfigError(f"API keys file {path}: {exc.strerror}") from None
+        try:
+            data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise AuthConfigError(f"API keys file {path}: not valid YAML/JSON ({exc})") from None
+        return cls.from_mapping(data)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller behind an ``Authorization: Bearer <key>`` header, or Unauthorized."""
+        if not authorization:
+            raise Unauthorized("missing bearer key")
+        scheme, _, key = authorization.strip().partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise Unauthorized("not a bearer key")
+        raw = key.encode()
+        marker = hmac.new(_CACHE_KEY, raw, hashlib.sha256).digest()
+        if marker in self._verified:
+            entry = self._verified[marker]
+            self._verified.move_to_end(marker)
+        else:
+            entry = None
+            # Check every entry (no early exit), so timing does not tell which one matched.
+            for candidate in self.entries:
+                if candidate.verify(raw) and entry is None:
+                    entry = candidate
+            self._verified[marker] = entry
+            if len(self._verified) > _CACHE_SIZE:
+                self._verified.popitem(last=False)
+        if entry is None:
+            raise Unauthorized("unknown key")
+        return Principal(entry.name, entry.roles)
+
+
+def _main(argv: Iterable[str]) -> int:
+    args = list(argv)
+    if args[:1] == ["hash"]:
+        key = sys.stdin.readline().rstrip("\r\n")
+        if not key:
+            print("usage: echo -n KEY | python -m zoneapp.web.auth hash", file=sys.stderr)
+            return 2
+        print(hash_key(key))
+        return 0
+    if args[:1] == ["new"]:
+        key = new_key()
+        print(f"key:  {key}\nhash: {hash_key(key)}")
+        return 0
+    print(
+        "usage: python -m zoneapp.web.auth hash   (reads the key from stdin, prints its hash)\n"
+        "       python -m zoneapp.web.auth new    (prints a new random key and its hash)",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
