@@ -8,6 +8,8 @@ in batches so key preparation and vault writes happen once per batch.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import faust
@@ -84,8 +86,14 @@ def raw_record(event: EventT[Any]) -> RawRecord:
     )
 
 
-def register_boundary_agents(app: faust.App, runtime: Runtime) -> dict[str, Any]:
-    """Create the agents of every boundary this worker runs; returns them by boundary name."""
+def register_boundary_agents(
+    app: faust.App, runtime: Runtime, on_batch: Callable[..., None] | None = None
+) -> dict[str, Any]:
+    """Create the agents of every boundary this worker runs; returns them by boundary name.
+
+    ``on_batch(boundary, records, outcomes, seconds)`` is called after each finished batch
+    (the per-partition stats tables, zoneapp.tables.stats).
+    """
     sink = FaustSink(app, runtime.settings.topic_partitions)
     policy = runtime.policy
     agents: dict[str, Any] = {}
@@ -98,12 +106,17 @@ def register_boundary_agents(app: faust.App, runtime: Runtime) -> dict[str, Any]
         sink.topic(policy.security_topic)
         source = app.topic(*boundary.sources, partitions=runtime.settings.topic_partitions, **RAW)
         agents[boundary.name] = app.agent(source, name=f"zoneapp.boundary.{boundary.name}")(
-            _processor(runtime, boundary, sink)
+            _processor(runtime, boundary, sink, on_batch)
         )
     return agents
 
 
-def _processor(runtime: Runtime, boundary: CompiledBoundary, sink: FaustSink) -> Any:
+def _processor(
+    runtime: Runtime,
+    boundary: CompiledBoundary,
+    sink: FaustSink,
+    on_batch: Callable[..., None] | None = None,
+) -> Any:
     settings = runtime.settings
     policy = runtime.require_policy()
 
@@ -122,8 +135,10 @@ def _processor(runtime: Runtime, boundary: CompiledBoundary, sink: FaustSink) ->
         async for events in cast(faust.Stream[bytes], stream).take_events(
             settings.batch_size, within=settings.batch_within
         ):
+            started = time.perf_counter()
+            records = [raw_record(e) for e in events]
             try:
-                await guard.handle([raw_record(e) for e in events])
+                outcomes = await guard.handle(records)
             except BaseException:
                 # take_events acks the batch in a `finally`. A batch that did not finish
                 # (worker stopping mid-retry) must not be committed: mark its messages as
@@ -133,6 +148,8 @@ def _processor(runtime: Runtime, boundary: CompiledBoundary, sink: FaustSink) ->
                     e.message.acked = True
                 raise
             runtime.on_batch_done()
+            if on_batch is not None:
+                on_batch(boundary.name, records, outcomes, time.perf_counter() - started)
 
     process.__name__ = f"boundary_{boundary.name.replace('-', '_').replace('.', '_')}"
     return process

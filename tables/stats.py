@@ -187,7 +187,7 @@ def register_stats_tables(
     async def flush_stats() -> None:
         stats.flush()
 
-    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator, arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         await stats.on_revoked(revoked)
 

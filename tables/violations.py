@@ -110,7 +110,7 @@ class ViolationsTable:
         """Store one event (inside the agent's stream: the changelog follows its partition)."""
         message = event.message
         try:
-            body = orjson.loads(message.value)
+            body = orjson.loads(message.value or b"")
             vid = body["id"]
         except (orjson.JSONDecodeError, TypeError, KeyError):
             log.warning(
@@ -185,7 +185,7 @@ def register_violations_table(app: faust.App, runtime: Runtime) -> ViolationsTab
         async for event in stream.events():
             violations.on_event(event)
 
-    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator, arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         violations.on_revoked(revoked)
 

@@ -25,6 +25,7 @@ from zoneapp.keys import (
     ZoneNotPermittedError,
     parse_ciphertext_header,
 )
+from zoneapp.keys import subject
 from zoneapp.transforms.keyed import vault_aad
 from zoneapp.vault import TokenVault
 
@@ -118,12 +119,27 @@ class FieldAccess:
                 raise AccessError("malformed", "not a zoneapp ciphertext") from None
             if header.zone != self.zone:
                 raise AccessError("wrong_zone", f"the ciphertext belongs to zone {header.zone!r}")
-            value = await self._decrypt(ciphertext, f"{topic}|{field_path}".encode())
+            aad = f"{topic}|{field_path}".encode()
+            value = await self._decrypt(ciphertext, aad)
+            sealed = subject.sealed_subject(value)
+            if sealed is not None:
+                value = await self._open_sealed(value, aad, *sealed)
         except AccessError as exc:
             await self.audit.write(audit_event(outcome=f"refused:{exc.reason}", **base))
             raise
         await self.audit.write(audit_event(outcome="allowed", **base))
         return value
+
+    async def _open_sealed(self, payload: bytes, aad: bytes, tenant: str, subj: str) -> bytes:
+        aead = await subject.SubjectKeys(self.keyring, self.vault, self.zone).for_payload(
+            tenant, subj
+        )
+        if aead is None:
+            raise AccessError("erased", "the data subject was erased; the value is gone")
+        try:
+            return subject.open_sealed(aead, payload, aad)
+        except DecryptionError:
+            raise AccessError("tampered", "the sealed value was altered") from None
 
     async def _decrypt(self, ciphertext: str, aad: bytes) -> bytes:
         try:

@@ -9,6 +9,7 @@ with the policy's own error message.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from zoneapp import tracing
 from zoneapp.agents.boundary import register_boundary_agents
 from zoneapp.runtime import Runtime
 from zoneapp.settings import Settings, SettingsError
+from zoneapp.web import register_web
 
 log = logging.getLogger("zoneapp")
 
@@ -35,6 +37,11 @@ class ZoneApp(faust.App):
             print(f"zoneapp cannot start: {self.runtime.policy_error}", file=sys.stderr, flush=True)
             raise SystemExit(2)
         await super().on_first_start()
+
+
+def _advertised_host(bind: str) -> str:
+    """The bind address, unless it is a wildcard (then the host name)."""
+    return socket.gethostname() if bind in ("", "0.0.0.0", "::") else bind
 
 
 def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
@@ -69,15 +76,23 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         producer_acks=-1,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
-        # Faust's /table/ endpoint would serve table contents to anyone.
+        # Faust's /table/ endpoint would serve table contents to anyone; /router shows
+        # the cluster's topology (table_route does not need it); graph, stats and
+        # /performance expose internals. zoneapp.web serves its own views.
         web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
+        # The URL other workers use to reach this one (table_route, gathering stats).
+        web_host=settings.web_host or _advertised_host(settings.web_bind),
         datadir=settings.datadir,
         store="memory://",
         autodiscover=False,
         origin="zoneapp",
     )
     app.runtime = runtime
-    register_boundary_agents(app, runtime)
+    register_boundary_agents(app, runtime, on_batch=register_web(app, runtime))
 
     @app.service
     class RuntimeService(Service):

@@ -13,15 +13,24 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
 from zoneapp.keys.base import KeyProviderError
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
-from zoneapp.sanitizer import BoundarySanitizer, Forward, Outcome, Problem, Quarantine, RawRecord
+from zoneapp.keys.subject import SubjectKeys
+from zoneapp.sanitizer import (
+    BoundarySanitizer,
+    Forward,
+    Outcome,
+    Parsed,
+    Problem,
+    Quarantine,
+    RawRecord,
+)
 from zoneapp.stats import BoundaryStats
 from zoneapp.tracing import BatchTrace, BoundaryTracer, with_trace_headers
 from zoneapp.vault import TokenVault, VaultUnavailableError
@@ -90,6 +99,11 @@ class BoundaryGuard:
         self._sleep = sleep
         for zone, purpose in sorted(self.sanitizer.hmac_purposes()):
             keyring.require_hmac(zone, purpose)
+        self.subject_keys = (
+            SubjectKeys(keyring, vault, boundary.source_zone.name)
+            if self.sanitizer.needs_subject_keys
+            else None
+        )
         # tracing: spans + W3C context (zoneapp.tracing); propagation only by default
         self.tracer = tracer or BoundaryTracer(policy, boundary)
         self.tracer.attach(self.sanitizer)
@@ -145,21 +159,21 @@ class BoundaryGuard:
         stats.consumed += len(records)
         with trace.step("keys.prepare"):
             await self._until_ok("HSM", self._prepare_keys)
-        outcomes: list[Outcome] = []
-        for record in records:
-            mark = trace.clock()
-            try:
-                outcomes.append(self.sanitizer.sanitize(record, self.keyring, self.vault.cache))
-            except Exception as exc:  # a bug must quarantine, never forward or crash
-                stats.internal_errors += 1
-                log.error(
-                    "boundary %s: internal error on %s: %s",
-                    self.boundary.name,
-                    record.record_id,
-                    type(exc).__name__,
-                )
-                outcomes.append(Quarantine([Problem("internal_error", detail=type(exc).__name__)]))
-            trace.sanitized(mark)
+        parsed = [self._parse(record) for record in records]
+        subject_keys: dict[tuple[str, str], Any] = {}
+        if self.subject_keys is not None:
+            wanted = {
+                (p.tenant, p.subject)
+                for p in parsed
+                if isinstance(p, Parsed) and p.subject is not None
+            }
+            if wanted:
+                keys = self.subject_keys
+                subject_keys = await self._until_ok("token vault", lambda: keys.get(wanted))
+        cache = self.vault.cache
+        outcomes: list[Outcome] = [
+            p if isinstance(p, Quarantine) else self._finish(p, cache, subject_keys) for p in parsed
+        ]
         entries = [e for o in outcomes if isinstance(o, Forward) for e in o.vault_entries]
         if entries:
             with trace.step("vault.store", **{"zoneapp.vault.entries": len(entries)}):
@@ -184,6 +198,31 @@ class BoundaryGuard:
             stats.on_latency(elapsed)
             stats.transforms.update(o.applied)
         return outcomes
+
+    def _parse(self, record: RawRecord) -> Parsed | Quarantine:
+        try:
+            return self.sanitizer.parse(record, self.keyring)
+        except Exception as exc:
+            return self._internal_error(record, exc)
+
+    def _finish(
+        self, parsed: Parsed, cache: Container[str], keys: Mapping[tuple[str, str], Any]
+    ) -> Outcome:
+        try:
+            return self.sanitizer.finish(parsed, self.keyring, cache, keys)
+        except Exception as exc:
+            return self._internal_error(parsed.record, exc)
+
+    def _internal_error(self, record: RawRecord, exc: Exception) -> Quarantine:
+        """A bug quarantines the record: it never forwards it, nor crashes the worker."""
+        self.stats.internal_errors += 1
+        log.error(
+            "boundary %s: internal error on %s: %s",
+            self.boundary.name,
+            record.record_id,
+            type(exc).__name__,
+        )
+        return Quarantine([Problem("internal_error", detail=type(exc).__name__)])
 
     async def _emit(
         self, records: Sequence[RawRecord], outcomes: Sequence[Outcome], trace: BatchTrace

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,8 @@ from zoneapp.transforms import SUPPRESS, RecordContext, TransformTypeError, Vaul
 from zoneapp.transforms.keyed import letters
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     from zoneapp.keys.envelope import KeyRing
 
 LINEAGE_PREFIX = "zoneapp-"
@@ -88,6 +90,16 @@ class Quarantine:
 
 
 Outcome = Forward | Quarantine
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A record after the first phase: what the batch needs to know before transforms."""
+
+    record: RawRecord
+    doc: dict[str, Any] | None
+    tenant: str
+    subject: str | None
 
 
 class _Blocked(Exception):
@@ -154,26 +166,62 @@ class BoundarySanitizer:
             purposes.add((self.zone, SUBJECT_PURPOSE))
         return purposes
 
-    # -- entry point -------------------------------------------------------------------
+    @property
+    def needs_subject_keys(self) -> bool:
+        """True when records carry a subject and some rule encrypts: keys are fetched per batch."""
+        return self.subject_path is not None and any(
+            r.name == "encrypt" for r in self.boundary.all_rules()
+        )
+
+    # -- entry points ------------------------------------------------------------------
 
     def sanitize(
-        self, record: RawRecord, keyring: KeyRing, stored_tokens: Container[str] = frozenset()
+        self,
+        record: RawRecord,
+        keyring: KeyRing,
+        stored_tokens: Container[str] = frozenset(),
+        subject_keys: Mapping[tuple[str, str], AESGCM] | None = None,
     ) -> Outcome:
+        """Parse and sanitize one record (``parse`` then ``finish``)."""
+        parsed = self.parse(record, keyring)
+        if isinstance(parsed, Quarantine):
+            return parsed
+        return self.finish(parsed, keyring, stored_tokens, subject_keys)
+
+    def parse(self, record: RawRecord, keyring: KeyRing) -> Parsed | Quarantine:
+        """First phase: bytes to JSON, limits, tenant and subject."""
+        try:
+            doc = self._parse(record.value)
+            tenant = self._tenant(doc) if doc is not None else ""
+            subject = None
+            if doc is not None and self.subject_path is not None:
+                subject = self._subject(doc, tenant, keyring)
+        except _Blocked as blocked:
+            return Quarantine([blocked.problem])
+        return Parsed(record, doc, tenant, subject)
+
+    def finish(
+        self,
+        parsed: Parsed,
+        keyring: KeyRing,
+        stored_tokens: Container[str] = frozenset(),
+        subject_keys: Mapping[tuple[str, str], AESGCM] | None = None,
+    ) -> Outcome:
+        """Second phase: field rules, key, headers, DLP scan, lineage."""
+        record, doc = parsed.record, parsed.doc
         ctx = RecordContext(
             keyring=keyring,
             zone=self.zone,
             topic=self.boundary.destination,
-            tenant="",
+            tenant=parsed.tenant,
+            subject=parsed.subject,
             stored_tokens=stored_tokens,
         )
+        if parsed.subject is not None and subject_keys:
+            ctx.subject_aead = subject_keys.get((parsed.tenant, parsed.subject))
         scan: list[tuple[str, str]] = []
         self._suppressed = 0
         try:
-            doc = self._parse(record.value)
-            if doc is not None:
-                ctx.tenant = self._tenant(doc)
-                if self.subject_path is not None:
-                    ctx.subject = self._subject(doc, ctx.tenant, keyring)
             out_value = (
                 None if doc is None else self._object(doc, self.boundary.fields, "", 1, ctx, scan)
             )

@@ -47,7 +47,9 @@ def apply_vault_password(env: MutableMapping[str, str]) -> None:
     try:
         password = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
-        raise EntrypointError(f"{VAULT_PASSWORD_FILE}: cannot read {path}: {exc.strerror}") from None
+        raise EntrypointError(
+            f"{VAULT_PASSWORD_FILE}: cannot read {path}: {exc.strerror}"
+        ) from None
     if not password:
         raise EntrypointError(f"{VAULT_PASSWORD_FILE}: {path} is empty")
     from zoneapp.settings import Settings

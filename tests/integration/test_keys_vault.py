@@ -106,6 +106,9 @@ def test_commands_reverse_only_for_the_right_tenant_zone_and_field(
     assert "erased 2 token mapping(s)" in erased.stdout  # the email and the card of that payment
     gone = faust(env, "detokenize", "--zone", "restricted", "--tenant", "acme", token)
     assert gone.returncode == 1 and "unknown_token" in gone.stderr
+    # ... and the subject's encrypted fields were crypto-shredded with its key.
+    shredded = faust(env, *args, "--field", "billing.iban", iban)
+    assert shredded.returncode == 1 and "erased" in shredded.stderr
 
     # Every call was audited, allowed or refused, and no audit record holds a value.
     def audited(out: dict[str, list[Any]]) -> bool:

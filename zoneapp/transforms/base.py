@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from zoneapp.errors import ParamError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     from zoneapp.keys.envelope import KeyRing
 
 
@@ -63,6 +65,8 @@ class RecordContext:
     tenant: str
     #: Keyed hash of the data subject, when the policy names a ``subject_id``.
     subject: str | None = None
+    #: The data subject's own key: ``encrypt`` seals with it too, so erasure shreds it.
+    subject_aead: AESGCM | None = None
     #: Tokens the vault already holds; a transform skips re-encrypting those.
     stored_tokens: Container[str] = frozenset()
     vault_entries: list[VaultEntry] = field(default_factory=list)

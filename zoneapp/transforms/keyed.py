@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from zoneapp.keys import subject as subject_keys
 from zoneapp.errors import ParamError
 from zoneapp.transforms.base import (
     RecordContext,
@@ -185,6 +186,10 @@ def card_token(data: bytes, mac: bytes) -> str:
 class EncryptTransform(Transform):
     """Field-level AES-256-GCM under a cached data key wrapped by the zone's HSM key.
 
+    When the record has a data subject (policy ``subject_id``), the value is first
+    sealed with that subject's own key (:mod:`zoneapp.keys.subject`), so erasing the
+    subject makes the field unrecoverable.
+
     The ciphertext (``zenc1.``, see :mod:`zoneapp.keys.envelope`) is bound to the
     destination topic and the rule's field path: copied elsewhere, it fails to decrypt.
     """
@@ -195,4 +200,7 @@ class EncryptTransform(Transform):
         if value is None:
             return None
         aad = f"{ctx.topic}|{self.spec.rule_path}".encode()
-        return ctx.keyring.encrypt(self.spec.zone, orjson.dumps(value), aad)
+        data = orjson.dumps(value)
+        if ctx.subject_aead is not None and ctx.subject is not None:
+            data = subject_keys.seal(ctx.subject_aead, ctx.tenant, ctx.subject, data, aad)
+        return ctx.keyring.encrypt(self.spec.zone, data, aad)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -115,10 +115,21 @@ class TokenVault(ABC):
     async def fetch(self, tenant: str, token: str) -> StoredToken | None: ...
 
     @abstractmethod
-    async def erase_subject(self, tenant: str, subject: str) -> int:
-        """Delete every mapping indexed under a subject's keyed hash; returns how many.
+    async def subject_keys(
+        self, wanted: Collection[tuple[str, str]], create: Callable[[str, str], str]
+    ) -> dict[tuple[str, str], str]:
+        """The stored (wrapped) key of each (tenant, subject hash); missing ones are created
+        with ``create`` and stored if still absent (first writer wins)."""
 
-        Tokens already downstream stay, but can no longer be reversed.
+    @abstractmethod
+    async def fetch_subject_key(self, tenant: str, subject: str) -> str | None: ...
+
+    @abstractmethod
+    async def erase_subject(self, tenant: str, subject: str) -> int:
+        """Delete every mapping indexed under a subject's keyed hash, and the subject's key;
+        returns how many token mappings went.
+
+        Tokens and encrypted fields already downstream stay, but can no longer be reversed.
         """
 
     @abstractmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from zoneapp.transforms import VaultEntry
 from zoneapp.vault.base import StoredToken, TokenVault, VaultUnavailableError
@@ -13,6 +13,7 @@ class MemoryTokenVault(TokenVault):
         super().__init__()
         self.data: dict[tuple[str, str], bytes] = {}
         self.subjects: dict[tuple[str, str], set[str]] = {}
+        self.subject_key_data: dict[tuple[str, str], str] = {}
         #: Set False to make the vault refuse service, as a stopped Redis would.
         self.available = True
 
@@ -41,8 +42,20 @@ class MemoryTokenVault(TokenVault):
         raw = self.data.get((tenant, token))
         return None if raw is None else StoredToken.decode(tenant, token, raw)
 
+    async def subject_keys(
+        self, wanted: Collection[tuple[str, str]], create: Callable[[str, str], str]
+    ) -> dict[tuple[str, str], str]:
+        self._check()
+        self.round_trips += 1
+        return {w: self.subject_key_data.setdefault(w, create(*w)) for w in wanted}
+
+    async def fetch_subject_key(self, tenant: str, subject: str) -> str | None:
+        self._check()
+        return self.subject_key_data.get((tenant, subject))
+
     async def erase_subject(self, tenant: str, subject: str) -> int:
         self._check()
+        self.subject_key_data.pop((tenant, subject), None)
         tokens = self.subjects.pop((tenant, subject), set())
         erased = sum(1 for t in tokens if self.data.pop((tenant, t), None) is not None)
         for t in tokens:

@@ -10,7 +10,7 @@ and the first write wins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -21,6 +21,11 @@ from zoneapp.vault.base import StoredToken, TokenVault, VaultUnavailableError
 
 def token_key(tenant: str, token: str) -> str:
     return f"zoneapp:tok:{{{tenant or '_'}}}:{token}"
+
+
+def subject_secret_key(tenant: str, subject: str) -> str:
+    """Where a subject's wrapped key lives (same slot as its tokens)."""
+    return f"zoneapp:skey:{{{tenant or '_'}}}:{subject}"
 
 
 def subject_key(tenant: str, subject: str) -> str:
@@ -81,23 +86,56 @@ class RedisTokenVault(TokenVault):
             raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
         return None if raw is None else StoredToken.decode(tenant, token, raw)
 
+    async def subject_keys(
+        self, wanted: Collection[tuple[str, str]], create: Callable[[str, str], str]
+    ) -> dict[tuple[str, str], str]:
+        order = list(wanted)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for tenant, subject in order:
+                pipe.get(subject_secret_key(tenant, subject))
+            found = await pipe.execute()
+            self.round_trips += 1
+            out = {w: v.decode() for w, v in zip(order, found, strict=True) if v is not None}
+            missing = [w for w in order if w not in out]
+            if missing:
+                pipe = self._redis.pipeline(transaction=False)
+                fresh = {w: create(*w) for w in missing}
+                for (tenant, subject), text in fresh.items():
+                    key = subject_secret_key(tenant, subject)
+                    pipe.set(key, text, nx=True)
+                    pipe.get(key)
+                results = await pipe.execute()
+                self.round_trips += 1
+                for i, w in enumerate(missing):
+                    stored = results[2 * i + 1]
+                    out[w] = stored.decode() if stored is not None else fresh[w]
+        except RedisError as exc:
+            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
+        return out
+
+    async def fetch_subject_key(self, tenant: str, subject: str) -> str | None:
+        try:
+            raw = await self._redis.get(subject_secret_key(tenant, subject))
+        except RedisError as exc:
+            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
+        return None if raw is None else bytes(raw).decode()
+
     async def erase_subject(self, tenant: str, subject: str) -> int:
         key = subject_key(tenant, subject)
         try:
             tokens = [t.decode() for t in await self._redis.smembers(key)]
-            if not tokens:
-                await self._redis.delete(key)
-                return 0
             pipe = self._redis.pipeline(transaction=True)
             for token in tokens:
                 pipe.delete(token_key(tenant, token))
             pipe.delete(key)
+            pipe.delete(subject_secret_key(tenant, subject))
             results = await pipe.execute()
         except RedisError as exc:
             raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
         for token in tokens:
             self.cache.discard(token)
-        return sum(int(r) for r in results[:-1])
+        return sum(int(r) for r in results[: len(tokens)])
 
     async def ping(self) -> None:
         try:

@@ -8,6 +8,7 @@ GET; without it, the tenant is found with a bounded SCAN over ``zoneapp:tok:{*}:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +54,17 @@ class TokenInfo:
 
 
 class TokenDirectory:
-    def __init__(self, vault: TokenVault, policy: CompiledPolicy | None, vault_url: str) -> None:
-        self.vault = vault
+    def __init__(
+        self, vault: Callable[[], TokenVault], policy: CompiledPolicy | None, vault_url: str
+    ) -> None:
+        self._vault = vault
         self.zones = token_zones(policy)
         self.vault_url = vault_url
         self._redis: Any = None
+
+    @property
+    def vault(self) -> TokenVault:
+        return self._vault()
 
     def _info(self, stored: StoredToken) -> TokenInfo:
         zones = tuple(sorted(self.zones.get(stored.field_class, set())))
@@ -93,7 +100,7 @@ class TokenDirectory:
                     inner = text[len("zoneapp:tok:{") :]
                     tenant, sep, rest = inner.partition("}:")
                     if sep and rest == token:
-                        return None if tenant == "_" else tenant
+                        return "" if tenant == "_" else tenant
                 if cursor == 0 or time.monotonic() > deadline:
                     return None
         except RedisError as exc:

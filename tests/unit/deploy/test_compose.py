@@ -33,7 +33,8 @@ HEALTHY_DEPENDENCIES = {
     "hsm-init": "service_completed_successfully",
     "topic-init": "service_completed_successfully",
 }
-OTLP_PORTS = {"grpc": 4317, "http/protobuf": 4318, "http/json": 4318}
+#: OTLP port per protocol (zoneapp.tracing supports these two; http/protobuf is its default).
+OTLP_PORTS = {"grpc": 4317, "http/protobuf": 4318}
 
 
 # -- what the app reads ---------------------------------------------------------------
@@ -364,6 +365,7 @@ def test_web_ports_are_published_and_scraped(services: Services) -> None:
         env = env_of(worker)
         port = int(env["ZONEAPP_WEB_PORT"])
         assert env["ZONEAPP_WEB_BIND"] == "0.0.0.0", f"{name}: web server unreachable"
+        assert env.get("ZONEAPP_WEB_HOST", name) == name, f"{name}: peers cannot reach it"
         assert (port, port) in published_ports(worker), f"{name}: {port} not published"
         ports.append(port)
         expected.add(f"{name}:{port}")
@@ -386,7 +388,7 @@ def test_traces_go_to_jaeger_otlp(services: Services) -> None:
         env = env_of(worker)
         endpoint = urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
         assert endpoint.hostname == "jaeger", name
-        protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         assert endpoint.port == OTLP_PORTS[protocol] and endpoint.port in jaeger_ports, name
         assert env["OTEL_SERVICE_NAME"] not in service_names, name
         service_names.add(env["OTEL_SERVICE_NAME"])
@@ -397,4 +399,3 @@ def test_deploy_yaml_has_no_tabs_and_parses(path: str) -> None:
     text = (DEPLOY / path).read_text(encoding="utf-8")
     assert "\t" not in text
     assert isinstance(yaml.safe_load(text), dict)
-

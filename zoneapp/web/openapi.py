@@ -1,0 +1,247 @@
+"""The OpenAPI 3.1 description served at ``/openapi.json`` (hand-written, tested)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoneapp import __version__
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Bad request (a parameter is malformed).",
+        401: "Missing or unknown API key (see WWW-Authenticate).",
+        403: "The key lacks the role this endpoint needs.",
+        404: "Not found.",
+        503: "A dependency is unavailable.",
+    }
+    return {str(c): _json(_ERROR, text[c]) for c in codes}
+
+
+def _param(name: str, where: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _get(
+    summary: str,
+    ok: dict[str, Any],
+    *,
+    secured: str | None = None,
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[int, ...] = (),
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": ok, **_errors(*errors)}}
+    if params:
+        op["parameters"] = params
+    if secured:
+        op["security"] = [{"bearer": []}]
+        op["description"] = f"Needs an API key with the {secured} role."
+    else:
+        op["security"] = []
+    return {"get": op}
+
+
+def spec() -> dict[str, Any]:
+    obj = {"type": "object", "additionalProperties": True}
+    stats = {"$ref": "#/components/schemas/Stats"}
+    violation_filters = [
+        _param("zone", "query", "Source or destination zone."),
+        _param("boundary", "query", "Boundary name."),
+        _param("detector", "query", "DLP detector (any finding)."),
+        _param("since", "query", "Oldest event time (ISO-8601 or epoch seconds), inclusive."),
+        _param("until", "query", "Newest event time (ISO-8601 or epoch seconds), exclusive."),
+        _param("limit", "query", "Page size.", type="integer", minimum=1, maximum=500),
+        _param("cursor", "query", "next_cursor of the previous page."),
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "zoneapp operators' API",
+            "version": __version__,
+            "description": (
+                "Counts, violations and token metadata of a zoneapp cluster. Never serves "
+                "record values. Every worker answers the same."
+            ),
+        },
+        "paths": {
+            "/": {
+                "get": {
+                    "summary": "The zone map page (HTML; its data calls need a key).",
+                    "security": [],
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                }
+            },
+            "/zones": _get(
+                "Every zone and boundary with counters and rates over the last minute.",
+                _json({"$ref": "#/components/schemas/ZoneMap"}),
+                secured="viewer or analyst",
+                errors=(401, 403),
+            ),
+            "/zones/{zone}": _get(
+                "One zone with its boundaries.",
+                _json(obj),
+                secured="viewer or analyst",
+                params=[_param("zone", "path", "Zone name.")],
+                errors=(401, 403, 404),
+            ),
+            "/boundaries/{name}": _get(
+                "One boundary's counters.",
+                _json({"type": "object", "properties": {"boundary": stats}}),
+                secured="viewer or analyst",
+                params=[_param("name", "path", "Boundary name.")],
+                errors=(401, 403, 404),
+            ),
+            "/violations": _get(
+                "Violation events, newest first, filtered and paginated.",
+                _json(
+                    {
+                        "type": "object",
+                        "required": ["items", "count", "next_cursor"],
+                        "properties": {
+                            "items": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Violation"},
+                            },
+                            "count": {"type": "integer"},
+                            "next_cursor": {"type": ["string", "null"]},
+                            "incomplete": {"type": "boolean"},
+                        },
+                    }
+                ),
+                secured="analyst",
+                params=violation_filters,
+                errors=(400, 401, 403),
+            ),
+            "/violations/{id}": _get(
+                "One violation event.",
+                _json({"$ref": "#/components/schemas/Violation"}),
+                secured="analyst",
+                params=[_param("id", "path", "Violation id.")],
+                errors=(401, 403, 404),
+            ),
+            "/tokens/{token}": _get(
+                "Token metadata (zone, tenant, field class, created); never the value.",
+                _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "token": {"type": "string"},
+                            "tenant": {"type": "string"},
+                            "field_class": {"type": "string"},
+                            "zone": {"type": ["string", "null"]},
+                            "zones": {"type": "array", "items": {"type": "string"}},
+                            "created": {"type": "string", "format": "date-time"},
+                        },
+                    }
+                ),
+                secured="analyst, or officer:<zone> of the token's zone",
+                params=[
+                    _param("token", "path", "The token."),
+                    _param("tenant", "query", "Tenant (found by a scan when absent)."),
+                ],
+                errors=(401, 403, 404, 503),
+            ),
+            "/health": _get(
+                "Readiness: broker, Redis and HSM reachable, policy loaded (503 otherwise).",
+                _json(obj),
+                errors=(503,),
+            ),
+            "/health/live": _get("Liveness.", _json(obj)),
+            "/metrics": {
+                "get": {
+                    "summary": "Counters in the Prometheus text format.",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Prometheus text", "content": {"text/plain": {}}}
+                    },
+                }
+            },
+            "/openapi.json": _get("This description.", _json(obj)),
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key from ZONEAPP_API_KEYS_FILE.",
+                }
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+                },
+                "Stats": {
+                    "type": "object",
+                    "properties": {
+                        name: {"type": "integer"}
+                        for name in (
+                            "consumed",
+                            "forwarded",
+                            "quarantined",
+                            "blocked",
+                            "suppressed_fields",
+                            "errors",
+                            "consumer_lag",
+                        )
+                    }
+                    | {
+                        "reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "detectors": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer"},
+                        },
+                        "transforms": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer"},
+                        },
+                        "latency_seconds": {
+                            "type": "object",
+                            "additionalProperties": {"type": ["number", "null"]},
+                        },
+                        "rates_per_second": {
+                            "type": "object",
+                            "additionalProperties": {"type": "number"},
+                        },
+                    },
+                },
+                "ZoneMap": {
+                    "type": "object",
+                    "properties": {
+                        "generated_at": {"type": "string"},
+                        "zones": {"type": "array", "items": {"$ref": "#/components/schemas/Stats"}},
+                        "boundaries": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Stats"},
+                        },
+                    },
+                },
+                "Violation": {
+                    "type": "object",
+                    "description": "The event as produced to security.violations (no values).",
+                    "required": ["id", "timestamp", "boundary", "reason"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "timestamp": {"type": "string"},
+                        "boundary": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "detector": {"type": ["string", "null"]},
+                        "field_path": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
+    }
