@@ -1,0 +1,68 @@
+"""Settings from ZONEAPP_* variables: Kafka security pass-through and secrets handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+import pytest
+
+from zoneapp.settings import Settings, SettingsError
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert s.broker == "kafka://127.0.0.1:9092" and s.security.protocol == "PLAINTEXT"
+    assert s.security.faust_credentials() is None and s.security.aiokafka_kwargs() == {}
+
+
+def test_sasl_ssl_with_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2-very-secret\n")
+    s = Settings.from_env(
+        {
+            "ZONEAPP_BROKER": "kafka://b1:9093;kafka://b2:9093",
+            "ZONEAPP_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "ZONEAPP_SASL_MECHANISM": "SCRAM-SHA-512",
+            "ZONEAPP_SASL_USERNAME": "zoneapp",
+            "ZONEAPP_SASL_PASSWORD_FILE": str(secret),
+        }
+    )
+    creds = s.security.faust_credentials()
+    assert isinstance(creds, faust.SASLCredentials)
+    assert creds.username == "zoneapp" and creds.password == "hunter2-very-secret"
+    assert creds.ssl_context is not None
+    kwargs = s.security.aiokafka_kwargs()
+    assert kwargs["security_protocol"] == "SASL_SSL" and kwargs["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert s.broker_urls() == ["b1:9093", "b2:9093"]
+    assert "hunter2" not in repr(s)
+
+
+def test_pin_from_env_or_file(tmp_path: Path) -> None:
+    pin = tmp_path / "pin"
+    pin.write_text("123456\n")
+    assert Settings.from_env({"ZONEAPP_PKCS11_PIN_FILE": str(pin)}).pkcs11_pin is not None
+    s = Settings.from_env({"ZONEAPP_PKCS11_PIN": "654321"})
+    assert s.pkcs11_pin is not None and s.pkcs11_pin.reveal() == b"654321"
+    assert "654321" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ZONEAPP_KAFKA_SECURITY_PROTOCOL": "TLS"}, "ZONEAPP_KAFKA_SECURITY_PROTOCOL"),
+        ({"ZONEAPP_SASL_MECHANISM": "GSSAPI"}, "ZONEAPP_SASL_MECHANISM"),
+        ({"ZONEAPP_WEB_PORT": "http"}, "ZONEAPP_WEB_PORT"),
+        ({"ZONEAPP_BATCH_SIZE": "0"}, "ZONEAPP_BATCH_SIZE"),
+        ({"ZONEAPP_PKCS11_PIN_FILE": "/nonexistent/pin"}, "ZONEAPP_PKCS11_PIN_FILE"),
+    ],
+)
+def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+def test_sasl_without_credentials_is_refused() -> None:
+    s = Settings.from_env({"ZONEAPP_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    with pytest.raises(SettingsError, match="SASL_USERNAME"):
+        s.security.faust_credentials()
