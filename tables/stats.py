@@ -37,7 +37,9 @@ from zoneapp.stats import PartitionStats, row_key
 
 log = logging.getLogger(__name__)
 
-JSON_TABLE: dict[str, Any] = {"key_serializer": "json", "value_serializer": "json"}
+#: str keys and dict values: Faust serializes both as JSON (key_serializer "json"), so the
+#: router hashes keys exactly as the producer's partitioner does.
+JSON_TABLE: dict[str, Any] = {"key_type": str, "value_type": None}
 
 
 def table_name(boundary: str) -> str:
@@ -78,6 +80,7 @@ class StatsTables:
             else:
                 source_zone, destination_zone = self.zones[boundary]
                 stats = PartitionStats(boundary, topic, partition, source_zone, destination_zone)
+                stats.history = [[time.time(), 0, 0, 0]]  # counting starts now: rates too
             stats.dirty = True
             self.local[slot] = stats
         return stats

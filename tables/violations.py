@@ -84,8 +84,7 @@ class ViolationsTable:
             TABLE_NAME,
             default=None,
             partitions=runtime.settings.topic_partitions,
-            key_serializer="json",
-            value_serializer="json",
+            key_type=str,  # JSON-serialized: b'"<id>"', the key the guard produces
             help="violation events by id (no values), newest per partition",
         )
         #: partition -> ids oldest first; rebuilt from the table after an assignment.

@@ -134,7 +134,7 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
         policy = runtime.require_policy()
         zones = sorted({b.source_zone.name for b in policy.boundaries})
         provider, ring = await _open_ring(runtime, zones)
-        vault = build_vault(runtime.settings.vault_url)
+        vault = build_vault(runtime.settings.vault_url, runtime.settings.vault_password)
         erased = 0
         try:
             for zone in zones:
@@ -167,7 +167,7 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
 
 async def _reveal(self: AppCommand, runtime: Runtime, zone: str, call: Any) -> None:
     provider, ring = await _open_ring(runtime, [zone])
-    vault = build_vault(runtime.settings.vault_url)
+    vault = build_vault(runtime.settings.vault_url, runtime.settings.vault_password)
     producer = await _audit_producer(runtime)
     try:
         access = FieldAccess(zone, ring, vault, KafkaAuditSink(producer))

@@ -90,7 +90,7 @@ class Runtime:
     @property
     def vault(self) -> TokenVault:
         if self._vault is None:
-            self._vault = build_vault(self.settings.vault_url)
+            self._vault = build_vault(self.settings.vault_url, self.settings.vault_password)
         return self._vault
 
     async def open_keys(self) -> None:

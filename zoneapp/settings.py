@@ -116,6 +116,8 @@ class Settings:
     broker: str = "kafka://127.0.0.1:9092"
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     vault_url: str = "redis://127.0.0.1:6379/0"
+    #: Overrides the URL's password, so it can come from a file (secrets mount).
+    vault_password: Secret | None = field(default=None, repr=False)
     keys_url: str = "pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp"
     pkcs11_pin: Secret | None = field(default=None, repr=False)
     policy_path: str = DEFAULT_POLICY
@@ -168,6 +170,7 @@ class Settings:
             broker=env.get(PREFIX + "BROKER", defaults.broker),
             security=security,
             vault_url=env.get(PREFIX + "VAULT", defaults.vault_url),
+            vault_password=_secret(env, "VAULT_PASSWORD"),
             keys_url=env.get(PREFIX + "KEYS", defaults.keys_url),
             pkcs11_pin=_secret(env, "PKCS11_PIN"),
             policy_path=env.get(PREFIX + "POLICY", defaults.policy_path),

@@ -269,3 +269,63 @@ def test_wrong_pin_forwards_nothing_and_loses_nothing(
         assert forwarded_ids(own_stack, ids, 90) == set(ids)
     finally:
         good.stop()
+
+
+def test_vault_with_password_and_acl_user(tmp_path: Path) -> None:
+    """A password-protected Redis (and an ACL user) through ZONEAPP_VAULT[_PASSWORD_FILE]."""
+    import shutil
+
+    from zoneapp.settings import Settings
+    from zoneapp.vault import VaultUnavailableError, build_vault
+
+    port = free_port()
+    acl = "user zoneapp on >acl-secret ~zoneapp:* +get +set +sadd +smembers +del +ping"
+    proc = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--requirepass", "admin-secret", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        pw = tmp_path / "redis-password"
+        pw.write_text("admin-secret\n")
+
+        async def check() -> None:
+            deadline = time.monotonic() + 10
+            while True:
+                good = build_vault(
+                    *_vault_args(Settings.from_env({
+                        "ZONEAPP_VAULT": f"redis://127.0.0.1:{port}/0",
+                        "ZONEAPP_VAULT_PASSWORD_FILE": str(pw),
+                    }))
+                )  # fmt: skip
+                try:
+                    await good.ping()
+                    break
+                except VaultUnavailableError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+                finally:
+                    await good.close()
+            admin = build_vault(f"redis://:admin-secret@127.0.0.1:{port}/0")
+            await admin._redis.execute_command("ACL", "SETUSER", *acl.split()[1:])  # type: ignore[attr-defined]
+            await admin.close()
+            user = build_vault(f"redis://zoneapp:acl-secret@127.0.0.1:{port}/0")
+            entry = VaultEntry("acme", "email", "tok_acl", "fp", "zenc1.x")
+            assert await user.store([entry]) == []
+            assert (await user.fetch("acme", "tok_acl")) is not None
+            await user.close()
+            anonymous = build_vault(f"redis://127.0.0.1:{port}/0")
+            with pytest.raises(VaultUnavailableError) as info:
+                await anonymous.ping()
+            assert "secret" not in str(info.value)
+            await anonymous.close()
+
+        asyncio.run(check())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _vault_args(settings: Any) -> tuple[str, Any]:
+    return settings.vault_url, settings.vault_password

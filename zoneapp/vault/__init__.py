@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from zoneapp.keys.secret import Secret
 from zoneapp.vault.base import StoredToken, StoredTokenCache, TokenVault, VaultUnavailableError
 from zoneapp.vault.memory import MemoryTokenVault
 
 
-def build_vault(url: str) -> TokenVault:
+def build_vault(url: str, password: Secret | None = None) -> TokenVault:
     scheme = url.split("://", 1)[0].lower()
     if scheme in ("redis", "rediss", "unix"):
         from zoneapp.vault.redis import RedisTokenVault
 
-        return RedisTokenVault(url)
+        return RedisTokenVault(url, password=password)
     if scheme == "memory":
         return MemoryTokenVault()
     raise ValueError(

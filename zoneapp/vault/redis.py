@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from zoneapp.keys.secret import Secret
 from zoneapp.transforms import VaultEntry
 from zoneapp.vault.base import StoredToken, TokenVault, VaultUnavailableError
 
@@ -34,12 +35,18 @@ def subject_key(tenant: str, subject: str) -> str:
 
 
 class RedisTokenVault(TokenVault):
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0, password: Secret | None = None) -> None:
         super().__init__()
         self._url = url
         self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
         )
+        if password is not None:
+            # Overrides any password in the URL (e.g. one read from a secrets file).
+            self._redis.connection_pool.connection_kwargs["password"] = password.reveal().decode()
 
     def __repr__(self) -> str:
         # The URL may carry a password: show only the scheme.

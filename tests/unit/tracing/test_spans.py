@@ -136,7 +136,6 @@ async def test_two_boundaries_make_one_trace(policy: CompiledPolicy, keyring: Ke
     assert attrs["messaging.kafka.offset"] == 5
     assert attrs["zoneapp.policy.version"] == "2026.11.1"
     assert attrs["zoneapp.verdict"] == "forwarded"
-    assert attrs["zoneapp.output.topic"] == "confidential.user-profiles"
     assert attrs["zoneapp.transform.tokenize"] == 3  # key, user_id, email
     assert attrs["zoneapp.transform.suppress"] >= 4
     # Events: the sanitize step (with its transforms) and the DLP scan, in order.
@@ -194,7 +193,6 @@ async def test_quarantine_span_and_violation_share_the_trace(
     dlp = next(s for s in spans if attrs_of(s)["messaging.kafka.offset"] == 0)
     attrs = attrs_of(dlp)
     assert attrs["zoneapp.verdict"] == "quarantined" and attrs["zoneapp.reason"] == "dlp"
-    assert attrs["zoneapp.output.topic"] == "restricted.quarantine"
     assert attrs["zoneapp.dlp.CREDIT_CARD"] == 1 and attrs["zoneapp.dlp.US_SSN"] == 1
     assert attrs["zoneapp.dlp.PHONE"] == 1
     assert dlp.status.status_code == StatusCode.UNSET  # a quarantine is the guard working
