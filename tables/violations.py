@@ -139,8 +139,11 @@ class ViolationsTable:
     source_topic = ""
 
     def get(self, vid: str) -> dict[str, Any] | None:
+        """The event, if its partition is active here (standby copies may lag: not served)."""
         row = self.table.data.get(vid)
-        return cast(dict[str, Any], row["event"]) if isinstance(row, dict) else None
+        if not isinstance(row, dict) or row.get("p") not in self._active_partitions():
+            return None
+        return cast(dict[str, Any], row["event"])
 
     def local_query(self, limit: int, **filters: Any) -> list[dict[str, Any]]:
         """Up to ``limit`` matching events of this worker's active partitions, newest first."""

@@ -234,13 +234,6 @@ class BatchTrace:
         self.records = records
         self.scanner = scanner
 
-    def clock(self) -> int:
-        """Start of one record's sanitize (0: not measured)."""
-        return 0
-
-    def sanitized(self, started: int) -> None:
-        """One record was sanitized (called once per record, in order)."""
-
     def step(self, name: str, **attributes: int | str) -> AbstractContextManager[Any]:
         """A shared, per-batch step (key preparation, vault writes)."""
         return nullcontext()
@@ -262,21 +255,26 @@ class BatchTrace:
         """The batch is done (or failed with ``error``)."""
 
 
-class _TimedScanner:
-    """Wraps the sanitizer's DLP scanner to time the per-record scan (tracing on only)."""
+class _Timer:
+    """Times each record's sanitize phases and DLP scan (installed only when tracing is on).
 
-    __slots__ = ("end", "hits", "scanner", "start")
+    It stands in for the sanitizer's scanner and wraps its ``parse``/``finish``, so the
+    guard's batch loop needs no timing code. ``records`` maps ``id(record)`` to
+    [sanitize start, sanitize ns (both phases), DLP start, DLP end, DLP hits]; it is
+    cleared at the start of each batch.
+    """
+
+    __slots__ = ("dlp", "records", "scanner")
 
     def __init__(self, scanner: Scanner) -> None:
         self.scanner = scanner
-        self.start = 0
-        self.end = 0
-        self.hits = 0
+        self.records: dict[int, list[int]] = {}
+        self.dlp = [0, 0, 0]
 
     def scan(self, items: Any) -> Any:
         start = time.time_ns()
         result = self.scanner.scan(items)
-        self.start, self.end, self.hits = start, time.time_ns(), len(result)
+        self.dlp = [start, time.time_ns(), len(result)]
         return result
 
     def scan_text(self, text: str) -> list[str]:
@@ -284,6 +282,32 @@ class _TimedScanner:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.scanner, name)
+
+    def wrap(self, sanitizer: BoundarySanitizer) -> None:
+        parse, finish = sanitizer.parse, sanitizer.finish
+        records = self.records
+
+        def timed_parse(record: RawRecord, *args: Any, **kwargs: Any) -> Any:
+            start = time.time_ns()
+            try:
+                return parse(record, *args, **kwargs)
+            finally:
+                records[id(record)] = [start, time.time_ns() - start, 0, 0, 0]
+
+        def timed_finish(parsed: Any, *args: Any, **kwargs: Any) -> Any:
+            start = time.time_ns()
+            self.dlp = [0, 0, 0]
+            try:
+                return finish(parsed, *args, **kwargs)
+            finally:
+                entry = records.get(id(parsed.record))
+                if entry is not None:
+                    entry[1] += time.time_ns() - start
+                    entry[2:] = self.dlp
+
+        sanitizer.scanner = cast("Scanner", self)
+        sanitizer.parse = timed_parse  # type: ignore[method-assign]
+        sanitizer.finish = timed_finish  # type: ignore[method-assign]
 
 
 class _RecordingRecord(RecordTrace):
@@ -324,19 +348,10 @@ class _RecordingBatch(BatchTrace):
             start_time=self.started_ns,
         )
         self.links = [Link(self.span.get_span_context())]
-        self.timings: list[tuple[int, int, int, int, int]] = []
+        self.timings = owner.timer.records if owner.timer is not None else {}
+        self.timings.clear()
         self.counts = [0, 0]
         self.current: Span | None = None
-
-    def clock(self) -> int:
-        return time.time_ns()
-
-    def sanitized(self, started: int) -> None:
-        timer = self.owner.timer
-        if timer is not None and timer.start >= started:
-            self.timings.append((started, time.time_ns(), timer.start, timer.end, timer.hits))
-        else:
-            self.timings.append((started, time.time_ns(), 0, 0, 0))
 
     @contextmanager
     def _step(self, name: str, attributes: dict[str, int | str]) -> Iterator[None]:
@@ -387,12 +402,13 @@ class _RecordingBatch(BatchTrace):
         self.current = span
         if span.is_recording():
             span.set_attributes(self._attributes(record, outcome))
-        if index < len(self.timings) and span.is_recording():
-            started, ended, dlp_start, dlp_end, hits = self.timings[index]
+        timing = self.timings.get(id(record))
+        if timing is not None and span.is_recording():
+            started, took, dlp_start, dlp_end, hits = timing
             span.add_event(
                 "sanitize",
                 {
-                    "zoneapp.duration_us": (ended - started) // 1000,
+                    "zoneapp.duration_us": took // 1000,
                     "zoneapp.transforms": ",".join(sorted(outcome.applied)),
                 },
                 timestamp=started,
@@ -461,7 +477,7 @@ class BoundaryTracer:
     ) -> None:
         self.tracer = tracer
         self.scanner: Scanner | None = policy.scanner
-        self.timer: _TimedScanner | None = None
+        self.timer: _Timer | None = None
         self.boundary_name = boundary.name
         self.record_span_name = f"boundary {boundary.name}"
         self.batch_attributes: dict[str, str] = {
@@ -481,11 +497,11 @@ class BoundaryTracer:
         return self.tracer is not None
 
     def attach(self, sanitizer: BoundarySanitizer) -> None:
-        """Time the sanitizer's DLP scan (only when spans are recorded)."""
-        if self.tracer is None or isinstance(sanitizer.scanner, _TimedScanner):
+        """Time the sanitizer's phases and DLP scan (only when spans are recorded)."""
+        if self.tracer is None or isinstance(sanitizer.scanner, _Timer):
             return
-        self.timer = _TimedScanner(sanitizer.scanner)
-        sanitizer.scanner = cast("Scanner", self.timer)
+        self.timer = _Timer(sanitizer.scanner)
+        self.timer.wrap(sanitizer)
 
     def batch(self, records: Sequence[RawRecord]) -> BatchTrace:
         if self.tracer is None:

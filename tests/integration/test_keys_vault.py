@@ -329,3 +329,54 @@ def test_vault_with_password_and_acl_user(tmp_path: Path) -> None:
 
 def _vault_args(settings: Any) -> tuple[str, Any]:
     return settings.vault_url, settings.vault_password
+
+
+def test_two_workers_tokenize_the_same_values_identically(
+    stack: EmbeddedStack, run_worker: RunWorker
+) -> None:
+    """Two workers of one group split the partitions and see the same values concurrently:
+    every sighting gets the same token, and the vault holds one mapping per value."""
+    import redis
+
+    group = {"ZONEAPP_APP_ID": f"zoneapp-two-{uuid.uuid4().hex[:6]}"}
+    run_worker(group, boundaries="payments-to-confidential")
+    run_worker(group, boundaries="payments-to-confidential")
+    run = uuid.uuid4().hex[:8]
+    emails = [f"shared{i}.{run}@example.com" for i in range(5)]
+    records = [
+        payment(run, i, tenant_id="acme" if i % 3 else "globex", customer={"email": emails[i % 5]})
+        for i in range(120)
+    ]
+
+    async def send_keyed() -> list[str]:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1)
+        await producer.start()
+        ids = []
+        try:
+            for i, r in enumerate(records):  # distinct keys spread the values over partitions
+                meta = await producer.send_and_wait(
+                    "restricted.payments",
+                    value=json.dumps(r).encode(),
+                    key=json.dumps(f"k{i}").encode(),
+                )
+                ids.append(f"restricted.payments/{meta.partition}/{meta.offset}")
+        finally:
+            await producer.stop()
+        return ids
+
+    ids = asyncio.run(send_keyed())
+    got = outputs(stack, ids, timeout=120)
+    assert len(got) == len(ids)
+    tokens: dict[tuple[str, str], set[str]] = {}
+    for i, rid in enumerate(ids):
+        doc = orjson.loads(got[rid].value)
+        tokens.setdefault((records[i]["tenant_id"], emails[i % 5]), set()).add(
+            doc["customer"]["email"]
+        )
+    assert all(len(t) == 1 for t in tokens.values()), tokens
+    # Tenants never share a token for the same value.
+    for email in emails:
+        assert tokens[("acme", email)] != tokens[("globex", email)]
+    client = redis.Redis.from_url(stack.vault_url)
+    for (tenant, _), (token,) in tokens.items():
+        assert client.exists(f"zoneapp:tok:{{{tenant}}}:{token}") == 1
