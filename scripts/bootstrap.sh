@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup for `make run|test|bench`, `.ci/run` and machines without make:
-#   1. Debian packages redis-server and softhsm2 (only if their binaries are missing),
+#   1. Debian packages redis-server, softhsm2 and chromium (the zone map test; only if
+#      their binaries are missing),
 #   2. .venv (python3 -m venv; installs python3-venv first if ensurepip is missing),
 #   3. the project with its dev extras (pip install -e '.[dev]'), skipped when
 #      pyproject.toml has not changed since the last successful install.
@@ -64,6 +65,8 @@ if [ "$SYSTEM" -eq 1 ]; then
   missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   softhsm_present || missing+=(softhsm2)
+  # Test dependency: the zone map page is checked in a real headless Chromium.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
   fi

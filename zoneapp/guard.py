@@ -169,7 +169,8 @@ class BoundaryGuard:
             }
             if wanted:
                 keys = self.subject_keys
-                subject_keys = await self._until_ok("token vault", lambda: keys.get(wanted))
+                with trace.step("subject_keys.get", **{"zoneapp.subjects": len(wanted)}):
+                    subject_keys = await self._until_ok("token vault", lambda: keys.get(wanted))
         cache = self.vault.cache
         outcomes: list[Outcome] = [
             p if isinstance(p, Quarantine) else self._finish(p, cache, subject_keys) for p in parsed

@@ -12,6 +12,7 @@ Span tree (see README, "Tracing")::
                                               ``traceparent`` this one wrote
     batch <name>                 INTERNAL     one per batch, its own trace (shared steps)
     ├── keys.prepare
+    ├── subject_keys.get
     └── vault.store
 
 Propagation: ``traceparent``/``tracestate`` are read from the consumed record and

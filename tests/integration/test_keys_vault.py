@@ -132,9 +132,11 @@ def run_marker(record: Any, token: str, iban: str) -> bool:
 
 
 def test_rotation_reaches_a_running_worker_and_old_data_still_decrypts(
-    stack: EmbeddedStack, run_worker: RunWorker
+    own_stack: EmbeddedStack, tmp_path: Path
 ) -> None:
-    run_worker({"ZONEAPP_KEY_VERSION_CHECK_INTERVAL": "1"})
+    # A stack of its own: rotating keys must not change what other tests see.
+    stack = own_stack
+    worker = start_worker(stack, tmp_path, "rot", ZONEAPP_KEY_VERSION_CHECK_INTERVAL="1")
     run = uuid.uuid4().hex[:8]
     [before] = asyncio.run(send(stack.bootstrap, "restricted.payments", [payment(run, 1)]))
     old = orjson.loads(outputs(stack, [before])[before].value)["billing"]["iban"]
@@ -156,6 +158,8 @@ def test_rotation_reaches_a_running_worker_and_old_data_still_decrypts(
         plain = faust(env, *args, "--field", "billing.iban", ciphertext)
         assert plain.returncode == 0, plain.stderr
         assert json.loads(plain.stdout) == IBAN
+    assert "Traceback" not in worker.log_text()
+    worker.stop()
 
 
 def test_concurrent_first_sightings_store_one_mapping(stack: EmbeddedStack) -> None:
@@ -191,6 +195,7 @@ def start_worker(stack: EmbeddedStack, tmp: Path, name: str, **env: str) -> Work
     full = {**stack.env(web_port=port), "ZONEAPP_DATADIR": str(tmp / f"{name}-data"), **env}
     worker = WorkerProcess(full, log_path=tmp / f"{name}.log", web_port=port, cwd=REPO, name=name)
     worker.start()
+    stack.adopt(worker)  # stopped with the stack even when the test fails
     worker.wait_ready(120)
     return worker
 

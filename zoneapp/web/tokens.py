@@ -60,7 +60,6 @@ class TokenDirectory:
         self._vault = vault
         self.zones = token_zones(policy)
         self.vault_url = vault_url
-        self._redis: Any = None
 
     @property
     def vault(self) -> TokenVault:
@@ -107,15 +106,11 @@ class TokenDirectory:
             raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
 
     def _client(self) -> Any:
-        if self._redis is None:
-            import redis.asyncio as aioredis
-
-            self._redis = aioredis.Redis.from_url(
-                self.vault_url, socket_timeout=5.0, socket_connect_timeout=5.0
-            )
-        return self._redis
+        """The vault's own Redis client (same URL, password and TLS settings)."""
+        client = getattr(self.vault, "_redis", None)
+        if client is None:
+            raise VaultUnavailableError("this vault cannot be scanned; pass ?tenant=")
+        return client
 
     async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        """Nothing of its own to close: the vault's client is closed with the runtime."""
