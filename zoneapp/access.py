@@ -24,8 +24,8 @@ from zoneapp.keys import (
     UnknownKeyVersionError,
     ZoneNotPermittedError,
     parse_ciphertext_header,
+    subject,
 )
-from zoneapp.keys import subject
 from zoneapp.transforms.keyed import vault_aad
 from zoneapp.vault import TokenVault
 

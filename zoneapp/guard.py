@@ -20,8 +20,8 @@ import orjson
 
 from zoneapp.keys.base import KeyProviderError
 from zoneapp.keys.envelope import KeyRing
-from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
 from zoneapp.keys.subject import SubjectKeys
+from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
 from zoneapp.sanitizer import (
     BoundarySanitizer,
     Forward,

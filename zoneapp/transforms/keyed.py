@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from zoneapp.keys import subject as subject_keys
 from zoneapp.errors import ParamError
+from zoneapp.keys import subject as subject_keys
 from zoneapp.transforms.base import (
     RecordContext,
     Transform,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -12,6 +13,7 @@ from zoneapp.guard import BoundaryGuard, trace_id_of
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.policy import CompiledPolicy, load_policy
+from zoneapp.sanitizer import RawRecord
 from zoneapp.vault import MemoryTokenVault
 
 from .records import CARD, SENSITIVE, payment, raw
@@ -51,14 +53,14 @@ def make_guard(
     keyring: KeyRing,
     vault: MemoryTokenVault,
     sink: MemorySink,
-    **kw: object,
+    **kw: Any,
 ) -> BoundaryGuard:
     return BoundaryGuard(
         policy, policy.boundary("payments-to-confidential"), keyring, vault, sink, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
-def mixed_batch() -> list:
+def mixed_batch() -> list[RawRecord]:
     return [
         raw(payment(), offset=0),
         raw(payment(notes=f"card {CARD}"), offset=1),
