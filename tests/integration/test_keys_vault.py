@@ -18,6 +18,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from tests.records import IBAN
 from zoneapp.keys import parse_ciphertext_header
 from zoneapp.stack import EmbeddedStack, WorkerProcess, free_port
 from zoneapp.stack.worker import faust_command
@@ -25,7 +26,7 @@ from zoneapp.transforms import VaultEntry
 from zoneapp.vault.redis import RedisTokenVault
 
 from .conftest import REPO, RunWorker
-from .test_pipeline import IBAN, SENSITIVE, header, payment, read_all
+from .test_pipeline import SENSITIVE, header, payment, read_all
 
 pytestmark = pytest.mark.integration
 

@@ -20,6 +20,9 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from tests.records import CARD, EMAIL, NAME, PHONE, SSN
+from tests.records import SENSITIVE as BASE_SENSITIVE
+from tests.records import payment as base_payment
 from zoneapp.dlp import build_scanner
 from zoneapp.stack import EmbeddedStack
 
@@ -27,57 +30,18 @@ from .conftest import RunWorker
 
 pytestmark = pytest.mark.integration
 
-CARD = "4111 1111 1111 1111"
 AMEX = "378282246310005"
-SSN = "219-45-6789"
-IBAN = "DE89370400440532013000"
-EMAIL = "jane.doe@example.com"
-PHONE = "+1 415 555 2671"
-NAME = "Jane Q. Doe"
-SENSITIVE = [
-    CARD,
-    CARD.replace(" ", ""),
-    AMEX,
-    SSN,
-    IBAN,
-    EMAIL,
-    PHONE,
-    NAME,
-    "1987-03-14",
-    "742 Evergreen Terrace",
-]
+SENSITIVE = [*BASE_SENSITIVE, AMEX, "742 Evergreen Terrace"]
 LOWER_TOPICS = ["confidential.payments", "confidential.user-profiles", "public.marketing-profiles"]
 
 
 def payment(run: str, n: int, **overrides: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "tenant_id": "acme" if n % 2 else "globex",
+    """A realistic restricted payment; tenants alternate so records interleave tenants."""
+    fields: dict[str, Any] = {
         "payment_id": f"pay_{run}_{n}",
-        "created_at": "2026-11-22T10:00:00Z",
-        "card_number": CARD,
-        "card_last4": "1111",
-        "cvv": "123",
-        "card_expiry": "12/29",
-        "ssn": SSN,
-        "customer": {
-            "name": NAME,
-            "date_of_birth": "1987-03-14",
-            "zip": "94107",
-            "email": EMAIL,
-            "phone": PHONE,
-        },
-        "billing": {"iban": IBAN, "country": "DE"},
-        "amount": 129.95,
-        "currency": "EUR",
-        "merchant": {"id": "m-42", "name": "Blue Bottle", "category": "coffee"},
-        "items": [
-            {"sku": "A-1", "quantity": 2, "price": 4.5},
-            {"sku": "B-2", "quantity": 1, "price": 120.95},
-        ],
-        "notes": "leave at the door",
+        "tenant_id": "acme" if n % 2 else "globex",
     }
-    record.update(overrides)
-    return record
+    return base_payment(**{**fields, **overrides})
 
 
 def user(run: str) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.records import EMAIL, PHONE
 from zoneapp.stack import EmbeddedStack
 from zoneapp.tracing import parse_traceparent
 
 from ..conftest import RunWorker
-from ..test_pipeline import EMAIL, PHONE, SENSITIVE, header, js, payment, produce, read_all, user
+from ..test_pipeline import SENSITIVE, header, js, payment, produce, read_all, user
 from .otlp_receiver import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.integration

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.records import EMAIL, IBAN, payment, raw
 from zoneapp.access import AccessError, FieldAccess
 from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
@@ -17,7 +18,6 @@ from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.sanitizer import SUBJECT_PURPOSE, subject_hash
 from zoneapp.vault import MemoryTokenVault
 
-from .records import EMAIL, IBAN, payment, raw
 from .test_guard import MemorySink
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"

@@ -9,14 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.records import CARD, SENSITIVE, payment, raw
 from zoneapp.guard import BoundaryGuard, trace_id_of
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.sanitizer import RawRecord
 from zoneapp.vault import MemoryTokenVault
-
-from .records import CARD, SENSITIVE, payment, raw
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
 

@@ -8,12 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.records import CARD, EMAIL, IBAN, NAME, PHONE, SENSITIVE, SSN, payment, raw
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy import CompiledPolicy, compile_policy_text, load_policy
 from zoneapp.sanitizer import BoundarySanitizer, Forward, Quarantine
 from zoneapp.transforms.keyed import luhn_valid
-
-from .records import CARD, EMAIL, IBAN, NAME, PHONE, SENSITIVE, SSN, payment, raw
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
 

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
+from tests.records import payment, raw
 from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
@@ -32,7 +33,6 @@ from zoneapp.sanitizer import RawRecord
 from zoneapp.tracing import BatchTrace, BoundaryTracer, RecordTrace
 from zoneapp.vault import MemoryTokenVault
 
-from ..pipeline.records import payment, raw
 from .helpers import EXAMPLE, TRACEPARENT, MemorySink
 
 BATCH = 500

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.records import CARD, EMAIL, payment, raw
 from zoneapp.dlp import build_scanner
 from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
@@ -20,7 +21,6 @@ from zoneapp.tracing import (
 )
 from zoneapp.vault import MemoryTokenVault
 
-from ..pipeline.records import CARD, EMAIL, payment, raw
 from .helpers import (
     EXAMPLE,
     PRODUCER_SPAN,

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
+from tests.records import CARD, EMAIL, NAME, PHONE, SENSITIVE, SSN, payment, raw
 from zoneapp.dlp import build_scanner
 from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
@@ -18,7 +19,6 @@ from zoneapp.sanitizer import RawRecord
 from zoneapp.tracing import BoundaryTracer, parse_traceparent
 from zoneapp.vault import MemoryTokenVault
 
-from ..pipeline.records import CARD, EMAIL, NAME, PHONE, SENSITIVE, SSN, payment, raw
 from .helpers import (
     EXAMPLE,
     PRODUCER_SPAN,
