@@ -137,6 +137,9 @@ class Settings:
     web_host: str | None = None
     stats_flush_interval: float = 2.0
     violations_keep: int = 10_000
+    #: Detokenize/decrypt calls per second per caller, and the burst allowed.
+    access_rate: int = 5
+    access_burst: int = 20
     #: How often a worker re-reads the current key version (bounds rotation pickup).
     key_version_check_interval: int = 60
 
@@ -188,6 +191,8 @@ class Settings:
             web_host=env.get(PREFIX + "WEB_HOST") or None,
             stats_flush_interval=_int(env, "STATS_FLUSH_MS", 2000, 100, 600_000) / 1000.0,
             violations_keep=_int(env, "VIOLATIONS_KEEP", defaults.violations_keep, 10, 10**7),
+            access_rate=_int(env, "ACCESS_RATE", defaults.access_rate, 1, 100_000),
+            access_burst=_int(env, "ACCESS_BURST", defaults.access_burst, 1, 100_000),
         )
 
     def broker_urls(self) -> list[str]:

@@ -50,6 +50,8 @@ class VaultEntry:
     ciphertext: str
     #: Keyed hash of the record's data subject (policy ``subject_id``), for erasure.
     subject: str | None = None
+    #: The zone whose keys encrypted the value (metadata for operators).
+    zone: str | None = None
 
     def __repr__(self) -> str:
         return f"VaultEntry(tenant={self.tenant!r}, field_class={self.field_class!r})"

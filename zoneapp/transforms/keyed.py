@@ -143,6 +143,7 @@ class TokenizeTransform(Transform):
                     fingerprint=b64(fingerprint),
                     ciphertext=ctx.keyring.encrypt(self.spec.zone, data, aad),
                     subject=ctx.subject,
+                    zone=self.spec.zone,
                 )
             )
         return token

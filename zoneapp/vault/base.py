@@ -30,19 +30,26 @@ class StoredToken:
     fingerprint: str
     ciphertext: str
     created: float
+    zone: str | None = None
 
     def __repr__(self) -> str:
         return f"StoredToken(tenant={self.tenant!r}, field_class={self.field_class!r})"
 
     def encode(self) -> bytes:
         return orjson.dumps(
-            {"c": self.field_class, "f": self.fingerprint, "x": self.ciphertext, "t": self.created}
+            {
+                "c": self.field_class,
+                "f": self.fingerprint,
+                "x": self.ciphertext,
+                "t": self.created,
+                "z": self.zone,
+            }
         )
 
     @classmethod
     def decode(cls, tenant: str, token: str, raw: bytes) -> StoredToken:
         data = orjson.loads(raw)
-        return cls(tenant, token, data["c"], data["f"], data["x"], float(data["t"]))
+        return cls(tenant, token, data["c"], data["f"], data["x"], float(data["t"]), data.get("z"))
 
     @classmethod
     def of(cls, entry: VaultEntry) -> StoredToken:
@@ -53,6 +60,7 @@ class StoredToken:
             entry.fingerprint,
             entry.ciphertext,
             time.time(),
+            entry.zone,
         )
 
 
@@ -113,6 +121,10 @@ class TokenVault(ABC):
 
     @abstractmethod
     async def fetch(self, tenant: str, token: str) -> StoredToken | None: ...
+
+    @abstractmethod
+    async def find_tenant(self, token: str) -> str | None:
+        """The tenant a token belongs to (from the token index), for metadata lookups."""
 
     @abstractmethod
     async def subject_keys(

@@ -37,6 +37,10 @@ class MemoryTokenVault(TokenVault):
                 conflicts.append(e)
         return conflicts
 
+    async def find_tenant(self, token: str) -> str | None:
+        self._check()
+        return next((tenant for tenant, tok in self.data if tok == token), None)
+
     async def fetch(self, tenant: str, token: str) -> StoredToken | None:
         self._check()
         raw = self.data.get((tenant, token))

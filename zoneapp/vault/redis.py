@@ -24,6 +24,11 @@ def token_key(tenant: str, token: str) -> str:
     return f"zoneapp:tok:{{{tenant or '_'}}}:{token}"
 
 
+def index_key(token: str) -> str:
+    """token → tenant, so metadata can be found from a token alone."""
+    return f"zoneapp:tokidx:{token}"
+
+
 def subject_secret_key(tenant: str, subject: str) -> str:
     """Where a subject's wrapped key lives (same slot as its tokens)."""
     return f"zoneapp:skey:{{{tenant or '_'}}}:{subject}"
@@ -55,16 +60,13 @@ class RedisTokenVault(TokenVault):
     async def _store_new(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
         try:
             pipe = self._redis.pipeline(transaction=False)
-            indexed = 0
             for e in entries:
                 pipe.set(token_key(e.tenant, e.token), StoredToken.of(e).encode(), nx=True)
             for e in entries:
+                pipe.set(index_key(e.token), e.tenant, nx=True)
                 if e.subject is not None:
                     pipe.sadd(subject_key(e.tenant, e.subject), e.token)
-                    indexed += 1
-            results = await pipe.execute()
-            if indexed:
-                results = results[: len(entries)]
+            results = (await pipe.execute())[: len(entries)]
             self.round_trips += 1
             existing = [e for e, ok in zip(entries, results, strict=True) if not ok]
             self.writes += len(entries) - len(existing)
@@ -121,6 +123,13 @@ class RedisTokenVault(TokenVault):
             raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
         return out
 
+    async def find_tenant(self, token: str) -> str | None:
+        try:
+            raw = await self._redis.get(index_key(token))
+        except RedisError as exc:
+            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
+        return None if raw is None else bytes(raw).decode()
+
     async def fetch_subject_key(self, tenant: str, subject: str) -> str | None:
         try:
             raw = await self._redis.get(subject_secret_key(tenant, subject))
@@ -137,6 +146,8 @@ class RedisTokenVault(TokenVault):
                 pipe.delete(token_key(tenant, token))
             pipe.delete(key)
             pipe.delete(subject_secret_key(tenant, subject))
+            for token in tokens:
+                pipe.delete(index_key(token))
             results = await pipe.execute()
         except RedisError as exc:
             raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None

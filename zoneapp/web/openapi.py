@@ -19,6 +19,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "Missing or unknown API key (see WWW-Authenticate).",
         403: "The key lacks the role this endpoint needs.",
         404: "Not found.",
+        410: "Gone: the data subject was erased.",
+        422: "The input was altered, malformed, or bound to another field or topic.",
+        429: "Rate limited (see Retry-After).",
         503: "A dependency is unavailable.",
     }
     return {str(c): _json(_ERROR, text[c]) for c in codes}
@@ -51,6 +54,32 @@ def _get(
     else:
         op["security"] = []
     return {"get": op}
+
+
+def _reveal(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    """GET with query parameters, or POST with the same names in a JSON body."""
+    value = _json({"type": "object", "properties": {"value": {"type": "string"}}})
+    get = _get(
+        summary,
+        value,
+        secured="officer:<zone>",
+        params=params,
+        errors=(401, 403, 404, 410, 422, 429, 503),
+    )["get"]
+    post = {k: v for k, v in get.items() if k != "parameters"}
+    post["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {p["name"]: {"type": "string"} for p in params},
+                    "required": [p["name"] for p in params],
+                }
+            }
+        },
+    }
+    return {"get": get, "post": post}
 
 
 def spec() -> dict[str, Any]:
@@ -149,9 +178,26 @@ def spec() -> dict[str, Any]:
                 secured="analyst, or officer:<zone> of the token's zone",
                 params=[
                     _param("token", "path", "The token."),
-                    _param("tenant", "query", "Tenant (found by a scan when absent)."),
+                    _param("tenant", "query", "Tenant (found from the token index when absent)."),
                 ],
                 errors=(401, 403, 404, 503),
+            ),
+            "/detokenize": _reveal(
+                "The value behind a token (audited to audit.access).",
+                [
+                    _param("zone", "query", "Zone of the token's keys."),
+                    _param("tenant", "query", "Tenant of the token."),
+                    _param("token", "query", "The token."),
+                ],
+            ),
+            "/decrypt": _reveal(
+                "The plaintext of a zenc1 field (audited to audit.access).",
+                [
+                    _param("zone", "query", "Zone of the ciphertext's keys."),
+                    _param("topic", "query", "Topic the ciphertext was read from."),
+                    _param("field", "query", "Policy field path, e.g. billing.iban."),
+                    _param("ciphertext", "query", "The zenc1 ciphertext."),
+                ],
             ),
             "/health": _get(
                 "Readiness: broker, Redis and HSM reachable, policy loaded (503 otherwise).",

@@ -1,8 +1,7 @@
 """Token metadata for ``GET /tokens/{token}``: tenant, field class, zone, created; never values.
 
 The vault key is ``zoneapp:tok:{<tenant>}:<token>``. With ``?tenant=`` the lookup is one
-GET; without it, the tenant is found with a bounded SCAN over ``zoneapp:tok:{*}:<token>``
-(a secondary index written by the vault would make that one GET, see README).
+GET; without it, the vault's token index (``zoneapp:tokidx:<token>`` → tenant) finds it.
 """
 
 from __future__ import annotations
@@ -13,14 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoneapp.policy import CompiledPolicy
-from zoneapp.vault import MemoryTokenVault, StoredToken, TokenVault, VaultUnavailableError
-
-SCAN_BUDGET_SECONDS = 2.0
-_GLOB_SPECIAL = set("*?[]\\")
-
-
-def glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
+from zoneapp.vault import StoredToken, TokenVault
 
 
 def token_zones(policy: CompiledPolicy | None) -> dict[str, set[str]]:
@@ -66,7 +58,10 @@ class TokenDirectory:
         return self._vault()
 
     def _info(self, stored: StoredToken) -> TokenInfo:
-        zones = tuple(sorted(self.zones.get(stored.field_class, set())))
+        if stored.zone is not None:
+            zones: tuple[str, ...] = (stored.zone,)
+        else:  # mappings written before the vault recorded zones
+            zones = tuple(sorted(self.zones.get(stored.field_class, set())))
         return TokenInfo(stored.token, stored.tenant, stored.field_class, zones, stored.created)
 
     async def lookup(self, token: str, tenant: str | None = None) -> TokenInfo | None:
@@ -80,37 +75,7 @@ class TokenDirectory:
         return None if stored is None else self._info(stored)
 
     async def _find_tenant(self, token: str) -> str | None:
-        if isinstance(self.vault, MemoryTokenVault):
-            for tenant, tok in list(self.vault.data):
-                if tok == token:
-                    return tenant
-            return None
-        from redis.exceptions import RedisError
-
-        try:
-            client = self._client()
-            pattern = "zoneapp:tok:{*}:" + glob_escape(token)
-            deadline = time.monotonic() + SCAN_BUDGET_SECONDS
-            cursor = 0
-            while True:
-                cursor, keys = await client.scan(cursor, match=pattern, count=5000)
-                for key in keys:
-                    text = key.decode() if isinstance(key, bytes) else str(key)
-                    inner = text[len("zoneapp:tok:{") :]
-                    tenant, sep, rest = inner.partition("}:")
-                    if sep and rest == token:
-                        return "" if tenant == "_" else tenant
-                if cursor == 0 or time.monotonic() > deadline:
-                    return None
-        except RedisError as exc:
-            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
-
-    def _client(self) -> Any:
-        """The vault's own Redis client (same URL, password and TLS settings)."""
-        client = getattr(self.vault, "_redis", None)
-        if client is None:
-            raise VaultUnavailableError("this vault cannot be scanned; pass ?tenant=")
-        return client
+        return await self.vault.find_tenant(token)
 
     async def close(self) -> None:
         """Nothing of its own to close: the vault's client is closed with the runtime."""

@@ -28,6 +28,7 @@ from zoneapp.tables.stats import StatsTables
 from zoneapp.tables.violations import MAX_PAGE, ViolationsTable
 from zoneapp.vault import VaultUnavailableError
 from zoneapp.web import metrics, openapi
+from zoneapp.web.access import register_access_views
 from zoneapp.web.auth import ApiKeys, AuthConfigError, Forbidden, Principal, Unauthorized
 from zoneapp.web.cluster import gather
 from zoneapp.web.tokens import TokenDirectory
@@ -498,6 +499,8 @@ def register_web(app: faust.App, runtime: Runtime) -> Callable[..., None] | None
             return await self.guarded(request, anyone, "analyst", run)
 
     # -- health, description, page -------------------------------------------------------
+
+    register_access_views(app, runtime, ctx.authenticate)
 
     @app.page("/health", name="zoneapp.health")
     class Health(View):
