@@ -17,6 +17,7 @@ from zoneapp.policy import PolicyError, load_policy
 from zoneapp.runtime import Runtime
 from zoneapp.sanitizer import SUBJECT_PURPOSE, subject_hash
 from zoneapp.vault import build_vault
+from zoneapp.web.auth import hash_key
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,15 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
             zone,
             lambda access: access.decrypt(_who(), _read_arg(ciphertext), topic, field),
         )
+
+    @app.command()
+    async def hash_api_key(self: AppCommand) -> Any:
+        """Read an API key from stdin and print the hash to put in ZONEAPP_API_KEYS_FILE."""
+        key = sys.stdin.readline().rstrip("\r\n")
+        if not key:
+            print("usage: printf %s KEY | faust -A zoneapp hash-api-key", file=sys.stderr)
+            raise SystemExit(2)
+        self.say(hash_key(key))
 
     @app.command(option("--tenant", required=True), option("--subject", required=True))
     async def erase(self: AppCommand, tenant: str, subject: str) -> Any:
