@@ -59,7 +59,10 @@ def private_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
 
 class RunWorker(Protocol):
     def __call__(
-        self, env_overrides: dict[str, str] | None = None, boundaries: str | None = None
+        self,
+        env_overrides: dict[str, str] | None = None,
+        boundaries: str | None = None,
+        wait: bool = True,
     ) -> WorkerProcess: ...
 
 
@@ -74,7 +77,9 @@ def run_worker(stack: EmbeddedStack, tmp_path: Path) -> Iterator[RunWorker]:
     counter = itertools.count(1)
 
     def start(
-        env_overrides: dict[str, str] | None = None, boundaries: str | None = None
+        env_overrides: dict[str, str] | None = None,
+        boundaries: str | None = None,
+        wait: bool = True,
     ) -> WorkerProcess:
         n = next(counter)
         web_port = free_port()
@@ -92,7 +97,8 @@ def run_worker(stack: EmbeddedStack, tmp_path: Path) -> Iterator[RunWorker]:
         )
         worker.start()
         started.append(worker)
-        worker.wait_ready(WORKER_READY_TIMEOUT)
+        if wait:
+            worker.wait_ready(WORKER_READY_TIMEOUT)
         return worker
 
     yield start
