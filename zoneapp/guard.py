@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
@@ -51,23 +50,6 @@ class Sink(Protocol):
         headers: list[tuple[str, bytes]],
         timestamp_ms: int | None,
     ) -> None: ...
-
-
-def trace_id_of(headers: Sequence[tuple[str, bytes]]) -> str:
-    """The W3C trace id the producer sent in ``traceparent``, or a new one."""
-    for name, value in headers:
-        if name.lower() == "traceparent" and value:
-            parts = bytes(value).split(b"-")
-            if len(parts) >= 4 and len(parts[1]) == 32:
-                try:
-                    text = parts[1].decode("ascii")
-                    int(text, 16)
-                except (UnicodeDecodeError, ValueError):
-                    break
-                if text != "0" * 32:
-                    return text
-            break
-    return secrets.token_hex(16)
 
 
 class BoundaryGuard:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tests.records import CARD, SENSITIVE, payment, raw
-from zoneapp.guard import BoundaryGuard, trace_id_of
+from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.policy import CompiledPolicy, load_policy
@@ -180,10 +180,3 @@ async def test_vault_writes_are_batched(
     await guard.handle([raw(payment(payment_id=f"q{i}"), offset=i) for i in range(50)])
     # All tokens known: only the per-batch subject-key check (it notices erasures).
     assert vault.round_trips == 3
-
-
-def test_trace_id_continues_producer_trace() -> None:
-    tid = "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert trace_id_of([("traceparent", f"00-{tid}-00f067aa0ba902b7-01".encode())]) == tid
-    assert len(trace_id_of([("traceparent", b"garbage")])) == 32
-    assert trace_id_of([]) != trace_id_of([])
