@@ -17,7 +17,7 @@ from pathlib import Path
 import faust
 from mode import Service
 
-from zoneapp import tracing
+from zoneapp import offset_gaps, tracing
 from zoneapp.agents.boundary import register_boundary_agents
 from zoneapp.runtime import Runtime
 from zoneapp.settings import Settings, SettingsError
@@ -45,6 +45,7 @@ def _advertised_host(bind: str) -> str:
 
 
 def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
+    offset_gaps.install()
     settings_error: str | None = None
     credentials = None
     try:
