@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -30,6 +30,7 @@ from zoneapp.sanitizer import (
     Quarantine,
     RawRecord,
 )
+from zoneapp.sink import Sink
 from zoneapp.stats import BoundaryStats
 from zoneapp.tracing import BatchTrace, BoundaryTracer, with_trace_headers
 from zoneapp.vault import TokenVault, VaultUnavailableError
@@ -39,17 +40,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT = (KeyProviderError, VaultUnavailableError, ConnectionError, TimeoutError, OSError)
-
-
-class Sink(Protocol):
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes]],
-        timestamp_ms: int | None,
-    ) -> None: ...
 
 
 class BoundaryGuard:

@@ -16,9 +16,8 @@ from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.sanitizer import SUBJECT_PURPOSE, subject_hash
+from zoneapp.sink import MemorySink
 from zoneapp.vault import MemoryTokenVault
-
-from .test_guard import MemorySink
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,31 +14,10 @@ from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.sanitizer import RawRecord
+from zoneapp.sink import MemorySink
 from zoneapp.vault import MemoryTokenVault
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
-
-
-@dataclass
-class MemorySink:
-    sent: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(
-        default_factory=list
-    )
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes]],
-        timestamp_ms: int | None,
-    ) -> None:
-        self.sent.append((topic, key, value, headers))
-
-    def on(
-        self, topic: str
-    ) -> list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]:
-        return [s for s in self.sent if s[0] == topic]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from zoneapp.sanitizer import RawRecord
+from zoneapp.sink import Sent
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
 PRODUCER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -20,26 +20,6 @@ PRODUCER_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01".encode()
 #: Output markers of transforms: a token, a keyed hash, a ciphertext must never show.
 TOKEN_MARKERS = ["tok_", "h1.", "zenc1.", "zoneapp:kek", "zoneapp:hmac"]
-
-Sent = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
-
-
-@dataclass
-class MemorySink:
-    sent: list[Sent] = field(default_factory=list)
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes]],
-        timestamp_ms: int | None,
-    ) -> None:
-        self.sent.append((topic, key, value, headers))
-
-    def on(self, topic: str) -> list[Sent]:
-        return [s for s in self.sent if s[0] == topic]
 
 
 def memory_tracer(sampler: Sampler | None = None) -> tuple[TracerProvider, InMemorySpanExporter]:

@@ -30,10 +30,11 @@ from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.policy import load_policy
 from zoneapp.sanitizer import RawRecord
+from zoneapp.sink import MemorySink
 from zoneapp.tracing import BatchTrace, BoundaryTracer, RecordTrace
 from zoneapp.vault import MemoryTokenVault
 
-from .helpers import EXAMPLE, TRACEPARENT, MemorySink
+from .helpers import EXAMPLE, TRACEPARENT
 
 BATCH = 500
 ROUNDS = 20

@@ -12,6 +12,7 @@ from zoneapp.dlp import build_scanner
 from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy import CompiledPolicy, load_policy
+from zoneapp.sink import MemorySink
 from zoneapp.tracing import (
     extract,
     format_traceparent,
@@ -26,7 +27,6 @@ from .helpers import (
     PRODUCER_SPAN,
     PRODUCER_TRACE,
     TRACEPARENT,
-    MemorySink,
     as_input,
     headers_of,
 )

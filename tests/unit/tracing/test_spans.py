@@ -16,6 +16,7 @@ from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.sanitizer import RawRecord
+from zoneapp.sink import MemorySink
 from zoneapp.tracing import BoundaryTracer, parse_traceparent
 from zoneapp.vault import MemoryTokenVault
 
@@ -25,7 +26,6 @@ from .helpers import (
     PRODUCER_TRACE,
     TOKEN_MARKERS,
     TRACEPARENT,
-    MemorySink,
     as_input,
     headers_of,
     leaves,
