@@ -585,29 +585,34 @@ class Tracing:
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Flush and stop the exporter in a daemon thread; never waits more than ``timeout``."""
-        provider = self.provider
-        if provider is None:
+        thread = self._begin_shutdown()
+        if thread is None:
             return True
-        self.provider = None
-        thread = threading.Thread(target=provider.shutdown, name="zoneapp-otel-shutdown")
-        thread.daemon = True
-        thread.start()
         thread.join(timeout)
-        if self.dropped_spans:
-            log.warning("tracing: %d spans were dropped (export queue full)", self.dropped_spans)
-        return not thread.is_alive()
+        return self._end_shutdown(thread)
 
     async def shutdown_async(self, timeout: float = 5.0) -> bool:
-        provider = self.provider
-        if provider is None:
+        """The same, without blocking the event loop while it waits."""
+        thread = self._begin_shutdown()
+        if thread is None:
             return True
-        self.provider = None
-        thread = threading.Thread(target=provider.shutdown, name="zoneapp-otel-shutdown")
-        thread.daemon = True
-        thread.start()
         deadline = time.monotonic() + timeout
         while thread.is_alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        return self._end_shutdown(thread)
+
+    def _begin_shutdown(self) -> threading.Thread | None:
+        provider = self.provider
+        if provider is None:
+            return None
+        self.provider = None
+        thread = threading.Thread(
+            target=provider.shutdown, name="zoneapp-otel-shutdown", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _end_shutdown(self, thread: threading.Thread) -> bool:
         if self.dropped_spans:
             log.warning("tracing: %d spans were dropped (export queue full)", self.dropped_spans)
         return not thread.is_alive()

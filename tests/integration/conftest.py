@@ -57,6 +57,29 @@ def private_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
         yield running
 
 
+def spawn_worker(
+    stack: EmbeddedStack,
+    workdir: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+    *,
+    wait: bool = True,
+) -> WorkerProcess:
+    """Start ``faust -A zoneapp worker`` on ``stack`` with its own web port, data dir and
+    log (``workdir/<name>.log``); the stack stops it too, even when a test fails."""
+    port = free_port()
+    full = {**stack.env(web_port=port), "ZONEAPP_DATADIR": str(workdir / f"{name}-data")}
+    full.update(env or {})
+    worker = WorkerProcess(
+        full, log_path=workdir / f"{name}.log", web_port=port, cwd=REPO, name=name
+    )
+    worker.start()
+    stack.adopt(worker)
+    if wait:
+        worker.wait_ready(WORKER_READY_TIMEOUT)
+    return worker
+
+
 class RunWorker(Protocol):
     def __call__(
         self,
@@ -81,24 +104,10 @@ def run_worker(stack: EmbeddedStack, tmp_path: Path) -> Iterator[RunWorker]:
         boundaries: str | None = None,
         wait: bool = True,
     ) -> WorkerProcess:
-        n = next(counter)
-        web_port = free_port()
-        env = stack.env(web_port=web_port)
-        env["ZONEAPP_DATADIR"] = str(tmp_path / f"worker-{n}-data")
-        if boundaries is not None:
-            env["ZONEAPP_BOUNDARIES"] = boundaries
+        env = {"ZONEAPP_BOUNDARIES": boundaries} if boundaries is not None else {}
         env.update(env_overrides or {})
-        worker = WorkerProcess(
-            env,
-            log_path=tmp_path / f"worker-{n}.log",
-            web_port=web_port,
-            cwd=REPO,
-            name=f"worker-{n}",
-        )
-        worker.start()
+        worker = spawn_worker(stack, tmp_path, f"worker-{next(counter)}", env, wait=wait)
         started.append(worker)
-        if wait:
-            worker.wait_ready(WORKER_READY_TIMEOUT)
         return worker
 
     yield start

@@ -25,7 +25,7 @@ from zoneapp.stack.worker import faust_command
 from zoneapp.transforms import VaultEntry
 from zoneapp.vault.redis import RedisTokenVault
 
-from .conftest import REPO, RunWorker
+from .conftest import REPO, RunWorker, spawn_worker
 from .test_pipeline import SENSITIVE, header, payment, read_all
 
 pytestmark = pytest.mark.integration
@@ -192,13 +192,7 @@ def own_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
 
 
 def start_worker(stack: EmbeddedStack, tmp: Path, name: str, **env: str) -> WorkerProcess:
-    port = free_port()
-    full = {**stack.env(web_port=port), "ZONEAPP_DATADIR": str(tmp / f"{name}-data"), **env}
-    worker = WorkerProcess(full, log_path=tmp / f"{name}.log", web_port=port, cwd=REPO, name=name)
-    worker.start()
-    stack.adopt(worker)  # stopped with the stack even when the test fails
-    worker.wait_ready(120)
-    return worker
+    return spawn_worker(stack, tmp, name, env)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:

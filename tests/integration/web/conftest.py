@@ -14,14 +14,13 @@ from typing import Any
 
 import pytest
 
-from zoneapp.stack import EmbeddedStack, WorkerProcess, free_port
+from zoneapp.stack import EmbeddedStack, WorkerProcess
 
 from ..conftest import (
     EXAMPLE_POLICY,
-    REPO,
-    WORKER_READY_TIMEOUT,
     WORKER_STOP_TIMEOUT,
     require_prerequisites,
+    spawn_worker,
 )
 
 KEYS = {
@@ -70,24 +69,13 @@ def start_worker(
     logs = tmp_path_factory.mktemp("web-workers")
 
     def start(app_id: str = "zoneapp", wait: bool = True) -> WorkerProcess:
-        n = next(counter)
-        port = free_port()
-        env = web_stack.env(web_port=port)
-        env.update(
-            {
-                "ZONEAPP_DATADIR": str(logs / f"worker-{n}-data"),
-                "ZONEAPP_API_KEYS_FILE": str(keys_file),
-                "ZONEAPP_STATS_FLUSH_MS": "500",
-                "ZONEAPP_APP_ID": app_id,
-            }
-        )
-        worker = WorkerProcess(
-            env, log_path=logs / f"worker-{n}.log", web_port=port, cwd=REPO, name=f"web-worker-{n}"
-        )
-        worker.start()
+        env = {
+            "ZONEAPP_API_KEYS_FILE": str(keys_file),
+            "ZONEAPP_STATS_FLUSH_MS": "500",
+            "ZONEAPP_APP_ID": app_id,
+        }
+        worker = spawn_worker(web_stack, logs, f"web-worker-{next(counter)}", env, wait=wait)
         started.append(worker)
-        if wait:
-            worker.wait_ready(WORKER_READY_TIMEOUT)
         return worker
 
     yield start

@@ -16,9 +16,9 @@ import orjson
 import pytest
 
 from tests.records import EMAIL, IBAN
-from zoneapp.stack import EmbeddedStack, WorkerProcess, free_port
+from zoneapp.stack import EmbeddedStack
 
-from ..conftest import EXAMPLE_POLICY, REPO, require_prerequisites
+from ..conftest import EXAMPLE_POLICY, require_prerequisites, spawn_worker
 from ..test_keys_vault import outputs, send
 from ..test_pipeline import payment, read_all
 
@@ -49,19 +49,13 @@ def access_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emb
         )
     )
     with EmbeddedStack(tmp / "stack", EXAMPLE_POLICY) as stack:
-        port = free_port()
         env = {
-            **stack.env(web_port=port),
-            "ZONEAPP_DATADIR": str(tmp / "data"),
             "ZONEAPP_API_KEYS_FILE": str(keys),
             "ZONEAPP_ACCESS_RATE": "1",
             "ZONEAPP_ACCESS_BURST": "4",
         }
-        worker = WorkerProcess(env, log_path=tmp / "worker.log", web_port=port, cwd=REPO)
-        worker.start()
-        stack.adopt(worker)
-        worker.wait_ready(120)
-        yield stack, port
+        worker = spawn_worker(stack, tmp, "worker", env)
+        yield stack, worker.web_port
 
 
 def call(
