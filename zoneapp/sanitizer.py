@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from zoneapp.dlp import joined_views
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy, CompiledRule, RuleNode
 from zoneapp.transforms import SUPPRESS, RecordContext, TransformTypeError, VaultEntry
 from zoneapp.transforms.keyed import letters
@@ -38,6 +39,12 @@ if TYPE_CHECKING:
 LINEAGE_PREFIX = "zoneapp-"
 _INDEX = re.compile(r"\[\d+\]")
 _SMALL_INT = 10**7
+# Floats at or above 2**53 that are whole numbers may not be the digits the
+# producer wrote (orjson turns integers beyond 64 bits into floats).
+_EXACT_FLOAT = 2.0**53
+# Outputs of keyed transforms: their text is not chosen by the producer, so the
+# DLP scans them but never decodes them (see zoneapp.dlp.scanner.Scanner.scan).
+OPAQUE_TRANSFORMS = frozenset({"encrypt", "hash", "tokenize"})
 _MAX_PATH = 200
 
 
@@ -221,6 +228,7 @@ class BoundarySanitizer:
             ctx.subject_aead = subject_keys.get((parsed.tenant, parsed.subject))
         scan: list[tuple[str, str]] = []
         self._suppressed = 0
+        self._opaque: set[int] = set()
         try:
             out_value = (
                 None if doc is None else self._object(doc, self.boundary.fields, "", 1, ctx, scan)
@@ -232,7 +240,7 @@ class BoundarySanitizer:
         except _Blocked as blocked:
             return Quarantine([blocked.problem], ctx.applied)
         if scan:
-            findings = self.scanner.scan(scan)
+            findings = self.scanner.scan(scan, self._opaque)
             if findings:
                 problems = [
                     Problem("dlp", self._safe_path(f.path), f.detector)
@@ -353,6 +361,8 @@ class BoundarySanitizer:
         if rule is not None:
             result = self._transform(rule, value, path, ctx)
             if type(result) is str:
+                if rule.name in OPAQUE_TRANSFORMS:
+                    self._opaque.add(len(scan))
                 scan.append((path, result))
             elif result is not SUPPRESS:
                 self._collect(result, path, scan)
@@ -370,6 +380,7 @@ class BoundarySanitizer:
                 result = self._apply(item, items, f"{path}[{i}]", depth + 1, ctx, scan)
                 if result is not SUPPRESS:
                     out.append(result)
+            self._split_values(out, path, scan)
             return out
         expected = "an array" if node.items is not None else "an object"
         raise _Blocked(Problem("wrong_type", self._safe_path(path), detail=f"expected {expected}"))
@@ -400,6 +411,15 @@ class BoundarySanitizer:
             if self.scan_small_ints or not -_SMALL_INT < value < _SMALL_INT:
                 scan.append((path, str(value)))
         elif isinstance(value, float):
+            if value.is_integer() and abs(value) >= _EXACT_FLOAT:
+                # orjson reads integers beyond 64 bits as floats: the digits are gone.
+                raise _Blocked(
+                    Problem(
+                        "invalid_value",
+                        self._safe_path(path),
+                        detail="number too large to carry exactly",
+                    )
+                )
             scan.append((path, repr(value)))
         elif isinstance(value, dict):
             for k, v in value.items():
@@ -409,6 +429,14 @@ class BoundarySanitizer:
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 self._collect(v, f"{path}[{i}]", scan)
+            self._split_values(value, path, scan)
+
+    @staticmethod
+    def _split_values(values: list[Any], path: str, scan: list[tuple[str, str]]) -> None:
+        """A value split across adjacent short scalars of an array is scanned joined."""
+        if len(values) > 1:
+            for view in joined_views(values):
+                scan.append((f"{path}[]", view))
 
     def _derive(
         self,
@@ -455,6 +483,8 @@ class BoundarySanitizer:
         result = self._transform(self.boundary.key_rule, value, "$key", ctx)
         if result is SUPPRESS or result is None:
             return None
+        if type(result) is str and self.boundary.key_rule.name in OPAQUE_TRANSFORMS:
+            self._opaque.add(len(scan))
         self._collect(result, "$key", scan)
         return orjson.dumps(result)
 
@@ -487,6 +517,8 @@ class BoundarySanitizer:
             if result is SUPPRESS or result is None:
                 continue
             out_text = result if isinstance(result, str) else orjson.dumps(result).decode()
+            if rule.name in OPAQUE_TRANSFORMS:
+                self._opaque.add(len(scan))
             scan.append((path, out_text))
             out.append((name, out_text.encode("utf-8")))
         return out

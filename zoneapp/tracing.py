@@ -272,9 +272,9 @@ class _Timer:
         self.records: dict[int, list[int]] = {}
         self.dlp = [0, 0, 0]
 
-    def scan(self, items: Any) -> Any:
+    def scan(self, items: Any, opaque: Any = ()) -> Any:
         start = time.time_ns()
-        result = self.scanner.scan(items)
+        result = self.scanner.scan(items, opaque)
         self.dlp = [start, time.time_ns(), len(result)]
         return result
 

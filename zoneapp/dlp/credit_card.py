@@ -2,45 +2,53 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import ClassVar
 
-from zoneapp.dlp._base import DIGIT_GATE, Detector
+from zoneapp.dlp._base import LEFT, RIGHT, Detector, digit_runs
 
-__all__ = ["CreditCardDetector", "is_card_number", "luhn_ok"]
+__all__ = ["ISSUERS", "CreditCardDetector", "holds_card", "is_card_number", "luhn_ok"]
 
-_DINERS = range(14, 20)
-_LONG = range(16, 20)
-_MAESTRO = range(12, 20)
+_R = range
 
-# (first prefix, last prefix, valid lengths): the issuer ranges.  The issuer check
-# matters as much as Luhn: it is what keeps 13-digit epoch-millisecond timestamps
-# (1763788800000) and most order ids from being reported as cards.
-_ISSUERS: tuple[tuple[int, int, Iterable[int]], ...] = (
-    (4, 4, (13, 16, 19)),  # Visa
-    (51, 55, (16,)),  # Mastercard
-    (2221, 2720, (16,)),  # Mastercard 2-series
-    (34, 34, (15,)),  # American Express
-    (37, 37, (15,)),
-    (6011, 6011, _LONG),  # Discover
-    (644, 649, _LONG),
-    (65, 65, _LONG),
-    (300, 305, _DINERS),  # Diners Club
-    (36, 36, _DINERS),
-    (38, 39, _DINERS),
-    (3528, 3589, _LONG),  # JCB
-    (62, 62, _LONG),  # UnionPay
-    (50, 50, _MAESTRO),  # Maestro
-    (56, 69, _MAESTRO),
+#: (name, first prefix, last prefix, valid lengths); every one of these schemes uses
+#: Luhn, so every candidate is Luhn-checked.  Sources: the
+#: issuers' published BIN ranges (ISO/IEC 7812 registrations as summarised by the
+#: networks).  The issuer check matters as much as Luhn: it is what keeps 13-digit
+#: epoch milliseconds (1763788800000) and most order ids from being cards.
+ISSUERS: tuple[tuple[str, int, int, Iterable[int]], ...] = (
+    ("Visa", 4, 4, (13, 16, 19)),
+    ("Mastercard", 51, 55, (16,)),
+    ("Mastercard", 2221, 2720, (16,)),
+    ("American Express", 34, 34, (15,)),
+    ("American Express", 37, 37, (15,)),
+    ("Discover", 6011, 6011, _R(16, 20)),
+    ("Discover", 644, 649, _R(16, 20)),
+    ("Discover", 65, 65, _R(16, 20)),
+    ("Diners Club", 300, 305, _R(14, 20)),
+    ("Diners Club", 36, 36, _R(14, 20)),
+    ("Diners Club", 38, 39, _R(14, 20)),
+    ("JCB", 3528, 3589, _R(16, 20)),
+    ("UnionPay", 62, 62, _R(16, 20)),
+    ("Maestro", 50, 50, _R(12, 20)),
+    ("Maestro", 56, 69, _R(12, 20)),
+    ("UATP", 1, 1, (15,)),
+    ("Mir", 2200, 2204, _R(16, 20)),
+    ("RuPay", 81, 82, (16,)),
+    ("RuPay", 508, 508, (16,)),
+    ("Troy", 9792, 9792, (16,)),
 )
+
+MIN_LENGTH = 12
+_DIGIT = "(?:[ ./_-]{0,3}[0-9])"
+MAX_LENGTH = 19
 
 
 def _prefix_table() -> dict[str, frozenset[int]]:
-    """Valid lengths by 4-digit prefix (every candidate has 13+ digits), so the
-    issuer check is a single dict lookup."""
+    """Valid lengths by 4-digit prefix (every candidate has 12+ digits), so the
+    issuer check is one dict lookup."""
     by_prefix: dict[str, set[int]] = {}
-    for first, last, lengths in _ISSUERS:
+    for _name, first, last, lengths in ISSUERS:
         for prefix in range(first, last + 1):
             by_prefix.setdefault(str(prefix), set()).update(lengths)
     table: dict[str, frozenset[int]] = {}
@@ -63,44 +71,75 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _gs1_ok(digits: str) -> bool:
+    """GS1 check digit (EAN-13, GTIN-14): weights 3, 1 from the right, before the check."""
+    body = digits[:-1]
+    total = 3 * sum(map(int, body[-1::-2])) + sum(map(int, body[-2::-2]))
+    return (10 - total % 10) % 10 == int(digits[-1])
+
+
 def is_card_number(digits: str) -> bool:
-    """True if the all-digit string (13-19 digits) has a real issuer prefix and
-    length and passes Luhn."""
+    """True if the all-digit string has a real issuer prefix and length and passes Luhn."""
     return len(digits) in _LENGTHS_BY_PREFIX.get(digits[:4], _NONE) and luhn_ok(digits)
 
 
-_SEPARATOR = re.compile(r"[ -]")
+def _excluded(digits: str, grouped: bool) -> bool:
+    """Exclusion hook: a compact 13- or 14-digit number that is a valid EAN-13 / GTIN-14.
+
+    Barcodes are printed compact; 13-digit Visa numbers are no longer issued and
+    14-digit Diners numbers are printed 4-6-4.  A number that passes both Luhn and
+    the GS1 check (about 1 in 100) is taken as a barcode when compact, as a card
+    when grouped.
+    """
+    return not grouped and len(digits) in (13, 14) and _gs1_ok(digits)
 
 
 class CreditCardDetector(Detector):
-    """13-19 digits, compact or in groups of 3-6 separated by single spaces or dashes.
+    """12-19 digits, compact or grouped, with an issuer prefix and length and Luhn.
 
-    The candidate must not touch a letter or digit on either side, so digits inside
-    a longer alphanumeric token or a 20+ digit run are never candidates.
+    What counts as one candidate: a run of digit groups joined by separators
+    (:data:`~zoneapp.dlp._base.SEPARATORS`) is cut only between whole groups.  Any
+    slice of consecutive groups is a candidate when its groups are all one digit
+    long ("4 1 1 1 ...") or all two or more ("4111 1111 1111 1111", 4-6-5, 4-4-4-2).
+    So a CVV, expiry or order number next to a card does not hide it, while one
+    group of more than 19 digits is never split into windows.  Letters and
+    underscores around a run do not matter (``REF4111111111111111X``).
     """
 
     name = "CREDIT_CARD"
-    gate: ClassVar[str | None] = DIGIT_GATE
-    pattern = (
-        DIGIT_GATE
-        + r"(?<![0-9A-Za-z+]..)"  # the gate starts a token (a leading + means a phone)
-        + r"(?:[0-9]{11,17}"  # compact: 13-19 digits in all
-        + r"|[0-9]{1,4}(?:[ -][0-9]{3,6}){2,5})"  # grouped: 3+ groups of 3-6 digits
-        + r"(?![0-9A-Za-z])"
-    )
+    # 12-19 digits (UATP: 15) not touching another digit, first digit of an issuer.
+    prefilters: ClassVar[dict[str, str]] = {
+        "digits": f"{LEFT}(?:1{_DIGIT}{{14}}|[2-689]{_DIGIT}{{11,18}}){RIGHT}"
+    }
 
-    def validate(self, candidate: str) -> bool:
-        """Valid if the number, or its leading whole groups, form a card number.
+    def find(self, text: str, path: str, modes: Collection[str]) -> bool:
+        return holds_card(text)
 
-        Trailing groups are often a CVV or expiry ("4111 1111 1111 1111 123");
-        groups in front of a card are covered because the scanner also tries the
-        candidate that starts at the next group.
-        """
+
+def holds_card(text: str) -> bool:
+    """True if a normalized text holds a card number candidate that validates."""
+    for groups in digit_runs(text):
+        if sum(map(len, groups)) >= MIN_LENGTH and _groups_hold_card(groups):
+            return True
+    return False
+
+
+def _groups_hold_card(groups: list[str]) -> bool:
+    count = len(groups)
+    for i in range(count):
+        single = len(groups[i]) == 1
         digits = ""
-        for group in _SEPARATOR.split(candidate):
+        for j in range(i, count):
+            group = groups[j]
+            if (len(group) == 1) != single:
+                break
             digits += group
-            if len(digits) > 19:
-                return False
-            if len(digits) >= 13 and is_card_number(digits):
+            if len(digits) > MAX_LENGTH:
+                break
+            if (
+                len(digits) >= MIN_LENGTH
+                and is_card_number(digits)
+                and not _excluded(digits, grouped=j > i)
+            ):
                 return True
-        return False
+    return False

@@ -1,30 +1,48 @@
-"""EMAIL: e-mail addresses."""
+"""EMAIL: e-mail addresses, ASCII or internationalized (RFC 6531), punycode included."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import ClassVar
 
 from zoneapp.dlp._base import Detector
 
 __all__ = ["EmailDetector"]
 
-# RFC 5322 atext, the characters a dot-atom local part is made of.
-_LOCAL_CHAR = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The last character of a local part: RFC 5322 atext, or any Unicode letter or digit
+# (RFC 6531).  Only that one is checked: matching the whole local part would make
+# the search quadratic on long texts, and a finding needs no more.
+_LOCAL_END = re.compile(r"[\w!#$%&'*+/=?^`{|}~-]")
+# A domain label: Unicode letters and digits, hyphens inside (IDN labels as typed, or
+# their punycode form xn--...).
+_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+# The TLD: two or more letters, or a punycode TLD (xn--p1ai).
+_TLD = r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
+_DOMAIN = re.compile(rf"((?:{_LABEL}\.)+){_TLD}(?![\w-])", re.IGNORECASE)
+# "icon@2x.png": an image density suffix, not a domain.
+_DENSITY = re.compile(r"[0-9]+(?:\.[0-9]+)?x\.", re.IGNORECASE)
 
 
 class EmailDetector(Detector):
-    """``local@domain.tld`` with a dotted domain and an alphabetic TLD of 2+ letters.
+    """``local@domain.tld`` with a dotted domain; letters of any script, case-insensitive.
 
-    The pattern starts at the ``@`` (a literal first character lets ``re`` jump
-    from one ``@`` to the next) and only checks that a local-part character comes
-    before it: a finding needs no more than that, and "@handle", "user@localhost"
-    and "logo@2x.png" stay out.
+    ``@handle`` and ``user@localhost`` (no dot) are not addresses, nor ``logo@2x.png``.
+    Full-width ``@`` (U+FF20) becomes ``@`` in the normalized view; a percent-encoded address
+    is found in the percent-decoded view.
     """
 
     name = "EMAIL"
-    pattern = (
-        "@"
-        + f"(?<={_LOCAL_CHAR}@)"  # a local part ends right before the @
-        + r"(?![0-9]+x\.)"  # not an image density suffix: icon@2x.png
-        + rf"(?:{_LABEL}\.)+"
-        + r"[A-Za-z]{2,63}(?![A-Za-z0-9-])"
-    )
+    prefilters: ClassVar[dict[str, str]] = {
+        "at": r"[^\x00-\x20@]@(?:[^\x00-\x20@.]+\.)+[^\x00-\x20@.]"
+    }
+
+    def find(self, text: str, path: str, modes: Collection[str]) -> bool:
+        at = text.find("@", 1)
+        while at != -1:
+            if _LOCAL_END.match(text, at - 1):
+                m = _DOMAIN.match(text, at + 1)
+                if m is not None and not _DENSITY.match(m.group(1)):
+                    return True
+            at = text.find("@", at + 1)
+        return False

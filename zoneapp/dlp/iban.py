@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
 from stdnum import numdb
 
-from zoneapp.dlp._base import DIGIT_GATE, Detector
+from zoneapp.dlp._base import Detector
 
 __all__ = ["IBAN_FORMATS", "IbanDetector", "IbanFormat", "iban_ok"]
+
+_BBAN_ITEM = re.compile(r"([1-9][0-9]*)!([nac])")
+_BBAN_CLASS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
+# Between any two characters after the check digits: a run of up to three spaces or
+# hyphens ("DE89 3704 0044 0532 0130 00", "de89-3704-...").
+_SEP = "[ -]{0,3}"
 
 
 @dataclass(frozen=True, slots=True)
 class IbanFormat:
-    """Registry data for one country: total length and BBAN structure."""
+    """Registry data for one country: total length, BBAN structure and candidate regex."""
 
     length: int
     bban: re.Pattern[str]
-
-
-_BBAN_ITEM = re.compile(r"([1-9][0-9]*)!([nac])")
-_BBAN_CLASS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
+    #: The BBAN as printed: each character may follow a separator run.
+    printed: str
 
 
 def _load_formats() -> dict[str, IbanFormat]:
@@ -36,8 +40,9 @@ def _load_formats() -> dict[str, IbanFormat]:
             continue
         items = _BBAN_ITEM.findall(structure)
         regex = "".join(f"{_BBAN_CLASS[kind]}{{{count}}}" for count, kind in items)
+        printed = "".join(f"(?:{_SEP}{_BBAN_CLASS[kind]}){{{count}}}" for count, kind in items)
         length = 4 + sum(int(count) for count, _kind in items)
-        formats[low] = IbanFormat(length=length, bban=re.compile(regex))
+        formats[low] = IbanFormat(length=length, bban=re.compile(regex), printed=printed)
     return formats
 
 
@@ -45,6 +50,10 @@ IBAN_FORMATS: Mapping[str, IbanFormat] = MappingProxyType(_load_formats())
 
 # ISO 7064 mod 97-10 maps A..Z to 10..35.
 _LETTER_VALUES = {ord(c): str(ord(c) - ord("A") + 10) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_START = re.compile(r"[A-Z]{2}[0-9]{2}")
+_PRINTED = {cc: re.compile(fmt.printed) for cc, fmt in IBAN_FORMATS.items()}
+_SEPARATOR_CHARS = str.maketrans("", "", " -")
 
 
 def iban_ok(iban: str) -> bool:
@@ -57,38 +66,34 @@ def iban_ok(iban: str) -> bool:
 
 
 class IbanDetector(Detector):
-    """Upper-case IBANs, compact or printed in groups of four.
+    """IBANs in any ASCII letter case, compact or grouped by spaces or hyphens.
 
-    The match starts at the check digits so this detector shares the digit gate;
-    the country code before them is checked by a lookbehind and handed to
-    ``validate`` through ``lead``.  A candidate must not touch a base64url
-    character (letter, digit, ``-``, ``_``) on either side, so ciphertext strings
-    do not produce IBAN look-alikes.
+    A candidate starts at a country code and two check digits and takes exactly the
+    country's BBAN structure from the registry (each character possibly after a
+    separator run), then must pass mod-97.  Because the length comes from the
+    registry, neighbours do not matter: ``REFDE89370400440532013000X`` is found.
+    The prefilter is the same per-country structure, so random base64 rarely
+    reaches validation.
     """
 
     name = "IBAN"
-    gate: ClassVar[str | None] = DIGIT_GATE
-    lead: ClassVar[int] = 2
-    pattern = (
-        DIGIT_GATE
-        + r"(?<=[A-Z]{2}..)"  # check digits after a country code ...
-        + r"(?<![0-9A-Za-z_-]....)"  # ... that starts a token
-        + r"(?:[A-Z0-9]{11,30}"  # compact BBAN
-        + r"|(?: [A-Z0-9]{4}){2,8}(?: [A-Z0-9]{1,3})?)"  # grouped in fours
-        + r"(?![0-9A-Za-z_-])"
-    )
+    prefilters: ClassVar[dict[str, str]] = {
+        "structure": "|".join(
+            f"{cc}[0-9]{{2}}{fmt.printed}" for cc, fmt in sorted(IBAN_FORMATS.items())
+        )
+    }
+    caseless: ClassVar[frozenset[str]] = frozenset({"structure"})
 
-    def validate(self, candidate: str) -> bool:
-        """Checks the IBAN, cutting a grouped candidate at the country's length if
-        that falls between groups (text such as "... 7034 NOTE" may follow)."""
-        if " " not in candidate:
-            return iban_ok(candidate)
-        fmt = IBAN_FORMATS.get(candidate[:2])
-        if fmt is None:
-            return False
-        compact = ""
-        for group in candidate.split(" "):
-            compact += group
-            if len(compact) >= fmt.length:
-                return len(compact) == fmt.length and iban_ok(compact)
+    def find(self, text: str, path: str, modes: Collection[str]) -> bool:
+        upper = text.translate(_ASCII_UPPER)
+        for m in _START.finditer(upper):
+            start = m.start()
+            printed = _PRINTED.get(upper[start : start + 2])
+            if printed is None:
+                continue
+            bban = printed.match(upper, start + 4)
+            if bban is not None and iban_ok(
+                upper[start : start + 4] + bban.group().translate(_SEPARATOR_CHARS)
+            ):
+                return True
         return False

@@ -1,64 +1,186 @@
-"""PHONE: telephone numbers in E.164 and North-American formats."""
+"""PHONE: telephone numbers, validated with libphonenumber (``phonenumbers``).
+
+What counts as a candidate (a run of digits grouped by spaces, dots, hyphens,
+slashes, underscores or parentheses, :data:`_RUN`), and which check it must pass:
+
+1. International, ``+`` or ``00`` first (``+972-50-123-4567``, ``0044 20 7946 0958``,
+   ``+44 (0) 20 7946 0958``): a *possible* number for its country code (length
+   rules).  The ``+`` is strong evidence, and this is Presidio's leniency.
+2. The North American layout ``(NXX) NXX-XXXX``, ``NXX-NXX-XXXX``, ``1-NXX-...``
+   with separators: always a phone number, including the fictional 555-01XX range.
+3. National formats of the policy's regions (``dlp.phone_regions``, default
+   :data:`DEFAULT_REGIONS`): two or more groups and a *valid* number
+   (libphonenumber's per-region ranges) in one of them, such as ``03-1234-5678``
+   (JP), ``09-7625400`` (IL), ``010-1234-5678`` or ``138 0013 8000`` (CN).  With
+   the trunk prefix 0, 9 to 12 digits; without it, 10 to 12 digits and not shaped
+   like a thousands-grouped amount or an SSN (see ``_grouped_national``).
+4. With a phone context word (:data:`PHONE_CONTEXT`) in the text or the field path,
+   any candidate of 7 to 15 digits, grouped or bare, that is a possible number
+   internationally or in one of the regions.
+
+Not phones (exclusion hooks, checked before libphonenumber): runs that start with
+a calendar date (``2026-11-23 14``, ``23.11.2026``), dotted quads (IPv4), and
+valid ISBN-10s.  Bare digit runs without context are ids far more often than phone
+numbers, so they need rule 4.  An extension after the number (``x123``,
+``ext. 123``) does not stop the number from being found.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection, Sequence
+from functools import lru_cache
 from typing import ClassVar
 
-from zoneapp.dlp._base import DIGIT_GATE, Detector
+import phonenumbers
 
-__all__ = ["PhoneDetector"]
+from zoneapp.dlp._base import LEFT, RIGHT, Detector, path_matches
+
+__all__ = ["DEFAULT_REGIONS", "PHONE_CONTEXT", "PhoneDetector"]
+
+#: Regions whose national formats count without context (rule 3): North America,
+#: the largest European markets, Israel, India, Japan, China, Brazil and Australia.
+DEFAULT_REGIONS: tuple[str, ...] = (
+    "US",
+    "CA",
+    "GB",
+    "DE",
+    "FR",
+    "ES",
+    "IT",
+    "NL",
+    "IL",
+    "IN",
+    "JP",
+    "CN",
+    "BR",
+    "AU",
+)
+
+PHONE_CONTEXT = re.compile(
+    r"(?<![a-z])(?:phone|telephone|tel|mobile|cell|cellphone|fax|msisdn|whatsapp|sms|"
+    r"ph|mob|tlf|telefon|telefono|handy)(?![a-z])",
+    re.IGNORECASE,
+)
+
+_SEP = "[ ./_()-]"
+_RUN = re.compile(r"(?:\(?\+|\()?[0-9](?:[ ./_()-]{0,4}[0-9])*")
+_GROUP = re.compile(r"[0-9]+")
+_NANP = re.compile(
+    r"(?:1[ .-]{1,2})?(?:\([0-9]{3}\) ?|[0-9]{3}[ .-]{1,2})[0-9]{3}[ .-]{1,2}[0-9]{4}"
+)
+_DATE = re.compile(
+    r"(?:(?:19|20)[0-9]{2}[./ -][01]?[0-9][./ -][0-3]?[0-9]"  # 2026-11-23
+    r"|[0-3]?[0-9][./ -][01]?[0-9][./ -](?:19|20)[0-9]{2})"  # 23.11.2026, 11/23/2026
+    r"(?![0-9])"
+)
+_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 
 
-def _token_start_before(width: int) -> str:
-    """Lookbehind: the character ``width`` back (a ``+``) starts a token.
-
-    Placed after the cheap lookbehind that finds the ``+``, so most positions
-    never evaluate it.
-    """
-    return "(?<![0-9A-Za-z+]" + "." * width + ")"
-
-
-# One more digit, optionally after up to two separators: "+1 (415) 555-2671".
-_E164_DIGIT = r"(?:[ .()-]{0,2}[0-9])"
+def _isbn10(groups: Sequence[str]) -> bool:
+    digits = "".join(groups)
+    if len(groups) != 4 or len(digits) != 10:
+        return False
+    return sum((10 - i) * int(d) for i, d in enumerate(digits)) % 11 == 0
 
 
 class PhoneDetector(Detector):
-    """E.164 (``+`` and 8-15 digits) and NANP ``(415) 555-2671`` / ``415-555-2671``.
-
-    Numbers without a ``+`` need separators in the 3-3-4 layout: bare 10-digit runs
-    are far more often ids than phone numbers, and dates, times, IP addresses,
-    amounts and card-length runs do not fit the layout.  The match starts at the
-    first two digits (the shared digit gate); what precedes them (``+``, ``+1 ``,
-    ``(``) is checked by lookbehinds.
-    """
+    """International, North American and national phone numbers (module docstring)."""
 
     name = "PHONE"
-    gate: ClassVar[str | None] = DIGIT_GATE
-    pattern = (
-        DIGIT_GATE
-        # Every form has a non-alphanumeric character right before the gate; this
-        # one cheap check rejects most gate positions (mid-number, mid-token).
-        + r"(?<![0-9A-Za-z]..)"
-        + r"(?:"
-        # E.164, gate right after the '+': 2 + 6..13 = 8..15 digits.
-        + r"(?<=\+[1-9].)"
-        + _token_start_before(3)
-        + _E164_DIGIT
-        + r"{6,13}(?![0-9A-Za-z])"
-        # E.164, one-digit country code (1, 7) and a separator: 1 + 2 + 5..12 digits.
-        + r"|(?:(?<=\+[17][ .(-]..)"
-        + _token_start_before(5)
-        + r"|(?<=\+[17] \(..)"
-        + _token_start_before(6)
-        + ")"
-        + _E164_DIGIT
-        + r"{5,12}(?![0-9A-Za-z])"
-        # NANP: area code [2-9]XX, exchange [2-9]XX, line XXXX.
-        + r"|(?<=[2-9].)"
-        + r"(?:(?<=\(..)[0-9]\) ?"  # (415) 555-2671
-        + r"|(?<!\(..)"  # 415-555-2671, not continuing a dotted/dashed number ...
-        + r"(?:(?<![0-9][.-]..)|(?<=1[.-]..)(?<![0-9A-Za-z]....))"  # ... but 1-415-...
-        + r"[0-9][ .-])"
-        + r"[2-9][0-9]{2}[ .-][0-9]{4}(?![0-9A-Za-z]|[.-][0-9])"
-        + r")"
-    )
+    prefilters: ClassVar[dict[str, str]] = {
+        # Rule 1: + or 00, then at least 7 digits.
+        "intl": rf"(?:\+[ (]{{0,2}}|{LEFT}00)[0-9](?:{_SEP}{{0,4}}[0-9]){{6,}}{RIGHT}",
+        # Rules 2 and 3: 9+ digits with a separator after the i-th digit, some i < 9,
+        # or after the 9th or later.
+        "grouped": "|".join(
+            [
+                *(
+                    rf"[0-9]{{{i}}}{_SEP}{{1,4}}[0-9](?:{_SEP}{{0,4}}[0-9]){{{8 - i},}}"
+                    for i in range(1, 9)
+                ),
+                rf"[0-9]{{9,}}{_SEP}{{1,4}}[0-9]",
+            ]
+        ),
+        # Rule 4: 7 to 15 bare digits; find() looks for a context word.
+        "bare": rf"{LEFT}[0-9]{{7,15}}{RIGHT}",
+    }
+
+    def __init__(self, regions: Sequence[str] = DEFAULT_REGIONS) -> None:
+        unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown phone region(s): {', '.join(unknown)}")
+        self.regions = tuple(regions)
+
+    def find(self, text: str, path: str, modes: Collection[str]) -> bool:
+        context: bool | None = None
+        for m in _RUN.finditer(text):
+            run = m.group()
+            if run[0] == "+" or run[:2] == "(+" or (run[:2] == "00" and run[2:3] != "0"):
+                if self._international(run):
+                    return True
+                continue
+            date = _DATE.match(run)
+            if date is not None:  # a date (and maybe a time) first: look at what follows
+                run = run[date.end() :].lstrip(" ./_()-")
+            groups = _GROUP.findall(run)
+            digits = "".join(groups)
+            if len(digits) < 7 or _QUAD.fullmatch(run) or _isbn10(groups):
+                continue
+            if _NANP.search(run):
+                return True
+            if self._grouped_national(run, groups, digits):
+                return True
+            if len(digits) <= 15:
+                if context is None:
+                    context = bool(PHONE_CONTEXT.search(text)) or path_matches(PHONE_CONTEXT, path)
+                if context and (_check("+" + digits, None, False) or self._national(run, False)):
+                    return True
+        return False
+
+    def _international(self, run: str) -> bool:
+        """Rule 1 on the run, then on shorter whole-group prefixes (a trailing extension)."""
+        text = "+" + run[2:] if run[:2] == "00" else run
+        if _check(text, None, False):
+            return True
+        groups = _GROUP.findall(text)
+        digits = ""
+        for group in groups[:-1]:
+            digits += group
+            if len(digits) >= 7 and _check("+" + digits, None, False):
+                return True
+        return False
+
+    def _grouped_national(self, run: str, groups: Sequence[str], digits: str) -> bool:
+        """Rule 3: a valid national number, written in groups.
+
+        With the trunk prefix ``0``: 9 to 12 digits.  Without it: 10 to 12 digits and
+        not shaped like a thousands-grouped amount (``912 345 678``) or an SSN
+        (``078-05-1123``); 9-digit national numbers without a trunk prefix (Spain,
+        Italy) need ``+``, ``00`` or a context word.
+        """
+        sizes = [len(g) for g in groups]
+        if len(groups) < 2 or sizes == [3, 2, 4]:
+            return False
+        if digits[0] == "0":
+            return 9 <= len(digits) <= 12 and self._national(run, True)
+        if len(digits) < 10 or len(digits) > 12:
+            return False
+        if sizes[0] <= 3 and all(size == 3 for size in sizes[1:]):
+            return False
+        return self._national(run, True)
+
+    def _national(self, run: str, valid: bool) -> bool:
+        return any(_check(run, region, valid) for region in self.regions)
+
+
+@lru_cache(maxsize=8192)
+def _check(text: str, region: str | None, valid: bool) -> bool:
+    """libphonenumber's verdict, cached: parsing costs about 20 us and ids repeat."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return False
+    if valid:
+        return bool(phonenumbers.is_valid_number(number))
+    return bool(phonenumbers.is_possible_number(number))

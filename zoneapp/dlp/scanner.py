@@ -1,21 +1,34 @@
-"""The scanner: runs every detector over the text fields of one record."""
+"""The scanner: every view of every text of one record, all detectors, one engine pass.
+
+1. Each text's normalized view (and the raw text, if it differs) is joined into one
+   string; the engine (:mod:`zoneapp.dlp.engine`) runs every built-in detector's
+   prefilter patterns and the decoders' triggers over it in one pass.
+2. Texts a decoder trigger matched are decoded (:mod:`zoneapp.dlp.views`); the
+   decoded views, normalized, get their own engine pass, layer by layer.
+3. Only views a prefilter matched are validated, by the detectors' ``find``.
+4. Custom (policy) detectors search the views with ``re``, behind one combined
+   search of the whole record that rules most records out.
+
+Findings name the input path and the detector, never the value or the view.
+"""
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
-from itertools import accumulate
+from collections.abc import Container, Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from zoneapp.dlp._base import CustomDetector, Detector, Finding
 from zoneapp.dlp.credit_card import CreditCardDetector
 from zoneapp.dlp.email_address import EmailDetector
+from zoneapp.dlp.engine import JOIN, Engine, Pattern, make_engine
 from zoneapp.dlp.iban import IbanDetector
-from zoneapp.dlp.phone import PhoneDetector
+from zoneapp.dlp.normalize import normalize
+from zoneapp.dlp.phone import DEFAULT_REGIONS, PhoneDetector
 from zoneapp.dlp.ssn import SsnDetector
+from zoneapp.dlp.views import DECODE_LIMIT, TRIGGERS, Limits, decode
 
-__all__ = ["BUILTIN_DETECTORS", "Scanner", "build_scanner"]
+__all__ = ["BUILTIN_DETECTORS", "DECODE_LIMIT", "Scanner", "build_scanner"]
 
 BUILTIN_DETECTORS: Mapping[str, type[Detector]] = MappingProxyType(
     {
@@ -24,139 +37,48 @@ BUILTIN_DETECTORS: Mapping[str, type[Detector]] = MappingProxyType(
     }
 )
 
-# Texts are joined with a newline: no built-in pattern matches one, and their
-# boundary lookarounds treat it like the start or end of a text.
-_JOIN = "\n"
 
-# (text index, offset in that text, path, detector name): sorts into input order.
-_Hit = tuple[int, int, str, str]
+class _CustomDetectors:
+    """Policy detectors, searched in each view on its own.
 
-
-class _Batch:
-    """The texts of one scan, joined into one string, with the way back to each text."""
-
-    __slots__ = ("_starts", "joined", "paths", "texts")
-
-    def __init__(self, paths: list[str], texts: list[str]) -> None:
-        self.paths = paths
-        self.texts = texts
-        self.joined = _JOIN.join(texts)
-        self._starts: list[int] = []  # built on the first candidate; most records have few
-
-    def locate(self, pos: int) -> tuple[int, int]:
-        """(text index, offset in that text) of a position in ``joined``."""
-        if not self._starts:
-            step = len(_JOIN)
-            self._starts = [0, *accumulate(len(t) + step for t in self.texts[:-1])]
-        index = bisect_right(self._starts, pos) - 1
-        return index, pos - self._starts[index]
-
-
-class _JoinedProgram:
-    """One regex pass over the joined texts for one or more detectors.
-
-    Detectors sharing a gate compile to ``gate(?:rest0(?P<dlp0>)|rest1(?P<dlp1>)|...)``:
-    the empty marker group tells which alternative matched (``m.lastindex``).
-    """
-
-    def __init__(self, detectors: Sequence[Detector], gate: str = "") -> None:
-        self.detectors = tuple(detectors)
-        # Each detector's own regex: where the alternation reports detector i,
-        # detectors after i may match too (an alternation reports only the first).
-        self.singles = tuple(re.compile(d.pattern) for d in detectors)
-        if len(detectors) == 1:
-            self.regex = self.singles[0]
-        else:
-            body = "|".join(
-                f"(?:{d.pattern[len(gate) :]})(?P<dlp{k}>)" for k, d in enumerate(detectors)
-            )
-            self.regex = re.compile(f"{gate}(?:{body})")
-
-    def run(self, batch: _Batch, seen: set[tuple[str, str]], hits: list[_Hit]) -> None:
-        joined = batch.joined
-        detectors = self.detectors
-        search = self.regex.search
-        m = search(joined)
-        while m is not None:
-            pos = m.start()
-            index, offset = batch.locate(pos)
-            path = batch.paths[index]
-            first = m.lastindex - 1 if len(detectors) > 1 and m.lastindex else 0
-            for k in range(first, len(detectors)):
-                det = detectors[k]
-                if (path, det.name) in seen:
-                    continue
-                match = m if k == first else self.singles[k].match(joined, pos)
-                if match is not None and det.validate_in_context(
-                    joined[pos - det.lead : match.end()], path
-                ):
-                    seen.add((path, det.name))
-                    hits.append((index, offset, path, det.name))
-            # Resume one character on, not at m.end(): a candidate that failed
-            # validation may overlap a valid one that starts inside it.
-            m = search(joined, pos + 1)
-
-
-class _PerTextDetectors:
-    """Custom (policy) detectors, searched in each text on its own.
-
-    Joining texts would change what ``^``, ``$``, ``\\s`` or ``[^x]`` in a policy
-    author's regex match, so these never see the joined string.  A combined
-    prefilter regex answers "can any of them hit this text?" in one search, since
-    most texts hit none.
+    A combined regex over all views joined by newlines (MULTILINE, so ``^``/``$``
+    see view edges) answers "can any of them hit this record?" in one search;
+    patterns with groups (backreference numbers would shift), inline global flags
+    or absolute anchors are searched per view always.
     """
 
     def __init__(self, detectors: Sequence[CustomDetector]) -> None:
         self.detectors = tuple(detectors)
-        # Patterns with groups stay out of the prefilter (backreference numbers
-        # would shift), and so do inline global flags such as (?i) (re rejects
-        # them anywhere but at the very start); those are always searched.
-        combinable = [d.regex.groups == 0 and _compiles(f"x|(?:{d.pattern})") for d in detectors]
-        self.prefilter: re.Pattern[str] | None = None
-        if sum(combinable) > 1:
-            self.prefilter = re.compile(
-                "|".join(
-                    f"(?:{d.pattern})" for d, ok in zip(detectors, combinable, strict=True) if ok
-                )
+        combinable = [
+            d.regex.groups == 0
+            and not any(a in d.pattern for a in ("\\A", "\\Z", "\\z"))
+            and _compiles(f"x|(?:{d.pattern})")
+            for d in detectors
+        ]
+        plain = [d for d, ok in zip(detectors, combinable, strict=True) if ok]
+        self.always = tuple(d for d, ok in zip(detectors, combinable, strict=True) if not ok)
+        self.gated = tuple(plain)
+        self.gate: re.Pattern[str] | None = None
+        if plain:
+            # (?i:...) scopes each detector's case folding to its own alternative.
+            self.gate = re.compile(
+                "|".join(f"(?{'i' if d.ignore_case else ''}:{d.pattern})" for d in plain),
+                re.MULTILINE,
             )
-        # One search over all texts of the record first: joined with newlines and in
-        # MULTILINE mode, ``^``/``$``/``\b`` see text edges as before, and ``\s`` or
-        # ``[^x]`` crossing a newline can only add candidates, never lose one. Only
-        # absolute anchors (\A, \Z) behave differently, so those opt out.
-        anchored = any(a in d.pattern for d in detectors for a in ("\\A", "\\Z", "\\z"))
-        # Patterns with groups (backreferences) or inline global flags get a regex each.
-        self.record_prefilters: tuple[re.Pattern[str], ...] = ()
-        if not anchored:
-            plain = [d.pattern for d, ok in zip(detectors, combinable, strict=True) if ok]
-            own = [d.pattern for d, ok in zip(detectors, combinable, strict=True) if not ok]
-            merged = ["|".join(f"(?:{p})" for p in plain)] if plain else []
-            self.record_prefilters = tuple(re.compile(p, re.MULTILINE) for p in merged + own)
-        # (detector, searched even when the prefilter finds nothing)
-        self.entries = tuple(
-            (d, not ok or self.prefilter is None)
-            for d, ok in zip(detectors, combinable, strict=True)
-        )
 
-    def run(self, batch: _Batch, seen: set[tuple[str, str]], hits: list[_Hit]) -> None:
-        joined = batch.joined
-        if self.record_prefilters and all(p.search(joined) is None for p in self.record_prefilters):
-            return
-        prefilter = self.prefilter
-        for index, text in enumerate(batch.texts):
-            maybe = prefilter is not None and prefilter.search(text) is not None
-            path = batch.paths[index]
-            for det, always in self.entries:
-                if not (maybe or always) or (path, det.name) in seen:
-                    continue
-                m = det.regex.search(text)
-                while m is not None:
-                    # An empty match (e.g. a bare lookahead that slipped past the
-                    # constructor's probes) is never a finding.
-                    if m.end() > m.start() and det.validate_in_context(m.group(), path):
-                        seen.add((path, det.name))
-                        hits.append((index, m.start(), path, det.name))
-                        break
-                    m = det.regex.search(text, m.start() + 1)
+    def run(
+        self, joined: Sequence[str], texts: Sequence[str], origins: Sequence[int]
+    ) -> Iterable[tuple[int, str]]:
+        detectors = self.always
+        gate = self.gate
+        if gate is not None and any(gate.search(j) for j in joined):
+            detectors = self.gated + self.always
+        for det in detectors:
+            done: set[int] = set()
+            for text, origin in zip(texts, origins, strict=True):
+                if origin not in done and det.find(text):
+                    done.add(origin)
+                    yield origin, det.name
 
 
 def _compiles(pattern: str) -> bool:
@@ -167,84 +89,164 @@ def _compiles(pattern: str) -> bool:
     return True
 
 
-def _gate_of(detector: Detector) -> str | None:
-    """The detector's gate, if its pattern can be split into gate + rest safely."""
-    gate = detector.gate
-    if not gate or not detector.pattern.startswith(gate):
-        return None
-    if detector.pattern[len(gate) : len(gate) + 1] in ("*", "+", "?", "{"):
-        return None  # a quantifier would bind to the gate
-    try:
-        groups = re.compile(detector.pattern).groups
-    except re.error as exc:
-        raise ValueError(f"DLP detector {detector.name}: regex does not compile: {exc}") from None
-    return gate if groups == 0 else None
+# ASCII control characters the normalized view turns into spaces (newlines aside,
+# which are counted separately).
+_CONTROLS = re.compile(r"[\t\r\x0b\x0c\x1c-\x1f]")
+
+
+def _level0(raw: Sequence[str]) -> tuple[list[str], list[int], str]:
+    """Normalized views (and differing raw ones) of the input texts, and their join."""
+    joined = JOIN.join(raw)
+    if joined.isascii() and joined.count(JOIN) == len(raw) - 1 and _CONTROLS.search(joined) is None:
+        return list(raw), list(range(len(raw))), joined  # the common case: nothing to do
+    texts: list[str] = []
+    origins: list[int] = []
+    for origin, text in enumerate(raw):
+        norm = normalize(text)
+        texts.append(norm)
+        origins.append(origin)
+        if norm != text:
+            texts.append(text.replace(JOIN, " "))
+            origins.append(origin)
+    return texts, origins, JOIN.join(texts)
 
 
 class Scanner:
-    """Finds sensitive values in (path, text) pairs, reporting only (path, detector).
+    """Finds sensitive values in ``(path, text)`` pairs, reporting only (path, detector)."""
 
-    Built-in style detectors run over all texts of a record joined into one string,
-    one regex pass per program (one program per gate, e.g. all digit-gated
-    built-ins, plus one per other detector); custom detectors run per text.
-    """
-
-    def __init__(self, detectors: Sequence[Detector]) -> None:
-        names = [d.name for d in detectors]
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        custom: Sequence[CustomDetector] = (),
+        *,
+        engine: str = "auto",
+        limits: Limits | None = None,
+    ) -> None:
+        names = [d.name for d in detectors] + [c.name for c in custom]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"DLP detectors listed more than once: {', '.join(duplicates)}")
         self.detectors: tuple[Detector, ...] = tuple(detectors)
+        self.custom = tuple(custom)
+        self.names = tuple(names)
+        self.limits = limits or Limits()
+        self._order = {name: i for i, name in enumerate((*names, DECODE_LIMIT))}
+        # Pattern id -> (detector index, mode), or (-1, decoder name).
+        self._kinds: list[tuple[int, str]] = []
+        patterns = []
+        for index, det in enumerate(detectors):
+            for mode, regex in det.prefilters.items():
+                patterns.append(Pattern(len(self._kinds), regex, mode in det.caseless))
+                self._kinds.append((index, mode))
+        for decoder, regex in TRIGGERS:
+            patterns.append(Pattern(len(self._kinds), regex))
+            self._kinds.append((-1, decoder))
+        self.engine: Engine = make_engine(patterns, engine)
+        self._custom = _CustomDetectors(custom) if custom else None
 
-        gated: dict[str, list[Detector]] = {}
-        alone: list[_JoinedProgram] = []
-        custom: list[CustomDetector] = []
-        for det in detectors:
-            if isinstance(det, CustomDetector):
-                custom.append(det)
-            elif (gate := _gate_of(det)) is not None:
-                gated.setdefault(gate, []).append(det)
-            else:
-                alone.append(_JoinedProgram([det]))
-        self._programs = tuple(
-            [_JoinedProgram(group, gate) for gate, group in gated.items()] + alone
-        )
-        self._per_text = _PerTextDetectors(custom) if custom else None
+    def scan(self, items: Iterable[tuple[str, str]], opaque: Container[int] = ()) -> list[Finding]:
+        """Every (path, detector) hit, deduplicated, in input order.
 
-    def scan(self, items: Iterable[tuple[str, str]]) -> list[Finding]:
-        """items are (path, text) pairs; returns every (path, detector) hit, deduplicated,
-        in input order."""
+        ``opaque`` holds indices of items that are outputs of keyed transforms
+        (ciphertexts, hashes, tokens): still scanned, never decoded, since their
+        content is not chosen by the producer.
+        """
         pairs = items if isinstance(items, list | tuple) else list(items)
         if not pairs:
             return []
-        batch = _Batch([path for path, _ in pairs], [text for _, text in pairs])
-        seen: set[tuple[str, str]] = set()
-        hits: list[_Hit] = []
-        for program in self._programs:
-            program.run(batch, seen, hits)
-        if self._per_text is not None:
-            self._per_text.run(batch, seen, hits)
-        if not hits:
+        texts, origins, joined = _level0([text for _, text in pairs])
+        limits = self.limits
+        kinds = self._kinds
+        joins = [joined]
+        candidates: dict[tuple[int, int], set[str]] = {}
+        overflow: set[int] = set()
+        start, depth, views, chars = 0, 0, 0, 0
+        while True:
+            derived: list[str] = []
+            derived_origins: list[int] = []
+            for pid, segment in self.engine.matches(joined):
+                view = start + segment
+                index, mode = kinds[pid]
+                if index >= 0:
+                    candidates.setdefault((view, index), set()).add(mode)
+                    continue
+                origin = origins[view]
+                if origin in opaque or origin in overflow:
+                    continue
+                for text in decode(texts[view], mode):
+                    norm = normalize(text)
+                    if norm == texts[view]:
+                        continue
+                    views += 1
+                    chars += len(norm)
+                    if depth >= limits.depth or views > limits.views or chars > limits.chars:
+                        overflow.add(origin)
+                        break
+                    derived.append(norm)
+                    derived_origins.append(origin)
+            if not derived:
+                break
+            start = len(texts)
+            texts.extend(derived)
+            origins.extend(derived_origins)
+            joined = JOIN.join(derived)
+            joins.append(joined)
+            depth += 1
+
+        paths = [path for path, _ in pairs]
+        found: set[tuple[int, str]] = {(origin, DECODE_LIMIT) for origin in overflow}
+        done: set[tuple[str, int]] = set()
+        for (view, index), modes in sorted(candidates.items()):
+            origin = origins[view]
+            path = paths[origin]
+            if (path, index) in done:
+                continue
+            det = self.detectors[index]
+            if det.find(texts[view], path, modes):
+                done.add((path, index))
+                found.add((origin, det.name))
+        if self._custom is not None:
+            found.update(self._custom.run(joins, texts, origins))
+        if not found:
             return []
-        hits.sort()
-        return [Finding(path, name) for _, _, path, name in hits]
+        order = self._order
+        seen: set[tuple[str, str]] = set()
+        findings = []
+        for origin, name in sorted(found, key=lambda f: (f[0], order[f[1]])):
+            key = (paths[origin], name)
+            if key not in seen:
+                seen.add(key)
+                findings.append(Finding(*key))
+        return findings
 
     def scan_text(self, text: str) -> list[str]:
         """Detector names that hit in one text (for field names / paths)."""
         return [finding.detector for finding in self.scan((("", text),))]
 
 
-def build_scanner(builtin: Sequence[str], custom: Sequence[tuple[str, str]]) -> Scanner:
-    """Raises ValueError naming the unknown detector / bad regex."""
+def build_scanner(
+    builtin: Sequence[str],
+    custom: Sequence[tuple[str, str] | tuple[str, str, bool]],
+    *,
+    phone_regions: Sequence[str] = DEFAULT_REGIONS,
+    engine: str = "auto",
+) -> Scanner:
+    """Raises ValueError naming the unknown detector / bad regex / unknown region.
+
+    ``custom`` entries are ``(name, pattern)`` or ``(name, pattern, ignore_case)``.
+    """
     detectors: list[Detector] = []
     for name in builtin:
         cls = BUILTIN_DETECTORS.get(name)
         if cls is None:
             known = ", ".join(sorted(BUILTIN_DETECTORS))
             raise ValueError(f"unknown DLP detector {name!r} (built-ins: {known})")
-        detectors.append(cls())
-    for name, pattern in custom:
-        if name in BUILTIN_DETECTORS:
+        detectors.append(PhoneDetector(phone_regions) if cls is PhoneDetector else cls())
+    customs: list[CustomDetector] = []
+    for entry in custom:
+        name, pattern = entry[0], entry[1]
+        ignore_case = len(entry) > 2 and bool(entry[2])  # type: ignore[misc]
+        if name in BUILTIN_DETECTORS or name == DECODE_LIMIT:
             raise ValueError(f"custom DLP detector {name} clashes with the built-in of that name")
-        detectors.append(CustomDetector(name, pattern))
-    return Scanner(detectors)
+        customs.append(CustomDetector(name, pattern, ignore_case=ignore_case))
+    return Scanner(detectors, customs, engine=engine)

@@ -2,57 +2,62 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from typing import ClassVar
 
-from zoneapp.dlp._base import DIGIT_GATE, Detector
+from zoneapp.dlp._base import LEFT, RIGHT, Detector, digit_runs, path_matches
 
-__all__ = ["SsnDetector"]
+__all__ = ["SSN_CONTEXT", "SsnDetector", "ssn_ok"]
 
-# Numbers that were published (the Woolworth wallet card, a 1940s ad) and used by
-# thousands of people; they appear in test data, never as someone's real SSN.
-_PUBLISHED = frozenset({"078051120", "219099999"})
+#: Words that make a bare 9-digit number an SSN when they appear in the same text,
+#: an object key or the field path.  Matched on letters only, so "classname" or
+#: "businessname" do not count as "ssn".
+SSN_CONTEXT = re.compile(
+    r"(?<![a-z])(?:ssns?|ss ?#|ss ?(?:no|num|number)|soc(?:ial)?[ ._-]?sec(?:urity)?)(?![a-z])",
+    re.IGNORECASE,
+)
 
-# Field-name fragments that make a bare 9-digit number worth checking.
-_SSN_FIELD_HINTS = ("ssn", "social")
+
+def ssn_ok(digits: str) -> bool:
+    """SSA rules: never issued are area 000, 666 and 900-999, group 00, serial 0000.
+
+    Decision: the numbers published in advertising (078-05-1120 from the Woolworth
+    wallet card, 219-09-9999) are *not* excluded.  They are the most common
+    planted test values, real people used them, and blocking one costs a
+    quarantined record, while letting one pass teaches producers that SSN-shaped
+    values cross.
+    """
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")
 
 
 class SsnDetector(Detector):
-    """``AAA-GG-SSSS`` or ``AAA GG SSSS`` anywhere; 9 bare digits only in SSN-named fields.
+    """``AAA-GG-SSSS`` with dash, space, dot, slash or underscore groups, anywhere;
+    9 bare digits only with an SSN context word (see :data:`SSN_CONTEXT`).
 
-    Bare 9-digit numbers are too common (ids, routing numbers, amounts in cents)
-    to flag without the field name saying it is an SSN.
+    A grouped candidate is any three consecutive groups of 3, 2 and 4 digits in a
+    run (:func:`~zoneapp.dlp._base.digit_runs`).  Bare 9-digit numbers are too
+    common (ids, routing numbers, amounts in cents) to flag without context.
     """
 
     name = "US_SSN"
-    gate: ClassVar[str | None] = DIGIT_GATE
-    pattern = (
-        DIGIT_GATE
-        + r"(?<![0-9A-Za-z+]..)"  # starts a token ...
-        + r"(?<![0-9][ -]..)"  # ... and does not continue a grouped number
-        + r"[0-9]"
-        + r"(?:-[0-9]{2}-[0-9]{4}(?![0-9A-Za-z]|-[0-9])"
-        + r"| [0-9]{2} [0-9]{4}(?![0-9A-Za-z]| [0-9])"
-        + r"|[0-9]{6}(?![0-9A-Za-z]))"
-    )
+    prefilters: ClassVar[dict[str, str]] = {
+        "grouped": f"{LEFT}[0-9]{{3}}[ ./_-]{{1,3}}[0-9]{{2}}[ ./_-]{{1,3}}[0-9]{{4}}{RIGHT}",
+        "bare": f"{LEFT}[0-9]{{9}}{RIGHT}",
+    }
 
-    def validate(self, candidate: str) -> bool:
-        """SSA rules (never issued: area 000, 666, 9xx; group 00; serial 0000), minus
-        published numbers and one digit repeated (placeholders, not people)."""
-        digits = candidate.replace("-", "").replace(" ", "")
-        area, group, serial = digits[:3], digits[3:5], digits[5:]
-        return not (
-            area in ("000", "666")
-            or area[0] == "9"
-            or group == "00"
-            or serial == "0000"
-            or digits in _PUBLISHED
-            or digits == digits[0] * 9
-        )
-
-    def validate_in_context(self, candidate: str, path: str) -> bool:
-        """A bare 9-digit candidate counts only when the field path names an SSN."""
-        if candidate.isdigit():
-            lowered = path.lower()
-            if not any(hint in lowered for hint in _SSN_FIELD_HINTS):
-                return False
-        return self.validate(candidate)
+    def find(self, text: str, path: str, modes: Collection[str]) -> bool:
+        context: bool | None = None
+        for groups in digit_runs(text):
+            sizes = [len(g) for g in groups]
+            for i in range(len(groups) - 2):
+                if sizes[i : i + 3] == [3, 2, 4] and ssn_ok("".join(groups[i : i + 3])):
+                    return True
+            for group in groups:
+                if len(group) == 9 and ssn_ok(group):
+                    if context is None:
+                        context = bool(SSN_CONTEXT.search(text)) or path_matches(SSN_CONTEXT, path)
+                    if context:
+                        return True
+        return False

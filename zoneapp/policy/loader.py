@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from zoneapp.dlp import build_scanner
+from zoneapp.dlp import DEFAULT_REGIONS, build_scanner
 from zoneapp.policy.compiled import (
     ITEMS,
     WILDCARD,
@@ -161,7 +161,9 @@ class _Compiler:
         zones = self._zones()
         try:
             scanner = build_scanner(
-                spec.dlp.detectors, [(c.name, c.pattern) for c in spec.dlp.custom]
+                spec.dlp.detectors,
+                [(c.name, c.pattern, c.ignore_case) for c in spec.dlp.custom],
+                phone_regions=spec.dlp.phone_regions or DEFAULT_REGIONS,
             )
         except ValueError as exc:
             self.fail(("dlp",), str(exc))

@@ -78,6 +78,8 @@ class LimitsSpec(_Strict):
 class CustomDetectorSpec(_Strict):
     name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     pattern: str
+    #: Match letters case-insensitively (the text is the normalized view either way).
+    ignore_case: bool = False
 
 
 class DlpSpec(_Strict):
@@ -85,6 +87,9 @@ class DlpSpec(_Strict):
         default_factory=lambda: ["CREDIT_CARD", "US_SSN", "IBAN", "EMAIL", "PHONE"]
     )
     custom: list[CustomDetectorSpec] = Field(default_factory=list)
+    #: Regions (ISO 3166 alpha-2, as libphonenumber names them) whose national phone
+    #: formats PHONE recognises without a "+" or a context word; None: the default list.
+    phone_regions: list[str] | None = None
 
 
 class AllowSpec(_Strict):

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from zoneapp.dlp.credit_card import holds_card, luhn_ok
 from zoneapp.errors import ParamError
 from zoneapp.keys import subject as subject_keys
 from zoneapp.transforms.base import (
@@ -154,34 +155,33 @@ def vault_aad(tenant: str, field_class: str, token: str) -> bytes:
     return b"zoneapp/vault/v1|" + _SEP.join((tenant.encode(), field_class.encode(), token.encode()))
 
 
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def card_token(data: bytes, mac: bytes) -> str:
-    """Format-preserving card token: same length, separators and last four; fails Luhn."""
+    """Format-preserving card token: same length, separators and last four.
+
+    The token never holds a card number the DLP scan would find: not as a whole
+    (it always fails Luhn), nor in any slice of its groups (``1234-5678-9012-``
+    could be a 12-digit Maestro number).  Digits of the body are stepped, in a
+    fixed order, until that holds, so the token stays deterministic.
+    """
     text = data.decode("utf-8")
     compact = text.replace(" ", "").replace("-", "")
     if not (12 <= len(compact) <= 19 and compact.isascii() and compact.isdigit()):
         raise ValueError("transform 'tokenize' (format card) expects 12-19 digits")
     body_len = len(compact) - 4
     # 256 bits of MAC as decimal: 77 digits, of which the low ones are uniform enough.
-    body = str(int.from_bytes(mac, "big"))[-body_len:].rjust(body_len, "0")
-    candidate = body + compact[-4:]
-    if luhn_valid(candidate):
+    body = list(str(int.from_bytes(mac, "big"))[-body_len:].rjust(body_len, "0"))
+    for step in range(10 * body_len):
+        candidate = "".join(body) + compact[-4:]
+        token = candidate
+        if len(compact) != len(text):
+            it = iter(candidate)
+            token = "".join(next(it) if c.isdigit() else c for c in text)
+        if not luhn_ok(candidate) and not holds_card(token):
+            return token
         # Changing one digit by one always changes the Luhn sum mod 10.
-        body = body[:-1] + str((int(body[-1]) + 1) % 10)
-        candidate = body + compact[-4:]
-    if len(compact) == len(text):
-        return candidate
-    it = iter(candidate)
-    return "".join(next(it) if c.isdigit() else c for c in text)
+        at = body_len - 1 - step % body_len
+        body[at] = str((int(body[at]) + 1) % 10)
+    raise ValueError("transform 'tokenize' (format card) found no safe token")  # unreachable
 
 
 class EncryptTransform(Transform):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from zoneapp.dlp.credit_card import luhn_ok as luhn_valid
 from zoneapp.keys.base import DecryptionError
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy.errors import ParamError
@@ -17,7 +18,7 @@ from zoneapp.transforms import (
     TransformTypeError,
     build_transform,
 )
-from zoneapp.transforms.keyed import luhn_valid, vault_aad
+from zoneapp.transforms.keyed import vault_aad
 
 SPEC = TransformSpec(rule_path="card_number", field_class="card", zone="restricted")
 

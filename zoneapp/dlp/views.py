@@ -1,0 +1,143 @@
+"""Every view of a text the DLP scans: normalized, decoded, and split values joined.
+
+For each text of a record the scanner sees:
+
+- the normalized view (:func:`~zoneapp.dlp.normalize.normalize`), and the raw text
+  when it differs;
+- decoded views of the normalized text, each normalized and expanded again, up to
+  :attr:`Limits.depth` layers deep:
+
+  - **percent-encoding** (URLs, form bodies): when the text holds a ``%XX``
+    escape, ``unquote`` and, if it has a ``+``, ``unquote_plus``;
+  - **base64 and base64url**: every token of 16 or more characters of either
+    alphabet (padding optional) that decodes to printable UTF-8 (tabs and line
+    breaks allowed).  A padded token with extra characters in front (``x`` + b64)
+    is decoded from where its padding says it starts;
+  - **JSON in a string**: a text that starts with ``{`` or ``[`` and parses as
+    JSON contributes every key, string and number inside, and the joined views of
+    its arrays.
+
+- **split values**: adjacent short scalars of one array (8 characters or fewer,
+  ``["4111","1111","1111","1111"]`` or ``[4,1,1,1,...]``) are also scanned joined,
+  without and with a space between them (:func:`joined_views`).
+
+Bounds, per record: at most :attr:`Limits.views` decoded views holding at most
+:attr:`Limits.chars` characters in all.  A record that needs more, or whose
+decoding goes deeper than :attr:`Limits.depth`, is not scanned partially: the
+scanner reports ``DECODE_LIMIT`` at that path and the record is quarantined.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, unquote_plus
+
+import orjson
+
+__all__ = ["DECODE_LIMIT", "TRIGGERS", "Limits", "decode", "joined_views"]
+
+DECODE_LIMIT = "DECODE_LIMIT"
+SHORT = 8
+
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_WHITESPACE = str.maketrans("", "", "\t\n\r")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-record bounds of the decoded views."""
+
+    depth: int = 3
+    views: int = 4096
+    chars: int = 4 * 1024 * 1024
+
+
+#: Engine patterns that say a text may need decoding: (decoder name, pattern).
+TRIGGERS: tuple[tuple[str, str], ...] = (
+    ("percent", "%[0-9A-Fa-f]{2}"),
+    (
+        "base64",
+        "(?:^|[^A-Za-z0-9+/=_\\n-])[A-Za-z0-9+/_-]{16,}={0,2}(?:[^A-Za-z0-9+/=_\\n-]|$)",
+    ),
+    ("json", "^ *[\\[{]"),
+)
+
+
+def joined_views(values: Sequence[Any]) -> list[str]:
+    """Views of adjacent short scalars of one array, joined (see the module docstring)."""
+    views: list[str] = []
+    run: list[str] = []
+    for value in [*values, None]:
+        text: str | None = None
+        if isinstance(value, str):
+            text = value.strip()
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            text = str(value)
+        if text is not None and 0 < len(text) <= SHORT:
+            run.append(text)
+            continue
+        if len(run) >= 2:
+            views.append("".join(run))
+            views.append(" ".join(run))
+        run = []
+    return views
+
+
+def decode(text: str, decoder: str) -> list[str]:
+    """One layer of decoding of a normalized text by one decoder (not normalized yet)."""
+    if decoder == "percent":
+        views = [unquote(text, errors="replace")]
+        if "+" in text:
+            views.append(unquote_plus(text, errors="replace"))
+        return views
+    if decoder == "base64":
+        return [d for m in _B64.finditer(text) if (d := _base64_text(m.group())) is not None]
+    if decoder == "json":
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return []
+        return list(_json_texts(doc)) if isinstance(doc, dict | list) else []
+    raise ValueError(f"unknown decoder {decoder!r}")
+
+
+def _base64_text(token: str) -> str | None:
+    """The printable UTF-8 text a base64 / base64url token decodes to, else None."""
+    body = token.rstrip("=")
+    start = len(token) % 4 if len(body) < len(token) else (1 if len(body) % 4 == 1 else 0)
+    data = body[start:].encode("ascii").translate(_URLSAFE)
+    try:
+        raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
+    except binascii.Error:
+        return None
+    # No exception on the common path (ciphertexts decode to random bytes).
+    text = raw.decode("ascii", "replace") if raw.isascii() else raw.decode("utf-8", "replace")
+    if not text or "\ufffd" in text:
+        return None
+    if text.isprintable() or text.translate(_WHITESPACE).isprintable():
+        return text
+    return None
+
+
+def _json_texts(doc: Any) -> Iterable[str]:
+    """Every key, string and number in a JSON document, and its arrays' joined views."""
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                yield key
+                stack.append(value)
+        elif isinstance(item, list):
+            yield from joined_views(item)
+            stack.extend(item)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            yield str(item)
