@@ -71,7 +71,8 @@ class IbanDetector(Detector):
     A candidate starts at a country code and two check digits and takes exactly the
     country's BBAN structure from the registry (each character possibly after a
     separator run), then must pass mod-97.  Because the length comes from the
-    registry, neighbours do not matter: ``REFDE89370400440532013000X`` is found.
+    registry, letters around it do not matter: ``REFDE89370400440532013000X`` is
+    found; a digit right after it does (a longer number is not cut to length).
     The prefilter is the same per-country structure, so random base64 rarely
     reaches validation.
     """
@@ -92,7 +93,9 @@ class IbanDetector(Detector):
             if printed is None:
                 continue
             bban = printed.match(upper, start + 4)
-            if bban is not None and iban_ok(
+            if bban is None or upper[bban.end() : bban.end() + 1].isdigit():
+                continue  # a longer digit string is not cut to the country's length
+            if iban_ok(
                 upper[start : start + 4] + bban.group().translate(_SEPARATOR_CHARS)
             ):
                 return True

@@ -8,9 +8,10 @@ For each text of a record the scanner sees:
   :attr:`Limits.depth` layers deep:
 
   - **percent-encoding** (URLs, form bodies): when the text holds a ``%XX``
-    escape, ``unquote`` and, if it has a ``+``, ``unquote_plus``;
-  - **base64 and base64url**: every token of 16 or more characters of either
-    alphabet (padding optional) that decodes to printable UTF-8 (tabs and line
+    escape, ``unquote``; when it also has a ``+``, or has a ``+`` between two
+    digits, ``unquote_plus``;
+  - **base64 and base64url**: every token of 16 or more characters (padding
+    included, padding optional) of either alphabet that decodes to printable UTF-8 (tabs and line
     breaks allowed).  A padded token with extra characters in front (``x`` + b64)
     is decoded from where its padding says it starts;
   - **JSON in a string**: a text that starts with ``{`` or ``[`` and parses as
@@ -44,7 +45,7 @@ DECODE_LIMIT = "DECODE_LIMIT"
 SHORT = 8
 
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
-_B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{14,}={0,2}")
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _WHITESPACE = str.maketrans("", "", "\t\n\r")
 
@@ -60,10 +61,11 @@ class Limits:
 
 #: Engine patterns that say a text may need decoding: (decoder name, pattern).
 TRIGGERS: tuple[tuple[str, str], ...] = (
-    ("percent", "%[0-9A-Fa-f]{2}"),
+    # %XX escapes, or a form body's "+" for a space between digits.
+    ("percent", "%[0-9A-Fa-f]{2}|[0-9]\\+[0-9]"),
     (
         "base64",
-        "(?:^|[^A-Za-z0-9+/=_\\n-])[A-Za-z0-9+/_-]{16,}={0,2}(?:[^A-Za-z0-9+/=_\\n-]|$)",
+        "(?:^|[^A-Za-z0-9+/_\\n-])[A-Za-z0-9+/_-]{14,}={0,2}(?:[^A-Za-z0-9+/=_\\n-]|$)",
     ),
     ("json", "^ *[\\[{]"),
 )
@@ -92,12 +94,13 @@ def joined_views(values: Sequence[Any]) -> list[str]:
 def decode(text: str, decoder: str) -> list[str]:
     """One layer of decoding of a normalized text by one decoder (not normalized yet)."""
     if decoder == "percent":
-        views = [unquote(text, errors="replace")]
+        views = [unquote(text, errors="replace")] if "%" in text else []
         if "+" in text:
             views.append(unquote_plus(text, errors="replace"))
         return views
     if decoder == "base64":
-        return [d for m in _B64.finditer(text) if (d := _base64_text(m.group())) is not None]
+        tokens = (m.group() for m in _B64.finditer(text))
+        return [d for t in tokens if len(t) >= 16 and (d := _base64_text(t)) is not None]
     if decoder == "json":
         try:
             doc = orjson.loads(text)

@@ -1,57 +1,63 @@
-"""EMAIL: local@domain.tld addresses; handles, local hosts and file names are not."""
+"""EMAIL: ASCII and internationalized addresses hit; handles and file names do not."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
-from zoneapp.dlp import BUILTIN_DETECTORS, build_scanner
+from tests.unit.dlp.evasions import ENCODINGS
+from zoneapp.dlp import build_scanner
 
 EMAIL = build_scanner(["EMAIL"], [])
-ALL = build_scanner(list(BUILTIN_DETECTORS), [])
 
 VALID = [
-    "john.doe@example.com",
-    "first.last+tag@sub.example.co.uk",
-    "USER@EXAMPLE.ORG",
-    "a@b.io",
-    "jane_doe99@mail.example.de",
+    "jane@example.com",
+    "Jane.Doe@Example.COM",
+    "jane.doe+tag@mail.example.co.uk",
     "o'brien@example.ie",
-    "x-y@xn--bcher-kva.example",
-    "contact: jane@example.com.",
+    "first_last-1@sub-domain.example.org",
+    "contact me at jane@example.com.",
     "<jane@example.com>",
-    '{"email": "jane@example.com"}',
-    "mailto:jane@example.com?subject=hi",
-    "git@github.com",
+    "jane@xn--bcher-kva.example",  # punycode label
+    "jane@example.xn--p1ai",  # punycode TLD
+    "jane@bücher.de",  # IDN as typed
+    "用户@例子.广告",  # Unicode local part and domain
+    "δοκιμή@παράδειγμα.δοκιμή",
+    "jane＠example.com",  # full-width at sign
+    "JANE@EXAMPLE.COM",
+    "jane%40example.com",  # percent-encoded
+    "mailto:" + quote("jane@example.com"),
 ]
-
 INVALID = [
     "@handle",
-    "hi @handle.com",  # no local part
-    "user@localhost",  # no dotted domain
-    "user@example",
-    "user@example.c",  # one-letter TLD
-    "user@127.0.0.1",  # numeric TLD
-    "user@[127.0.0.1]",
-    "user@",
-    "@example.com",
-    "user @example.com",
-    "user@ example.com",
-    "user@-example.com",
-    "logo@2x.png",  # image density suffix
-    "icon@3x.webp",
-    "user@example.com1",
-    "zenc1.SGVsbG8tV29ybGQ",
-    "",
+    "user@localhost",
+    "logo@2x.png",
+    "icon@1.5x.jpg",
+    "a@b",
+    "email at example dot com",
+    "price@ 10.00",
+    "foo@.com",
 ]
 
 
 @pytest.mark.parametrize("text", VALID)
-def test_valid_email_is_found(text: str) -> None:
-    assert EMAIL.scan_text(text) == ["EMAIL"]
-    assert "EMAIL" in ALL.scan_text(text)
+def test_addresses(text: str) -> None:
+    assert EMAIL.scan_text(text) == ["EMAIL"], text
 
 
 @pytest.mark.parametrize("text", INVALID)
-def test_invalid_email_is_not_found(text: str) -> None:
+def test_not_addresses(text: str) -> None:
+    assert EMAIL.scan_text(text) == [], text
+
+
+@pytest.mark.parametrize(("form", "fn"), ENCODINGS, ids=lambda x: str(x)[:20])
+def test_every_encoding(form: str, fn: object) -> None:
+    assert callable(fn)
+    assert EMAIL.scan_text(fn("jane.doe@example.com")) == ["EMAIL"], form
+
+
+def test_long_text_is_linear() -> None:
+    """Only the character before each @ is looked at: no quadratic local-part match."""
+    text = "a" * 200_000 + " x@y"
     assert EMAIL.scan_text(text) == []
-    assert "EMAIL" not in ALL.scan_text(text)

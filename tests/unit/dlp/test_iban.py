@@ -1,15 +1,16 @@
-"""IBAN: registry examples (compact and grouped) must hit; look-alikes must not."""
+"""IBAN: registry examples in every case and grouping hit; bad checksums do not."""
 
 from __future__ import annotations
 
 import pytest
 
-from zoneapp.dlp import BUILTIN_DETECTORS, build_scanner
-from zoneapp.dlp.iban import IBAN_FORMATS, IbanDetector, iban_ok
+from tests.unit.dlp.evasions import ENCODINGS, FORMATTING
+from zoneapp.dlp import build_scanner
+from zoneapp.dlp.iban import IBAN_FORMATS, iban_ok
 
 IBAN = build_scanner(["IBAN"], [])
-ALL = build_scanner(list(BUILTIN_DETECTORS), [])
 
+# Examples from the SWIFT IBAN registry.
 REGISTRY_EXAMPLES = [
     "GB82WEST12345698765432",
     "DE89370400440532013000",
@@ -28,107 +29,80 @@ REGISTRY_EXAMPLES = [
     "FI2112345600000785",
     "LU280019400644750000",
     "MT84MALT011000012345MTLCAST001S",
+    "SA0380000000608010167519",
+    "BR1800360305000010009795493C1",
 ]
 
-VALID = [
+
+def grouped(iban: str, sep: str = " ") -> str:
+    return sep.join(iban[i : i + 4] for i in range(0, len(iban), 4))
+
+
+FORMS = [
     *REGISTRY_EXAMPLES,
-    "GB82 WEST 1234 5698 7654 32",
-    "DE89 3704 0044 0532 0130 00",
-    "FR14 2004 1010 0505 0001 3M02 606",
-    "NL91 ABNA 0417 1643 00",
-    "CH93 0076 2011 6238 5295 7",
-    "ES91 2100 0418 4502 0005 1332",
-    "IT60 X054 2811 1010 0000 0123 456",
-    "BE68 5390 0754 7034",
-    "NO93 8601 1117 947",
+    *(grouped(i) for i in REGISTRY_EXAMPLES),
+    *(grouped(i, "-") for i in REGISTRY_EXAMPLES),
+    *(i.lower() for i in REGISTRY_EXAMPLES),
+    grouped("DE89370400440532013000").lower(),
+    "de89-3704-0044-0532-0130-00",
     "IBAN: DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX",
     "pay to GB82WEST12345698765432.",
-    '{"iban": "NL91ABNA0417164300"}',
-    "BE68 5390 0754 7034 NEXT",  # text after the last group
-    "(CH9300762011623852957)",
+    "REFDE89370400440532013000X",
+    "ref_de89370400440532013000_end",
+    "BE68 5390 0754 7034 NEXT",
 ]
-
 INVALID = [
     "DE89370400440532013001",  # one digit changed
     "GB82WEST12345698765433",
     "GB83WEST12345698765432",  # check digits changed
-    "NL91ABNA0417164301",
-    "DE89 3704 0044 0532 0130 01",
     "DE8937040044053201300",  # too short for DE
-    "DE893704004405320130000",  # too long for DE
-    "BE6853900754703",
+    "DE893704004405320130000",  # a longer digit string is not cut
     "XX89370400440532013000",  # unknown country
-    "QQ82WEST12345698765432",
-    "GB82WEST1234569876543X",  # BBAN structure: GB ends in digits
-    "DE89 3704 0044 0532 0130 0012",  # the last group runs past the length
-    "de89370400440532013000",  # lower case (IBANs are printed upper case)
-    "xDE89370400440532013000",  # inside a token
-    "DE89370400440532013000x",
-    "zenc1.ab-DE89370400440532013000",  # inside base64url ciphertext
-    "h1.DE89370400440532013000_x",
-    "DE89-3704-0044-0532-0130-00",  # dashes are not an IBAN layout
-    "SKU-10442",
-    "",
+    "DE89ABCD00440532013000",  # DE's BBAN is all digits
+    "GB82WEST1234569876543X",
+    "tok_c9Xk2P0qLm7Rz4Tw",
 ]
 
 
-@pytest.mark.parametrize("text", VALID)
-def test_valid_iban_is_found(text: str) -> None:
-    assert IBAN.scan_text(text) == ["IBAN"]
-    assert "IBAN" in ALL.scan_text(text)
+@pytest.mark.parametrize("text", FORMS)
+def test_iban_forms(text: str) -> None:
+    assert IBAN.scan_text(text) == ["IBAN"], text
 
 
 @pytest.mark.parametrize("text", INVALID)
-def test_invalid_iban_is_not_found(text: str) -> None:
-    assert IBAN.scan_text(text) == []
-    assert "IBAN" not in ALL.scan_text(text)
-
-
-@pytest.mark.parametrize("iban", REGISTRY_EXAMPLES)
-def test_checksum(iban: str) -> None:
-    assert iban_ok(iban)
-    assert IbanDetector().validate(iban)
+def test_invalid(text: str) -> None:
+    assert IBAN.scan_text(text) == [], text
 
 
 @pytest.mark.parametrize(
-    ("country", "length"),
+    ("form", "fn"),
     [
-        ("DE", 22),
-        ("GB", 22),
-        ("FR", 27),
-        ("NL", 18),
-        ("BE", 16),
-        ("CH", 21),
-        ("NO", 15),
-        ("ES", 24),
-        ("IT", 27),
-        ("AT", 20),
-        ("PL", 28),
-        ("SE", 24),
-        ("IE", 22),
-        ("PT", 25),
-        ("FI", 18),
-        ("LU", 20),
-        ("MT", 31),
-        ("DK", 18),
-        ("LI", 21),
-        ("IS", 26),
-        ("GR", 27),
-        ("CY", 28),
-        ("EE", 20),
-        ("LV", 21),
-        ("LT", 20),
-        ("SK", 24),
-        ("SI", 19),
-        ("HR", 21),
-        ("HU", 28),
-        ("CZ", 24),
-        ("RO", 24),
-        ("BG", 22),
-        ("MC", 27),
-        ("SM", 27),
-        ("VA", 22),
-    ],
+        f
+        for f in FORMATTING
+        if f[0]
+        in (
+            "nbsp",
+            "en-dash",
+            "non-breaking-hyphen",
+            "zero-width-space",
+            "soft-hyphen",
+            "fullwidth",
+            "glued-letters",
+            "glued-underscores",
+            "spaced-dash",
+            "tab-grouped",
+        )
+    ]
+    + ENCODINGS,
+    ids=lambda x: str(x)[:20],
 )
-def test_country_lengths(country: str, length: int) -> None:
-    assert IBAN_FORMATS[country].length == length
+def test_every_evasion_class(form: str, fn: object) -> None:
+    assert callable(fn)
+    value = grouped("DE89370400440532013000")
+    assert IBAN.scan_text(fn(value)) == ["IBAN"], (form, fn(value))
+
+
+def test_registry_table_covers_the_examples() -> None:
+    for iban in REGISTRY_EXAMPLES:
+        assert iban[:2] in IBAN_FORMATS and iban_ok(iban)
+    assert len(IBAN_FORMATS) > 70

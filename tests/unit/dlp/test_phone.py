@@ -1,86 +1,117 @@
-"""PHONE: E.164 and NANP numbers; dates, times, IPs, amounts and ids are not."""
+"""PHONE: international, North American and national numbers hit; ids and dates do not."""
 
 from __future__ import annotations
 
 import pytest
 
-from zoneapp.dlp import BUILTIN_DETECTORS, build_scanner
+from tests.unit.dlp.evasions import ENCODINGS
+from zoneapp.dlp import build_scanner
+from zoneapp.dlp.phone import PhoneDetector
 
 PHONE = build_scanner(["PHONE"], [])
-ALL = build_scanner(list(BUILTIN_DETECTORS), [])
 
-VALID = [
-    # E.164
+INTERNATIONAL = [
     "+14155552671",
     "+1 415 555 2671",
-    "+1-415-555-2671",
-    "+1.415.555.2671",
     "+1 (415) 555-2671",
-    "+1(415)555-2671",
+    "+1-(800)-123-4567",
     "+44 20 7946 0958",
-    "+442079460958",
-    "+49 30 901820",
-    "+33 6 12 34 56 78",
-    "+353 1 234 5678",
-    "+7 912 345 67 89",
-    "+4915112345678",
-    "+61 2 9876 5432",
-    # North American
+    "+44 (0) 1707 774 707",
+    "(+44) 1707 774707",
+    "0044 1707 774 707",
+    "00441707774707",
+    "+972-50-123-4567",  # Israel
+    "+972 9 762 5400",
+    "+81-3-1234-5678",  # Japan
+    "+81 90 1234 5678",
+    "+86 10 1234 5678",  # China
+    "+86 138 0013 8000",
+    "+55 11 98456 5666",  # Brazil
+    "+91 (22) 6666 2134",  # India
+    "+34 983 453 999",  # Spain
+    "+49 151 12345678",
+    "+1 415 555 2671 ext. 23",  # extension
+    "+1 415 555 2671x23",
+]
+NANP = [
     "(415) 555-2671",
-    "(415)555-2671",
+    "(415)555-0132",
     "415-555-2671",
     "415.555.2671",
     "415 555 2671",
-    "415 555-2671",
     "1-415-555-2671",
-    "1 415 555 2671",
-    # embedded
-    "call (415) 555-2671 today",
-    "tel:+14155552671",
-    "phone=415-555-2671;",
-    '{"phone": "+44 20 7946 0958"}',
+    "(212) 555-0100",  # the fictional 555-01xx range is still a phone number
+    "212-555-0199",
+    "US: 415-555-0132",
 ]
-
-INVALID = [
-    "4155552671",  # bare 10 digits: too many ids look like this
-    "14155552671",
-    "2026-11-22",  # dates and times
+NATIONAL = [
+    "03-1234-5678",  # Japan
+    "090-1234-5678",
+    "09-7625400",  # Israel
+    "My Israeli number is 09-7625400",
+    "010-1234-5678",  # China
+    "138 0013 8000",
+    "020 7946 0958",  # UK
+    "01707 774 707",
+    "06 12 34 56 78",  # France
+    "0151 12345678",  # Germany
+    "98765 43210",  # India mobile
+]
+WITH_CONTEXT = [
+    ("notes", "phone: 5551231234"),
+    ("notes", "tel 4155552671"),
+    ("notes", "mobile 07700900123"),
+    ("customer.phone", "4155552671"),
+    ("merchant.fax", "442079460958"),
+]
+NEAR_MISSES = [
+    "order 4155552671",  # bare 10 digits, no context
+    "2026-11-23 14:05",
     "2026-11-22T10:30:00Z",
-    "22.11.2026",
-    "10:30:00",
-    "192.168.1.10",  # IP addresses
-    "10.0.0.255",
-    "1234.56",  # amounts
-    "$1,234,567.89",
-    "4111 1111 1111 1111",  # card-length runs
-    "4111111111111111",
-    "4111-1111-1111-1111",
-    "***-**-6789",  # masked
-    "123-45-6789",  # SSN layout
-    "+1234",  # too short
-    "+1234567",
-    "+0415 555 2671",  # country codes do not start with 0
-    "012-555-2671",  # area codes start 2-9
-    "415-155-2671",  # exchanges start 2-9
-    "415-555-26711",
-    "5415-555-2671",
-    "x415-555-2671",
-    "415-555-2671x",
-    "12-415-555-2671",  # continues a dashed number
-    "10.415.555.2671",
-    "415-555-2671-3",
-    "SKU-10442",
-    "",
+    "23.11.2026 10:30",
+    "01.02.2023 10:30",
+    "11/23/2026",
+    "192.168.100.200",
+    "v1.2.3.4",
+    "1,234,567.89",
+    "912.345.678",
+    "912 345 678",
+    "ISBN 0-306-40615-2",
+    "078-05-1123",  # an SSN, not a phone
+    "1763788800000",
+    "+99 983 453 999",  # no such country code
+    "+123",
+    "sku 100-200",
+    "amount 1234.56",
+    "4111 1111 1111 1111",
 ]
 
 
-@pytest.mark.parametrize("text", VALID)
-def test_valid_phone_is_found(text: str) -> None:
-    assert PHONE.scan_text(text) == ["PHONE"]
-    assert "PHONE" in ALL.scan_text(text)
+@pytest.mark.parametrize("text", INTERNATIONAL + NANP + NATIONAL)
+def test_phone_numbers(text: str) -> None:
+    assert PHONE.scan_text(text) == ["PHONE"], text
 
 
-@pytest.mark.parametrize("text", INVALID)
-def test_invalid_phone_is_not_found(text: str) -> None:
-    assert PHONE.scan_text(text) == []
-    assert "PHONE" not in ALL.scan_text(text)
+@pytest.mark.parametrize(("path", "text"), WITH_CONTEXT)
+def test_bare_numbers_with_context(path: str, text: str) -> None:
+    assert [f.detector for f in PHONE.scan([(path, text)])] == ["PHONE"], text
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_near_misses(text: str) -> None:
+    assert PHONE.scan([("notes", text)]) == [], text
+
+
+@pytest.mark.parametrize(("form", "fn"), ENCODINGS, ids=lambda x: str(x)[:20])
+def test_every_encoding(form: str, fn: object) -> None:
+    assert callable(fn)
+    assert PHONE.scan_text(fn("+1 415 555 2671")) == ["PHONE"], form
+
+
+def test_regions_come_from_the_policy() -> None:
+    assert PHONE.scan_text("0612 345678") == ["PHONE"]  # NL national, in the defaults
+    only_us = build_scanner(["PHONE"], [], phone_regions=["US"])
+    assert only_us.scan_text("03-1234-5678") == []
+    assert only_us.scan_text("+81-3-1234-5678") == ["PHONE"]
+    with pytest.raises(ValueError, match="XX"):
+        PhoneDetector(["XX"])

@@ -16,7 +16,7 @@ from zoneapp.dlp import (
     Scanner,
     build_scanner,
 )
-from zoneapp.dlp._base import DIGIT_GATE
+
 
 ALL = build_scanner(list(BUILTIN_DETECTORS), [])
 

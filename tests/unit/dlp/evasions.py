@@ -1,0 +1,77 @@
+"""How careless people and attackers write a value: each function is one evasion class.
+
+Shared by the detector tables: every valid vector is also tried in every form here
+that applies to it, so a new evasion class is one function away from all detectors.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from urllib.parse import quote
+
+FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+DEVANAGARI = str.maketrans("0123456789", "०१२३४५६७८९")
+
+
+def between_digits(sep: str) -> Callable[[str], str]:
+    """Put ``sep`` between every two adjacent digits."""
+
+    def form(value: str) -> str:
+        out = []
+        for i, ch in enumerate(value):
+            out.append(ch)
+            if ch.isdigit() and i + 1 < len(value) and value[i + 1].isdigit():
+                out.append(sep)
+        return "".join(out)
+
+    return form
+
+
+def regroup(sep: str) -> Callable[[str], str]:
+    """Replace the value's own separators (spaces and hyphens) with ``sep``."""
+
+    def form(value: str) -> str:
+        return re.sub("[ -]", lambda _: sep, value)
+
+    return form
+
+
+#: Forms that keep every digit and change only formatting (name, function).
+FORMATTING: list[tuple[str, Callable[[str], str]]] = [
+    ("dots", regroup(".")),
+    ("slashes", regroup("/")),
+    ("underscores", regroup("_")),
+    ("mixed", lambda v: regroup("-")(v).replace("-", " ", 1).replace("-", ".", 1)),
+    ("spaced-dash", regroup(" - ")),
+    ("nbsp", regroup("\u00a0")),
+    ("narrow-nbsp", regroup("\u202f")),
+    ("en-dash", regroup("\u2013")),
+    ("non-breaking-hyphen", regroup("\u2011")),
+    ("zero-width-space", between_digits("\u200b")),
+    ("soft-hyphen", between_digits("\u00ad")),
+    ("word-joiner", between_digits("\u2060")),
+    ("bom", between_digits("\ufeff")),
+    ("tab-grouped", regroup("\t")),
+    ("fullwidth", lambda v: v.translate(FULLWIDTH)),
+    ("arabic-indic", lambda v: v.translate(ARABIC_INDIC)),
+    ("devanagari", lambda v: v.translate(DEVANAGARI)),
+    ("glued-letters", lambda v: f"REF{v}X"),
+    ("glued-underscores", lambda v: f"ref_{v}_end"),
+]
+
+#: Forms that encode the value (name, function).
+ENCODINGS: list[tuple[str, Callable[[str], str]]] = [
+    ("percent-url", lambda v: "https://shop.example/pay?ref%3D" + quote(v, safe="")),
+    ("percent-all", lambda v: "".join(f"%{b:02X}" for b in v.encode())),
+    ("form-body", lambda v: "a=1&note=" + quote(f"my value {v}").replace("%20", "+")),
+    ("base64", lambda v: base64.b64encode(v.encode()).decode()),
+    ("base64-in-text", lambda v: "blob=" + base64.b64encode(f"note {v} end".encode()).decode()),
+    ("base64url", lambda v: base64.urlsafe_b64encode(f"{v}??>>".encode()).decode().rstrip("=")),
+    ("json-in-string", lambda v: '{"meta": {"note": "' + v + '"}}'),
+    ("json-array-in-string", lambda v: '["x", "' + v + '"]'),
+    ("double-percent", lambda v: quote(quote(v, safe=""), safe="")),
+    ("base64-of-json", lambda v: base64.b64encode(('{"n": "' + v + '"}').encode()).decode()),
+]
