@@ -27,11 +27,28 @@ def test_custom_regex_from_policy(text: str, hit: bool) -> None:
     assert scanner.scan_text(text) == (["EMPLOYEE_ID"] if hit else [])
 
 
-def test_custom_detector_validates_everything() -> None:
+def test_custom_detector_any_nonempty_match() -> None:
     detector = CustomDetector(*EMPLOYEE)
     assert detector.name == "EMPLOYEE_ID"
     assert detector.pattern == EMPLOYEE[1]
-    assert detector.validate("anything")
+    assert detector.find("x EMP-123456 y") and not detector.find("EMP-12345")
+
+
+def test_custom_detectors_see_the_normalized_view() -> None:
+    scanner = build_scanner([], [EMPLOYEE])
+    assert scanner.scan_text("EMP\u2011123456") == ["EMPLOYEE_ID"]  # non-breaking hyphen
+    assert scanner.scan_text("EMP-\uff11\uff12\uff13\uff14\uff15\uff16") == ["EMPLOYEE_ID"]
+    assert scanner.scan_text("EMP-12\u200b3456") == ["EMPLOYEE_ID"]  # zero-width space
+
+
+def test_custom_detectors_may_ignore_case() -> None:
+    strict = build_scanner([], [EMPLOYEE])
+    folded = build_scanner([], [(*EMPLOYEE, True)])
+    assert strict.scan_text("emp-123456") == []
+    assert folded.scan_text("emp-123456") == ["EMPLOYEE_ID"]
+    # Folding is scoped to that detector when patterns are combined.
+    both = build_scanner([], [(*EMPLOYEE, True), ("CODE", "XYZ-[0-9]{3}")])
+    assert both.scan_text("xyz-123 emp-123456") == ["EMPLOYEE_ID"]
 
 
 @pytest.mark.parametrize("pattern", ["(", "[0-9", "a{2,1}", "(?P<x>a)(?P<x>b)", "*x", "\\"])
@@ -97,8 +114,8 @@ def test_several_custom_detectors(customs: list[tuple[str, str]]) -> None:
         ]
     )
     assert [(f.path, f.detector) for f in findings] == [
-        ("b", "SECRET"),
         ("b", "EMPLOYEE_ID"),
+        ("b", "SECRET"),
         ("c", "SECRET"),
         ("d", "CREDIT_CARD"),
         ("d", "EMPLOYEE_ID"),
@@ -115,8 +132,8 @@ def test_backreferences_keep_their_meaning() -> None:
 def test_custom_and_builtins_together() -> None:
     scanner = build_scanner(list(BUILTIN_DETECTORS), [EMPLOYEE])
     assert scanner.scan_text("EMP-123456 paid with 4111 1111 1111 1111") == [
-        "EMPLOYEE_ID",
         "CREDIT_CARD",
+        "EMPLOYEE_ID",
     ]
 
 
