@@ -98,11 +98,11 @@ class CreditCardDetector(Detector):
     """12-19 digits, compact or grouped, with an issuer prefix and length and Luhn.
 
     What counts as one candidate: a run of digit groups joined by separators
-    (:data:`~zoneapp.dlp._base.SEPARATORS`) is cut only between whole groups.  Any
-    slice of consecutive groups is a candidate when its groups are all one digit
-    long ("4 1 1 1 ...") or all two or more ("4111 1111 1111 1111", 4-6-5, 4-4-4-2).
-    So a CVV, expiry or order number next to a card does not hide it, while one
-    group of more than 19 digits is never split into windows.  Letters and
+    (:data:`~zoneapp.dlp._base.SEPARATORS`) is cut only between whole groups, and
+    any slice of consecutive groups with 12-19 digits in all is a candidate, in
+    any grouping ("4111 1111 1111 1111", 4-6-5, 4-4-4-2, 5-5-5-1, one digit at a
+    time).  So a CVV, expiry or order number next to a card does not hide it,
+    while one group of more than 19 digits is never split into windows.  Letters and
     underscores around a run do not matter (``REF4111111111111111X``).
     """
 
@@ -127,13 +127,9 @@ def holds_card(text: str) -> bool:
 def _groups_hold_card(groups: list[str]) -> bool:
     count = len(groups)
     for i in range(count):
-        single = len(groups[i]) == 1
         digits = ""
         for j in range(i, count):
-            group = groups[j]
-            if (len(group) == 1) != single:
-                break
-            digits += group
+            digits += groups[j]
             if len(digits) > MAX_LENGTH:
                 break
             if (

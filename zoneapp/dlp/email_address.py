@@ -19,7 +19,7 @@ _LOCAL_END = re.compile(r"[\w!#$%&'*+/=?^`{|}~-]")
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 # The TLD: two or more letters, or a punycode TLD (xn--p1ai).
 _TLD = r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
-_DOMAIN = re.compile(rf"((?:{_LABEL}\.)+){_TLD}(?![\w-])", re.IGNORECASE)
+_DOMAIN = re.compile(rf"((?:{_LABEL}\.)+){_TLD}(?![^\W\d_]|-)", re.IGNORECASE)
 # "icon@2x.png": an image density suffix, not a domain.
 _DENSITY = re.compile(r"[0-9]+(?:\.[0-9]+)?x\.", re.IGNORECASE)
 

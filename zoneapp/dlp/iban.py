@@ -18,7 +18,7 @@ _BBAN_ITEM = re.compile(r"([1-9][0-9]*)!([nac])")
 _BBAN_CLASS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
 # Between any two characters after the check digits: a run of up to three spaces or
 # hyphens ("DE89 3704 0044 0532 0130 00", "de89-3704-...").
-_SEP = "[ -]{0,3}"
+_SEP = "[ ./_-]{0,3}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ _LETTER_VALUES = {ord(c): str(ord(c) - ord("A") + 10) for c in "ABCDEFGHIJKLMNOP
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _START = re.compile(r"[A-Z]{2}[0-9]{2}")
 _PRINTED = {cc: re.compile(fmt.printed) for cc, fmt in IBAN_FORMATS.items()}
-_SEPARATOR_CHARS = str.maketrans("", "", " -")
+_SEPARATOR_CHARS = str.maketrans("", "", " ./_-")
 
 
 def iban_ok(iban: str) -> bool:

@@ -1,0 +1,62 @@
+"""The normalized view: each rule of zoneapp.dlp.normalize, and what it leaves alone."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from zoneapp.dlp.normalize import normalize
+
+
+@pytest.mark.parametrize(
+    ("raw", "view"),
+    [
+        ("plain ascii 123", "plain ascii 123"),
+        ("tab\tnew\nline\r\x0b\x0c", "tab new line   "),
+        ("４１１１", "4111"),  # NFKC
+        ("＠", "@"),
+        ("ﬁle", "file"),  # NFKC ligature
+        ("٤١١١", "4111"),  # Arabic-Indic digits (Nd)
+        ("۴۱۱۱", "4111"),  # Extended Arabic-Indic
+        ("४१११", "4111"),  # Devanagari
+        ("๔๑๑๑", "4111"),  # Thai
+        ("41\u200b11", "4111"),  # zero-width space (Cf)
+        ("41\u200d11\u200c", "4111"),  # joiners
+        ("41\u00ad11", "4111"),  # soft hyphen
+        ("41\u206011", "4111"),  # word joiner
+        ("\ufeff4111", "4111"),  # BOM
+        ("41\u200e11", "4111"),  # bidi mark
+        ("4111\u00a01111", "4111 1111"),  # no-break space (Zs)
+        ("4111\u202f1111", "4111 1111"),  # narrow no-break space
+        ("4111\u30001111", "4111 1111"),  # ideographic space
+        ("4111\u20281111", "4111 1111"),  # line separator (Zl)
+        ("4111\u20291111", "4111 1111"),  # paragraph separator (Zp)
+        ("4111\u20131111", "4111-1111"),  # en dash (Pd)
+        ("4111\u20141111", "4111-1111"),  # em dash
+        ("4111\u20111111", "4111-1111"),  # non-breaking hyphen
+        ("4111\u22121111", "4111\u22121111"),  # minus sign is Sm, not Pd
+        ("café", "café"),
+    ],
+)
+def test_rules(raw: str, view: str) -> None:
+    assert normalize(raw) == view
+
+
+def test_every_decimal_digit_maps_to_ascii() -> None:
+    for code in range(0x110000):
+        char = chr(code)
+        if unicodedata.category(char) == "Nd":
+            assert normalize(char) == str(unicodedata.digit(char)), hex(code)
+
+
+def test_no_format_character_survives() -> None:
+    for code in range(0x110000):
+        char = chr(code)
+        if unicodedata.category(char) == "Cf":
+            assert normalize(f"a{char}b") == "ab", hex(code)
+
+
+def test_ascii_fast_path_returns_the_same_object() -> None:
+    text = "nothing to change here"
+    assert normalize(text) is text

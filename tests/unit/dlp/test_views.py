@@ -1,0 +1,88 @@
+"""Decoded and joined views: each decoder, its bounds, and split values."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import quote
+
+import pytest
+
+from zoneapp.dlp import BUILTIN_DETECTORS, DECODE_LIMIT, Limits, Scanner, build_scanner
+from zoneapp.dlp.views import decode, joined_views
+
+ALL = build_scanner(list(BUILTIN_DETECTORS), [])
+CARD = "4111 1111 1111 1111"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_percent_decoding() -> None:
+    assert decode("a%40b.c", "percent") == ["a@b.c"]
+    assert decode("x+4111+1111", "percent") == ["x 4111 1111"]
+    assert ALL.scan_text("https://x.example/?card%3D" + quote(CARD)) == ["CREDIT_CARD"]
+
+
+def test_base64_tokens() -> None:
+    assert decode(b64(CARD), "base64") == [CARD]
+    urlsafe = base64.urlsafe_b64encode(b"\xfb" + CARD.encode()).decode()
+    assert decode(urlsafe, "base64") == []  # not UTF-8
+    assert decode("x" + b64(CARD + "!"), "base64") == [CARD + "!"]  # padded: realigned
+    assert decode("short", "base64") == []
+    assert ALL.scan_text(f"data: {b64(CARD)} end") == ["CREDIT_CARD"]
+
+
+def test_random_bytes_are_not_decoded() -> None:
+    token = base64.b64encode(bytes(range(200, 248))).decode()
+    assert decode(token, "base64") == []
+
+
+def test_json_in_strings() -> None:
+    doc = json.dumps({"a": [1, {"b": CARD}], "k" + "ey": "x"})
+    assert CARD in decode(doc, "json")
+    assert decode("[not json", "json") == []
+    assert ALL.scan([("meta", doc)])[0].detector == "CREDIT_CARD"
+
+
+def test_nested_encodings_are_followed() -> None:
+    inner = json.dumps({"note": f"card {CARD}"})
+    assert ALL.scan_text(quote(b64(inner))) == ["CREDIT_CARD"]
+
+
+def test_decoding_deeper_than_the_limit_is_a_finding() -> None:
+    text = CARD
+    for _ in range(4):
+        text = b64(text + " padding")
+    scanner = Scanner(ALL.detectors, limits=Limits(depth=3))
+    assert [f.detector for f in scanner.scan([("blob", text)])] == [DECODE_LIMIT]
+    deep_enough = Scanner(ALL.detectors, limits=Limits(depth=5))
+    assert [f.detector for f in deep_enough.scan([("blob", text)])] == ["CREDIT_CARD"]
+
+
+def test_too_many_views_is_a_finding() -> None:
+    doc = json.dumps([f"s{i}" for i in range(50)])
+    scanner = Scanner(ALL.detectors, limits=Limits(views=20))
+    assert [(f.path, f.detector) for f in scanner.scan([("a", "ok"), ("b", doc)])] == [
+        ("b", DECODE_LIMIT)
+    ]
+    assert build_scanner(list(BUILTIN_DETECTORS), []).scan([("b", doc)]) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "joined"),
+    [
+        (["4111", "1111", "1111", "1111"], "4111111111111111"),
+        ([4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], "4111111111111111"),
+        (["2024", "4111", "1111", "1111", "1111"], "2024 4111 1111 1111 1111"),
+    ],
+)
+def test_split_values_are_joined(values: list[object], joined: str) -> None:
+    assert joined in joined_views(values)
+
+
+def test_long_items_break_a_run() -> None:
+    views = joined_views(["4111", "a long sentence here", "1111", "1111"])
+    assert "41111111" not in "".join(views)
+    assert "11111111" in views
