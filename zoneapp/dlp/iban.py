@@ -66,24 +66,29 @@ def iban_ok(iban: str) -> bool:
 
 
 class IbanDetector(Detector):
-    """IBANs in any ASCII letter case, compact or grouped by spaces or hyphens.
+    """IBANs in upper or lower case, compact or grouped by separator runs.
 
     A candidate starts at a country code and two check digits and takes exactly the
     country's BBAN structure from the registry (each character possibly after a
     separator run), then must pass mod-97.  Because the length comes from the
     registry, letters around it do not matter: ``REFDE89370400440532013000X`` is
     found; a digit right after it does (a longer number is not cut to length).
-    The prefilter is the same per-country structure, so random base64 rarely
-    reaches validation.
+    The letters must be all upper or all lower case: mixed case is what random
+    base64 (every ciphertext) looks like, and with the registry's alphanumeric
+    BBANs it would otherwise pass mod-97 about once in 97 look-alikes.  The
+    prefilter is the same per-country structure, in each case.
     """
 
     name = "IBAN"
     prefilters: ClassVar[dict[str, str]] = {
-        "structure": "|".join(
+        "upper": "|".join(
             f"{cc}[0-9]{{2}}{fmt.printed}" for cc, fmt in sorted(IBAN_FORMATS.items())
-        )
+        ),
+        "lower": "|".join(
+            f"{cc.lower()}[0-9]{{2}}{fmt.printed.replace('A-Z', 'a-z')}"
+            for cc, fmt in sorted(IBAN_FORMATS.items())
+        ),
     }
-    caseless: ClassVar[frozenset[str]] = frozenset({"structure"})
 
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:
         upper = text.translate(_ASCII_UPPER)
@@ -95,6 +100,9 @@ class IbanDetector(Detector):
             bban = printed.match(upper, start + 4)
             if bban is None or upper[bban.end() : bban.end() + 1].isdigit():
                 continue  # a longer digit string is not cut to the country's length
+            written = text[start : bban.end()]
+            if not (written.isupper() or written.islower()):
+                continue  # mixed case: random base64 (a ciphertext), not an IBAN
             if iban_ok(
                 upper[start : start + 4] + bban.group().translate(_SEPARATOR_CHARS)
             ):

@@ -94,14 +94,18 @@ def _compiles(pattern: str) -> bool:
 _CONTROLS = re.compile(r"[\t\r\x0b\x0c\x1c-\x1f]")
 
 
-def _level0(raw: Sequence[str]) -> tuple[list[str], list[int], str]:
+def _level0(raw: Sequence[str], items: Sequence[int]) -> tuple[list[str], list[int], str]:
     """Normalized views (and differing raw ones) of the input texts, and their join."""
     joined = JOIN.join(raw)
-    if joined.isascii() and joined.count(JOIN) == len(raw) - 1 and _CONTROLS.search(joined) is None:
-        return list(raw), list(range(len(raw))), joined  # the common case: nothing to do
+    if (
+        joined.isascii()
+        and joined.count(JOIN) == len(raw) - 1
+        and _CONTROLS.search(joined) is None
+    ):
+        return list(raw), list(items), joined  # the common case: nothing to do
     texts: list[str] = []
     origins: list[int] = []
-    for origin, text in enumerate(raw):
+    for origin, text in zip(items, raw, strict=True):
         norm = normalize(text)
         texts.append(norm)
         origins.append(origin)
@@ -142,6 +146,10 @@ class Scanner:
             patterns.append(Pattern(len(self._kinds), regex))
             self._kinds.append((-1, decoder))
         self.engine: Engine = make_engine(patterns, engine)
+        # Opaque texts (keyed transforms' outputs) skip the decoder triggers altogether.
+        self._opaque_engine: Engine = make_engine(
+            [p for p in patterns if self._kinds[p.id][0] >= 0], engine
+        )
         self._custom = _CustomDetectors(custom) if custom else None
 
     def scan(self, items: Iterable[tuple[str, str]], opaque: Container[int] = ()) -> list[Finding]:
@@ -154,44 +162,57 @@ class Scanner:
         pairs = items if isinstance(items, list | tuple) else list(items)
         if not pairs:
             return []
-        texts, origins, joined = _level0([text for _, text in pairs])
+        texts: list[str] = []
+        origins: list[int] = []
+        passes: list[tuple[int, str, Engine]] = []
+        plain = [i for i in range(len(pairs)) if i not in opaque] if opaque else range(len(pairs))
+        groups = [(plain, self.engine)]
+        if opaque:
+            groups.append(([i for i in range(len(pairs)) if i in opaque], self._opaque_engine))
+        for group, group_engine in groups:
+            if group:
+                level, level_origins, joined = _level0([pairs[i][1] for i in group], group)
+                passes.append((len(texts), joined, group_engine))
+                texts += level
+                origins += level_origins
         limits = self.limits
         kinds = self._kinds
-        joins = [joined]
+        joins = [joined for _, joined, _ in passes]
         candidates: dict[tuple[int, int], set[str]] = {}
         overflow: set[int] = set()
-        start, depth, views, chars = 0, 0, 0, 0
-        while True:
+        depth, views, chars = 0, 0, 0
+        while passes:
             derived: list[str] = []
             derived_origins: list[int] = []
-            for pid, segment in self.engine.matches(joined):
-                view = start + segment
-                index, mode = kinds[pid]
-                if index >= 0:
-                    candidates.setdefault((view, index), set()).add(mode)
-                    continue
-                origin = origins[view]
-                if origin in opaque or origin in overflow:
-                    continue
-                for text in decode(texts[view], mode):
-                    norm = normalize(text)
-                    if norm == texts[view]:
+            for start, joined, pass_engine in passes:
+                for pid, segment in pass_engine.matches(joined):
+                    view = start + segment
+                    index, mode = kinds[pid]
+                    if index >= 0:
+                        candidates.setdefault((view, index), set()).add(mode)
                         continue
-                    views += 1
-                    chars += len(norm)
-                    if depth >= limits.depth or views > limits.views or chars > limits.chars:
-                        overflow.add(origin)
-                        break
-                    derived.append(norm)
-                    derived_origins.append(origin)
-            if not derived:
-                break
-            start = len(texts)
-            texts.extend(derived)
-            origins.extend(derived_origins)
-            joined = JOIN.join(derived)
-            joins.append(joined)
-            depth += 1
+                    origin = origins[view]
+                    if origin in overflow:
+                        continue
+                    for text in decode(texts[view], mode):
+                        norm = normalize(text)
+                        if norm == texts[view]:
+                            continue
+                        views += 1
+                        chars += len(norm)
+                        if depth >= limits.depth or views > limits.views or chars > limits.chars:
+                            overflow.add(origin)
+                            break
+                        derived.append(norm)
+                        derived_origins.append(origin)
+            passes = []
+            if derived:
+                joined = JOIN.join(derived)
+                passes.append((len(texts), joined, self.engine))
+                texts.extend(derived)
+                origins.extend(derived_origins)
+                joins.append(joined)
+                depth += 1
 
         paths = [path for path, _ in pairs]
         found: set[tuple[int, str]] = {(origin, DECODE_LIMIT) for origin in overflow}
