@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import ClassVar
 
-from zoneapp.dlp._base import LEFT, RIGHT, Detector, digit_runs
+from zoneapp.dlp._base import LEFT, Detector, digit_runs
 
 __all__ = ["ISSUERS", "CreditCardDetector", "holds_card", "is_card_number", "luhn_ok"]
 
@@ -107,9 +107,10 @@ class CreditCardDetector(Detector):
     """
 
     name = "CREDIT_CARD"
-    # 12-19 digits (UATP: 15) not touching another digit, first digit of an issuer.
+    # A group start (not after a digit) with an issuer's first digit, then as many
+    # digits as the shortest card needs (UATP: 15), separator runs between them.
     prefilters: ClassVar[dict[str, str]] = {
-        "digits": f"{LEFT}(?:1{_DIGIT}{{14}}|[2-689]{_DIGIT}{{11,18}}){RIGHT}"
+        "digits": f"{LEFT}(?:1{_DIGIT}{{14}}|[2-689]{_DIGIT}{{11}})"
     }
 
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:

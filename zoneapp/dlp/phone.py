@@ -15,11 +15,13 @@ slashes, underscores or parentheses, :data:`_RUN`), and which check it must pass
    the trunk prefix 0, 9 to 12 digits; without it, 10 to 12 digits and not shaped
    like a thousands-grouped amount or an SSN (see ``_grouped_national``).
 4. With a phone context word (:data:`PHONE_CONTEXT`) in the text or the field path,
-   any candidate of 7 to 15 digits, grouped or bare, that is a possible number
-   internationally or in one of the regions.
+   a bare run of 7 to 15 digits, or a grouped one of 9 to 15, that is a possible
+   number internationally or in one of the regions.
 
-Not phones (exclusion hooks, checked before libphonenumber): runs that start with
-a calendar date (``2026-11-23 14``, ``23.11.2026``), dotted quads (IPv4), and
+Not phones (exclusion hooks, checked before libphonenumber): a run without ``+``
+or ``00`` glued to a letter on either side (``a38f-557203-3018``: part of a UUID,
+a SKU or a token; an extension such as ``x123`` after it is fine), runs that start
+with a calendar date (``2026-11-23 14``, ``23.11.2026``), dotted quads (IPv4), and
 valid ISBN-10s.  Bare digit runs without context are ids far more often than phone
 numbers, so they need rule 4.  An extension after the number (``x123``,
 ``ext. 123``) does not stop the number from being found.
@@ -63,9 +65,11 @@ PHONE_CONTEXT = re.compile(
     re.IGNORECASE,
 )
 
-_SEP = "[ ./_()-]"
 _RUN = re.compile(r"(?:\(?\+|\()?[0-9](?:[ ./_()-]{0,4}[0-9])*")
 _GROUP = re.compile(r"[0-9]+")
+_WORD = re.compile(r"[^\W\d_]")  # a letter
+_NOT_GLUED = "(?:^|[^0-9A-Za-z\\n])"
+_EXTENSION = re.compile(r"(?:x|ext\.?) ?[0-9]", re.IGNORECASE)
 _NANP = re.compile(
     r"(?:1[ .-]{1,2})?(?:\([0-9]{3}\) ?|[0-9]{3}[ .-]{1,2})[0-9]{3}[ .-]{1,2}[0-9]{4}"
 )
@@ -88,18 +92,21 @@ class PhoneDetector(Detector):
     """International, North American and national phone numbers (module docstring)."""
 
     name = "PHONE"
+    # Supersets of find()'s rules that Hyperscan runs as small DFAs.
     prefilters: ClassVar[dict[str, str]] = {
-        # Rule 1: + or 00, then at least 7 digits.
-        "intl": rf"(?:\+[ (]{{0,2}}|{LEFT}00)[0-9](?:{_SEP}{{0,4}}[0-9]){{6,}}{RIGHT}",
-        # Rules 2 and 3: 9+ digits with a separator after the i-th digit, some i < 9,
-        # or after the 9th or later.
+        # Rule 1: + or 00, then at least 7 digits (so 6 more digit-or-separator chars).
+        "intl": rf"(?:\+[ (]{{0,2}}|{LEFT}00)[0-9][0-9 ./_()-]{{6}}",
+        # Rules 2 and 3: a run not glued to a letter or digit on its left, 9+ digits
+        # and a separator: the first separator run after the i-th digit, then at
+        # least 9 - i more digits.
         "grouped": "|".join(
             [
                 *(
-                    rf"[0-9]{{{i}}}{_SEP}{{1,4}}[0-9](?:{_SEP}{{0,4}}[0-9]){{{8 - i},}}"
+                    rf"{_NOT_GLUED}[0-9]{{{i}}}[ ./_()-]{{1,4}}[0-9]"
+                    + (rf"(?:[ ./_()-]{{0,4}}[0-9]){{{8 - i}}}" if i < 8 else "")
                     for i in range(1, 9)
                 ),
-                rf"[0-9]{{9,}}{_SEP}{{1,4}}[0-9]",
+                rf"{_NOT_GLUED}[0-9]{{9}}[ ./_()-]{{1,4}}[0-9]",
             ]
         ),
         # Rule 4: 7 to 15 bare digits; find() looks for a context word.
@@ -119,6 +126,11 @@ class PhoneDetector(Detector):
             if run[0] == "+" or run[:2] == "(+" or (run[:2] == "00" and run[2:3] != "0"):
                 if self._international(run):
                     return True
+                continue
+            start, end = m.span()
+            if _WORD.match(text, start - 1) if start else False:
+                continue  # glued to a letter: part of an identifier (a UUID, a SKU)
+            if _WORD.match(text, end) and not _EXTENSION.match(text, end):
                 continue
             date = _DATE.match(run)
             if date is not None:  # a date (and maybe a time) first: look at what follows

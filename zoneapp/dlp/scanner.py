@@ -59,6 +59,14 @@ class _CustomDetectors:
         self.always = tuple(d for d, ok in zip(detectors, combinable, strict=True) if not ok)
         self.gated = tuple(plain)
         self.gate: re.Pattern[str] | None = None
+        # When every gated detector has a literal each of its matches must contain, a
+        # substring test (C speed) replaces the regex gate.
+        literals = [_required_literal(d) for d in plain]
+        self.literals: tuple[str, ...] | None = (
+            tuple(lit for lit in literals if lit is not None)
+            if plain and all(lit is not None for lit in literals)
+            else None
+        )
         if plain:
             # (?i:...) scopes each detector's case folding to its own alternative.
             self.gate = re.compile(
@@ -71,7 +79,10 @@ class _CustomDetectors:
     ) -> Iterable[tuple[int, str]]:
         detectors = self.always
         gate = self.gate
-        if gate is not None and any(gate.search(j) for j in joined):
+        if self.literals is not None:
+            if any(lit in j for j in joined for lit in self.literals):
+                detectors = self.gated + self.always
+        elif gate is not None and any(gate.search(j) for j in joined):
             detectors = self.gated + self.always
         for det in detectors:
             done: set[int] = set()
@@ -79,6 +90,35 @@ class _CustomDetectors:
                 if origin not in done and det.find(text):
                     done.add(origin)
                     yield origin, det.name
+
+
+def _required_literal(detector: CustomDetector) -> str | None:
+    """A substring of two or more characters that every match of the pattern contains.
+
+    Read from the parsed pattern's top-level sequence (the longest run of literal
+    characters outside any repeat, branch or group); None when there is none, or for
+    case-insensitive patterns (case folding is not a substring test).
+    """
+    if detector.ignore_case:
+        return None
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(detector.pattern)
+    except Exception:  # a private module: without it, the regex gate is used
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    best, run = "", ""
+    for op, arg in parsed:
+        if op is _parser.LITERAL:
+            run += chr(arg)
+            best = max(best, run, key=len)
+        elif op is _parser.AT:
+            continue  # anchors and \b consume nothing: the literal run goes on
+        else:
+            run = ""
+    return best if len(best) >= 2 else None
 
 
 def _compiles(pattern: str) -> bool:
@@ -97,11 +137,7 @@ _CONTROLS = re.compile(r"[\t\r\x0b\x0c\x1c-\x1f]")
 def _level0(raw: Sequence[str], items: Sequence[int]) -> tuple[list[str], list[int], str]:
     """Normalized views (and differing raw ones) of the input texts, and their join."""
     joined = JOIN.join(raw)
-    if (
-        joined.isascii()
-        and joined.count(JOIN) == len(raw) - 1
-        and _CONTROLS.search(joined) is None
-    ):
+    if joined.isascii() and joined.count(JOIN) == len(raw) - 1 and _CONTROLS.search(joined) is None:
         return list(raw), list(items), joined  # the common case: nothing to do
     texts: list[str] = []
     origins: list[int] = []
