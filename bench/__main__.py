@@ -404,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{figures['tokenize_known_per_s']:.0f}/s known values"
     )
     print(f"vault writes (real Redis, pipelined): {vault_rate:.0f}/s")
+    from bench import dlp
+
+    dlp.report(dlp.figures())
 
 
 if __name__ == "__main__":
