@@ -126,17 +126,23 @@ def holds_card(text: str) -> bool:
 
 
 def _groups_hold_card(groups: list[str]) -> bool:
-    count = len(groups)
-    for i in range(count):
-        digits = ""
-        for j in range(i, count):
-            digits += groups[j]
-            if len(digits) > MAX_LENGTH:
-                break
-            if (
-                len(digits) >= MIN_LENGTH
-                and is_card_number(digits)
-                and not _excluded(digits, grouped=j > i)
-            ):
-                return True
+    """Any slice of consecutive whole groups that is a card number.
+
+    Linear in the number of groups: at each group start only the lengths valid for
+    the 4-digit prefix there are tried, and only if they end on a group boundary.
+    """
+    flat = "".join(groups)
+    first_end: dict[int, int] = {}  # group start -> that group's end
+    at = 0
+    for group in groups:
+        first_end[at] = at + len(group)
+        at += len(group)
+    bounds = set(first_end.values())
+    for start, own_end in first_end.items():
+        for length in _LENGTHS_BY_PREFIX.get(flat[start : start + 4], _NONE):
+            end = start + length
+            if end in bounds and length <= MAX_LENGTH:
+                digits = flat[start:end]
+                if luhn_ok(digits) and not _excluded(digits, grouped=end != own_end):
+                    return True
     return False

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 from abc import ABC, abstractmethod
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 JOIN = "\n"
+_SEPARATOR = re.compile(JOIN)
+_BYTE_SEPARATOR = re.compile(JOIN.encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +92,15 @@ class ReEngine(Engine):
 
     def matches(self, joined: str) -> set[tuple[int, int]]:
         found: set[tuple[int, int]] = set()
-        count = joined.count
         find = joined.find
+        seps: list[int] | None = None
         for pid, search in self._compiled:
             m = search(joined)
             while m is not None:
                 end = m.end()
-                found.add((pid, count(JOIN, 0, end)))
+                if seps is None:
+                    seps = [i.start() for i in _SEPARATOR.finditer(joined)]
+                found.add((pid, bisect_left(seps, end)))
                 nxt = find(JOIN, end)
                 if nxt == -1:
                     break
@@ -129,12 +134,16 @@ class HyperscanEngine(Engine):
         if self._db is None:
             return set()
         data = joined.encode("utf-8", "surrogatepass")
-        count = data.count
         found: set[tuple[int, int]] = set()
         add = found.add
+        seps: list[int] = []  # separator offsets, found on the first match
 
         def on_match(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            add((pid, count(b"\n", 0, end)))
+            if not seps:
+                seps.extend(i.start() for i in _BYTE_SEPARATOR.finditer(data))
+                seps.append(len(data) + 1)  # never empty again
+            # The text index is the number of separators before the match end.
+            add((pid, bisect_left(seps, end)))
 
         self._db.scan(data, match_event_handler=on_match)
         return found

@@ -159,7 +159,9 @@ class PhoneDetector(Detector):
         digits = ""
         for group in groups[:-1]:
             digits += group
-            if len(digits) >= 7 and _check("+" + digits, None, False):
+            if len(digits) > 17:  # "00" + 15 digits of E.164 at most
+                break
+            if len(digits) >= 7 and _check("+" + digits.removeprefix("00"), None, False):
                 return True
         return False
 

@@ -324,3 +324,62 @@ async def test_problems_never_carry_values(payments: BoundarySanitizer, keyring:
         text = repr(out.problems)
         for secret in SENSITIVE:
             assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("notes", "detector"),
+    [
+        (["4111", "1111", "1111", "1111"], "CREDIT_CARD"),  # a value split across an array
+        ([4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], "CREDIT_CARD"),
+        (4111111111111111, "CREDIT_CARD"),  # a JSON integer
+        (4111111111111111.0, "CREDIT_CARD"),  # a JSON float
+        ({"ssn": 219456789}, "US_SSN"),  # a 9-digit integer under an SSN key
+        ("4111\u00a01111\u00a01111\u00a01111", "CREDIT_CARD"),
+        ("card%3D4111111111111111", "CREDIT_CARD"),
+    ],
+)
+async def test_numbers_and_split_values_in_kept_fields(
+    notes: Any, detector: str, payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    out = quarantine(payments, keyring, payment(notes=notes))
+    assert [(p.reason, p.detector) for p in out.problems][:1] == [("dlp", detector)]
+    assert all(p.path.startswith("notes") for p in out.problems)
+
+
+async def test_integer_beyond_64_bits_is_never_carried_as_a_float(
+    payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    """orjson reads it as a float, whose digits are not the producer's: quarantined."""
+    body = orjson.dumps(payment(notes=0)).replace(b'"notes":0', b'"notes":41111111111111111111111')
+    out = payments.sanitize(raw(body), keyring)
+    assert isinstance(out, Quarantine)
+    assert [(p.reason, p.path) for p in out.problems] == [("invalid_value", "notes")]
+    assert "4111" not in repr(out.problems)
+
+
+async def test_keyed_outputs_are_scanned_but_not_decoded(
+    payments: BoundarySanitizer, keyring: KeyRing
+) -> None:
+    """Ciphertexts, hashes and tokens reach the scanner marked opaque (never decoded:
+    the producer does not choose their text); kept values are not opaque."""
+    seen: list[tuple[list[tuple[str, str]], set[int]]] = []
+    real = payments.scanner
+
+    class Recording:
+        def scan(self, items: Any, opaque: Any = ()) -> Any:
+            seen.append((list(items), set(opaque)))
+            return real.scan(items, opaque)
+
+        def scan_text(self, text: str) -> Any:
+            return real.scan_text(text)
+
+    payments.scanner = Recording()  # type: ignore[assignment]
+    try:
+        forward(payments, keyring, payment(notes="hello"), key=b'"pay_1"')
+    finally:
+        payments.scanner = real
+    ((items, opaque),) = seen
+    opaque_paths = {items[i][0] for i in opaque}
+    assert {"card_number", "customer.name", "customer.email", "customer.phone"} <= opaque_paths
+    assert "$key" in opaque_paths
+    assert not opaque_paths & {"notes", "payment_id", "merchant.name", "amount"}

@@ -176,3 +176,25 @@ def test_parse_path(path: str, parts: list[str]) -> None:
 def test_parse_path_refuses(path: str) -> None:
     with pytest.raises(ValueError):
         parse_path(path)
+
+
+def test_dlp_options_from_the_policy() -> None:
+    policy = compile_yaml(
+        BASE
+        + """\
+dlp:
+  detectors: [PHONE]
+  phone_regions: [JP]
+  custom:
+    - {name: PROJECT, pattern: "project falcon", ignore_case: true}
+"""
+    )
+    scanner = policy.scanner  # type: ignore[attr-defined]
+    assert scanner.scan_text("Project FALCON") == ["PROJECT"]
+    assert scanner.scan_text("03-1234-5678") == ["PHONE"]  # JP national format
+    assert scanner.scan_text("09-7625400") == []  # IL national: IL is not listed
+
+
+def test_unknown_phone_region_refused() -> None:
+    message = errors_of(BASE + "dlp:\n  phone_regions: [US, ZZ]\n")
+    assert "dlp" in message and "ZZ" in message
