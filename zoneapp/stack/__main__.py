@@ -143,24 +143,26 @@ def run_worker_env(
     *,
     otlp_endpoint: str | None,
     environ: Mapping[str, str],
-) -> dict[str, str]:
-    """The worker's variables on top of ``stack_env``: the demo keys file and tracing.
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The worker's variables on top of ``stack_env`` (the demo keys file, tracing), and
+    the inherited ones to drop.
 
     The worker also inherits ``environ`` (WorkerProcess), so ``OTEL_*`` variables
     already set reach it unchanged; ``--otlp-endpoint`` wins over them and names the
-    base URL, as ``OTEL_EXPORTER_OTLP_ENDPOINT`` does.
+    base URL, as ``OTEL_EXPORTER_OTLP_ENDPOINT`` does (``/v1/traces`` is appended for
+    OTLP/HTTP), so a traces-only endpoint from the shell is dropped.
     """
     env = {**stack_env, "ZONEAPP_API_KEYS_FILE": str(keys_file)}
+    unset: tuple[str, ...] = ()
     if otlp_endpoint:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
-        # A traces-only endpoint from the shell would otherwise win over the flag.
-        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = ""
+        unset = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",)
     named = environ.get("OTEL_SERVICE_NAME") or "service.name=" in environ.get(
         "OTEL_RESOURCE_ATTRIBUTES", ""
     )
     if not named:
         env["OTEL_SERVICE_NAME"] = DEMO_SERVICE_NAME
-    return env
+    return env, unset
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -178,13 +180,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             say(f"starting tansu, redis-server and a SoftHSM token in {stack.workdir} ...")
             stack.start()
             keys = stack.mint_demo_keys()
-            env = run_worker_env(
+            env, unset = run_worker_env(
                 stack.env(web_port=web_port),
                 keys.path,
                 otlp_endpoint=args.otlp_endpoint,
                 environ=os.environ,
             )
-            worker = WorkerProcess(env, log_path=stack.logs_dir / "worker.log", web_port=web_port)
+            worker = WorkerProcess(
+                env, log_path=stack.logs_dir / "worker.log", web_port=web_port, unset=unset
+            )
             worker.start()
             stack.adopt(worker)
         except KeyboardInterrupt:
