@@ -57,6 +57,7 @@ class StackRun:
             start_new_session=True,
         )
         self.lines: list[str] = []
+        self.block_lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -92,6 +93,7 @@ class StackRun:
             line = self.read_until(lambda _: True, 10, "the rest of the Try it block")
             if not line.strip():
                 return block
+            self.block_lines.append(line)
             found = re.match(r"^  (\S+(?: \S+)?)\s{2,}(\S.*)$", line)
             if found and found[1] in (*LABELS, "keys"):
                 block[found[1]] = found[2]
@@ -267,6 +269,9 @@ def test_first_run_as_a_newcomer(tmp_path: Path) -> None:
         token_url = block["token"].split()[-1]
         token = token_url.rsplit("/", 1)[-1]
         assert re.fullmatch(r"tok_[a-z]{32}", token), token
+        # ... the customer e-mail token of the forwarded record printed just before.
+        example = run.text.rpartition("example from confidential.payments")[2]
+        assert f'"email": "{token}"' in example.partition("Try it")[0]
         info = json.loads(shell(block["token"], home))
         query = parse_qs(urlsplit(block["detokenize"].split()[-1].strip("'")).query)
         tenant = query["tenant"][0]
@@ -342,7 +347,7 @@ def test_first_run_as_a_newcomer(tmp_path: Path) -> None:
         # The plaintext keys: in the Try it block, nowhere else (output, files, logs).
         keys = re.findall(r"zk_[A-Za-z0-9_-]{43}", block["keys"])
         assert len(set(keys)) == 3 and analyst in keys
-        outside = [line for line in run.lines if not line.startswith("  ")]
+        outside = [line for line in run.lines if line not in run.block_lines]
         assert not any(k in line for k in keys for line in outside)
         workdir = home / ".zoneapp"
         keys_file = workdir / "demo" / "api-keys.yaml"
@@ -404,8 +409,12 @@ def test_a_worker_without_the_variable_never_uses_the_demo_keys(tmp_path: Path) 
     of the demo keys; the stack removes the hashed keys when it stops."""
     require_prerequisites()
     workdir = tmp_path / ".zoneapp"  # the default name, in the worker's working directory
+    stale = workdir / "demo" / "api-keys.yaml"  # left by a supervisor that was SIGKILLed
+    stale.parent.mkdir(parents=True)
+    stale.write_text("keys: []\n")
     stack = EmbeddedStack(workdir, EXAMPLE_POLICY, partitions=2).start()
     try:
+        assert not stale.exists()
         keys = stack.mint_demo_keys()
         assert keys.path == workdir / "demo" / "api-keys.yaml"
         assert keys.analyst not in repr(keys)

@@ -352,9 +352,32 @@ async def test_tail_prints_key_headers_value_of_every_partition(stack: EmbeddedS
     # -n stops after that many records, in the stack's own work directory's broker.
     limited = run_tail(topic, "--broker", stack.bootstrap, "-n", "2")
     assert limited.returncode == 0 and limited.stdout.count("  value:   ") == 2
-    # --from end prints only what arrives later: nothing here.
+    # --from end prints only what arrives later: nothing here ...
     later = run_tail(topic, "--broker", stack.bootstrap, "--from", "end", "--no-follow")
     assert later.returncode == 0 and later.stdout == ""
+    # ... and, following, the next record.
+    argv = [sys.executable, "-m", "zoneapp.stack", "tail", topic, "--broker", stack.bootstrap]
+    follow = subprocess.Popen(
+        [*argv, "--from", "end", "-n", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # let it reach the end before the new record is produced
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b'{"n": "new"}', key=b'"new"', partition=1)
+        finally:
+            await producer.stop()
+        out, _ = follow.communicate(timeout=30)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    assert follow.returncode == 0
+    assert out.count("  value:   ") == 1 and '"n": "new"' in out
 
 
 async def test_tail_refuses_an_unknown_topic_without_creating_it(stack: EmbeddedStack) -> None:
