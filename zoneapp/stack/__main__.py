@@ -235,6 +235,12 @@ class DemoToken:
     field: str
 
 
+#: What "Try it" puts into shell lines and prints: an opaque token and a plain tenant id.
+#: Records are data anyone on the broker can write, so anything else is not used.
+_TOKEN = re.compile(r"tok_[A-Za-z]{32}")
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def demo_token(example: Example) -> DemoToken | None:
     """The ``customer.email`` token of a forwarded payment record, if it has one."""
     try:
@@ -242,7 +248,9 @@ def demo_token(example: Example) -> DemoToken | None:
         token, tenant = value["customer"]["email"], value["tenant_id"]
     except (ValueError, KeyError, TypeError):
         return None
-    if not (isinstance(token, str) and token.startswith("tok_") and isinstance(tenant, str)):
+    if not (isinstance(token, str) and _TOKEN.fullmatch(token)):
+        return None
+    if not (isinstance(tenant, str) and _TENANT.fullmatch(tenant)):
         return None
     return DemoToken(token, tenant, example.topic, "customer.email")
 
