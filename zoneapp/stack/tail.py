@@ -81,7 +81,9 @@ async def tail_topic(
         await consumer.start()
     except Exception as exc:
         await consumer.stop()
-        raise StackError(f"cannot reach the broker at {bootstrap}: {type(exc).__name__}") from None
+        raise StackError(
+            f"cannot reach the broker at {bootstrap} ({type(exc).__name__}); is the stack running?"
+        ) from None
     printed = 0
     try:
         existing = await consumer.topics()  # all topics: this request creates none
