@@ -117,6 +117,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             say(f"export {name}={shlex.quote(value)}")
         say()
         say("then: faust -A zoneapp worker -l info")
+        say(
+            "its web views need ZONEAPP_API_KEYS_FILE with keys of your own (README: API keys); "
+            "`run` mints demo keys for its own worker only"
+        )
         say(f"demo feed: {sys.executable} -m zoneapp.demo --broker {stack.broker_url} --rate 50")
         say("Ctrl-C stops the stack.")
         try:
