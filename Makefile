@@ -11,8 +11,10 @@ LINT_DIRS := $(foreach d,zoneapp agents tables bench tests scripts,$(if $(wildca
 bootstrap:
 	scripts/bootstrap.sh
 
+# `make run OTLP=http://localhost:4318` sends the demo's traces to Jaeger (or any OTLP
+# collector); the standard OTEL_* variables work too.
 run: bootstrap
-	$(PY) -m zoneapp.stack run
+	$(PY) -m zoneapp.stack run $(if $(OTLP),--otlp-endpoint $(OTLP))
 
 test: bootstrap
 	$(PY) -m pytest -q

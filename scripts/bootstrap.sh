@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup for `make run|test|bench`, `.ci/run` and machines without make:
-#   1. Debian packages redis-server, softhsm2 and chromium (the zone map test; only if
-#      their binaries are missing),
+#   1. Debian packages redis-server, softhsm2, chromium and curl (the zone map and
+#      first-run tests; only if their binaries are missing),
 #   2. .venv (python3 -m venv; installs python3-venv first if ensurepip is missing),
 #   3. the project with its dev extras (pip install -e '.[dev]'), skipped when
 #      pyproject.toml has not changed since the last successful install.
@@ -67,6 +67,8 @@ if [ "$SYSTEM" -eq 1 ]; then
   softhsm_present || missing+=(softhsm2)
   # Test dependency: the zone map page is checked in a real headless Chromium.
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  # The first-run test runs the curl lines `make run` prints, with the real curl.
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
   if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
   fi

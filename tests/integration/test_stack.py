@@ -310,3 +310,98 @@ def test_demo_generators_are_reproducible() -> None:
     assert demo.luhn_valid("4111 1111 1111 1111") and not demo.luhn_valid("4111111111111112")
     assert demo.iban("DE", "370400440532013000") == "DE89370400440532013000"
     assert demo.iban("GB", "NWBK60161331926819") == "GB29NWBK60161331926819"
+
+
+# -- stack tail ---------------------------------------------------------------------------
+
+
+def run_tail(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zoneapp.stack", "tail", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+async def test_tail_prints_key_headers_value_of_every_partition(stack: EmbeddedStack) -> None:
+    topic = f"it.tail.{uuid.uuid4().hex[:8]}"
+    await create_topics(stack.bootstrap, [topic], partitions=3)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1)
+    await producer.start()
+    try:
+        for i in range(6):
+            await producer.send_and_wait(
+                topic,
+                json.dumps({"n": i, "note": "\x1b[2Jgone"}).encode(),
+                key=json.dumps(f"k{i}").encode(),
+                headers=[("x-i", str(i).encode()), ("x-esc", b"\x1b]0;title\x07")],
+                partition=i % 3,
+            )
+    finally:
+        await producer.stop()
+    result = run_tail(topic, "--broker", stack.bootstrap, "--no-follow")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for i in range(6):
+        assert f'key:     "k{i}"' in out and f"x-i={i}," in out and f'"n": {i},' in out
+    assert {int(p) for p in re.findall(r"\[partition (\d+), offset", out)} == {0, 1, 2}
+    assert "\x1b" not in out and "\x07" not in out and "\\u001b[2Jgone" in out
+    # -n stops after that many records, in the stack's own work directory's broker.
+    limited = run_tail(topic, "--broker", stack.bootstrap, "-n", "2")
+    assert limited.returncode == 0 and limited.stdout.count("  value:   ") == 2
+    # --from end prints only what arrives later: nothing here ...
+    later = run_tail(topic, "--broker", stack.bootstrap, "--from", "end", "--no-follow")
+    assert later.returncode == 0 and later.stdout == ""
+    # ... and, following, the next record.
+    argv = [sys.executable, "-m", "zoneapp.stack", "tail", topic, "--broker", stack.bootstrap]
+    follow = subprocess.Popen(
+        [*argv, "--from", "end", "-n", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # let it reach the end before the new record is produced
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b'{"n": "new"}', key=b'"new"', partition=1)
+        finally:
+            await producer.stop()
+        out, _ = follow.communicate(timeout=30)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    assert follow.returncode == 0
+    assert out.count("  value:   ") == 1 and '"n": "new"' in out
+
+
+async def test_tail_refuses_an_unknown_topic_without_creating_it(stack: EmbeddedStack) -> None:
+    topic = f"it.no-such-topic.{uuid.uuid4().hex[:8]}"
+    result = run_tail(topic, "--broker", stack.bootstrap, "--no-follow")
+    assert result.returncode == 1
+    assert f"no topic '{topic}'" in result.stderr and "restricted.payments" in result.stderr
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        assert topic not in await consumer.topics()
+    finally:
+        await consumer.stop()
+
+
+def test_tail_finds_the_broker_of_a_running_stack_only(
+    private_stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    state = json.loads(private_stack.state_file.read_text())
+    assert state == {"broker": private_stack.bootstrap}
+    found = run_tail("audit.access", "--workdir", str(private_stack.workdir), "--no-follow")
+    assert found.returncode == 0, found.stderr
+    missing = run_tail("audit.access", "--workdir", str(tmp_path / "nothing"))
+    assert missing.returncode == 1
+    assert "no running stack in" in missing.stderr and "make run" in missing.stderr
+    private_stack.stop()
+    assert not private_stack.state_file.exists()

@@ -1,7 +1,8 @@
 """The embedded default stack (tansu + redis-server + SoftHSM2) for development, tests and bench.
 
 ``EmbeddedStack`` starts and stops it from Python; ``python -m zoneapp.stack run``
-adds a worker, the demo feed and a live summary.
+adds a worker, the demo feed, demo API keys and a live summary, and ``python -m
+zoneapp.stack tail TOPIC`` prints a topic's records.
 """
 
 from zoneapp.stack.embedded import EmbeddedStack, missing_prerequisites, tansu_binary

@@ -9,11 +9,18 @@ One ``EmbeddedStack`` owns a work directory and everything started in it:
       redis/            redis-server's --dir (nothing is persisted)
       softhsm/          softhsm2.conf + tokens/ (the token is recreated on every start)
       pkcs11.pin        random user PIN, mode 0600
+      stack.json        the broker address, for `python -m zoneapp.stack tail` (while running)
       worker/           Faust data dir for a worker on this stack
+      demo/             api-keys.yaml: hashed demo API keys, only when ``run`` mints them
+                        (zoneapp.stack.demo_keys); deleted at stop
 
 Broker and Redis keep everything in memory, so the token and the worker data dir are
 recreated on each start too: keys or table offsets from an earlier run would only refer
 to data that no longer exists.
+
+Besides the policy's topics the stack creates ``audit.access`` (where detokenize and
+decrypt calls are audited), so it can be tailed before the first call and gets the
+stack's partition count rather than tansu's auto-created 4.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import concurrent.futures
 import contextlib
 import fcntl
 import importlib.resources
+import json
 import os
 import secrets
 import shutil
@@ -37,6 +45,7 @@ from types import TracebackType
 from typing import IO, Any, TypeVar
 
 from zoneapp.keys.softhsm import find_softhsm_module
+from zoneapp.stack.demo_keys import DemoKeys, mint_demo_keys
 from zoneapp.stack.kafka import create_topics, partition_counts, wait_for_kafka
 from zoneapp.stack.process import (
     ManagedProcess,
@@ -57,6 +66,7 @@ __all__ = [
 T = TypeVar("T")
 
 DEFAULT_TOKEN_LABEL = "zoneapp"
+STATE_FILE = "stack.json"
 HOST = "127.0.0.1"
 INSTALL_HINT = (
     "install them with `sudo apt-get update && sudo apt-get install -y redis-server softhsm2` "
@@ -172,6 +182,15 @@ class EmbeddedStack:
         return self.workdir / "worker"
 
     @property
+    def state_file(self) -> Path:
+        """``{"broker": "host:port"}`` while the stack runs (found by ``stack tail``)."""
+        return self.workdir / STATE_FILE
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.workdir / "demo"
+
+    @property
     def broker_port(self) -> int:
         if self._broker_port is None:
             raise StackError("the stack is not started")
@@ -211,8 +230,21 @@ class EmbeddedStack:
         """PIDs of the running children (tests check they are gone after ``stop``)."""
         return [p.pid for p in self._procs if p.pid is not None]
 
+    def mint_demo_keys(self) -> DemoKeys:
+        """Fresh demo API keys, hashed into ``demo/`` (see zoneapp.stack.demo_keys).
+
+        Not part of :meth:`env`: only the caller that minted them (``run``) points its
+        worker at the file, with ``ZONEAPP_API_KEYS_FILE``.
+        """
+        if not self._started:
+            raise StackError("the stack is not started")
+        return mint_demo_keys(self.demo_dir)
+
     def env(self, *, web_port: int | None = None) -> dict[str, str]:
-        """The variables a worker (or any zoneapp tool) needs to use this stack."""
+        """The variables a worker (or any zoneapp tool) needs to use this stack.
+
+        Never ``ZONEAPP_API_KEYS_FILE``: demo keys are only for the worker of ``run``.
+        """
         if not self._started:
             raise StackError("the stack is not started")
         return self._build_env(web_port)
@@ -256,9 +288,10 @@ class EmbeddedStack:
         if not self.policy_path.is_file():
             raise StackError(f"policy file not found: {self.policy_path}")
         # Fail on a bad policy before spawning anything.
+        from zoneapp.access import AUDIT_TOPIC
         from zoneapp.policy import load_policy
 
-        self._topics = load_policy(self.policy_path).topics()
+        self._topics = sorted({*load_policy(self.policy_path).topics(), AUDIT_TOPIC})
         for name, port in zip(("tansu", "redis"), self._requested_ports, strict=True):
             if port is not None and not port_is_free(port):
                 raise StackError(f"{name}: port {port} on {HOST} is already in use")
@@ -272,6 +305,7 @@ class EmbeddedStack:
             self._until_listening(broker, self._start_broker, self._wait_kafka)
             self._create_topics()
             self._until_listening(redis_proc, self._start_redis, self._wait_redis)
+            self._write_state()
         except BaseException:
             self.stop()
             raise
@@ -287,6 +321,8 @@ class EmbeddedStack:
         self._broker_port, self._redis_port = self._requested_ports
         if self._lock is not None:
             self._pids_file.unlink(missing_ok=True)
+            self.state_file.unlink(missing_ok=True)
+            shutil.rmtree(self.demo_dir, ignore_errors=True)
         if self._lock is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock, fcntl.LOCK_UN)
@@ -335,9 +371,10 @@ class EmbeddedStack:
             ) from None
         self._lock = lock
         self._reap_orphans()
-        for sub in ("logs", "redis", "softhsm", "worker"):
+        for sub in ("logs", "redis", "softhsm", "worker", "demo"):
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
         self.pin_file.unlink(missing_ok=True)
+        self.state_file.unlink(missing_ok=True)
         for sub in ("logs", "redis", "softhsm", "worker"):
             (self.workdir / sub).mkdir(mode=0o700)
 
@@ -369,6 +406,9 @@ class EmbeddedStack:
         """Let the stack stop ``proc`` (before its own children) and reap it after a crash."""
         self._procs.append(proc)
         self._write_pids()
+
+    def _write_state(self) -> None:
+        self.state_file.write_text(json.dumps({"broker": self.bootstrap}) + "\n")
 
     def _write_pids(self) -> None:
         pids = "\n".join(str(p.pid) for p in self._procs if p.pid is not None)

@@ -3,12 +3,18 @@
 A plain aiokafka consumer without a group reads every policy topic from the
 beginning, counts records per topic and keeps the first record of a few topics as
 examples. It never commits, so it cannot disturb the worker's consumer group.
+
+``render_example`` is also what ``stack tail`` prints. Record bytes are data from
+the topic, so everything printed is made inert for the terminal first: control and
+format characters (ESC, C1 controls such as CSI, bidi overrides) are shown as
+``\\u....`` escapes and never reach the terminal raw.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,7 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-__all__ = ["Example", "TopicGroup", "TopicWatcher", "group_topics", "render_example"]
+__all__ = ["Example", "TopicGroup", "TopicWatcher", "group_topics", "inert", "render_example"]
 
 EXAMPLE_MAX_CHARS = 2000
 
@@ -35,6 +41,8 @@ class Example:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    #: The record's timestamp in milliseconds since the epoch, when known.
+    timestamp_ms: int | None = None
 
 
 def group_topics(policy: Any) -> list[TopicGroup]:
@@ -53,6 +61,19 @@ def group_topics(policy: Any) -> list[TopicGroup]:
     return groups
 
 
+def inert(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control/format character escaped (``\\u001b``), for a terminal."""
+    out = []
+    for ch in text:
+        if keep_newlines and ch == "\n":
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _text(data: bytes | None) -> str:
     if data is None:
         return "null"
@@ -61,19 +82,29 @@ def _text(data: bytes | None) -> str:
     except UnicodeDecodeError:
         return f"<{len(data)} bytes, not UTF-8> {data[:80]!r}"
     try:
-        return json.dumps(json.loads(decoded), indent=2, ensure_ascii=False)
+        # JSON escapes C0 controls inside strings; the newlines left are indentation.
+        pretty = json.dumps(json.loads(decoded), indent=2, ensure_ascii=False)
+        return inert(pretty, keep_newlines=True)
     except ValueError:
-        return decoded
+        return inert(decoded)
 
 
-def render_example(example: Example) -> str:
-    """A readable, bounded rendering of one record (key, headers, pretty JSON value)."""
-    headers = ", ".join(f"{k}={v.decode('utf-8', 'replace')}" for k, v in example.headers)
+def render_example(example: Example, *, max_chars: int | None = EXAMPLE_MAX_CHARS) -> str:
+    """A readable rendering of one record (key, headers, pretty JSON value), bounded
+    to ``max_chars`` of value unless that is None; safe to print to a terminal."""
+    headers = ", ".join(
+        f"{inert(k)}={inert(v.decode('utf-8', 'replace'))}" for k, v in example.headers
+    )
     body = _text(example.value)
-    if len(body) > EXAMPLE_MAX_CHARS:
-        body = body[:EXAMPLE_MAX_CHARS] + "\n  ... (truncated)"
+    if max_chars is not None and len(body) > max_chars:
+        body = body[:max_chars] + "\n  ... (truncated)"
+    when = ""
+    if example.timestamp_ms is not None and example.timestamp_ms >= 0:
+        seconds, millis = divmod(example.timestamp_ms, 1000)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        when = f"  {stamp}.{millis:03d}Z"
     return (
-        f"{example.topic} [partition {example.partition}, offset {example.offset}]\n"
+        f"{inert(example.topic)} [partition {example.partition}, offset {example.offset}]{when}\n"
         f"  key:     {_text(example.key)}\n"
         f"  headers: {headers or '-'}\n"
         f"  value:   " + body.replace("\n", "\n  ")
@@ -142,6 +173,7 @@ class TopicWatcher:
                                 key=record.key,
                                 value=record.value,
                                 headers=[(k, bytes(v)) for k, v in record.headers],
+                                timestamp_ms=record.timestamp,
                             )
                         ):
                             break

@@ -42,6 +42,7 @@ class WorkerProcess(ManagedProcess):
         extra_args: Sequence[str] = (),
         cwd: Path | None = None,
         name: str = "worker",
+        unset: Sequence[str] = (),
     ) -> None:
         argv = [
             *faust_command(),
@@ -52,6 +53,8 @@ class WorkerProcess(ManagedProcess):
             *extra_args,
         ]  # fmt: skip
         full_env = {**os.environ, **env, "ZONEAPP_WEB_PORT": str(web_port)}
+        for name_ in unset:  # inherited variables that would override ``env``
+            full_env.pop(name_, None)
         if "ZONEAPP_PKCS11_PIN_FILE" in env and "ZONEAPP_PKCS11_PIN" not in env:
             # A PIN inherited from the caller's shell would win over the stack's PIN file.
             full_env.pop("ZONEAPP_PKCS11_PIN", None)

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +18,7 @@ import redis
 from zoneapp.demo import produce_demo
 from zoneapp.stack import EmbeddedStack, WorkerProcess
 
+from ..chromium import run_chromium, screenshot
 from ..conftest import REPO, WORKER_READY_TIMEOUT
 from .conftest import KEYS, StartWorker, get_json, http, wait_for
 
@@ -272,44 +269,6 @@ def test_keys_never_reach_the_logs(cluster: tuple[WorkerProcess, ...]) -> None:
         assert not any(key in text for key in KEYS.values())
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail(
-            "the zone map test needs Chromium: `apt-get install -y chromium` "
-            "(scripts/bootstrap.sh installs it)",
-            pytrace=False,
-        )
-    return path
-
-
-def run_chromium(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="zoneapp-chromium-") as profile:
-        return subprocess.run(
-            [
-                chromium(),
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--window-size=1400,900",
-                "--virtual-time-budget=10000",
-                *args,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "HOME": profile},
-            check=False,
-        )
-
-
 def test_zone_map_renders_in_headless_chromium(cluster: tuple[WorkerProcess, ...]) -> None:
     port = cluster[1].web_port
     zones = get_json(port, "/zones", KEYS["analyst"])
@@ -329,11 +288,7 @@ def test_zone_map_renders_in_headless_chromium(cluster: tuple[WorkerProcess, ...
         assert f"{b['quarantined']:,} blocked" in html
     assert html.count('class="reason"') > 0  # recent violations listed
     assert KEYS["analyst"] not in html  # the key left the address bar for sessionStorage
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "zone-map.png"
-    shot.unlink(missing_ok=True)
-    result = run_chromium(url, f"--screenshot={shot}")
-    assert result.returncode == 0 and shot.stat().st_size > 10_000, result.stderr[-2000:]
+    screenshot(url, ARTIFACTS / "zone-map.png")
 
 
 def test_page_without_a_key_asks_for_one(cluster: tuple[WorkerProcess, ...]) -> None:

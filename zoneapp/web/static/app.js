@@ -6,7 +6,8 @@
   const $ = (id) => document.getElementById(id);
   let timer = null;
 
-  // A key may arrive in the URL fragment (#key=...), for kiosks and automation: it is
+  // A key may arrive in the URL fragment (#key=..., as `make run` prints it; browsers never
+  // send the fragment to the server), for kiosks and automation too: it is
   // moved into sessionStorage and removed from the address bar and history entry.
   const hash = new URLSearchParams(location.hash.slice(1));
   if (hash.get("key")) {
