@@ -57,7 +57,11 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
 
 
 async def _open_ring(runtime: Runtime, zones: list[str]) -> tuple[Any, KeyRing]:
-    provider = build_key_provider(runtime.settings.keys_url, runtime.settings.pkcs11_pin)
+    provider = build_key_provider(
+        runtime.settings.keys_url,
+        runtime.settings.pkcs11_pin,
+        development=runtime.settings.development,
+    )
     await provider.open(zones)
     return provider, KeyRing(provider, zones)
 
@@ -85,7 +89,11 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
     async def rotate_key(self: AppCommand, zone: str) -> Any:
         """Create a new key-encryption key version for ZONE. Running workers switch to it
         within ZONEAPP_KEY_VERSION_CHECK_INTERVAL seconds; old data still decrypts."""
-        provider = build_key_provider(runtime.settings.keys_url, runtime.settings.pkcs11_pin)
+        provider = build_key_provider(
+            runtime.settings.keys_url,
+            runtime.settings.pkcs11_pin,
+            development=runtime.settings.development,
+        )
         try:
             version = await provider.rotate_kek(zone)
         finally:
@@ -144,7 +152,11 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
         policy = runtime.require_policy()
         zones = sorted({b.source_zone.name for b in policy.boundaries})
         provider, ring = await _open_ring(runtime, zones)
-        vault = build_vault(runtime.settings.vault_url, runtime.settings.vault_password)
+        vault = build_vault(
+            runtime.settings.vault_url,
+            runtime.settings.vault_password,
+            development=runtime.settings.development,
+        )
         erased = 0
         try:
             for zone in zones:
@@ -177,7 +189,11 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
 
 async def _reveal(self: AppCommand, runtime: Runtime, zone: str, call: Any) -> None:
     provider, ring = await _open_ring(runtime, [zone])
-    vault = build_vault(runtime.settings.vault_url, runtime.settings.vault_password)
+    vault = build_vault(
+        runtime.settings.vault_url,
+        runtime.settings.vault_password,
+        development=runtime.settings.development,
+    )
     producer = await _audit_producer(runtime)
     try:
         access = FieldAccess(zone, ring, vault, KafkaAuditSink(producer))

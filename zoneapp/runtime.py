@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from zoneapp.keys import KeyProvider, build_key_provider
+from zoneapp.keys import DEVELOPMENT_ONLY, KeyProvider, build_key_provider
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy import CompiledBoundary, CompiledPolicy, PolicyError, load_policy
 from zoneapp.settings import Settings
@@ -16,6 +16,21 @@ from zoneapp.stats import BoundaryStats
 from zoneapp.vault import TokenVault, build_vault
 
 log = logging.getLogger(__name__)
+
+
+def development_backends_refused(settings: Settings) -> str | None:
+    """Why the worker must not start: a memory:// back end outside ZONEAPP_ENV=development.
+
+    Checked when the app is created, so the worker refuses at start-up (not at its first
+    batch); in development the back ends' factories log the loud warning when built.
+    """
+    if settings.development:
+        return None
+    for name, url in (("ZONEAPP_KEYS", settings.keys_url), ("ZONEAPP_VAULT", settings.vault_url)):
+        if url.split("://", 1)[0].strip().lower() == "memory":
+            real = "pkcs11:///path?token=" if name == "ZONEAPP_KEYS" else "redis://"
+            return DEVELOPMENT_ONLY.format(what=f"{name}:", real=real)
+    return None
 
 
 @dataclass
@@ -33,6 +48,9 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
+        refused = development_backends_refused(settings)
+        if refused is not None:
+            return cls(settings, None, refused)
         try:
             policy = load_policy(settings.policy_path)
         except PolicyError as exc:
@@ -72,7 +90,11 @@ class Runtime:
     @property
     def keyring(self) -> KeyRing:
         if self._keyring is None:
-            provider = build_key_provider(self.settings.keys_url, self.settings.pkcs11_pin)
+            provider = build_key_provider(
+                self.settings.keys_url,
+                self.settings.pkcs11_pin,
+                development=self.settings.development,
+            )
             self._provider = provider
             self._keyring = KeyRing(
                 provider,
@@ -90,7 +112,11 @@ class Runtime:
     @property
     def vault(self) -> TokenVault:
         if self._vault is None:
-            self._vault = build_vault(self.settings.vault_url, self.settings.vault_password)
+            self._vault = build_vault(
+                self.settings.vault_url,
+                self.settings.vault_password,
+                development=self.settings.development,
+            )
         return self._vault
 
     async def open_keys(self) -> None:

@@ -20,6 +20,10 @@ PREFIX = "ZONEAPP_"
 DEFAULT_POLICY = "deploy/policies/ecommerce.yaml"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+#: ``ZONEAPP_ENV``: only ``development`` allows the in-memory key provider and vault.
+ENVIRONMENTS = ("production", "development")
+#: A cluster secret shorter than this is refused (it keys the peers' HMAC signatures).
+MIN_CLUSTER_SECRET_BYTES = 32
 
 
 class SettingsError(ValueError):
@@ -39,6 +43,25 @@ def _secret(env: Mapping[str, str], name: str) -> Secret | None:
                 f"{PREFIX}{name}_FILE: cannot read {path}: {exc.strerror}"
             ) from None
     return None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(PREFIX + name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise SettingsError(f"{PREFIX}{name} must be true or false, got {raw!r}")
+
+
+def _path(env: Mapping[str, str], name: str) -> str | None:
+    """A file path setting (certificates): it must name a readable file when set."""
+    value = env.get(PREFIX + name) or None
+    if value is not None and not Path(value).is_file():
+        raise SettingsError(f"{PREFIX}{name}: {value} is not a readable file")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -111,6 +134,42 @@ class KafkaSecurity:
 
 
 @dataclass(frozen=True)
+class WebTls:
+    """HTTPS for the web server and for the calls workers make to each other.
+
+    Certificate and key are files named by settings (``ZONEAPP_WEB_TLS_CERTFILE``,
+    ``ZONEAPP_WEB_TLS_KEYFILE``), never command-line arguments; ``ZONEAPP_WEB_TLS_CAFILE``
+    is what peers' certificates are verified against (default: the system CAs).
+    """
+
+    certfile: str | None = None
+    keyfile: str | None = None
+    cafile: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.certfile is not None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.enabled else "http"
+
+    def server_context(self) -> ssl.SSLContext | None:
+        if not self.enabled:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(self.certfile), self.keyfile)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """Verifies peers (hostname included) against the CA file or the system CAs."""
+        context = ssl.create_default_context(cafile=self.cafile)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+
+@dataclass(frozen=True)
 class Settings:
     app_id: str = "zoneapp"
     broker: str = "kafka://127.0.0.1:9092"
@@ -142,6 +201,25 @@ class Settings:
     access_burst: int = 20
     #: How often a worker re-reads the current key version (bounds rotation pickup).
     key_version_check_interval: int = 60
+    #: ``production`` (default) or ``development`` (allows memory:// keys and vault).
+    environment: str = "production"
+    #: Keys the HMAC signatures of worker-to-worker calls (zoneapp.web.cluster).
+    cluster_secret: Secret | None = field(default=None, repr=False)
+    #: ``host:port`` of the peers this worker may call; empty: any the group advertises.
+    cluster_peers: tuple[str, ...] = ()
+    web_tls: WebTls = field(default_factory=WebTls)
+    #: ``/metrics`` without a key (for a scraper that cannot send one); off by default.
+    metrics_public: bool = False
+    #: API key verifications (hashing) per second per source address, and the burst.
+    auth_rate: int = 5
+    auth_burst: int = 10
+    #: Audited refusals of unauthenticated calls per second per source, and the burst.
+    anonymous_rate: int = 1
+    anonymous_burst: int = 5
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -167,6 +245,25 @@ class Settings:
             ssl_check_hostname=env.get(PREFIX + "SSL_CHECK_HOSTNAME", "true").lower() != "false",
         )
         names = tuple(n.strip() for n in env.get(PREFIX + "BOUNDARIES", "").split(",") if n.strip())
+        environment = env.get(PREFIX + "ENV", "production").strip().lower() or "production"
+        if environment not in ENVIRONMENTS:
+            raise SettingsError(f"{PREFIX}ENV must be one of {', '.join(ENVIRONMENTS)}")
+        cluster_secret = _secret(env, "CLUSTER_SECRET")
+        if cluster_secret is not None and len(cluster_secret.reveal()) < MIN_CLUSTER_SECRET_BYTES:
+            raise SettingsError(
+                f"{PREFIX}CLUSTER_SECRET must be at least {MIN_CLUSTER_SECRET_BYTES} bytes "
+                "(e.g. 64 random hex digits)"
+            )
+        tls = WebTls(
+            certfile=_path(env, "WEB_TLS_CERTFILE"),
+            keyfile=_path(env, "WEB_TLS_KEYFILE"),
+            cafile=_path(env, "WEB_TLS_CAFILE"),
+        )
+        if (tls.certfile is None) != (tls.keyfile is None):
+            raise SettingsError(f"{PREFIX}WEB_TLS_CERTFILE and {PREFIX}WEB_TLS_KEYFILE go together")
+        peers = tuple(
+            p.strip().lower() for p in env.get(PREFIX + "CLUSTER_PEERS", "").split(",") if p.strip()
+        )
         defaults = cls()
         return cls(
             app_id=env.get(PREFIX + "APP_ID", defaults.app_id),
@@ -193,6 +290,15 @@ class Settings:
             violations_keep=_int(env, "VIOLATIONS_KEEP", defaults.violations_keep, 10, 10**7),
             access_rate=_int(env, "ACCESS_RATE", defaults.access_rate, 1, 100_000),
             access_burst=_int(env, "ACCESS_BURST", defaults.access_burst, 1, 100_000),
+            environment=environment,
+            cluster_secret=cluster_secret,
+            cluster_peers=peers,
+            web_tls=tls,
+            metrics_public=_bool(env, "METRICS_PUBLIC", False),
+            auth_rate=_int(env, "AUTH_RATE", defaults.auth_rate, 1, 100_000),
+            auth_burst=_int(env, "AUTH_BURST", defaults.auth_burst, 1, 100_000),
+            anonymous_rate=_int(env, "ANONYMOUS_RATE", defaults.anonymous_rate, 1, 100_000),
+            anonymous_burst=_int(env, "ANONYMOUS_BURST", defaults.anonymous_burst, 1, 100_000),
         )
 
     def broker_urls(self) -> list[str]:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +33,7 @@ from zoneapp.keys.secret import Secret
 
 __all__ = [
     "CIPHERTEXT_PREFIX",
+    "DEVELOPMENT_ONLY",
     "CiphertextHeader",
     "DecryptionError",
     "KeyProvider",
@@ -49,17 +51,37 @@ __all__ = [
     "is_ciphertext",
     "parse_ciphertext_header",
     "validate_zone",
+    "warn_development_backend",
 ]
+
+log = logging.getLogger(__name__)
+
+#: The refusal when a memory back end is selected outside development (keys and vault).
+DEVELOPMENT_ONLY = (
+    "{what} memory:// is for development and tests only (its keys live in this process and "
+    "are gone when it stops); set ZONEAPP_ENV=development to use it, or configure {real}"
+)
+
+
+def warn_development_backend(what: str) -> None:
+    """The loud line every process that runs on a memory back end logs."""
+    log.warning(
+        "!!! DEVELOPMENT ONLY: %s is memory:// (ZONEAPP_ENV=development); nothing it holds "
+        "is protected or survives a restart: never run this in production !!!",
+        what,
+    )
+
 
 _NAMED_STORES: dict[str, MemoryKeyStore] = {}
 _NAMED_STORES_LOCK = threading.Lock()
 
 
-def build_key_provider(url: str, pin: Secret | None) -> KeyProvider:
+def build_key_provider(url: str, pin: Secret | None, *, development: bool = False) -> KeyProvider:
     """Build a provider from configuration.
 
     * ``memory://`` - MemoryKeyProvider on a fresh process-local store;
       ``memory://<name>`` shares one named store per process (several in-process workers).
+      Only with ``development=True`` (``ZONEAPP_ENV=development``), and logged loudly.
     * ``pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp`` - Pkcs11KeyProvider;
       the PIN comes from ``pin`` (e.g. ``Secret.from_env_or_file(...)``), never the URL.
 
@@ -71,6 +93,11 @@ def build_key_provider(url: str, pin: Secret | None) -> KeyProvider:
     if scheme == "memory":
         if parts.path not in ("", "/") or parts.query:
             raise ValueError("memory key provider URL takes no path or query: use memory://[name]")
+        if not development:
+            raise ValueError(
+                DEVELOPMENT_ONLY.format(what="ZONEAPP_KEYS:", real="pkcs11:///path?token=")
+            )
+        warn_development_backend("the key provider (ZONEAPP_KEYS)")
         name = parts.netloc
         if not name:
             return MemoryKeyProvider(pin=pin)

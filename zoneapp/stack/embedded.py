@@ -10,6 +10,7 @@ One ``EmbeddedStack`` owns a work directory and everything started in it:
       softhsm/          softhsm2.conf + tokens/ (the token is recreated on every start)
       pkcs11.pin        random user PIN, mode 0600
       stack.json        the broker address, for `python -m zoneapp.stack tail` (while running)
+      cluster.secret    random secret the stack's workers sign their calls to each other with
       worker/           Faust data dir for a worker on this stack
       demo/             api-keys.yaml: hashed demo API keys, only when ``run`` mints them
                         (zoneapp.stack.demo_keys); deleted at stop
@@ -178,6 +179,10 @@ class EmbeddedStack:
         return self.workdir / "pkcs11.pin"
 
     @property
+    def cluster_secret_file(self) -> Path:
+        return self.workdir / "cluster.secret"
+
+    @property
     def datadir(self) -> Path:
         return self.workdir / "worker"
 
@@ -255,6 +260,7 @@ class EmbeddedStack:
             "ZONEAPP_VAULT": self.vault_url,
             "ZONEAPP_KEYS": self.keys_url,
             "ZONEAPP_PKCS11_PIN_FILE": str(self.pin_file),
+            "ZONEAPP_CLUSTER_SECRET_FILE": str(self.cluster_secret_file),
             "ZONEAPP_POLICY": str(self.policy_path),
             "ZONEAPP_DATADIR": str(self.datadir),
             "ZONEAPP_TOPIC_PARTITIONS": str(self.partitions),
@@ -375,6 +381,12 @@ class EmbeddedStack:
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
         self.pin_file.unlink(missing_ok=True)
         self.state_file.unlink(missing_ok=True)
+        self.cluster_secret_file.unlink(missing_ok=True)
+        fd = os.open(
+            self.cluster_secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_hex(32))
         for sub in ("logs", "redis", "softhsm", "worker"):
             (self.workdir / sub).mkdir(mode=0o700)
 

@@ -58,6 +58,8 @@ class WorkerProcess(ManagedProcess):
         if "ZONEAPP_PKCS11_PIN_FILE" in env and "ZONEAPP_PKCS11_PIN" not in env:
             # A PIN inherited from the caller's shell would win over the stack's PIN file.
             full_env.pop("ZONEAPP_PKCS11_PIN", None)
+        if "ZONEAPP_CLUSTER_SECRET_FILE" in env and "ZONEAPP_CLUSTER_SECRET" not in env:
+            full_env.pop("ZONEAPP_CLUSTER_SECRET", None)
         # Faust buffers nothing itself, but Python would when stderr is a file.
         full_env["PYTHONUNBUFFERED"] = "1"
         super().__init__(name, argv, log_path=log_path, env=full_env, cwd=cwd)

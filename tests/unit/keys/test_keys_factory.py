@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from zoneapp.keys import MemoryKeyProvider, Pkcs11KeyProvider, Secret, build_key_provider
@@ -10,15 +12,15 @@ PIN = Secret("1234-factory")
 
 
 def test_memory() -> None:
-    a = build_key_provider("memory://", None)
-    b = build_key_provider("memory://", None)
+    a = build_key_provider("memory://", None, development=True)
+    b = build_key_provider("memory://", None, development=True)
     assert isinstance(a, MemoryKeyProvider) and isinstance(b, MemoryKeyProvider)
     assert a.store is not b.store  # process-local, private
 
 
 def test_named_memory_store_is_shared() -> None:
-    a = build_key_provider("memory://factory-test", None)
-    b = build_key_provider("memory://factory-test", None)
+    a = build_key_provider("memory://factory-test", None, development=True)
+    b = build_key_provider("memory://factory-test", None, development=True)
     assert isinstance(a, MemoryKeyProvider) and isinstance(b, MemoryKeyProvider)
     assert a.store is b.store
 
@@ -42,6 +44,8 @@ def test_pkcs11() -> None:
         ("pkcs11:?token=zoneapp", PIN, "missing the module path"),
         ("pkcs11:///lib.so?token=zoneapp&slot=1", PIN, "unknown parameters"),
         ("memory://x/y", None, "no path"),
+        ("memory://", None, "ZONEAPP_ENV=development"),
+        ("MEMORY://named", None, "ZONEAPP_ENV=development"),
     ],
 )
 def test_errors(url: str, pin: Secret | None, message: str) -> None:
@@ -53,3 +57,12 @@ def test_pin_in_url_is_refused_without_echo() -> None:
     with pytest.raises(ValueError, match="must not carry a PIN") as info:
         build_key_provider("pkcs11:///lib.so?token=zoneapp&pin-value=99887766", PIN)
     assert "99887766" not in str(info.value)
+
+
+def test_memory_keys_in_development_are_announced_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="zoneapp.keys"):
+        build_key_provider("memory://", None, development=True)
+    assert any(
+        r.levelno == logging.WARNING and "DEVELOPMENT ONLY" in r.getMessage()
+        for r in caplog.records
+    )
