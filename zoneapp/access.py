@@ -12,6 +12,7 @@ hold the value.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +31,8 @@ from zoneapp.transforms.keyed import vault_aad
 from zoneapp.vault import TokenVault
 
 AUDIT_TOPIC = "audit.access"
+#: Longest caller-supplied string an audit event holds as is (tokens, field paths, tenants).
+MAX_AUDITED_CHARS = 256
 
 
 class AccessError(Exception):
@@ -57,18 +60,31 @@ class KafkaAuditSink:
         )
 
 
+def audited(value: Any) -> Any:
+    """A caller-supplied string as the audit records it: as is when short and printable,
+    otherwise ``sha256:<32 hex>:<length>`` (correlatable, bounded, never the text)."""
+    if not isinstance(value, str):
+        return value
+    if len(value) <= MAX_AUDITED_CHARS and value.isprintable():
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"sha256:{digest}:{len(value)}"
+
+
 def audit_event(
     *, who: str, action: str, zone: str | None, outcome: str, **fields: Any
 ) -> dict[str, Any]:
+    """One ``audit.access`` record; every string but the fixed ones goes through
+    :func:`audited`, so no caller can put an unbounded or control-laden string in it."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {
         "id": str(uuid.uuid4()),
         "timestamp": now,
-        "who": who,
+        "who": audited(who),
         "action": action,
-        "zone": zone,
+        "zone": audited(zone),
         "outcome": outcome,
-        **fields,
+        **{k: audited(v) for k, v in fields.items()},
     }
 
 

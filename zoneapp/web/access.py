@@ -11,11 +11,22 @@ ciphertext of another zone; 404 unknown token, or a zone this worker holds no ke
 for; 410 the subject was erased; 422 tampered or malformed input; 429 rate limited
 (per caller, ``ZONEAPP_ACCESS_RATE``/``ZONEAPP_ACCESS_BURST``); 503 HSM, vault or
 audit unavailable.
+
+Unauthenticated calls cannot flood ``audit.access``: each source address has
+``ZONEAPP_ANONYMOUS_RATE``/``ZONEAPP_ANONYMOUS_BURST`` audited refusals (and all sources
+together ten times that); beyond it the answer is 429 and the call is only counted (a
+warning every 30 s with the number). What is audited of an unauthenticated call is
+fixed-size: who (``unknown``), action, the zone only if it is one of the policy's, the
+outcome, the source address and a SHA-256 digest of the query, never a parameter's
+text. Parameters longer than ``MAX_PARAM_CHARS`` are refused before anything else, and
+authenticated callers' parameters go through ``zoneapp.access.audited``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -27,7 +38,7 @@ from zoneapp.access import AUDIT_TOPIC, AccessError, FieldAccess, audit_event
 from zoneapp.keys import KeyProviderError
 from zoneapp.runtime import Runtime
 from zoneapp.vault import VaultUnavailableError
-from zoneapp.web.auth import Principal, Unauthorized
+from zoneapp.web.auth import Principal, RateLimited, Unauthorized
 from zoneapp.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -41,6 +52,9 @@ STATUS = {
     "malformed": 422,
     "unknown_key_version": 422,
 }
+#: Longest parameter accepted (a token, a field path, a ciphertext of a large field).
+MAX_PARAM_CHARS = 65_536
+SUPPRESSED_LOG_INTERVAL = 30.0
 
 
 class FaustAuditSink:
@@ -64,12 +78,21 @@ class AccessViews:
         self,
         app: faust.App,
         runtime: Runtime,
-        authenticate: Callable[[Request], Principal],
+        authenticate: Callable[[Request], Awaitable[Principal]],
     ) -> None:
         self.runtime = runtime
         self.authenticate = authenticate
         self.audit = FaustAuditSink(app)
-        self.limiter = RateLimiter(runtime.settings.access_rate, runtime.settings.access_burst)
+        settings = runtime.settings
+        self.limiter = RateLimiter(settings.access_rate, settings.access_burst)
+        self.anonymous = RateLimiter(settings.anonymous_rate, settings.anonymous_burst)
+        self.anonymous_all = RateLimiter(
+            10 * settings.anonymous_rate, 10 * settings.anonymous_burst
+        )
+        self.zones = set(runtime.policy.zones) if runtime.policy is not None else set()
+        self.suppressed = 0
+        self._suppressed_logged = 0
+        self._suppressed_at = 0.0
 
     async def params(self, request: Request) -> dict[str, str]:
         values: dict[str, str] = dict(request.query)
@@ -81,6 +104,8 @@ class AccessViews:
             if not isinstance(body, dict):
                 raise AccessError("malformed", "the body must be a JSON object")
             values.update({k: v for k, v in body.items() if isinstance(v, str)})
+        if any(len(v) > MAX_PARAM_CHARS for v in values.values()):
+            raise AccessError("malformed", f"a parameter is longer than {MAX_PARAM_CHARS}")
         return values
 
     async def handle(
@@ -95,10 +120,13 @@ class AccessViews:
         params: dict[str, str] = {}
         zone: str | None = None
         try:
+            try:
+                principal = await self.authenticate(request)
+            except (Unauthorized, RateLimited) as exc:
+                return await self._refuse_anonymous(view, request, action, exc)
+            who = principal.name
             params = await self.params(request)
             zone = params.get("zone")
-            principal = self.authenticate(request)
-            who = principal.name
             missing = [p for p in required if not params.get(p)]
             if missing:
                 raise AccessError("malformed", f"missing parameter(s): {', '.join(missing)}")
@@ -128,16 +156,6 @@ class AccessViews:
             await self.runtime.open_keys()
             access = FieldAccess(zone, self.runtime.keyring, self.runtime.vault, self.audit)
             value = await call(access, who, params)
-        except Unauthorized as exc:
-            try:
-                await self._audit(who, action, zone, "refused:unauthorized", params)
-            except Exception:
-                return self._unavailable(view, "audit")
-            return view.json(
-                {"error": "unauthorized", "detail": str(exc)},
-                status=401,
-                headers={**HEADERS, "WWW-Authenticate": 'Bearer realm="zoneapp"'},
-            )
         except AccessError as exc:
             # FieldAccess audits its own refusals; parameter errors are audited here.
             if exc.reason == "malformed" and not params.get("ciphertext"):
@@ -158,6 +176,57 @@ class AccessViews:
             return self._unavailable(view, "audit")
         return view.json({"value": value.decode("utf-8", errors="replace")}, headers=HEADERS)
 
+    async def _refuse_anonymous(
+        self, view: View, request: Request, action: str, exc: Exception
+    ) -> Response:
+        """401 (or 429) for a caller without a valid key: audited within the anonymous
+        budget, with nothing the caller chose but a digest (module docstring)."""
+        source = str(getattr(request, "remote", None) or "unknown")
+        if not (self.anonymous.allow(source) and self.anonymous_all.allow("*")):
+            self._count_suppressed()
+            return view.json(
+                {"error": "rate limited"}, status=429, headers={**HEADERS, "Retry-After": "1"}
+            )
+        zone = request.query.get("zone")
+        query = str(getattr(request, "query_string", "") or "")
+        outcome = "refused:rate_limited" if isinstance(exc, RateLimited) else "refused:unauthorized"
+        try:
+            await self.audit.write(
+                audit_event(
+                    who="unknown",
+                    action=action,
+                    zone=zone if zone in self.zones else None,
+                    outcome=outcome,
+                    source=source[:64],
+                    request_sha256=hashlib.sha256(query.encode()).hexdigest()[:32],
+                )
+            )
+        except Exception:
+            return self._unavailable(view, "audit")
+        if isinstance(exc, RateLimited):
+            return view.json(
+                {"error": "rate limited"},
+                status=429,
+                headers={**HEADERS, "Retry-After": str(round(exc.retry_after))},
+            )
+        return view.json(
+            {"error": "unauthorized", "detail": str(exc)},
+            status=401,
+            headers={**HEADERS, "WWW-Authenticate": 'Bearer realm="zoneapp"'},
+        )
+
+    def _count_suppressed(self) -> None:
+        self.suppressed += 1
+        now = time.monotonic()
+        if now - self._suppressed_at >= SUPPRESSED_LOG_INTERVAL:
+            log.warning(
+                "web: %d unauthenticated detokenize/decrypt call(s) refused without audit "
+                "(over ZONEAPP_ANONYMOUS_RATE) in the last %.0f s",
+                self.suppressed - self._suppressed_logged,
+                SUPPRESSED_LOG_INTERVAL,
+            )
+            self._suppressed_at, self._suppressed_logged = now, self.suppressed
+
     def _unavailable(self, view: View, what: str) -> Response:
         return view.json({"error": f"{what} unavailable"}, status=503, headers=HEADERS)
 
@@ -171,7 +240,7 @@ class AccessViews:
 
 
 def register_access_views(
-    app: faust.App, runtime: Runtime, authenticate: Callable[[Request], Principal]
+    app: faust.App, runtime: Runtime, authenticate: Callable[[Request], Awaitable[Principal]]
 ) -> AccessViews:
     views = AccessViews(app, runtime, authenticate)
 

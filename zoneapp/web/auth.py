@@ -20,10 +20,22 @@ Roles:
 A presented key is compared with every configured hash in constant time; a key that
 verified once is remembered by a per-process keyed digest, so scrypt runs once per key
 and process. Keys never reach a log line: only the entry's ``name`` does.
+
+Hashing is the expensive step (about 45 ms of CPU per scrypt entry), so an unknown key
+must not be a way to burn the worker's CPU (:class:`Authenticator`):
+
+* a key that verified is answered from the good-key cache; a key that failed is
+  remembered in a *separate*, bounded negative cache, so bogus keys never evict good ones;
+* everything else is hashed only if the source address still has budget
+  (``ZONEAPP_AUTH_RATE``/``ZONEAPP_AUTH_BURST``), checked *before* hashing, and only while
+  fewer than ``MAX_PENDING`` verifications wait: otherwise 429 without hashing;
+* the hashing runs on one dedicated thread (scrypt releases the GIL), never on the event
+  loop that runs the boundary agents, and at most one core's worth at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -33,12 +45,15 @@ import os
 import secrets
 import sys
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from zoneapp.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +64,10 @@ OFFICER = "officer"
 #: scrypt cost: about 30 ms per hash on this machine's class of CPU.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _CACHE_SIZE = 1024
+#: Failed keys remembered (separately from good ones): a repeated bogus key costs no hash.
+_NEGATIVE_CACHE_SIZE = 4096
+#: Verifications allowed to wait for the hashing thread before callers get 429.
+MAX_PENDING = 8
 # Per-process key for the verified-key cache: the cache never holds a key or a
 # digest that is comparable outside this process.
 _CACHE_KEY = os.urandom(32)
@@ -60,6 +79,14 @@ class AuthConfigError(ValueError):
 
 class Unauthorized(Exception):
     """No key, or a key that matches no entry: HTTP 401."""
+
+
+class RateLimited(Exception):
+    """Too many key verifications from one source, or in all: HTTP 429, nothing hashed."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many authentication attempts")
+        self.retry_after = retry_after
 
 
 class Forbidden(Exception):
@@ -177,7 +204,10 @@ class ApiKeys:
         if len(set(names)) != len(names):
             raise AuthConfigError("API key names must be unique")
         self.entries = tuple(entries)
-        self._verified: OrderedDict[bytes, KeyEntry | None] = OrderedDict()
+        self._good: OrderedDict[bytes, KeyEntry] = OrderedDict()
+        self._bad: OrderedDict[bytes, None] = OrderedDict()
+        #: How many times a presented key was hashed against the entries (for tests, ops).
+        self.verifications = 0
 
     def __repr__(self) -> str:
         return f"ApiKeys({len(self.entries)} keys)"
@@ -217,31 +247,120 @@ class ApiKeys:
             raise AuthConfigError(f"API keys file {path}: not valid YAML/JSON ({exc})") from None
         return cls.from_mapping(data)
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """The caller behind an ``Authorization: Bearer <key>`` header, or Unauthorized."""
+    @staticmethod
+    def bearer(authorization: str | None) -> bytes:
+        """The key of an ``Authorization: Bearer <key>`` header, or Unauthorized."""
         if not authorization:
             raise Unauthorized("missing bearer key")
         scheme, _, key = authorization.strip().partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             raise Unauthorized("not a bearer key")
-        raw = key.encode()
-        marker = hmac.new(_CACHE_KEY, raw, hashlib.sha256).digest()
-        if marker in self._verified:
-            entry = self._verified[marker]
-            self._verified.move_to_end(marker)
+        return key.encode()
+
+    @staticmethod
+    def marker(raw: bytes) -> bytes:
+        return hmac.new(_CACHE_KEY, raw, hashlib.sha256).digest()
+
+    def cached(self, marker: bytes) -> Principal | None:
+        """The principal of a key that verified before; Unauthorized for one that failed;
+        None when the key is new (it must be hashed)."""
+        entry = self._good.get(marker)
+        if entry is not None:
+            self._good.move_to_end(marker)
+            return Principal(entry.name, entry.roles)
+        if marker in self._bad:
+            self._bad.move_to_end(marker)
+            raise Unauthorized("unknown key")
+        return None
+
+    def verify(self, raw: bytes) -> KeyEntry | None:
+        """Hash ``raw`` against every entry (no early exit: timing does not tell which)."""
+        entry = None
+        for candidate in self.entries:
+            if candidate.verify(raw) and entry is None:
+                entry = candidate
+        return entry
+
+    def remember(self, marker: bytes, entry: KeyEntry | None) -> None:
+        self.verifications += 1
+        if entry is None:
+            self._bad[marker] = None
+            if len(self._bad) > _NEGATIVE_CACHE_SIZE:
+                self._bad.popitem(last=False)
         else:
-            entry = None
-            # Check every entry (no early exit), so timing does not tell which one matched.
-            for candidate in self.entries:
-                if candidate.verify(raw) and entry is None:
-                    entry = candidate
-            self._verified[marker] = entry
-            if len(self._verified) > _CACHE_SIZE:
-                self._verified.popitem(last=False)
+            self._good[marker] = entry
+            if len(self._good) > _CACHE_SIZE:
+                self._good.popitem(last=False)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller behind an ``Authorization: Bearer <key>`` header, or Unauthorized.
+
+        Synchronous, with no rate limit: for tools and tests. Web views use
+        :class:`Authenticator`, which hashes off the event loop.
+        """
+        raw = self.bearer(authorization)
+        marker = self.marker(raw)
+        known = self.cached(marker)
+        if known is not None:
+            return known
+        entry = self.verify(raw)
+        self.remember(marker, entry)
         if entry is None:
             raise Unauthorized("unknown key")
         return Principal(entry.name, entry.roles)
+
+
+class Authenticator:
+    """Authenticates web requests without letting unknown keys cost the event loop (above)."""
+
+    def __init__(
+        self,
+        keys: Callable[[], ApiKeys | None],
+        *,
+        rate: float,
+        burst: int,
+        max_pending: int = MAX_PENDING,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._keys = keys
+        self.limiter = (
+            RateLimiter(rate, burst) if clock is None else RateLimiter(rate, burst, clock=clock)
+        )
+        self.max_pending = max_pending
+        self._pending = 0
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def authenticate(self, authorization: str | None, source: str) -> Principal:
+        keys = self._keys()
+        if keys is None:
+            raise Unauthorized("no API keys configured")
+        raw = keys.bearer(authorization)
+        marker = keys.marker(raw)
+        known = keys.cached(marker)
+        if known is not None:
+            return known
+        if self._pending >= self.max_pending:
+            raise RateLimited(1.0)
+        if not self.limiter.allow(source):
+            raise RateLimited(max(1.0, self.limiter.retry_after(source)))
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="zoneapp-auth")
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            entry = await loop.run_in_executor(self._executor, keys.verify, raw)
+        finally:
+            self._pending -= 1
+        keys.remember(marker, entry)
+        if entry is None:
+            raise Unauthorized("unknown key")
+        return Principal(entry.name, entry.roles)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 def _main(argv: Iterable[str]) -> int:

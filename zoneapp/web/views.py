@@ -1,9 +1,13 @@
 """The operators' views on Faust's web server (see README "Operators' views").
 
-Every endpoint but ``/health*``, ``/metrics``, the static page and ``/openapi.json``
-needs a bearer API key (``zoneapp.web.auth``). Statistics and violations are
-gathered from every worker (``zoneapp.web.cluster``), a single violation is found
-with ``table_route``, so any worker answers the same.
+Every endpoint but ``/health*``, the static page and ``/openapi.json`` needs a bearer API
+key (``zoneapp.web.auth``); ``/metrics`` too (viewer), unless ``ZONEAPP_METRICS_PUBLIC``
+opens it for a scraper that cannot send one: its counters (suppressed fields, detector
+hits) are driven by what restricted producers write, a channel out of the restricted
+zone to whoever can read them. Statistics and violations are gathered from every worker,
+and a single violation is fetched from the worker owning its partition, with signed
+worker-to-worker calls (``zoneapp.web.cluster``) that never carry the caller's key; the
+internal ``/_cluster/*`` endpoints answer signed calls only.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
 from faust.web import Request, Response, View
@@ -29,8 +34,17 @@ from zoneapp.tables.violations import MAX_PAGE, ViolationsTable
 from zoneapp.vault import VaultUnavailableError
 from zoneapp.web import metrics, openapi
 from zoneapp.web.access import register_access_views
-from zoneapp.web.auth import ApiKeys, AuthConfigError, Forbidden, Principal, Unauthorized
-from zoneapp.web.cluster import gather
+from zoneapp.web.auth import (
+    ApiKeys,
+    AuthConfigError,
+    Authenticator,
+    Forbidden,
+    Principal,
+    RateLimited,
+    Unauthorized,
+)
+from zoneapp.web.cluster import HEADER as CLUSTER_HEADER
+from zoneapp.web.cluster import Cluster, ClusterAuthError
 from zoneapp.web.tokens import TokenDirectory
 
 log = logging.getLogger(__name__)
@@ -55,6 +69,11 @@ HEALTH_TIMEOUT = 3.0
 
 class BadRequest(Exception):
     pass
+
+
+def source_of(request: Request) -> str:
+    """The peer address of the connection (behind a proxy: the proxy's)."""
+    return str(getattr(request, "remote", None) or "unknown")
 
 
 def _iso(epoch: float) -> str:
@@ -144,6 +163,12 @@ class WebContext:
         self.tokens = TokenDirectory(
             lambda: runtime.vault, runtime.policy, runtime.settings.vault_url
         )
+        self.cluster = Cluster.of_app(app, runtime.settings)
+        self.gate = Authenticator(
+            self._loaded_keys,
+            rate=runtime.settings.auth_rate,
+            burst=runtime.settings.auth_burst,
+        )
 
     def load_keys(self) -> None:
         try:
@@ -152,17 +177,21 @@ class WebContext:
         except AuthConfigError as exc:
             self.keys, self.keys_error = None, str(exc)
 
-    def authenticate(self, request: Request) -> Principal:
+    def _loaded_keys(self) -> ApiKeys | None:
         if self.keys is None:
             self.load_keys()
-        if self.keys is None:
-            raise Unauthorized("no API keys configured")
-        return self.keys.authenticate(request.headers.get("Authorization"))
+        return self.keys
+
+    async def authenticate(self, request: Request) -> Principal:
+        """Unauthorized, RateLimited (before any hashing) or the caller (zoneapp.web.auth)."""
+        return await self.gate.authenticate(
+            request.headers.get("Authorization"), source_of(request)
+        )
 
     # -- statistics ----------------------------------------------------------------
 
     async def cluster_rows(self) -> tuple[list[Mapping[str, Any]], list[str]]:
-        bodies, missing = await gather(self.app, "/_cluster/stats")
+        bodies, missing = await self.cluster.gather("/_cluster/stats")
         remote = [row for body in bodies for row in body.get("rows", [])]
         return merge_rows(self.stats.local_rows(), remote), missing
 
@@ -215,22 +244,16 @@ class WebContext:
         }
 
     def _peer_count(self) -> int:
-        from zoneapp.web.cluster import peer_urls
-
-        return len(peer_urls(self.app))
+        return self.cluster.advertised_count()
 
     # -- violations ----------------------------------------------------------------
 
-    async def query_violations(
-        self, query: Mapping[str, str], authorization: str | None
-    ) -> dict[str, Any]:
+    async def query_violations(self, query: Mapping[str, str]) -> dict[str, Any]:
         limit, filters = violation_filters(query)
         local = self.violations.local_query(limit + 1, **filters) if self.violations else []
         params = {k: v for k, v in query.items() if k != "limit"}
         params["limit"] = str(min(MAX_PAGE, limit + 1))
-        bodies, missing = await gather(
-            self.app, "/_cluster/violations", params=params, authorization=authorization
-        )
+        bodies, missing = await self.cluster.gather("/_cluster/violations", params)
         seen: dict[str, Mapping[str, Any]] = {str(e.get("id")): e for e in local}
         for body in bodies:
             for e in body.get("items", []):
@@ -317,6 +340,8 @@ def register_web(app: faust.App, runtime: Runtime) -> Callable[..., None] | None
         async def on_stop(self) -> None:
             stats.flush()
             await ctx.tokens.close()
+            await ctx.cluster.close()
+            ctx.gate.close()
 
     class Protected(View):
         """A view that needs a bearer key; 401/403/400 as JSON."""
@@ -344,9 +369,15 @@ def register_web(app: faust.App, runtime: Runtime) -> Callable[..., None] | None
             handler: Callable[[Principal], Awaitable[Response]],
         ) -> Response:
             try:
-                principal = ctx.authenticate(request)
+                principal = await ctx.authenticate(request)
             except Unauthorized as exc:
                 return self.unauthorized(str(exc))
+            except RateLimited as exc:
+                return self.json(
+                    {"error": "rate limited", "detail": str(exc)},
+                    status=429,
+                    headers={**SECURITY_HEADERS, "Retry-After": str(round(exc.retry_after))},
+                )
             if not allowed(principal):
                 return self.forbidden(f"needs the {role} role")
             try:
@@ -359,6 +390,31 @@ def register_web(app: faust.App, runtime: Runtime) -> Callable[..., None] | None
                 )
             except Forbidden as exc:
                 return self.forbidden(str(exc))
+
+    class Internal(View):
+        """Worker-to-worker endpoints: signed calls only, signed replies (zoneapp.web.cluster)."""
+
+        async def signed(
+            self, request: Request, answer: Callable[[], Awaitable[tuple[int, Any]]]
+        ) -> Response:
+            try:
+                nonce = ctx.cluster.verify(request)
+            except ClusterAuthError as exc:
+                return self.json(
+                    {"error": "unauthorized", "detail": f"worker calls only ({exc})"},
+                    status=401,
+                    headers=SECURITY_HEADERS,
+                )
+            status, value = await answer()
+            body = orjson.dumps(value)
+            assert ctx.cluster.signer is not None
+            signature = ctx.cluster.signer.sign_response(nonce, status, body)
+            return self.bytes(
+                body,
+                content_type="application/json",
+                status=status,
+                headers={**SECURITY_HEADERS, CLUSTER_HEADER: signature},
+            )
 
     def may_view_stats(p: Principal) -> bool:
         return p.may_view_stats()
@@ -411,21 +467,31 @@ def register_web(app: faust.App, runtime: Runtime) -> Callable[..., None] | None
             return await self.guarded(request, may_view_stats, "viewer", run)
 
     @app.page("/_cluster/stats", name="zoneapp.cluster.stats")
-    class ClusterStats(View):
-        """This worker's rows (counts only: the same numbers /metrics serves publicly)."""
+    class ClusterStats(Internal):
+        """This worker's rows, for the worker that asks (signed calls only)."""
 
         async def get(self, request: Request) -> Response:
-            return self.json({"rows": stats.local_rows()}, headers=SECURITY_HEADERS)
+            async def answer() -> tuple[int, Any]:
+                return 200, {"rows": stats.local_rows()}
+
+            return await self.signed(request, answer)
 
     @app.page("/metrics", name="zoneapp.metrics")
-    class Metrics(View):
+    class Metrics(Protected):
+        """Viewer key needed, unless ZONEAPP_METRICS_PUBLIC (see the module docstring)."""
+
         async def get(self, request: Request) -> Response:
-            rows, _ = await ctx.cluster_rows()
-            return self.text(
-                metrics.render(rows),
-                content_type="text/plain; version=0.0.4",
-                headers=dict(SECURITY_HEADERS),
-            )
+            async def run(_: Principal | None = None) -> Response:
+                rows, _missing = await ctx.cluster_rows()
+                return self.text(
+                    metrics.render(rows),
+                    content_type="text/plain; version=0.0.4",
+                    headers=dict(SECURITY_HEADERS),
+                )
+
+            if runtime.settings.metrics_public:
+                return await run()
+            return await self.guarded(request, may_view_stats, "viewer", run)
 
     # -- violations --------------------------------------------------------------------
 
@@ -433,40 +499,70 @@ def register_web(app: faust.App, runtime: Runtime) -> Callable[..., None] | None
     class Violations(Protected):
         async def get(self, request: Request) -> Response:
             async def run(_: Principal) -> Response:
-                auth = request.headers.get("Authorization")
-                return self.ok(await ctx.query_violations(request.query, auth))
+                return self.ok(await ctx.query_violations(request.query))
 
             return await self.guarded(request, may_view_violations, "analyst", run)
 
     @app.page("/_cluster/violations", name="zoneapp.cluster.violations")
-    class ClusterViolations(Protected):
+    class ClusterViolations(Internal):
         async def get(self, request: Request) -> Response:
-            async def run(_: Principal) -> Response:
-                limit, filters = violation_filters(request.query)
+            async def answer() -> tuple[int, Any]:
+                try:
+                    limit, filters = violation_filters(request.query)
+                except BadRequest as exc:
+                    return 400, {"error": "bad request", "detail": str(exc)}
                 items = violations.local_query(limit, **filters) if violations else []
-                return self.ok({"items": items})
+                return 200, {"items": items}
 
-            return await self.guarded(request, may_view_violations, "analyst", run)
+            return await self.signed(request, answer)
 
     if violations is not None:
         table = violations.table
+        no_such = {"error": "no such violation"}
+
+        @app.page("/_cluster/violations/{id}", name="zoneapp.cluster.violation")
+        class ClusterViolation(Internal):
+            async def get(self, request: Request, id: str) -> Response:
+                async def answer() -> tuple[int, Any]:
+                    event = violations.get(id)
+                    return (404, no_such) if event is None else (200, event)
+
+                return await self.signed(request, answer)
 
         @app.page("/violations/{id}", name="zoneapp.violation")
         class Violation(Protected):
+            """Answered by the worker owning the event's partition, through a signed call
+            (in place of Faust's ``table_route``, which forwards the caller's headers)."""
+
             async def get(self, request: Request, id: str) -> Response:
                 async def run(_: Principal) -> Response:
-                    return await self.routed(request)
+                    try:
+                        owner = str(app.router.key_store(table.name, id)).rstrip("/")
+                    except KeyError:
+                        owner = None
+                    if owner is None or Cluster.same_worker(owner, ctx.cluster.own_url):
+                        event = violations.get(id)
+                        if event is None:
+                            return self.json(no_such, status=404, headers=SECURITY_HEADERS)
+                        return self.ok(event)
+                    if owner not in ctx.cluster.peer_urls():
+                        return self.unavailable()
+                    try:
+                        status, body = await ctx.cluster.get(owner, f"/_cluster/violations/{id}")
+                    except (ClusterAuthError, aiohttp.ClientError, TimeoutError, ValueError):
+                        return self.unavailable()
+                    if status not in (200, 404):
+                        return self.unavailable()
+                    return self.json(body, status=status, headers=SECURITY_HEADERS)
 
                 return await self.guarded(request, may_view_violations, "analyst", run)
 
-            @app.table_route(table=table, match_info="id")  # type: ignore[arg-type]
-            async def routed(self, request: Request, **kwargs: Any) -> Response:
-                event = violations.get(request.match_info["id"])
-                if event is None:
-                    return self.json(
-                        {"error": "no such violation"}, status=404, headers=SECURITY_HEADERS
-                    )
-                return self.ok(event)
+            def unavailable(self) -> Response:
+                return self.json(
+                    {"error": "the worker owning this violation did not answer"},
+                    status=503,
+                    headers=SECURITY_HEADERS,
+                )
 
     # -- tokens ------------------------------------------------------------------------
 

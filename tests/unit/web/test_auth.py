@@ -11,7 +11,9 @@ import pytest
 from zoneapp.web.auth import (
     ApiKeys,
     AuthConfigError,
+    Authenticator,
     Principal,
+    RateLimited,
     Role,
     Unauthorized,
     hash_key,
@@ -110,3 +112,96 @@ def test_hash_command_reads_stdin_and_prints_a_verifiable_hash() -> None:
     assert line.startswith("scrypt$") and KEY not in out.stdout + out.stderr
     keys = keys_with({"name": "cli", "hash": line, "roles": ["viewer"]})
     assert keys.authenticate(f"Bearer {KEY}").name == "cli"
+
+
+# -- authentication cost (issue 8, item 5) ---------------------------------------------------
+
+
+def sha256_entry(name: str, key: str, roles: list[str]) -> dict[str, object]:
+    import hashlib
+
+    return {"name": name, "sha256": hashlib.sha256(key.encode()).hexdigest(), "roles": roles}
+
+
+def test_bogus_keys_never_evict_a_good_key() -> None:
+    keys = keys_with(sha256_entry("ops", KEY, ["viewer"]))
+    assert keys.authenticate(f"Bearer {KEY}").name == "ops"
+    for i in range(3000):
+        with pytest.raises(Unauthorized):
+            keys.authenticate(f"Bearer zk_bogus-{i:06d}")
+    hashed = keys.verifications
+    assert hashed == 3001
+    assert keys.authenticate(f"Bearer {KEY}").name == "ops"
+    assert keys.verifications == hashed  # answered from the good-key cache, not hashed again
+
+
+async def test_sources_are_limited_before_hashing() -> None:
+    keys = keys_with(sha256_entry("ops", KEY, ["viewer"]))
+    gate = Authenticator(lambda: keys, rate=1, burst=2, clock=lambda: 0.0)
+    assert (await gate.authenticate(f"Bearer {KEY}", "10.0.0.1")).name == "ops"
+    with pytest.raises(Unauthorized):
+        await gate.authenticate("Bearer zk_bogus-1", "10.0.0.1")
+    with pytest.raises(RateLimited) as limited:
+        await gate.authenticate("Bearer zk_bogus-2", "10.0.0.1")
+    assert limited.value.retry_after >= 1.0
+    assert keys.verifications == 2  # the third key was never hashed
+    # The same bogus key again is refused from the negative cache, without budget.
+    with pytest.raises(Unauthorized):
+        await gate.authenticate("Bearer zk_bogus-1", "10.0.0.1")
+    # A key that verified before still works from the limited source; other sources hash.
+    assert (await gate.authenticate(f"Bearer {KEY}", "10.0.0.1")).name == "ops"
+    with pytest.raises(Unauthorized):
+        await gate.authenticate("Bearer zk_bogus-3", "10.0.0.2")
+    assert keys.verifications == 3
+    gate.close()
+
+
+async def test_key_hashing_never_blocks_the_event_loop() -> None:
+    """Three scrypt entries at full cost; fresh bogus keys from several sources at once."""
+    import asyncio
+    import time
+
+    entries: list[dict[str, object]] = [
+        {"name": f"k{i}", "hash": hash_key(f"{KEY}-{i}"), "roles": ["viewer"]} for i in range(3)
+    ]
+    keys = keys_with(*entries)
+    started = time.perf_counter()
+    with pytest.raises(Unauthorized):
+        keys.authenticate("Bearer zk_bogus-sync")
+    blocking = time.perf_counter() - started  # what today's event loop would lose per key
+    gate = Authenticator(lambda: keys, rate=10, burst=10)
+    worst = 0.0
+    done = False
+
+    async def heartbeat() -> None:
+        nonlocal worst
+        while not done:
+            t = time.perf_counter()
+            await asyncio.sleep(0.002)
+            worst = max(worst, time.perf_counter() - t)
+
+    beat = asyncio.create_task(heartbeat())
+    results = await asyncio.gather(
+        *(gate.authenticate(f"Bearer zk_bogus-{i}", f"10.0.0.{i}") for i in range(4)),
+        return_exceptions=True,
+    )
+    done = True
+    await beat
+    gate.close()
+    assert all(isinstance(r, Unauthorized) for r in results)
+    assert blocking > 0.06
+    assert worst < blocking / 2, (worst, blocking)
+
+
+async def test_waiting_verifications_are_bounded() -> None:
+    import asyncio
+
+    keys = keys_with({"name": "k", "hash": hash_key(KEY), "roles": ["viewer"]})
+    gate = Authenticator(lambda: keys, rate=100, burst=100, max_pending=2)
+    results = await asyncio.gather(
+        *(gate.authenticate(f"Bearer zk_bogus-{i}", f"10.1.0.{i}") for i in range(6)),
+        return_exceptions=True,
+    )
+    gate.close()
+    assert sum(isinstance(r, RateLimited) for r in results) == 4
+    assert keys.verifications == 2
