@@ -36,6 +36,9 @@ class ZoneApp(faust.App):
             log.error("zoneapp cannot start: %s", self.runtime.policy_error)
             print(f"zoneapp cannot start: {self.runtime.policy_error}", file=sys.stderr, flush=True)
             raise SystemExit(2)
+        if self.runtime.settings.web_tls.enabled:
+            # `faust worker --web-port/--web-host` rebuild the canonical URL as http://.
+            self.conf.canonical_url = f"https://{self.conf.web_host}:{self.conf.web_port}"  # type: ignore[assignment]
         await super().on_first_start()
 
 
@@ -59,6 +62,20 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         runtime.policy, runtime.policy_error = None, settings_error
     # Faust creates only the last level of its data directory.
     Path(settings.datadir).mkdir(parents=True, exist_ok=True)
+    web_host = settings.web_host or _advertised_host(settings.web_bind)
+    web_tls: dict[str, object] = {}
+    if settings.web_tls.enabled and settings_error is None:
+        try:
+            # HTTPS: the server's certificate and key come from files named by settings;
+            # the canonical URL (what peers are told) says https, so workers call each
+            # other over TLS too (zoneapp.web.cluster verifies their certificates).
+            web_tls = {
+                "web_ssl_context": settings.web_tls.server_context(),
+                "canonical_url": f"https://{web_host}:{settings.web_port}",
+            }
+        except (OSError, ssl.SSLError) as exc:
+            runtime.policy = None
+            runtime.policy_error = f"bad settings: ZONEAPP_WEB_TLS_*: {type(exc).__name__}: {exc}"
     app = ZoneApp(
         settings.app_id,
         broker=settings.broker,
@@ -86,7 +103,8 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         web_stats_enabled=False,
         web_metrics_enabled=False,
         # The URL other workers use to reach this one (table_route, gathering stats).
-        web_host=settings.web_host or _advertised_host(settings.web_bind),
+        web_host=web_host,
+        **web_tls,  # type: ignore[arg-type]
         datadir=settings.datadir,
         store="memory://",
         autodiscover=False,
@@ -101,6 +119,16 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
 
         async def on_start(self) -> None:
             assert runtime.policy is not None
+            if runtime.settings.development:
+                log.warning("!!! ZONEAPP_ENV=development: memory:// back ends are allowed !!!")
+            log.info(
+                "web: %s on %s:%d; cluster secret %s; /metrics %s",
+                runtime.settings.web_tls.scheme,
+                runtime.settings.web_bind,
+                runtime.settings.web_port,
+                "set" if runtime.settings.cluster_secret is not None else "NOT set",
+                "public" if runtime.settings.metrics_public else "needs a viewer key",
+            )
             log.info(
                 "zoneapp: policy %s version %s (sha256 %s); boundaries: %s; keys for zones: %s",
                 runtime.settings.policy_path,
