@@ -73,6 +73,8 @@ def start_worker(
             "ZONEAPP_API_KEYS_FILE": str(keys_file),
             "ZONEAPP_STATS_FLUSH_MS": "500",
             "ZONEAPP_APP_ID": app_id,
+            # This module scrapes /metrics without a key: the documented opt-out.
+            "ZONEAPP_METRICS_PUBLIC": "true",
         }
         worker = spawn_worker(web_stack, logs, f"web-worker-{next(counter)}", env, wait=wait)
         started.append(worker)

@@ -399,3 +399,60 @@ def test_deploy_yaml_has_no_tabs_and_parses(path: str) -> None:
     text = (DEPLOY / path).read_text(encoding="utf-8")
     assert "\t" not in text
     assert isinstance(yaml.safe_load(text), dict)
+
+
+# -- the HTTP API: HTTPS, API keys, signed peer calls, a scraper with a key ------------------
+
+
+def secret_file(compose: dict[str, Any], service: dict[str, Any], path: str) -> str:
+    """The host file (under deploy/) behind ``/run/secrets/<name>``, which must be mounted."""
+    target = PurePosixPath(path)
+    assert target.parent == PurePosixPath("/run/secrets"), path
+    assert target.name in service.get("secrets", []), f"secret {target.name} not mounted"
+    return str(compose["secrets"][target.name]["file"])
+
+
+def test_workers_serve_https_with_their_own_certificate(
+    compose: dict[str, Any], services: Services
+) -> None:
+    certs: set[str] = set()
+    for name, worker in workers(services).items():
+        env = env_of(worker)
+        cert = secret_file(compose, worker, env["ZONEAPP_WEB_TLS_CERTFILE"])
+        secret_file(compose, worker, env["ZONEAPP_WEB_TLS_KEYFILE"])
+        secret_file(compose, worker, env["ZONEAPP_WEB_TLS_CAFILE"])
+        assert name in cert, f"{name}: {cert} is not its certificate"
+        certs.add(cert)
+        check = " ".join(worker["healthcheck"]["test"])
+        assert "https://" in check and "ZONEAPP_WEB_TLS_CAFILE" in check, name
+    assert len(certs) == len(workers(services))
+
+
+def test_workers_sign_peer_calls_and_call_only_listed_peers(
+    compose: dict[str, Any], services: Services
+) -> None:
+    addresses = {
+        f"{env_of(w)['ZONEAPP_WEB_HOST']}:{env_of(w)['ZONEAPP_WEB_PORT']}"
+        for w in workers(services).values()
+    }
+    for name, worker in workers(services).items():
+        env = env_of(worker)
+        secret_file(compose, worker, env["ZONEAPP_CLUSTER_SECRET_FILE"])
+        secret_file(compose, worker, env["ZONEAPP_API_KEYS_FILE"])
+        assert set(env["ZONEAPP_CLUSTER_PEERS"].split(",")) == addresses, name
+        assert "ZONEAPP_METRICS_PUBLIC" not in env, f"{name}: /metrics must need a key"
+        assert "ZONEAPP_ENV" not in env, f"{name}: production settings only"
+
+
+def test_prometheus_scrapes_over_https_with_a_key(
+    compose: dict[str, Any], services: Services
+) -> None:
+    job, _ = prometheus_targets()
+    prometheus = services["prometheus"]
+    assert job["scheme"] == "https"
+    ca = secret_file(compose, prometheus, job["tls_config"]["ca_file"])
+    assert job["authorization"]["type"] == "Bearer"
+    secret_file(compose, prometheus, job["authorization"]["credentials_file"])
+    for name, worker in workers(services).items():
+        worker_ca = secret_file(compose, worker, env_of(worker)["ZONEAPP_WEB_TLS_CAFILE"])
+        assert worker_ca == ca, name

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -306,3 +309,78 @@ async def test_redis_starts_with_aof_and_the_secret_password(tmp_path: Path, acl
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# -- make-secrets.sh: the certificates, keys and API keys compose mounts ----------------------
+
+
+def tls_handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> bool:
+    """A real TLS handshake on loopback: the client verifies the server as ``hostname``."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with (
+                contextlib.suppress(ssl.SSLError, OSError),
+                server.wrap_socket(conn, server_side=True) as tls,
+            ):
+                tls.sendall(b"ok")
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port)) as raw,
+                client.wrap_socket(raw, server_hostname=hostname) as tls,
+            ):
+                return tls.recv(2) == b"ok"
+        finally:
+            thread.join(5)
+
+
+def test_make_secrets_creates_what_compose_mounts_and_it_works(tmp_path: Path) -> None:
+    import hashlib
+
+    import yaml
+
+    from zoneapp.settings import Settings
+    from zoneapp.web.auth import ApiKeys
+
+    script = tmp_path / "make-secrets.sh"
+    shutil.copy(DEPLOY / "make-secrets.sh", script)
+    subprocess.run(["sh", str(script)], check=True, capture_output=True)
+    secrets = tmp_path / "secrets"
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    for name, spec in compose["secrets"].items():
+        assert (tmp_path / spec["file"]).is_file(), f"{name}: {spec['file']} not created"
+    before = {p.name: p.read_bytes() for p in secrets.iterdir()}
+    again = subprocess.run(["sh", str(script)], check=True, capture_output=True, text=True)
+    assert "created" not in again.stdout
+    assert {p.name: p.read_bytes() for p in secrets.iterdir()} == before  # kept
+
+    # The metrics key is a viewer key in the API keys file (hashed, never in clear).
+    metrics_key = (secrets / "metrics_key").read_text()
+    api_keys = (secrets / "api_keys.yaml").read_text()
+    assert metrics_key not in api_keys
+    assert hashlib.sha256(metrics_key.encode()).hexdigest() in api_keys
+    principal = ApiKeys.load(secrets / "api_keys.yaml").authenticate(f"Bearer {metrics_key}")
+    assert principal.may_view_stats() and not principal.may_view_violations()
+    settings = Settings.from_env({"ZONEAPP_CLUSTER_SECRET_FILE": str(secrets / "cluster_secret")})
+    assert settings.cluster_secret is not None
+
+    # Each worker's certificate is valid for its service name, under the CA peers trust.
+    for worker in ("worker-restricted", "worker-confidential"):
+        settings = Settings.from_env(
+            {
+                "ZONEAPP_WEB_TLS_CERTFILE": str(secrets / f"{worker}_tls.pem"),
+                "ZONEAPP_WEB_TLS_KEYFILE": str(secrets / f"{worker}_tls.key"),
+                "ZONEAPP_WEB_TLS_CAFILE": str(secrets / "web_ca.pem"),
+            }
+        )
+        server_context = settings.web_tls.server_context()
+        assert server_context is not None
+        client = settings.web_tls.client_context()
+        assert tls_handshake(server_context, client, worker)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            tls_handshake(server_context, client, "evil.example")
