@@ -45,6 +45,8 @@ def _get(
     params: list[dict[str, Any]] | None = None,
     errors: tuple[int, ...] = (),
 ) -> dict[str, Any]:
+    if secured:  # unknown keys are limited per source before hashing (zoneapp.web.auth)
+        errors = tuple(sorted({*errors, 429}))
     op: dict[str, Any] = {"summary": summary, "responses": {"200": ok, **_errors(*errors)}}
     if params:
         op["parameters"] = params
@@ -208,9 +210,14 @@ def spec() -> dict[str, Any]:
             "/metrics": {
                 "get": {
                     "summary": "Counters in the Prometheus text format.",
-                    "security": [],
+                    "description": (
+                        "Needs an API key with the viewer role, unless the worker runs with "
+                        "ZONEAPP_METRICS_PUBLIC=true (then no key is asked for)."
+                    ),
+                    "security": [{"bearer": []}],
                     "responses": {
-                        "200": {"description": "Prometheus text", "content": {"text/plain": {}}}
+                        "200": {"description": "Prometheus text", "content": {"text/plain": {}}},
+                        **_errors(401, 403, 429),
                     },
                 }
             },

@@ -66,3 +66,46 @@ def test_sasl_without_credentials_is_refused() -> None:
     s = Settings.from_env({"ZONEAPP_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
     with pytest.raises(SettingsError, match="SASL_USERNAME"):
         s.security.faust_credentials()
+
+
+def test_web_security_settings(tmp_path: Path) -> None:
+    cert, key, secret = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "cluster"
+    cert.write_text("x")
+    key.write_text("x")
+    secret.write_text("a" * 64 + "\n")
+    s = Settings.from_env(
+        {
+            "ZONEAPP_WEB_TLS_CERTFILE": str(cert),
+            "ZONEAPP_WEB_TLS_KEYFILE": str(key),
+            "ZONEAPP_CLUSTER_SECRET_FILE": str(secret),
+            "ZONEAPP_CLUSTER_PEERS": "W1:6066, w2:6067",
+            "ZONEAPP_METRICS_PUBLIC": "true",
+        }
+    )
+    assert s.web_tls.enabled and s.web_tls.scheme == "https"
+    assert s.cluster_peers == ("w1:6066", "w2:6067") and s.metrics_public
+    assert s.cluster_secret is not None and "aaaa" not in repr(s)
+    defaults = Settings.from_env({})
+    assert not defaults.web_tls.enabled and defaults.web_tls.scheme == "http"
+    assert defaults.cluster_secret is None and not defaults.metrics_public
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ZONEAPP_WEB_TLS_CERTFILE": "/nonexistent/cert.pem"}, "ZONEAPP_WEB_TLS_CERTFILE"),
+        ({"ZONEAPP_CLUSTER_SECRET": "short"}, "at least 32 bytes"),
+        ({"ZONEAPP_METRICS_PUBLIC": "maybe"}, "ZONEAPP_METRICS_PUBLIC"),
+        ({"ZONEAPP_AUTH_RATE": "0"}, "ZONEAPP_AUTH_RATE"),
+    ],
+)
+def test_bad_web_security_settings(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+def test_a_certificate_needs_its_key(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    with pytest.raises(SettingsError, match="go together"):
+        Settings.from_env({"ZONEAPP_WEB_TLS_CERTFILE": str(cert)})

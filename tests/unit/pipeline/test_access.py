@@ -116,3 +116,29 @@ async def test_erase_subject_makes_tokens_irreversible(
     )
     # Re-erasing finds nothing.
     assert await vault.erase_subject("acme", subject_hash(key, "acme", EMAIL)) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("tok_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef", True),
+        ("billing.iban", True),
+        ("x" * 256, True),
+        ("x" * 257, False),
+        ("tok_" + "Q" * 100_000, False),
+        ("line\nbreak", False),  # no forged lines in a log or a terminal
+        ("esc\x1b[31m", False),
+    ],
+)
+def test_audit_events_bound_caller_strings(value: str, kept: bool) -> None:
+    from zoneapp.access import audit_event
+
+    event = audit_event(
+        who="x", action="detokenize", zone="restricted", outcome="allowed", token=value
+    )
+    if kept:
+        assert event["token"] == value
+    else:
+        assert event["token"].startswith("sha256:") and len(event["token"]) < 64
+        assert event["token"].endswith(f":{len(value)}")
+        assert value[:8] not in event["token"]

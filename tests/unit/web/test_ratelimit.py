@@ -22,3 +22,12 @@ def test_burst_then_refill_per_caller() -> None:
 def test_bad_parameters() -> None:
     with pytest.raises(ValueError):
         RateLimiter(rate=0, burst=1)
+
+
+def test_the_bucket_table_is_bounded() -> None:
+    """A caller inventing a new source per request cannot grow the table without end."""
+    limiter = RateLimiter(rate=1.0, burst=1, clock=lambda: 0.0, max_callers=100)
+    for i in range(10_000):
+        limiter.allow(f"10.{i // 256}.{i % 256}.1")
+    assert len(limiter) == 100
+    assert not limiter.allow("10.39.15.1")  # the most recent ones are kept, still empty
