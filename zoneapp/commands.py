@@ -56,12 +56,32 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
 # -- key and vault administration ------------------------------------------------------
 
 
+def _key_provider(runtime: Runtime) -> Any:
+    """The configured key provider; a refused one (memory:// outside development, a bad
+    URL) ends the command with its message, not a traceback."""
+    settings = runtime.settings
+    try:
+        return build_key_provider(
+            settings.keys_url, settings.pkcs11_pin, development=settings.development
+        )
+    except ValueError as exc:
+        print(f"zoneapp: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
+def _vault(runtime: Runtime) -> Any:
+    settings = runtime.settings
+    try:
+        return build_vault(
+            settings.vault_url, settings.vault_password, development=settings.development
+        )
+    except ValueError as exc:
+        print(f"zoneapp: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
 async def _open_ring(runtime: Runtime, zones: list[str]) -> tuple[Any, KeyRing]:
-    provider = build_key_provider(
-        runtime.settings.keys_url,
-        runtime.settings.pkcs11_pin,
-        development=runtime.settings.development,
-    )
+    provider = _key_provider(runtime)
     await provider.open(zones)
     return provider, KeyRing(provider, zones)
 
@@ -89,11 +109,7 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
     async def rotate_key(self: AppCommand, zone: str) -> Any:
         """Create a new key-encryption key version for ZONE. Running workers switch to it
         within ZONEAPP_KEY_VERSION_CHECK_INTERVAL seconds; old data still decrypts."""
-        provider = build_key_provider(
-            runtime.settings.keys_url,
-            runtime.settings.pkcs11_pin,
-            development=runtime.settings.development,
-        )
+        provider = _key_provider(runtime)
         try:
             version = await provider.rotate_kek(zone)
         finally:
@@ -152,11 +168,7 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
         policy = runtime.require_policy()
         zones = sorted({b.source_zone.name for b in policy.boundaries})
         provider, ring = await _open_ring(runtime, zones)
-        vault = build_vault(
-            runtime.settings.vault_url,
-            runtime.settings.vault_password,
-            development=runtime.settings.development,
-        )
+        vault = _vault(runtime)
         erased = 0
         try:
             for zone in zones:
@@ -189,11 +201,7 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
 
 async def _reveal(self: AppCommand, runtime: Runtime, zone: str, call: Any) -> None:
     provider, ring = await _open_ring(runtime, [zone])
-    vault = build_vault(
-        runtime.settings.vault_url,
-        runtime.settings.vault_password,
-        development=runtime.settings.development,
-    )
+    vault = _vault(runtime)
     producer = await _audit_producer(runtime)
     try:
         access = FieldAccess(zone, ring, vault, KafkaAuditSink(producer))

@@ -92,3 +92,20 @@ def test_the_worker_refuses_to_start_on_memory_keys(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-2000:]
     assert "ZONEAPP_ENV=development" in output
+
+
+def test_commands_refuse_memory_keys_with_the_message(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZONEAPP_", "OTEL_"))}
+    env.update({"ZONEAPP_KEYS": "memory://", "ZONEAPP_POLICY": POLICY})
+    faust = Path(sys.executable).parent / "faust"
+    result = subprocess.run(
+        [str(faust), "-A", "zoneapp", "rotate-key", "restricted"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "ZONEAPP_ENV=development" in result.stderr and "Traceback" not in result.stderr
