@@ -43,9 +43,12 @@ FEED = 200
 
 
 class Secure:
-    def __init__(self, stack: EmbeddedStack, workers: list[WorkerProcess], ca: Path) -> None:
+    def __init__(
+        self, stack: EmbeddedStack, workers: list[WorkerProcess], ca: Path, env: dict[str, str]
+    ) -> None:
         self.stack = stack
         self.workers = workers
+        self.env = env
         self.context = ssl.create_default_context(cafile=str(ca))
 
     @property
@@ -107,7 +110,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
             worker.wait_ready(WORKER_READY_TIMEOUT)
         sent = asyncio.run(produce_demo(stack.broker_url, rate=0, count=FEED, seed=21))
         assert sent == FEED
-        secure = Secure(stack, workers, ca)
+        secure = Secure(stack, workers, ca, env)
         viewer = KEYS["viewer"][0]
 
         def settled() -> bool:
@@ -235,3 +238,33 @@ def test_unauthenticated_floods_are_bounded_in_the_audit(secure: Secure) -> None
     # An authenticated officer's parameters are bounded too: a huge token is refused.
     status, _, _ = secure.call(port, "/detokenize", KEYS["officer"][0], body)
     assert status == 422
+
+
+def test_a_rogue_group_member_gets_no_key_and_injects_nothing(
+    secure: Secure, tmp_path: Path
+) -> None:
+    """A third worker joins the group with everything but the cluster secret (last test:
+    it rebalances the group)."""
+    wrong = tmp_path / "wrong-secret"
+    wrong.write_text("w" * 64)
+    env = {**secure.env, "ZONEAPP_CLUSTER_SECRET_FILE": str(wrong)}
+    rogue = spawn_worker(secure.stack, tmp_path, "rogue", env)
+    secure.workers.append(rogue)
+    analyst = KEYS["analyst"][0]
+
+    def rebalanced() -> Any:
+        views = [secure.json(p, "/zones", analyst) for p in secure.ports[:2]]
+        return views if all(v["workers"] == {"answered": 2, "missing": 1} for v in views) else None
+
+    views = wait_for(rebalanced, 150, "the honest workers to see the rogue and refuse it")
+    for view in views:  # its partitions' counts are missing, nothing is added
+        restricted = next(z for z in view["zones"] if z["name"] == "restricted")
+        assert restricted["consumed"] <= FEED
+    # The analyst's gathered call reached the rogue signed, without the analyst's key.
+    assert secure.json(secure.ports[0], "/violations?limit=5", analyst)["incomplete"] is True
+    rogue_view = secure.json(rogue.web_port, "/zones", analyst)
+    assert rogue_view["workers"]["missing"] == 2  # the honest workers refused its calls
+    for worker in secure.workers[:2]:
+        text = worker.log_path.read_text(errors="replace")
+        assert f"https://127.0.0.1:{rogue.web_port} did not answer" in text
+    assert analyst not in rogue.log_path.read_text(errors="replace")
