@@ -49,6 +49,9 @@ from zoneapp.settings import Settings
 log = logging.getLogger(__name__)
 
 PEER_TIMEOUT = 5.0
+#: Largest reply read from a peer (a violations page of 500 events fits many times over);
+#: a bigger one is dropped unread, so a rogue member cannot make a worker buffer gigabytes.
+MAX_REPLY_BYTES = 16 * 1024 * 1024
 HEADER = "Zoneapp-Cluster-Auth"
 VERSION = "v1"
 #: Seconds a signed request stays valid (clock skew between workers included).
@@ -268,7 +271,16 @@ class Cluster:
         async with self._client().get(
             url + path, params=items, headers={HEADER: signed.header}, allow_redirects=False
         ) as resp:
-            body = await resp.read()
+            if (resp.content_length or 0) > MAX_REPLY_BYTES:
+                raise ClusterAuthError("reply too large")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    raise ClusterAuthError("reply too large")
+                chunks.append(chunk)
+            body = b"".join(chunks)
             if not self.signer.verify_response(
                 resp.headers.get(HEADER), signed.nonce, resp.status, body
             ):

@@ -230,3 +230,35 @@ async def test_peers_outside_the_allow_list_are_not_called(serve: Serve) -> None
     bodies, missing = await asking.gather("/_cluster/stats")
     await asking.close()
     assert bodies == [] and len(missing) == 1 and rogue.seen == []
+
+
+async def test_an_oversized_reply_is_dropped_unread(serve: Serve) -> None:
+    from zoneapp.web.cluster import MAX_REPLY_BYTES
+
+    async def huge(request: web.Request) -> web.Response:
+        return web.Response(body=b"[" + b"0," * (MAX_REPLY_BYTES // 2) + b"0]")
+
+    rogue = await serve(huge)
+    asking = Cluster(settings(), lambda: "http://127.0.0.1:1", lambda: [rogue.url])
+    bodies, missing = await asking.gather("/_cluster/stats")
+    await asking.close()
+    assert bodies == [] and missing == [rogue.url]
+
+
+async def test_a_large_honest_reply_is_read_whole(serve: Serve) -> None:
+    holder: list[Cluster] = []
+    rows = [{"boundary": f"b{i}", "consumed": i, "pad": "x" * 200} for i in range(20_000)]
+
+    async def big(request: web.Request) -> web.Response:
+        nonce = holder[0].verify(request)
+        body = orjson.dumps({"rows": rows})
+        signer = holder[0].signer
+        assert signer is not None
+        return web.Response(body=body, headers={HEADER: signer.sign_response(nonce, 200, body)})
+
+    good = await serve(big)
+    holder.append(Cluster(settings(), lambda: good.url, list))
+    asking = Cluster(settings(), lambda: "http://127.0.0.1:1", lambda: [good.url])
+    bodies, missing = await asking.gather("/_cluster/stats")
+    await asking.close()
+    assert missing == [] and bodies[0]["rows"] == rows
