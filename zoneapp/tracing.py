@@ -38,7 +38,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -169,9 +169,15 @@ class Incoming:
 
 
 def extract(
-    headers: Sequence[tuple[str, bytes]], scanner: Scanner | None = None
+    headers: Sequence[tuple[str, bytes]],
+    scanner: Scanner | None = None,
+    tracestate_keys: Container[str] | None = None,
 ) -> Incoming | None:
-    """The record's W3C context; None when it has none, or more than one ``traceparent``."""
+    """The record's W3C context; None when it has none, or more than one ``traceparent``.
+
+    With ``tracestate_keys`` (what a boundary does), only ``tracestate`` members with
+    those vendor keys are kept, and each one only if the DLP scan finds nothing in it.
+    """
     parent: bytes | None = None
     states: list[bytes] = []
     for name, value in headers:
@@ -190,6 +196,12 @@ def extract(
     if parsed is None:
         return None
     state = parse_tracestate(states, scanner) if states else ()
+    if tracestate_keys is not None and state:
+        kept = [(k, v) for k, v in state if k in tracestate_keys]
+        if kept and scanner is not None:
+            hits = {f.path for f in scanner.scan([(k, f"{k}={v}") for k, v in kept])}
+            kept = [(k, v) for k, v in kept if k not in hits]
+        state = tuple(kept)
     return Incoming(parsed[0], parsed[1], parsed[2], state)
 
 
@@ -226,28 +238,54 @@ class RecordTrace:
         """The record's outputs were handed to the producer."""
 
 
+@dataclass(frozen=True, slots=True)
+class TracePolicy:
+    """What of a producer's trace context crosses a boundary.
+
+    The span id never does (every output gets a fresh one). The trace id does when
+    ``continue_trace`` (the default: a record's trace follows it across zones), which
+    lets 16 producer-chosen bytes cross, so a policy can turn it off. ``tracestate``
+    members cross only for the listed vendor keys, each DLP-scanned; by default none.
+    """
+
+    continue_trace: bool = True
+    tracestate_keys: frozenset[str] = frozenset()
+
+
 class BatchTrace:
     """Propagation only: no spans. Subclassed by the recording variant."""
 
-    __slots__ = ("records", "scanner")
+    __slots__ = ("policy", "records", "scanner")
 
-    def __init__(self, records: Sequence[RawRecord], scanner: Scanner | None) -> None:
+    def __init__(
+        self,
+        records: Sequence[RawRecord],
+        scanner: Scanner | None,
+        policy: TracePolicy | None = None,
+    ) -> None:
         self.records = records
         self.scanner = scanner
+        self.policy = policy or TracePolicy()
+
+    def incoming(self, record: RawRecord) -> Incoming | None:
+        """The record's trace context as this boundary's policy lets it cross."""
+        if not self.policy.continue_trace:
+            return None
+        return extract(record.headers, self.scanner, self.policy.tracestate_keys)
 
     def step(self, name: str, **attributes: int | str) -> AbstractContextManager[Any]:
         """A shared, per-batch step (key preparation, vault writes)."""
         return nullcontext()
 
     def output(self, index: int, outcome: Outcome) -> RecordTrace:
-        incoming = extract(self.records[index].headers, self.scanner)
+        incoming = self.incoming(self.records[index])
         if incoming is None:
             ids = os.urandom(24).hex()
             trace_id = ids[:32]
             return RecordTrace(trace_id, [(TRACEPARENT, f"00-{trace_id}-{ids[32:]}-00".encode())])
-        headers = [
-            (TRACEPARENT, format_traceparent(incoming.trace_id, incoming.span_id, incoming.flags))
-        ]
+        # A fresh span id: none of the producer's bytes but the trace id travel on.
+        span_id = int.from_bytes(os.urandom(8), "big") or 1
+        headers = [(TRACEPARENT, format_traceparent(incoming.trace_id, span_id, incoming.flags))]
         if incoming.tracestate:
             headers.append((TRACESTATE, format_tracestate(incoming.tracestate)))
         return RecordTrace(f"{incoming.trace_id:032x}", headers)
@@ -337,7 +375,7 @@ class _RecordingBatch(BatchTrace):
     )
 
     def __init__(self, owner: BoundaryTracer, records: Sequence[RawRecord]) -> None:
-        super().__init__(records, owner.scanner)
+        super().__init__(records, owner.scanner, owner.trace_policy)
         assert owner.tracer is not None
         self.owner = owner
         self.started_ns = time.time_ns()
@@ -375,7 +413,7 @@ class _RecordingBatch(BatchTrace):
     def output(self, index: int, outcome: Outcome) -> RecordTrace:
         owner = self.owner
         record = self.records[index]
-        incoming = extract(record.headers, self.scanner)
+        incoming = self.incoming(record)
         if incoming is None:
             parent = Context()
         else:
@@ -478,6 +516,7 @@ class BoundaryTracer:
     ) -> None:
         self.tracer = tracer
         self.scanner: Scanner | None = policy.scanner
+        self.trace_policy: TracePolicy = getattr(boundary, "trace_policy", None) or TracePolicy()
         self.timer: _Timer | None = None
         self.boundary_name = boundary.name
         self.record_span_name = f"boundary {boundary.name}"
@@ -506,7 +545,7 @@ class BoundaryTracer:
 
     def batch(self, records: Sequence[RawRecord]) -> BatchTrace:
         if self.tracer is None:
-            return BatchTrace(records, self.scanner)
+            return BatchTrace(records, self.scanner, self.trace_policy)
         return _RecordingBatch(self, records)
 
 
