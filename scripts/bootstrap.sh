@@ -3,8 +3,9 @@
 #   1. Debian packages redis-server, softhsm2, chromium and curl (the zone map and
 #      first-run tests; only if their binaries are missing),
 #   2. .venv (python3 -m venv; installs python3-venv first if ensurepip is missing),
-#   3. the project with its dev extras (pip install -e '.[dev]'), skipped when
-#      pyproject.toml has not changed since the last successful install.
+#   3. the project with its dev extras (pip install -e '.[dev]'), every package at the
+#      version pinned in requirements.lock (pip -c), skipped when neither
+#      pyproject.toml nor requirements.lock changed since the last successful install.
 # Usage: scripts/bootstrap.sh [--no-system]   (--no-system: skip the apt step, e.g. for lint)
 set -euo pipefail
 
@@ -90,11 +91,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 stamp="$VENV/.zoneapp-install-stamp"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
    || ! "$VENV/bin/python" -c "import zoneapp.stack, pytest" >/dev/null 2>&1; then
-  say "installing the project: pip install -e '.[dev]'"
-  "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  say "installing the project: pip install -c requirements.lock -e '.[dev]'"
+  "$VENV/bin/python" -m pip install -q -c requirements.lock -e '.[dev]'
   echo "$want" > "$stamp"
 fi
 say "ready ($VENV)"
