@@ -119,7 +119,11 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
         try:
             await KafkaAuditSink(producer).write(
                 audit_event(
-                    who=_who(), action="rotate-key", zone=zone, outcome=f"version:{version}"
+                    who=_who(),
+                    action="rotate-key",
+                    zone=zone,
+                    tenant=None,
+                    outcome=f"version:{version}",
                 )
             )
         finally:

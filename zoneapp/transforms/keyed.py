@@ -18,6 +18,7 @@ import orjson
 from zoneapp.dlp.credit_card import holds_card, luhn_ok
 from zoneapp.errors import ParamError
 from zoneapp.keys import subject as subject_keys
+from zoneapp.keys.envelope import Aad
 from zoneapp.transforms.base import (
     RecordContext,
     Transform,
@@ -150,9 +151,9 @@ class TokenizeTransform(Transform):
         return token
 
 
-def vault_aad(tenant: str, field_class: str, token: str) -> bytes:
-    """Binds a vault ciphertext to its tenant, field class and token."""
-    return b"zoneapp/vault/v1|" + _SEP.join((tenant.encode(), field_class.encode(), token.encode()))
+def vault_aad(tenant: str, field_class: str, token: str) -> Aad:
+    """Binds a vault ciphertext to its tenant, field class and token (its own domain)."""
+    return Aad.vault(tenant, field_class, token)
 
 
 def card_token(data: bytes, mac: bytes) -> str:
@@ -191,8 +192,9 @@ class EncryptTransform(Transform):
     sealed with that subject's own key (:mod:`zoneapp.keys.subject`), so erasing the
     subject makes the field unrecoverable.
 
-    The ciphertext (``zenc1.``, see :mod:`zoneapp.keys.envelope`) is bound to the
-    destination topic and the rule's field path: copied elsewhere, it fails to decrypt.
+    The ciphertext (``zenc2.``, see :mod:`zoneapp.keys.envelope`) is bound to the
+    destination topic, the rule's field path and the record's tenant: copied elsewhere,
+    or presented for another tenant, it fails to decrypt.
     """
 
     name = "encrypt"
@@ -200,8 +202,8 @@ class EncryptTransform(Transform):
     def apply(self, value: Any, ctx: RecordContext) -> Any:
         if value is None:
             return None
-        aad = f"{ctx.topic}|{self.spec.rule_path}".encode()
+        aad = Aad.field(ctx.tenant, ctx.topic, self.spec.rule_path)
         data = orjson.dumps(value)
         if ctx.subject_aead is not None and ctx.subject is not None:
-            data = subject_keys.seal(ctx.subject_aead, ctx.tenant, ctx.subject, data, aad)
+            data = subject_keys.seal(ctx.subject_aead, ctx.tenant, ctx.subject, data, aad.encode())
         return ctx.keyring.encrypt(self.spec.zone, data, aad)

@@ -9,7 +9,7 @@ import pytest
 
 from zoneapp.dlp.credit_card import luhn_ok as luhn_valid
 from zoneapp.keys.base import DecryptionError
-from zoneapp.keys.envelope import KeyRing
+from zoneapp.keys.envelope import Aad, KeyRing
 from zoneapp.policy.errors import ParamError
 from zoneapp.transforms import (
     SUPPRESS,
@@ -155,14 +155,16 @@ async def test_encrypt_binds_topic_and_path(keyring: KeyRing) -> None:
     t = make("encrypt", TransformSpec("billing.iban", "iban", "restricted"))
     ctx = await ctx_for(keyring, t)
     out = t.apply("DE89370400440532013000", ctx)
-    assert out.startswith("zenc1.") and "DE89" not in out
+    assert out.startswith("zenc2.") and "DE89" not in out
     assert (
-        await keyring.decrypt(out, b"confidential.payments|billing.iban")
+        await keyring.decrypt(out, Aad.field("acme", "confidential.payments", "billing.iban"))
         == b'"DE89370400440532013000"'
     )
     with pytest.raises(DecryptionError):
-        await keyring.decrypt(out, b"confidential.payments|customer.phone")
-    assert t.apply({"nested": [1, 2]}, ctx).startswith("zenc1.")
+        await keyring.decrypt(out, Aad.field("acme", "confidential.payments", "customer.phone"))
+    with pytest.raises(DecryptionError):  # another tenant's name
+        await keyring.decrypt(out, Aad.field("globex", "confidential.payments", "billing.iban"))
+    assert t.apply({"nested": [1, 2]}, ctx).startswith("zenc2.")
 
 
 @pytest.mark.parametrize(
