@@ -359,7 +359,7 @@ def test_records_cross_sanitized_and_violations_are_reported(
     client = redis.Redis.from_url(stack.vault_url)
     keys = client.keys("zoneapp:tok:*")
     assert keys
-    dump = b"".join(client.get(k) or b"" for k in keys)
+    dump = b"".join(bytes(client.get(k) or b"") for k in keys)  # type: ignore[arg-type]
     for secret in SENSITIVE:
         assert secret.encode() not in dump
 

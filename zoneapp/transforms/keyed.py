@@ -21,6 +21,7 @@ from zoneapp.keys import subject as subject_keys
 from zoneapp.keys.envelope import Aad
 from zoneapp.transforms.base import (
     RecordContext,
+    TokenCollisionError,
     Transform,
     TransformSpec,
     VaultEntry,
@@ -113,6 +114,7 @@ class TokenizeTransform(Transform):
         self.field_class = _field_class(params, self.spec)
         self.format = choice_param(params, "format", "opaque", ("opaque", "card"))
         self.random = choice_param(params, "mode", "deterministic", MODES) == "random"
+        self.deterministic = not self.random
         self.purpose = f"token/{self.field_class}"
         self.fp_purpose = f"fingerprint/{self.field_class}"
         self.hmac_purposes = (self.purpose, self.fp_purpose)
@@ -132,22 +134,30 @@ class TokenizeTransform(Transform):
                 ctx.keyring.hmac_key(self.spec.zone, self.purpose), message, hashlib.sha256
             ).digest()
         token = card_token(data, mac) if self.format == "card" else "tok_" + letters(mac[:16])
-        if self.random or token not in ctx.stored_tokens:
-            fingerprint = hmac.new(
+        # The fingerprint is compared for every occurrence, cached or not: a token that
+        # the vault holds for another value is a collision, never a silent merge.
+        fingerprint = b64(
+            hmac.new(
                 ctx.keyring.hmac_key(self.spec.zone, self.fp_purpose), message, hashlib.sha256
             ).digest()
-            aad = vault_aad(ctx.tenant, self.field_class, token)
-            ctx.vault_entries.append(
-                VaultEntry(
-                    tenant=ctx.tenant,
-                    field_class=self.field_class,
-                    token=token,
-                    fingerprint=b64(fingerprint),
-                    ciphertext=ctx.keyring.encrypt(self.spec.zone, data, aad),
-                    subject=ctx.subject,
-                    zone=self.spec.zone,
-                )
+        )
+        known = ctx.stored_tokens.fingerprint(ctx.tenant, token)
+        if known == fingerprint:
+            return token
+        if known is not None:
+            raise TokenCollisionError("token already maps to another value")
+        aad = vault_aad(ctx.tenant, self.field_class, token)
+        ctx.vault_entries.append(
+            VaultEntry(
+                tenant=ctx.tenant,
+                field_class=self.field_class,
+                token=token,
+                fingerprint=fingerprint,
+                ciphertext=ctx.keyring.encrypt(self.spec.zone, data, aad),
+                subject=ctx.subject,
+                zone=self.spec.zone,
             )
+        )
         return token
 
 
@@ -198,6 +208,7 @@ class EncryptTransform(Transform):
     """
 
     name = "encrypt"
+    deterministic = False  # random nonce
 
     def apply(self, value: Any, ctx: RecordContext) -> Any:
         if value is None:
