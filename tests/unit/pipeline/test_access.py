@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.records import EMAIL, IBAN, PHONE, payment, raw
 from zoneapp.access import AccessError, FieldAccess
+from zoneapp.erasure import erase_subject
 from zoneapp.guard import BoundaryGuard
 from zoneapp.keys import Aad, parse_ciphertext_header, subject
 from zoneapp.keys.envelope import KeyRing
@@ -275,3 +276,42 @@ async def test_decrypt_never_opens_vault_entries_or_subject_keys(
         assert info.value.reason == "malformed"  # not a Kafka topic: no V1 field context
     assert await access.detokenize("dpo", "acme", token) == EMAIL.encode()
     assert EMAIL not in orjson.dumps(audit.events).decode()
+
+
+# -- issue 8, item 15: erasure finds every spelling of a subject ---------------------------------
+
+
+async def test_erasing_a_subject_erases_its_other_spellings(
+    policy: CompiledPolicy, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    shouting = await sanitized(
+        policy, keyring, vault, customer={"email": "  Jane.Doe@Example.COM", "phone": PHONE}
+    )
+    other = await sanitized(
+        policy, keyring, vault, customer={"email": "john@example.com", "phone": PHONE}
+    )
+    access = FieldAccess("restricted", keyring, vault, MemoryAudit())
+    where = ("confidential.payments", "customer.phone")
+    assert await access.decrypt("dpo", shouting["customer"]["phone"], *where)
+    erased = await erase_subject(policy, keyring, vault, "acme", "jane.doe@example.com")
+    assert erased == 2  # the e-mail token and the card token written for that subject
+    with pytest.raises(AccessError) as gone:
+        await access.detokenize("dpo", "acme", shouting["customer"]["email"])
+    assert gone.value.reason == "unknown_token"
+    with pytest.raises(AccessError) as shredded:
+        await access.decrypt("dpo", shouting["customer"]["phone"], *where)
+    assert shredded.value.reason == "erased"
+    assert await access.detokenize("dpo", "acme", other["customer"]["email"])
+
+
+async def test_erasure_also_finds_mappings_indexed_before_normalization(
+    policy: CompiledPolicy, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    keyring.require_hmac("restricted", SUBJECT_PURPOSE)
+    await keyring.prepare()
+    key = keyring.hmac_key("restricted", SUBJECT_PURPOSE)
+    legacy = subject_hash(key, "acme", "Jane.Doe@Example.com")  # the id as it was hashed
+    vault.subjects[("acme", legacy)] = {"tok_legacy"}
+    vault.data[("acme", "tok_legacy")] = b'{"c":"email","f":"x","x":"zenc1.x","t":0}'
+    assert await erase_subject(policy, keyring, vault, "acme", "Jane.Doe@Example.com") == 1
+    assert ("acme", "tok_legacy") not in vault.data
