@@ -148,7 +148,8 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
         argument("ciphertext"),
     )
     async def decrypt(self: AppCommand, zone: str, topic: str, field: str, ciphertext: str) -> Any:
-        """Print the plaintext of a zenc1 CIPHERTEXT ('-' reads it from stdin). Audited."""
+        """Print the plaintext of a zenc2 (or zenc1) CIPHERTEXT ('-' reads it from stdin).
+        Audited."""
         await _reveal(
             self,
             runtime,
