@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from zoneapp.dlp.credit_card import luhn_ok as luhn_valid
 from zoneapp.sanitizer import RawRecord
 
 CARD = "4111 1111 1111 1111"
@@ -77,3 +78,23 @@ def raw(
         headers=headers if headers is not None else [("content-type", b"application/json")],
         timestamp_ms=1_763_800_000_000,
     )
+
+
+def colliding_cards(tokenize: Any, ctx: Any) -> tuple[str, str, str]:
+    """Two Luhn-valid 12-digit cards with the same ``format: card`` token under this key:
+    (first, second, token). ``tokenize`` is a TokenizeTransform, ``ctx`` its RecordContext.
+
+    A 12-digit card token keeps the last four digits and draws the other 8 from the MAC:
+    among cards ending in the same four digits, a collision is expected after about
+    12,000 cards (birthday bound on 10^8), so the search takes well under a second.
+    """
+    seen: dict[str, str] = {}
+    for n in range(400_000):
+        head = f"4{n:06d}"
+        card = next(c for d in "0123456789" if luhn_valid(c := f"{head}{d}1111"))
+        token = tokenize.apply(card, ctx)
+        if token in seen:
+            return seen[token], card, token
+        seen[token] = card
+        ctx.vault_entries.clear()
+    raise AssertionError("no collision among 400,000 cards: tokens are not 8-digit bodies")

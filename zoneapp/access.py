@@ -6,7 +6,16 @@ for zone Z gets only values whose keys belong to zone Z, and a key ring opened
 for Z cannot unwrap anything else. Every attempt, allowed or refused, is
 written to the audit topic before a value is returned; if the audit record
 cannot be written, the value is not returned (fail closed). Audit records never
-hold the value.
+hold the value, and every one has a ``tenant`` (None only when no tenant is known,
+e.g. a malformed ciphertext or a key rotation).
+
+Tenant scope of ``decrypt``: a zenc2 ciphertext names its tenant (authenticated by
+the AEAD), and a caller is given the value only if ``may_see(tenant)`` says so; a
+zenc1 ciphertext names none, so its tenant is the one in its subject-sealed inner
+layer if it has one, else unknown (None): a tenant-scoped officer is refused it.
+``decrypt`` opens only record fields (``Purpose.FIELD``): vault entries and subject
+keys are in other AEAD domains, and a V1 ciphertext is only tried under a real Kafka
+topic name, so no topic or field parameter reaches their associated data.
 """
 
 from __future__ import annotations
@@ -14,20 +23,23 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
 from zoneapp.keys import (
+    Aad,
     DecryptionError,
     KeyRing,
+    Purpose,
     UnknownKeyVersionError,
     ZoneNotPermittedError,
     parse_ciphertext_header,
     subject,
 )
-from zoneapp.transforms.keyed import vault_aad
+from zoneapp.keys.envelope import FORMAT_V2, KAFKA_TOPIC
 from zoneapp.vault import TokenVault
 
 AUDIT_TOPIC = "audit.access"
@@ -72,10 +84,11 @@ def audited(value: Any) -> Any:
 
 
 def audit_event(
-    *, who: str, action: str, zone: str | None, outcome: str, **fields: Any
+    *, who: str, action: str, zone: str | None, tenant: str | None, outcome: str, **fields: Any
 ) -> dict[str, Any]:
     """One ``audit.access`` record; every string but the fixed ones goes through
-    :func:`audited`, so no caller can put an unbounded or control-laden string in it."""
+    :func:`audited`, so no caller can put an unbounded or control-laden string in it.
+    ``tenant`` is required so that every event names one."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {
         "id": str(uuid.uuid4()),
@@ -83,9 +96,20 @@ def audit_event(
         "who": audited(who),
         "action": action,
         "zone": audited(zone),
+        "tenant": audited(tenant),
         "outcome": outcome,
         **{k: audited(v) for k, v in fields.items()},
     }
+
+
+def ciphertext_tenant(ciphertext: str | None) -> str | None:
+    """The tenant a zenc2 ciphertext names (unauthenticated: for audit records only)."""
+    if not ciphertext:
+        return None
+    try:
+        return parse_ciphertext_header(ciphertext).tenant
+    except DecryptionError:
+        return None
 
 
 class FieldAccess:
@@ -110,7 +134,7 @@ class FieldAccess:
             if header.zone != self.zone:
                 raise AccessError("wrong_zone", f"the token belongs to zone {header.zone!r}")
             value = await self._decrypt(
-                stored.ciphertext, vault_aad(tenant, stored.field_class, token)
+                stored.ciphertext, Aad.vault(tenant, stored.field_class, token)
             )
         except AccessError as exc:
             await self.audit.write(
@@ -120,31 +144,72 @@ class FieldAccess:
         await self.audit.write(audit_event(outcome="allowed", token=token, **base))
         return value
 
-    async def decrypt(self, who: str, ciphertext: str, topic: str, field_path: str) -> bytes:
-        base = {
+    async def decrypt(
+        self,
+        who: str,
+        ciphertext: str,
+        topic: str,
+        field_path: str,
+        *,
+        may_see: Callable[[str | None], bool] = lambda tenant: True,
+        tenant: str | None = None,
+    ) -> bytes:
+        """The plaintext of a record field's ciphertext, if ``may_see`` its tenant.
+
+        ``tenant``, when given, must be the ciphertext's tenant (``wrong_tenant``
+        otherwise). The audit event names the ciphertext's tenant.
+        """
+        base: dict[str, Any] = {
             "who": who,
             "action": "decrypt",
             "zone": self.zone,
+            "tenant": None,
             "topic": topic,
             "field": field_path,
         }
+        if tenant is not None:
+            base["requested_tenant"] = tenant
         try:
             try:
                 header = parse_ciphertext_header(ciphertext)
             except DecryptionError:
                 raise AccessError("malformed", "not a zoneapp ciphertext") from None
+            base["tenant"] = header.tenant
             if header.zone != self.zone:
                 raise AccessError("wrong_zone", f"the ciphertext belongs to zone {header.zone!r}")
-            aad = f"{topic}|{field_path}".encode()
+            if header.format_version == FORMAT_V2 and header.purpose is not Purpose.FIELD:
+                raise AccessError("not_a_field", "the ciphertext is not a record field")
+            if KAFKA_TOPIC.fullmatch(topic) is None:
+                raise AccessError("malformed", "the topic is not a Kafka topic name")
+            owner = header.tenant
+            if owner is not None:  # zenc2: check the scope before any key is used
+                self._check_tenant(owner, tenant, may_see)
+            aad = Aad.field(owner or "", topic, field_path)
             value = await self._decrypt(ciphertext, aad)
             sealed = subject.sealed_subject(value)
             if sealed is not None:
-                value = await self._open_sealed(value, aad, *sealed)
+                if owner is not None and sealed[0] != owner:
+                    raise AccessError("tampered", "the sealed value names another tenant")
+                if owner is None:  # zenc1: the sealed layer is the only tenant it names
+                    owner = base["tenant"] = sealed[0]
+                    self._check_tenant(owner, tenant, may_see)
+                inner = aad.encode() if header.format_version == FORMAT_V2 else aad.legacy
+                assert inner is not None
+                value = await self._open_sealed(value, inner, *sealed)
+            elif owner is None:
+                self._check_tenant(None, tenant, may_see)
         except AccessError as exc:
             await self.audit.write(audit_event(outcome=f"refused:{exc.reason}", **base))
             raise
         await self.audit.write(audit_event(outcome="allowed", **base))
         return value
+
+    @staticmethod
+    def _check_tenant(
+        owner: str | None, requested: str | None, may_see: Callable[[str | None], bool]
+    ) -> None:
+        if (requested is not None and requested != owner) or not may_see(owner):
+            raise AccessError("wrong_tenant", "the ciphertext belongs to another tenant")
 
     async def _open_sealed(self, payload: bytes, aad: bytes, tenant: str, subj: str) -> bytes:
         aead = await subject.SubjectKeys(self.keyring, self.vault, self.zone).for_payload(
@@ -157,7 +222,7 @@ class FieldAccess:
         except DecryptionError:
             raise AccessError("tampered", "the sealed value was altered") from None
 
-    async def _decrypt(self, ciphertext: str, aad: bytes) -> bytes:
+    async def _decrypt(self, ciphertext: str, aad: Aad) -> bytes:
         try:
             return await self.keyring.decrypt(ciphertext, aad)
         except ZoneNotPermittedError:

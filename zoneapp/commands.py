@@ -12,10 +12,10 @@ from aiokafka import AIOKafkaProducer
 from faust.cli import AppCommand, argument, option
 
 from zoneapp.access import AccessError, FieldAccess, KafkaAuditSink, audit_event
+from zoneapp.erasure import erase_subject, subject_zones
 from zoneapp.keys import KeyRing, build_key_provider
 from zoneapp.policy import PolicyError, load_policy
 from zoneapp.runtime import Runtime
-from zoneapp.sanitizer import SUBJECT_PURPOSE, subject_hash
 from zoneapp.vault import build_vault
 from zoneapp.web.auth import hash_key
 
@@ -119,7 +119,11 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
         try:
             await KafkaAuditSink(producer).write(
                 audit_event(
-                    who=_who(), action="rotate-key", zone=zone, outcome=f"version:{version}"
+                    who=_who(),
+                    action="rotate-key",
+                    zone=zone,
+                    tenant=None,
+                    outcome=f"version:{version}",
                 )
             )
         finally:
@@ -144,7 +148,8 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
         argument("ciphertext"),
     )
     async def decrypt(self: AppCommand, zone: str, topic: str, field: str, ciphertext: str) -> Any:
-        """Print the plaintext of a zenc1 CIPHERTEXT ('-' reads it from stdin). Audited."""
+        """Print the plaintext of a zenc2 (or zenc1) CIPHERTEXT ('-' reads it from stdin).
+        Audited."""
         await _reveal(
             self,
             runtime,
@@ -164,19 +169,14 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
     @app.command(option("--tenant", required=True), option("--subject", required=True))
     async def erase(self: AppCommand, tenant: str, subject: str) -> Any:
         """Erase a data subject (GDPR Art. 17, CCPA): delete every token mapping indexed under
-        the subject, so tokens already downstream can no longer be reversed."""
+        the subject (each boundary's normalized spelling, and the id as given), so tokens
+        already downstream can no longer be reversed."""
         policy = runtime.require_policy()
-        zones = sorted({b.source_zone.name for b in policy.boundaries})
+        zones = subject_zones(policy)
         provider, ring = await _open_ring(runtime, zones)
         vault = _vault(runtime)
-        erased = 0
         try:
-            for zone in zones:
-                ring.require_hmac(zone, SUBJECT_PURPOSE)
-            await ring.prepare()
-            for zone in zones:
-                key = ring.hmac_key(zone, SUBJECT_PURPOSE)
-                erased += await vault.erase_subject(tenant, subject_hash(key, tenant, subject))
+            erased = await erase_subject(policy, ring, vault, tenant, subject)
             producer = await _audit_producer(runtime)
             try:
                 await KafkaAuditSink(producer).write(

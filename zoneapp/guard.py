@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -33,6 +33,7 @@ from zoneapp.sanitizer import (
 from zoneapp.sink import Sink
 from zoneapp.stats import BoundaryStats
 from zoneapp.tracing import BatchTrace, BoundaryTracer, with_trace_headers
+from zoneapp.transforms import KnownTokens
 from zoneapp.vault import TokenVault, VaultUnavailableError
 from zoneapp.violations import encode_violation, quarantine_headers, violation_event
 
@@ -152,10 +153,12 @@ class BoundaryGuard:
             with trace.step("vault.store", **{"zoneapp.vault.entries": len(entries)}):
                 collisions = await self._until_ok("token vault", lambda: self.vault.store(entries))
             if collisions:
-                clashing = {(c.tenant, c.token) for c in collisions}
+                # Only the records whose value differs from the one the token holds: the
+                # first writer of a token (or its duplicates) is forwarded.
+                clashing = {(c.tenant, c.token, c.fingerprint) for c in collisions}
                 for i, o in enumerate(outcomes):
                     if isinstance(o, Forward) and any(
-                        (e.tenant, e.token) in clashing for e in o.vault_entries
+                        (e.tenant, e.token, e.fingerprint) in clashing for e in o.vault_entries
                     ):
                         outcomes[i] = Quarantine(
                             [
@@ -179,7 +182,7 @@ class BoundaryGuard:
             return self._internal_error(record, exc)
 
     def _finish(
-        self, parsed: Parsed, cache: Container[str], keys: Mapping[tuple[str, str], Any]
+        self, parsed: Parsed, cache: KnownTokens, keys: Mapping[tuple[str, str], Any]
     ) -> Outcome:
         try:
             return self.sanitizer.finish(parsed, self.keyring, cache, keys)

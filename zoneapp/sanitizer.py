@@ -13,6 +13,11 @@ Decisions:
   sanitized key is always written as JSON so Faust's table routing agrees.
 - Incoming ``zoneapp-*`` headers are replaced by this hop's lineage headers.
 - A ``null`` value passes every rule unchanged (it carries nothing).
+- The tenant a record key is transformed under comes from the source topic (its only
+  bound tenant, else none), never from the body: a tombstone, which has no body, gets
+  the same output key as its live record.
+- With the boundary's ``tenants`` binding, a record whose tenant id the topic may not
+  carry is quarantined (``tenant_mismatch``) before any transform or vault write.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +33,17 @@ import orjson
 
 from zoneapp.dlp import joined_views
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy, CompiledRule, RuleNode
-from zoneapp.transforms import SUPPRESS, RecordContext, TransformTypeError, VaultEntry
+from zoneapp.transforms import (
+    NO_KNOWN_TOKENS,
+    SUPPRESS,
+    KnownTokens,
+    RecordContext,
+    TokenCollisionError,
+    TransformTypeError,
+    VaultEntry,
+)
 from zoneapp.transforms.keyed import letters
+from zoneapp.vault.layout import EMPTY_TENANT_TAG, RESERVED_TENANT_CHARS
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -107,6 +121,8 @@ class Parsed:
     doc: dict[str, Any] | None
     tenant: str
     subject: str | None
+    #: The tenant the record key is transformed under (:meth:`CompiledBoundary.key_tenant`).
+    key_tenant: str = ""
 
 
 class _Blocked(Exception):
@@ -154,6 +170,7 @@ class BoundarySanitizer:
         self.max_depth = policy.max_depth
         self.tenant_path = policy.tenant_path
         self.subject_path = boundary.subject_path
+        self.normalize_subject = boundary.subject_normalizer
         self.scan_small_ints = bool(policy.spec.dlp.custom)
         self.lineage_static = [
             ("zoneapp-boundary", boundary.name.encode()),
@@ -186,7 +203,7 @@ class BoundarySanitizer:
         self,
         record: RawRecord,
         keyring: KeyRing,
-        stored_tokens: Container[str] = frozenset(),
+        stored_tokens: KnownTokens = NO_KNOWN_TOKENS,
         subject_keys: Mapping[tuple[str, str], AESGCM] | None = None,
     ) -> Outcome:
         """Parse and sanitize one record (``parse`` then ``finish``)."""
@@ -200,18 +217,22 @@ class BoundarySanitizer:
         try:
             doc = self._parse(record.value)
             tenant = self._tenant(doc) if doc is not None else ""
+            binding = self.boundary.tenant_binding
+            if doc is not None and binding is not None and not binding.allows(record.topic, tenant):
+                assert self.tenant_path is not None
+                raise _Blocked(Problem("tenant_mismatch", ".".join(self.tenant_path)))
             subject = None
             if doc is not None and self.subject_path is not None:
                 subject = self._subject(doc, tenant, keyring)
         except _Blocked as blocked:
             return Quarantine([blocked.problem])
-        return Parsed(record, doc, tenant, subject)
+        return Parsed(record, doc, tenant, subject, self.boundary.key_tenant(record.topic))
 
     def finish(
         self,
         parsed: Parsed,
         keyring: KeyRing,
-        stored_tokens: Container[str] = frozenset(),
+        stored_tokens: KnownTokens = NO_KNOWN_TOKENS,
         subject_keys: Mapping[tuple[str, str], AESGCM] | None = None,
     ) -> Outcome:
         """Second phase: field rules, key, headers, DLP scan, lineage."""
@@ -235,7 +256,7 @@ class BoundarySanitizer:
             )
             if doc is not None and self.boundary.derived:
                 self._derive(doc, out_value, ctx, scan)
-            out_key = self._key(record.key, ctx, scan)
+            out_key = self._key(record.key, self._key_context(parsed, ctx), scan)
             out_headers = self._headers(record.headers, ctx, scan)
         except _Blocked as blocked:
             return Quarantine([blocked.problem], ctx.applied)
@@ -304,7 +325,12 @@ class BoundarySanitizer:
         if isinstance(node, bool) or not isinstance(node, str | int) or node == "":
             raise _Blocked(Problem("missing_tenant", ".".join(self.tenant_path)))
         tenant = str(node)
-        if len(tenant) > 128 or not tenant.isprintable():
+        if (
+            len(tenant) > 128
+            or not tenant.isprintable()
+            or tenant == EMPTY_TENANT_TAG
+            or not RESERVED_TENANT_CHARS.isdisjoint(tenant)
+        ):
             raise _Blocked(
                 Problem("invalid_value", ".".join(self.tenant_path), detail="bad tenant id")
             )
@@ -317,7 +343,10 @@ class BoundarySanitizer:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, bool) or not isinstance(node, str | int) or node == "":
             return None
-        return subject_hash(keyring.hmac_key(self.zone, SUBJECT_PURPOSE), tenant, str(node))
+        subject = self.normalize_subject(str(node))
+        if not subject:
+            return None
+        return subject_hash(keyring.hmac_key(self.zone, SUBJECT_PURPOSE), tenant, subject)
 
     # -- the value ---------------------------------------------------------------------
 
@@ -394,6 +423,10 @@ class BoundarySanitizer:
             result = rule.transform.apply(value, ctx)
         except TransformTypeError as exc:
             raise _Blocked(Problem("wrong_type", self._safe_path(path), detail=str(exc))) from None
+        except TokenCollisionError as exc:
+            raise _Blocked(
+                Problem("token_collision", self._safe_path(path), detail=str(exc))
+            ) from None
         except (ValueError, OverflowError) as exc:
             raise _Blocked(
                 Problem("invalid_value", self._safe_path(path), detail=str(exc))
@@ -466,6 +499,22 @@ class BoundarySanitizer:
             target[derived.output[-1]] = result
 
     # -- key and headers ---------------------------------------------------------------
+
+    @staticmethod
+    def _key_context(parsed: Parsed, ctx: RecordContext) -> RecordContext:
+        """The record's context with the key's tenant; its subject only when the key is
+        in the subject's tenant (then erasing the subject erases the key's token too)."""
+        if parsed.key_tenant == ctx.tenant:
+            return ctx
+        return RecordContext(
+            keyring=ctx.keyring,
+            zone=ctx.zone,
+            topic=ctx.topic,
+            tenant=parsed.key_tenant,
+            stored_tokens=ctx.stored_tokens,
+            vault_entries=ctx.vault_entries,
+            applied=ctx.applied,
+        )
 
     def _key(
         self, key: bytes | None, ctx: RecordContext, scan: list[tuple[str, str]]

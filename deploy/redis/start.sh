@@ -7,6 +7,10 @@ set -eu
 base=${REDIS_BASE_CONF:-/usr/local/etc/redis/redis.conf}
 secret=${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}
 conf=${REDIS_RUNTIME_CONF:-/tmp/redis-zoneapp.conf}
+# The vault user's keys and commands: the output of `python -m zoneapp.vault.layout`
+# (zoneapp/vault/layout.py is the source of truth; tests/unit/vault/test_layout.py
+# fails when this line differs from it).
+ZONEAPP_VAULT_ACL='resetkeys ~zoneapp:tok:* ~zoneapp:tokidx:* ~zoneapp:subj:* ~zoneapp:skey:* resetchannels -@all +get +set +sadd +smembers +del +multi +exec +ping'
 
 if [ ! -s "$secret" ]; then
     echo "redis: password file $secret is missing or empty" >&2
@@ -19,8 +23,7 @@ cat "$base" > "$conf"
 if [ -n "${REDIS_ACL_USER:-}" ]; then
     # Least privilege: only the vault's keys, only the commands the vault uses.
     printf 'user default off\n' >> "$conf"
-    printf 'user %s on >%s ~zoneapp:tok:* resetchannels -@all +@connection +get +set\n' \
-        "$REDIS_ACL_USER" "$password" >> "$conf"
+    printf 'user %s on >%s %s\n' "$REDIS_ACL_USER" "$password" "$ZONEAPP_VAULT_ACL" >> "$conf"
 else
     printf 'requirepass %s\n' "$password" >> "$conf"
 fi

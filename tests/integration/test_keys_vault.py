@@ -23,6 +23,7 @@ from zoneapp.keys import parse_ciphertext_header
 from zoneapp.stack import EmbeddedStack, WorkerProcess, free_port
 from zoneapp.stack.worker import faust_command
 from zoneapp.transforms import VaultEntry
+from zoneapp.vault import layout
 from zoneapp.vault.redis import RedisTokenVault
 
 from .conftest import REPO, RunWorker, spawn_worker
@@ -169,7 +170,7 @@ def test_concurrent_first_sightings_store_one_mapping(stack: EmbeddedStack) -> N
     async def race() -> tuple[list[VaultEntry], list[VaultEntry], int]:
         run = uuid.uuid4().hex[:8]
         entries = [
-            VaultEntry("acme", "email", f"tok_{run}{i}", f"fp{i}", f"zenc1.ct{i}")
+            VaultEntry("acme", "email", f"tok_{run}{i}", f"fp{i}", f"zenc2.ct{i}")
             for i in range(300)
         ]
         a, b = RedisTokenVault(stack.vault_url), RedisTokenVault(stack.vault_url)
@@ -279,7 +280,7 @@ def test_vault_with_password_and_acl_user(tmp_path: Path) -> None:
     from zoneapp.vault import VaultUnavailableError, build_vault
 
     port = free_port()
-    acl = "user zoneapp on >acl-secret ~zoneapp:* +get +set +sadd +smembers +del +ping"
+    acl = f"user zoneapp on >acl-secret {layout.acl_rules()}"
     proc = subprocess.Popen(
         [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
          "--save", "", "--requirepass", "admin-secret", "--dir", str(tmp_path)],
@@ -311,7 +312,7 @@ def test_vault_with_password_and_acl_user(tmp_path: Path) -> None:
             await admin._redis.execute_command("ACL", "SETUSER", *acl.split()[1:])  # type: ignore[attr-defined]
             await admin.close()
             user = build_vault(f"redis://zoneapp:acl-secret@127.0.0.1:{port}/0")
-            entry = VaultEntry("acme", "email", "tok_acl", "fp", "zenc1.x")
+            entry = VaultEntry("acme", "email", "tok_acl", "fp", "zenc2.x")
             assert await user.store([entry]) == []
             assert (await user.fetch("acme", "tok_acl")) is not None
             await user.close()

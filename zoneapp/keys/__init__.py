@@ -21,9 +21,13 @@ from zoneapp.keys.base import (
 )
 from zoneapp.keys.envelope import (
     CIPHERTEXT_PREFIX,
+    CIPHERTEXT_PREFIX_V1,
+    CIPHERTEXT_PREFIXES,
+    Aad,
     CiphertextHeader,
     KeyRing,
     KeyRingNotPreparedError,
+    Purpose,
     is_ciphertext,
     parse_ciphertext_header,
 )
@@ -33,7 +37,10 @@ from zoneapp.keys.secret import Secret
 
 __all__ = [
     "CIPHERTEXT_PREFIX",
+    "CIPHERTEXT_PREFIXES",
+    "CIPHERTEXT_PREFIX_V1",
     "DEVELOPMENT_ONLY",
+    "Aad",
     "CiphertextHeader",
     "DecryptionError",
     "KeyProvider",
@@ -44,6 +51,7 @@ __all__ = [
     "MemoryKeyProvider",
     "MemoryKeyStore",
     "Pkcs11KeyProvider",
+    "Purpose",
     "Secret",
     "UnknownKeyVersionError",
     "ZoneNotPermittedError",

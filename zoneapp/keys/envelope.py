@@ -8,33 +8,57 @@ the Kroxylicious record-encryption scheme applied per field. HSM calls happen
 only in :meth:`KeyRing.prepare` (new DEK, periodic KEK version check, HMAC working
 keys) and on the first :meth:`KeyRing.decrypt` of each foreign DEK.
 
-Ciphertext format V1
---------------------
-Text form: ``"zenc1." + base64url_without_padding(binary)``. Only ``zenc1.`` and
+Ciphertext format V2 (written today)
+-----------------------------------
+Text form: ``"zenc2." + base64url_without_padding(binary)``. Only ``zenc2.`` and
 base64url characters (``A-Z a-z 0-9 - _``) appear. ::
 
     offset      size  field
-    0           1     format version = 0x01
-    1           1     zone_len (1..64)
-    2           n     zone, ASCII ([A-Za-z0-9._-])
-    2+n         4     kek_version, unsigned, big-endian
-    6+n         2     wrapped_len (w), unsigned, big-endian (60 today)
-    8+n         w     wrapped DEK = nonce(12) || AES-256-GCM(KEK, DEK) || tag(16),
+    0           1     format version = 0x02
+    1           1     purpose: 0x01 record field, 0x02 vault entry, 0x03 subject key
+    2           1     zone_len (1..64)
+    3           n     zone, ASCII ([A-Za-z0-9._-])
+    3+n         2     tenant_len (t, 0..1024), unsigned, big-endian
+    5+n         t     tenant, UTF-8 (empty when the policy has no tenant id)
+    5+n+t       4     kek_version, unsigned, big-endian
+    9+n+t       2     wrapped_len (w), unsigned, big-endian (60 today)
+    11+n+t      w     wrapped DEK = nonce(12) || AES-256-GCM(KEK, DEK) || tag(16),
                       made by the key store with
                       AAD = b"zoneapp/dek/v1|" + zone + b"|" + ascii_decimal(kek_version)
-    8+n+w       12    nonce (random, 96 bits)
-    20+n+w      *     AES-256-GCM(DEK, plaintext) ciphertext || 16-byte tag,
-                      AAD = caller_aad || header
+    11+n+t+w    12    nonce (random, 96 bits)
+    23+n+t+w    *     AES-256-GCM(DEK, plaintext) ciphertext || 16-byte tag,
+                      AAD = Aad.encode() || header
 
-``header`` is bytes ``[0, 8+n+w)`` - everything before the nonce. The pipeline
-passes ``caller_aad = b"<topic>|<field.path>"``, so a ciphertext moved to another
-field or topic, or with any header byte changed, fails to decrypt. The wrapped
-DEK's own AAD binds it to its zone and KEK version inside the HSM.
+``header`` is bytes ``[0, 11+n+t+w)``: everything before the nonce, so the purpose
+and the tenant are authenticated. :class:`Aad` is the context a ciphertext is bound
+to, encoded with a domain tag and a length prefix on every part::
 
-Size: ``6 + ceil(4 * (n + 96 + len(plaintext)) / 3)`` characters (w = 60), e.g.
-a 16-byte card number becomes 172 characters for zone "confidential".
+    u32 len | domain tag | u32 len | tenant | (u32 len | part)*
+
+with the domain tags ``zoneapp/field/v2`` (parts: topic, rule path),
+``zoneapp/vault/v2`` (parts: field class, token) and ``zoneapp/skey/v2`` (parts:
+subject hash). No topic or field name can turn one domain into another: the tag is
+the first length-prefixed item, and the purpose byte is in the header as well.
+:meth:`KeyRing.decrypt` refuses a ciphertext whose purpose or tenant is not the one
+asked for, before any key is used.
+
+The tenant is public metadata (it is also a Redis hash tag and, usually, a kept
+field): a zenc2 ciphertext names its tenant so that an officer scoped to one tenant
+can be refused another's ciphertext (``zoneapp.access``).
+
+Format V1 (read only)
+---------------------
+``"zenc1." + base64url(0x01 | zone_len | zone | kek_version | wrapped_len | wrapped DEK
+| nonce | ciphertext || tag)`` with AAD = ``legacy AAD || header``: ``b"<topic>|<rule
+path>"`` for fields, ``b"zoneapp/vault/v1|" + tenant 0x1f class 0x1f token`` for vault
+entries, ``b"zoneapp/skey/v1|" + tenant 0x1f subject`` for subject keys. V1 names no
+purpose and no tenant, so :meth:`Aad.field` gives no legacy AAD for a "topic" that is
+not a Kafka topic name (``[A-Za-z0-9._-]{1,249}``): a V1 vault entry or subject key can
+never be opened as a field (their legacy AADs contain ``/``).
+
+Size: ``6 + ceil(4 * (n + t + 99 + len(plaintext)) / 3)`` characters (w = 60).
 Base64url output can contain digit runs by chance, so DLP on outputs should skip
-``zenc1.`` tokens rather than rely on their alphabet.
+``zenc2.``/``zenc1.`` tokens rather than rely on their alphabet.
 
 Limits: a DEK is replaced after ``dek_max_uses`` encryptions (default 2**28, far
 below the 2**32 random-nonce bound for GCM, which :meth:`KeyRing.encrypt` enforces
@@ -53,6 +77,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from enum import IntEnum
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -69,11 +94,16 @@ from zoneapp.keys.base import (
 
 __all__ = [
     "CIPHERTEXT_PREFIX",
+    "CIPHERTEXT_PREFIXES",
+    "CIPHERTEXT_PREFIX_V1",
     "FORMAT_V1",
+    "FORMAT_V2",
     "HMAC_PURPOSE_PREFIX",
+    "Aad",
     "CiphertextHeader",
     "KeyRing",
     "KeyRingNotPreparedError",
+    "Purpose",
     "dek_aad",
     "is_ciphertext",
     "parse_ciphertext_header",
@@ -81,8 +111,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CIPHERTEXT_PREFIX = "zenc1."
+CIPHERTEXT_PREFIX = "zenc2."
+CIPHERTEXT_PREFIX_V1 = "zenc1."
+CIPHERTEXT_PREFIXES = (CIPHERTEXT_PREFIX, CIPHERTEXT_PREFIX_V1)
 FORMAT_V1 = 0x01
+FORMAT_V2 = 0x02
+MAX_TENANT_BYTES = 1024
 HMAC_PURPOSE_PREFIX = b"zoneapp/hmac/v1/"
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
@@ -90,6 +124,74 @@ _TAG_BYTES = 16
 _NONCE_HARD_LIMIT = 2**32
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _TAMPERED = "tampered ciphertext or wrong field/topic binding"
+#: A Kafka topic name: only such a "topic" gets a V1 (``topic|path``) field AAD.
+KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+class Purpose(IntEnum):
+    """What a ciphertext holds; written into the V2 header and checked on decrypt."""
+
+    FIELD = 1
+    VAULT = 2
+    SUBJECT_KEY = 3
+
+
+_DOMAIN = {
+    Purpose.FIELD: b"zoneapp/field/v2",
+    Purpose.VAULT: b"zoneapp/vault/v2",
+    Purpose.SUBJECT_KEY: b"zoneapp/skey/v2",
+}
+_SEP = b"\x1f"
+
+
+def _lp(item: bytes) -> bytes:
+    return len(item).to_bytes(4, "big") + item
+
+
+@dataclass(frozen=True, slots=True)
+class Aad:
+    """The context a ciphertext is bound to: purpose (domain), tenant and parts.
+
+    Build it with :meth:`field`, :meth:`vault` or :meth:`subject_key`; ``legacy`` is
+    the V1 associated data of the same context, used only to read ``zenc1``
+    ciphertexts (None when V1 must not be read in that context).
+    """
+
+    purpose: Purpose
+    tenant: str
+    parts: tuple[str, ...]
+    legacy: bytes | None = None
+
+    def encode(self) -> bytes:
+        """Domain tag, tenant and parts, each length-prefixed (module docstring)."""
+        items = [_DOMAIN[self.purpose], self.tenant.encode("utf-8")]
+        items.extend(p.encode("utf-8") for p in self.parts)
+        return b"".join(_lp(i) for i in items)
+
+    @classmethod
+    def field(cls, tenant: str, topic: str, rule_path: str) -> Aad:
+        """A record field encrypted for ``topic`` at ``rule_path`` (the ``encrypt`` rule)."""
+        legacy = (
+            f"{topic}|{rule_path}".encode() if KAFKA_TOPIC.fullmatch(topic) is not None else None
+        )
+        return cls(Purpose.FIELD, tenant, (topic, rule_path), legacy)
+
+    @classmethod
+    def vault(cls, tenant: str, field_class: str, token: str) -> Aad:
+        """A token vault entry (the value behind ``token``)."""
+        legacy = b"zoneapp/vault/v1|" + _SEP.join(
+            (tenant.encode(), field_class.encode(), token.encode())
+        )
+        return cls(Purpose.VAULT, tenant, (field_class, token), legacy)
+
+    @classmethod
+    def subject_key(cls, tenant: str, subject: str) -> Aad:
+        """A data subject's stored key (:mod:`zoneapp.keys.subject`)."""
+        legacy = b"zoneapp/skey/v1|" + tenant.encode() + _SEP + subject.encode()
+        return cls(Purpose.SUBJECT_KEY, tenant, (subject,), legacy)
+
+    def __repr__(self) -> str:  # parts may be tokens: not for logs
+        return f"Aad({self.purpose.name})"
 
 
 class KeyRingNotPreparedError(KeyProviderError):
@@ -103,29 +205,58 @@ class CiphertextHeader:
     format_version: int
     zone: str
     kek_version: int
+    #: V2 only (None for V1): what the ciphertext holds, and its tenant.
+    purpose: Purpose | None = None
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:
+    version: int
     header: bytes
     zone: str
     kek_version: int
     wrapped: bytes
     nonce: bytes
     body: bytes
+    purpose: Purpose | None
+    tenant: str | None
+
+    @property
+    def dek_ref(self) -> bytes:
+        return _dek_ref(self.zone, self.kek_version, self.wrapped)
 
 
 class _Dek:
     """The current data key of one zone in this worker."""
 
-    __slots__ = ("aead", "created", "header", "kek_version", "uses")
+    __slots__ = ("aead", "created", "kek_version", "uses", "wrapped", "zone_b")
 
-    def __init__(self, aead: AESGCM, header: bytes, kek_version: int, created: float) -> None:
+    def __init__(
+        self, aead: AESGCM, zone: str, kek_version: int, wrapped: bytes, created: float
+    ) -> None:
         self.aead = aead
-        self.header = header
+        self.zone_b = zone.encode("ascii")
         self.kek_version = kek_version
+        self.wrapped = wrapped
         self.created = created
         self.uses = 0
+
+    def header_v2(self, purpose: Purpose, tenant: bytes) -> bytes:
+        return (
+            bytes((FORMAT_V2, purpose, len(self.zone_b)))
+            + self.zone_b
+            + len(tenant).to_bytes(2, "big")
+            + tenant
+            + self.kek_version.to_bytes(4, "big")
+            + len(self.wrapped).to_bytes(2, "big")
+            + self.wrapped
+        )
+
+    def header_v1(self) -> bytes:
+        return bytes((FORMAT_V1,)) + _dek_ref(
+            self.zone_b.decode("ascii"), self.kek_version, self.wrapped
+        )
 
     def __repr__(self) -> str:
         return f"<data key kek_v{self.kek_version} uses={self.uses}>"
@@ -136,10 +267,12 @@ def dek_aad(zone: str, kek_version: int) -> bytes:
     return b"zoneapp/dek/v1|" + zone.encode("ascii") + b"|" + str(kek_version).encode("ascii")
 
 
-def _build_header(zone: str, kek_version: int, wrapped: bytes) -> bytes:
+def _dek_ref(zone: str, kek_version: int, wrapped: bytes) -> bytes:
+    """What identifies a data key (zone, KEK version, wrapped DEK): the DEK cache's key,
+    the same for both formats and every purpose and tenant."""
     zone_b = zone.encode("ascii")
     return (
-        bytes((FORMAT_V1, len(zone_b)))
+        bytes((len(zone_b),))
         + zone_b
         + kek_version.to_bytes(4, "big")
         + len(wrapped).to_bytes(2, "big")
@@ -152,8 +285,9 @@ def _malformed(why: str) -> DecryptionError:
 
 
 def _parse(ciphertext: str) -> _Parsed:
-    if not isinstance(ciphertext, str) or not ciphertext.startswith(CIPHERTEXT_PREFIX):
+    if not isinstance(ciphertext, str) or not ciphertext.startswith(CIPHERTEXT_PREFIXES):
         raise _malformed(f"not a {CIPHERTEXT_PREFIX} ciphertext")
+    prefix = ciphertext[: len(CIPHERTEXT_PREFIX)]
     text = ciphertext[len(CIPHERTEXT_PREFIX) :]
     if not _B64URL.fullmatch(text):
         raise _malformed("not base64url")
@@ -165,18 +299,38 @@ def _parse(ciphertext: str) -> _Parsed:
     # every change to the text is a change to the bytes.
     if base64.urlsafe_b64encode(raw).rstrip(b"=") != text.encode("ascii"):
         raise _malformed("non-canonical base64url")
-    if len(raw) < 2:
+    if len(raw) < 3:
         raise _malformed("truncated")
-    if raw[0] != FORMAT_V1:
-        raise _malformed(f"unsupported format version {raw[0]}")
-    zone_len = raw[1]
-    off = 2 + zone_len
-    if len(raw) < off + 6:
+    version = raw[0]
+    if (version, prefix) not in ((FORMAT_V1, CIPHERTEXT_PREFIX_V1), (FORMAT_V2, CIPHERTEXT_PREFIX)):
+        raise _malformed(f"unsupported format version {version}")
+    purpose: Purpose | None = None
+    tenant: str | None = None
+    off = 1
+    if version == FORMAT_V2:
+        try:
+            purpose = Purpose(raw[1])
+        except ValueError:
+            raise _malformed("unknown purpose") from None
+        off = 2
+    zone_len = raw[off]
+    zone_end = off + 1 + zone_len
+    if len(raw) < zone_end + 6:
         raise _malformed("truncated")
     try:
-        zone = validate_zone(raw[2:off].decode("ascii"))
+        zone = validate_zone(raw[off + 1 : zone_end].decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raise _malformed("bad zone name") from None
+    off = zone_end
+    if version == FORMAT_V2:
+        tenant_len = int.from_bytes(raw[off : off + 2], "big")
+        if tenant_len > MAX_TENANT_BYTES or len(raw) < off + 2 + tenant_len + 6:
+            raise _malformed("truncated")
+        try:
+            tenant = raw[off + 2 : off + 2 + tenant_len].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _malformed("bad tenant") from None
+        off += 2 + tenant_len
     kek_version = int.from_bytes(raw[off : off + 4], "big")
     wrapped_len = int.from_bytes(raw[off + 4 : off + 6], "big")
     off += 6
@@ -185,18 +339,22 @@ def _parse(ciphertext: str) -> _Parsed:
     if len(wrapped) != wrapped_len or len(raw) < off + _NONCE_BYTES + _TAG_BYTES:
         raise _malformed("truncated")
     return _Parsed(
+        version=version,
         header=raw[:off],
         zone=zone,
         kek_version=kek_version,
         wrapped=wrapped,
         nonce=raw[off : off + _NONCE_BYTES],
         body=raw[off + _NONCE_BYTES :],
+        purpose=purpose,
+        tenant=tenant,
     )
 
 
 def is_ciphertext(s: str) -> bool:
-    """True if ``s`` is a well-formed V1 ciphertext (structure only; nothing is decrypted)."""
-    if not isinstance(s, str) or not s.startswith(CIPHERTEXT_PREFIX):
+    """True if ``s`` is a well-formed V2 or V1 ciphertext (structure only; nothing is
+    decrypted)."""
+    if not isinstance(s, str) or not s.startswith(CIPHERTEXT_PREFIXES):
         return False
     try:
         _parse(s)
@@ -206,9 +364,10 @@ def is_ciphertext(s: str) -> bool:
 
 
 def parse_ciphertext_header(s: str) -> CiphertextHeader:
-    """Zone and KEK version of a ciphertext, for metadata; DecryptionError if malformed."""
-    parsed = _parse(s)
-    return CiphertextHeader(FORMAT_V1, parsed.zone, parsed.kek_version)
+    """Zone, KEK version (and for V2 purpose and tenant) of a ciphertext, for metadata and
+    authorization; nothing is authenticated before decryption. DecryptionError if malformed."""
+    p = _parse(s)
+    return CiphertextHeader(p.version, p.zone, p.kek_version, p.purpose, p.tenant)
 
 
 class KeyRing:
@@ -248,8 +407,9 @@ class KeyRing:
         self._checked_at: dict[str, float] = {}
         self._hmac_wanted: set[tuple[str, str]] = set()
         self._hmac_keys: dict[tuple[str, str], bytes] = {}
-        # Keyed by the whole header (zone, version, wrapped DEK), not the wrapped DEK alone,
-        # so a cached DEK is never reused under a zone/version it was not unwrapped for.
+        # Keyed by zone, KEK version and wrapped DEK (``_dek_ref``), not the wrapped DEK
+        # alone, so a cached DEK is never reused under a zone/version it was not unwrapped
+        # for; purpose and tenant are not part of it, so they cost no extra unwraps.
         self._dek_cache: OrderedDict[bytes, AESGCM] = OrderedDict()
         self._inflight: dict[bytes, asyncio.Future[AESGCM]] = {}
         self._prepare_lock = asyncio.Lock()
@@ -340,11 +500,10 @@ class KeyRing:
     async def _new_dek(self, zone: str, version: int, now: float) -> None:
         dek = os.urandom(DEK_BYTES)
         wrapped = await self._provider.wrap_dek(zone, version, dek, dek_aad(zone, version))
-        header = _build_header(zone, version, wrapped)
         aead = AESGCM(dek)
         del dek
-        self._current[zone] = _Dek(aead, header, version, now)
-        self._cache_put(header, aead)  # our own output decrypts without an HSM call
+        self._current[zone] = _Dek(aead, zone, version, wrapped, now)
+        self._cache_put(_dek_ref(zone, version, wrapped), aead)  # own output: no HSM call
         self._deks_created += 1
         log.debug("new data key for zone %r under KEK v%d", zone, version)
 
@@ -385,11 +544,26 @@ class KeyRing:
 
     # --- encrypt (sync, in process) -----------------------------------------------------------
 
-    def encrypt(self, zone: str, plaintext: bytes, aad: bytes) -> str:
+    def encrypt(self, zone: str, plaintext: bytes, aad: Aad) -> str:
         """Sync, in-process AES-256-GCM with the zone's current DEK and a random 96-bit nonce.
 
-        Counts one use of the DEK. Returns the V1 text format (module docstring).
+        Counts one use of the DEK. Returns the V2 text format (module docstring), with
+        ``aad``'s purpose and tenant in the header.
         """
+        dek = self._use(zone)
+        tenant = aad.tenant.encode("utf-8")
+        if len(tenant) > MAX_TENANT_BYTES:
+            raise ValueError(f"tenant id longer than {MAX_TENANT_BYTES} bytes")
+        header = dek.header_v2(aad.purpose, tenant)
+        return self._seal(CIPHERTEXT_PREFIX, dek, header, plaintext, aad.encode())
+
+    def encrypt_legacy_v1(self, zone: str, plaintext: bytes, legacy_aad: bytes) -> str:
+        """Write format V1 (``zenc1``). Production code never does: this exists so tests can
+        prove that data written before V2 still decrypts, and which contexts it opens in."""
+        dek = self._use(zone)
+        return self._seal(CIPHERTEXT_PREFIX_V1, dek, dek.header_v1(), plaintext, legacy_aad)
+
+    def _use(self, zone: str) -> _Dek:
         dek = self._current.get(zone)
         if dek is None:
             self._permit(zone)
@@ -402,34 +576,45 @@ class KeyRing:
             )
         dek.uses += 1
         self._encryptions += 1
+        return dek
+
+    @staticmethod
+    def _seal(prefix: str, dek: _Dek, header: bytes, plaintext: bytes, aad: bytes) -> str:
         nonce = os.urandom(_NONCE_BYTES)
-        header = dek.header
         body = dek.aead.encrypt(nonce, plaintext, aad + header)
-        return CIPHERTEXT_PREFIX + base64.urlsafe_b64encode(header + nonce + body).rstrip(
-            b"="
-        ).decode("ascii")
+        return prefix + base64.urlsafe_b64encode(header + nonce + body).rstrip(b"=").decode("ascii")
 
     # --- decrypt (async: may need one unwrap) ---------------------------------------------------
 
-    async def decrypt(self, ciphertext: str, aad: bytes) -> bytes:
-        """Parse V1, unwrap the DEK via the provider, decrypt.
+    async def decrypt(self, ciphertext: str, aad: Aad) -> bytes:
+        """Parse V2 (or V1), unwrap the DEK via the provider, decrypt.
 
-        Unwrapped DEKs are kept in a bounded LRU, so repeat decrypts cost no HSM call.
+        A V2 ciphertext opens only for ``aad``'s purpose and tenant (checked before any
+        key is used); a V1 ciphertext only where ``aad`` has a legacy form. Unwrapped DEKs
+        are kept in a bounded LRU, so repeat decrypts cost no HSM call.
 
         Errors: DecryptionError('tampered ciphertext or wrong field/topic binding'),
         UnknownKeyVersionError, ZoneNotPermittedError, KeyUnavailableError - never key material.
         """
         parsed = _parse(ciphertext)
+        if parsed.version == FORMAT_V2:
+            if parsed.purpose != aad.purpose or parsed.tenant != aad.tenant:
+                raise DecryptionError(_TAMPERED)
+            context = aad.encode()
+        else:
+            if aad.legacy is None:
+                raise DecryptionError(_TAMPERED)
+            context = aad.legacy
         self._permit(parsed.zone)
         aead = await self._dek_for(parsed)
         self._decryptions += 1
         try:
-            return aead.decrypt(parsed.nonce, parsed.body, aad + parsed.header)
+            return aead.decrypt(parsed.nonce, parsed.body, context + parsed.header)
         except InvalidTag:
             raise DecryptionError(_TAMPERED) from None
 
     async def _dek_for(self, parsed: _Parsed) -> AESGCM:
-        key = parsed.header
+        key = parsed.dek_ref
         aead = self._dek_cache.get(key)
         if aead is not None:
             self._dek_cache.move_to_end(key)

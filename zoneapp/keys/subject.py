@@ -4,14 +4,19 @@ When a boundary names a ``subject_id``, each data subject (per tenant) gets a ra
 256-bit key. It is stored in the token vault envelope-encrypted under the zone's
 keys (``zoneapp:skey:{tenant}:<subject hash>``), so a copy of Redis reveals nothing.
 An ``encrypt`` field of that subject is sealed twice: first with the subject key
-(inner layer, below), then as usual with the zone's data key (``zenc1``), so the
+(inner layer, below), then as usual with the zone's data key (``zenc2``), so the
 ciphertext format, the zone check and the topic/field binding are unchanged.
 Erasing the subject deletes its key: every such field becomes unrecoverable.
 
-Inner layer (the ``zenc1`` plaintext), never starting like JSON::
+Inner layer (the ``zenc2``/``zenc1`` plaintext), never starting like JSON::
 
     0x00 'S' 0x01 | u8 tenant_len | tenant | u8 subject_len | subject hash |
     12-byte nonce | AES-256-GCM(subject key, value, AAD = caller AAD || header)
+
+The caller AAD is the outer ciphertext's: ``Aad.encode()`` for zenc2, the legacy
+``topic|path`` for zenc1. The stored subject key itself is a ``Purpose.SUBJECT_KEY``
+ciphertext (:meth:`~zoneapp.keys.envelope.Aad.subject_key`), so it can never be
+opened as a record field.
 
 Fetching keys costs one Redis pipeline per batch (it also notices an erasure made
 by another process); unwrapping a subject key is in-process (the zone's data key
@@ -29,6 +34,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from zoneapp.keys.base import DecryptionError
+from zoneapp.keys.envelope import Aad
 
 if TYPE_CHECKING:
     from zoneapp.keys.envelope import KeyRing
@@ -39,9 +45,9 @@ _NONCE = 12
 SubjectId = tuple[str, str]  # (tenant, subject hash)
 
 
-def wrap_aad(tenant: str, subject: str) -> bytes:
-    """Binds a stored subject key to its tenant and subject."""
-    return b"zoneapp/skey/v1|" + tenant.encode() + b"\x1f" + subject.encode()
+def wrap_aad(tenant: str, subject: str) -> Aad:
+    """Binds a stored subject key to its tenant and subject (its own domain)."""
+    return Aad.subject_key(tenant, subject)
 
 
 def _header(tenant: str, subject: str) -> bytes:

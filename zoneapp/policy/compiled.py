@@ -5,7 +5,7 @@ Built once at start-up; the sanitizer only reads it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from zoneapp.dlp import Scanner
@@ -67,6 +67,26 @@ class DerivedField:
     rule: CompiledRule
 
 
+@dataclass(frozen=True, slots=True)
+class TenantBinding:
+    """Which tenants each source topic may carry (policy ``tenants``).
+
+    A producer that may write a topic can write any record content, the tenant id
+    included; this binding is what stops it from writing in another tenant's name.
+    """
+
+    by_topic: Mapping[str, frozenset[str]]
+
+    def allows(self, topic: str, tenant: str) -> bool:
+        return tenant in self.by_topic.get(topic, frozenset())
+
+    def key_tenant(self, topic: str) -> str:
+        """The tenant record keys of ``topic`` are transformed under: the topic's only
+        tenant, or none (``""``) when the topic carries several (see README, Tombstones)."""
+        tenants = self.by_topic.get(topic, frozenset())
+        return next(iter(tenants)) if len(tenants) == 1 else ""
+
+
 @dataclass(slots=True)
 class CompiledBoundary:
     name: str
@@ -84,6 +104,17 @@ class CompiledBoundary:
     derived: list[DerivedField]
     #: (path pattern with indices removed, detector) pairs the DLP scan lets through.
     allowed: frozenset[tuple[str, str]]
+    #: Tenants per source topic; None: any tenant id is accepted (not bound to topics).
+    tenant_binding: TenantBinding | None = None
+    #: Normalizes a subject id before it is hashed (:mod:`zoneapp.policy.subjects`).
+    subject_normalizer: Callable[[str], str] = str.strip
+    #: The name of that normalizer, for ``erase`` and ``check-policy``.
+    subject_normalizer_name: str = "trim"
+
+    def key_tenant(self, topic: str) -> str:
+        """The tenant a record key of ``topic`` is transformed under: never the body's, so a
+        tombstone (no body) gets the same key as its live record."""
+        return self.tenant_binding.key_tenant(topic) if self.tenant_binding else ""
 
     def all_rules(self) -> Iterator[CompiledRule]:
         yield self.key_rule

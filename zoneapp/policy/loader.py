@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from zoneapp.access import AUDIT_TOPIC
 from zoneapp.dlp import DEFAULT_REGIONS, build_scanner
+from zoneapp.keys.envelope import KAFKA_TOPIC
 from zoneapp.policy.compiled import (
     ITEMS,
     WILDCARD,
@@ -24,12 +26,15 @@ from zoneapp.policy.compiled import (
     CompiledRule,
     DerivedField,
     RuleNode,
+    TenantBinding,
     Zone,
 )
 from zoneapp.policy.errors import ParamError, PolicyError
 from zoneapp.policy.levels import Level
 from zoneapp.policy.spec import BoundarySpec, PolicySpec, RuleSpec
+from zoneapp.policy.subjects import NORMALIZERS
 from zoneapp.transforms import TransformSpec, build_transform
+from zoneapp.vault.layout import EMPTY_TENANT_TAG, RESERVED_TENANT_CHARS
 
 Loc = tuple[str | int, ...]
 
@@ -201,6 +206,7 @@ class _Compiler:
             compiled = self._boundary(i, b, policy, known_detectors)
             if compiled is not None:
                 policy.boundaries.append(compiled)
+        self._operational_topics(policy)
         if self.problems:
             raise PolicyError(self.problems, self.source)
         return policy
@@ -216,8 +222,14 @@ class _Compiler:
         return tuple(parts)
 
     def _zones(self) -> dict[str, Zone]:
+        """Zones and their topic prefixes. Prefixes must be unambiguous: none empty and none
+        a prefix of another, so a topic (a quarantine above all) belongs to exactly the zone
+        whose prefix it starts with, and no zone's topics can be nested inside another's."""
         zones: dict[str, Zone] = {}
         prefixes: dict[str, str] = {}
+        suffix = self.spec.quarantine_suffix
+        if not KAFKA_TOPIC.fullmatch(suffix):
+            self.fail(("quarantine_suffix",), "must be 1-249 of [A-Za-z0-9._-]")
         for i, z in enumerate(self.spec.zones):
             if z.name in zones:
                 self.fail(("zones", i, "name"), f"zone {z.name!r} is declared twice")
@@ -228,6 +240,16 @@ class _Compiler:
                     ("zones", i, "topic_prefix"),
                     f"topic prefix {prefix!r} is already zone {prefixes[prefix]!r}'s",
                 )
+            elif not KAFKA_TOPIC.fullmatch(prefix):
+                self.fail(("zones", i, "topic_prefix"), "must be 1-249 of [A-Za-z0-9._-]")
+            for other, name in prefixes.items():
+                if other != prefix and (prefix.startswith(other) or other.startswith(prefix)):
+                    self.fail(
+                        ("zones", i, "topic_prefix"),
+                        f"topic prefix {prefix!r} and zone {name!r}'s {other!r} are nested: "
+                        "a topic could belong to both; use prefixes that do not start one "
+                        "another",
+                    )
             prefixes[prefix] = z.name
             zones[z.name] = Zone(
                 name=z.name,
@@ -236,6 +258,81 @@ class _Compiler:
                 quarantine_topic=prefix + self.spec.quarantine_suffix,
             )
         return zones
+
+    def _operational_topics(self, policy: CompiledPolicy) -> None:
+        """Quarantine, security and audit topics receive data (the original record, or
+        events about it) of their sources: each must sit in a zone at least as high as
+        that data, or (security and audit topics) outside every zone, never in a lower
+        zone, whose boundaries and readers would get it."""
+        for i, z in enumerate(self.spec.zones):
+            zone = policy.zones.get(z.name)
+            if zone is None:
+                continue
+            holder = policy.zone_of_topic(zone.quarantine_topic)
+            if holder is None or holder.level < zone.level:
+                where = f"zone {holder.name!r} ({holder.level})" if holder else "no zone"
+                self.fail(
+                    ("zones", i),
+                    f"the quarantine topic {zone.quarantine_topic!r} of zone {zone.name!r} "
+                    f"({zone.level}) belongs to {where}",
+                )
+        levels = [b.source_zone.level for b in policy.boundaries]
+        if not levels:
+            return
+        highest = max(levels)
+        for loc, topic, what in (
+            (("security_topic",), policy.security_topic, "security"),
+            ((), AUDIT_TOPIC, "audit"),
+        ):
+            holder = policy.zone_of_topic(topic)
+            if holder is not None and holder.level < highest:
+                self.fail(
+                    loc,
+                    f"the {what} topic {topic!r} belongs to zone {holder.name!r} "
+                    f"({holder.level}) but receives events about {highest} data; put it in "
+                    "a zone at least that high, or outside every zone prefix",
+                )
+            if any(topic in b.sources or topic == b.destination for b in policy.boundaries):
+                self.fail(loc, f"the {what} topic {topic!r} is a boundary's source or destination")
+
+    def _tenant_binding(
+        self, loc: Loc, b: BoundarySpec, policy: CompiledPolicy
+    ) -> TenantBinding | None:
+        """Compile ``tenants`` into the allowed tenants of each source topic."""
+        if b.tenants is None:
+            return None
+        if policy.tenant_path is None:
+            self.fail((*loc, "tenants"), "binding tenants to topics needs the policy's tenant_id")
+            return None
+        by_topic: dict[str, frozenset[str]] = {}
+        if isinstance(b.tenants, str):
+            pattern = b.tenants
+            if pattern.count("{tenant}") != 1:
+                self.fail((*loc, "tenants"), "a tenant pattern needs exactly one '{tenant}'")
+                return None
+            head, tail = pattern.split("{tenant}")
+            for topic in b.source:
+                inner = topic[len(head) : len(topic) - len(tail)]
+                if not (topic.startswith(head) and topic.endswith(tail) and inner):
+                    self.fail((*loc, "tenants"), f"source {topic!r} does not match {pattern!r}")
+                    continue
+                by_topic[topic] = frozenset({inner})
+        else:
+            for topic, tenants in b.tenants.items():
+                if topic not in b.source:
+                    self.fail((*loc, "tenants", topic), "is not a source of this boundary")
+                elif not tenants or any(not t for t in tenants):
+                    self.fail((*loc, "tenants", topic), "list one tenant id or more")
+                else:
+                    by_topic[topic] = frozenset(tenants)
+            for topic in b.source:
+                if topic not in b.tenants:
+                    self.fail((*loc, "tenants"), f"source {topic!r} has no tenant list")
+        for topic, allowed in by_topic.items():
+            for t in allowed:
+                if t == EMPTY_TENANT_TAG or RESERVED_TENANT_CHARS & set(t):
+                    self.fail((*loc, "tenants"), f"tenant id {t!r} of {topic!r} is reserved")
+        return TenantBinding(by_topic)
 
     def _topic_zone(self, policy: CompiledPolicy, loc: Loc, topic: str) -> Zone | None:
         zone = policy.zone_of_topic(topic)
@@ -275,6 +372,12 @@ class _Compiler:
             )
 
         key_rule = self._rule((*loc, "key"), "$key", b.key, src, dest_zone)
+        if key_rule is not None and not key_rule.transform.deterministic:
+            self.fail(
+                (*loc, "key"),
+                f"the key transform {key_rule.name!r} is not deterministic: equal keys must "
+                "give equal output keys (partitioning, compaction, tombstones)",
+            )
         header_rules: dict[str, CompiledRule] = {}
         for name, rule in b.headers.rules.items():
             compiled = self._rule(
@@ -317,6 +420,7 @@ class _Compiler:
                 allowed.add((a.path, detector))
         if key_rule is None:
             return None
+        normalizer = b.subject_normalizer or self.spec.subject_normalizer
         return CompiledBoundary(
             name=b.name,
             sources=tuple(b.source),
@@ -335,6 +439,9 @@ class _Compiler:
             fields=root,
             derived=derived,
             allowed=frozenset(allowed),
+            tenant_binding=self._tenant_binding(loc, b, policy),
+            subject_normalizer=NORMALIZERS[normalizer],
+            subject_normalizer_name=normalizer,
         )
 
     def _rule(
@@ -360,6 +467,15 @@ class _Compiler:
         except ParamError as exc:
             self.fail(loc, str(exc))
             return None
+        if level > dest.level:
+            copies = transform.reproduces_value()
+            if copies is not None:
+                self.fail(
+                    loc,
+                    f"{rule.transform!r} {copies}, so it would move a {level} field into "
+                    f"{dest.name!r} ({dest.level})",
+                )
+                return None
         return CompiledRule(path=path, transform=transform, level=level)
 
     def _insert(self, root: RuleNode, loc: Loc, path: str, rule: CompiledRule) -> None:

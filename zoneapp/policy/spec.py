@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from zoneapp.policy.levels import Level
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+#: How a subject id is normalized before it is hashed (:mod:`zoneapp.policy.subjects`).
+SubjectNormalizer = Literal["email", "trim", "exact"]
 
 
 class _Strict(BaseModel):
@@ -118,6 +120,12 @@ class BoundarySpec(_Strict):
     fields: dict[str, RuleSpec] = Field(default_factory=dict)
     #: The data subject of this boundary's records (overrides the policy's ``subject_id``).
     subject_id: str | None = None
+    #: How its subject ids are normalized before hashing (overrides the policy's).
+    subject_normalizer: SubjectNormalizer | None = None
+    #: Which tenants each source topic may carry: a mapping ``{topic: [tenant, ...]}``
+    #: for every source, or a pattern such as ``restricted.payments.{tenant}`` that every
+    #: source matches. A record naming another tenant is quarantined (``tenant_mismatch``).
+    tenants: dict[str, list[str]] | str | None = None
     #: Output fields computed from source fields: ``{birth_year: {from: date_of_birth, ...}}``.
     derive: dict[str, DeriveSpec] = Field(default_factory=dict)
     allow: list[AllowSpec] = Field(default_factory=list)
@@ -137,6 +145,9 @@ class PolicySpec(_Strict):
     #: Dotted path of the data subject (a user id, an email...). Token mappings are
     #: indexed by a keyed hash of it, so ``erase`` can find a subject's tokens.
     subject_id: str | None = None
+    #: How subject ids are normalized before hashing: ``email`` (NFKC, trimmed,
+    #: case-folded), ``trim`` (NFC, trimmed; the default) or ``exact``.
+    subject_normalizer: SubjectNormalizer = "trim"
     security_topic: str = "security.violations"
     #: Quarantine topic of a zone is ``<zone prefix><quarantine_suffix>``.
     quarantine_suffix: str = "quarantine"

@@ -7,8 +7,11 @@ from typing import Any
 
 from zoneapp.errors import ParamError
 from zoneapp.transforms.base import (
+    NO_KNOWN_TOKENS,
     SUPPRESS,
+    KnownTokens,
     RecordContext,
+    TokenCollisionError,
     Transform,
     TransformSpec,
     TransformTypeError,
@@ -47,9 +50,12 @@ def build_transform(name: str, params: Mapping[str, Any], spec: TransformSpec) -
 
 
 __all__ = [
+    "NO_KNOWN_TOKENS",
     "SUPPRESS",
     "TRANSFORMS",
+    "KnownTokens",
     "RecordContext",
+    "TokenCollisionError",
     "Transform",
     "TransformSpec",
     "TransformTypeError",

@@ -7,9 +7,9 @@ the hot path and does no validation of its own beyond the value's type.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Container, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 from zoneapp.errors import ParamError
 
@@ -37,6 +37,28 @@ class TransformTypeError(TypeError):
 
     The message names the transform and the type, never the value.
     """
+
+
+class TokenCollisionError(ValueError):
+    """A token already maps to another value (of the same tenant): never forward it.
+
+    Deterministic tokens are HMACs cut to the token's size; a ``format: card`` token of
+    a 12-digit card has only 8 free digits, so two cards can share a token.
+    """
+
+
+class KnownTokens(Protocol):
+    """Tokens the vault is known to hold, with the fingerprint of the value behind each."""
+
+    def fingerprint(self, tenant: str, token: str) -> str | None: ...
+
+
+class _NoKnownTokens:
+    def fingerprint(self, tenant: str, token: str) -> str | None:
+        return None
+
+
+NO_KNOWN_TOKENS: Final[KnownTokens] = _NoKnownTokens()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +91,9 @@ class RecordContext:
     subject: str | None = None
     #: The data subject's own key: ``encrypt`` seals with it too, so erasure shreds it.
     subject_aead: AESGCM | None = None
-    #: Tokens the vault already holds; a transform skips re-encrypting those.
-    stored_tokens: Container[str] = frozenset()
+    #: Tokens the vault already holds, by (tenant, token): a transform skips re-encrypting
+    #: those whose fingerprint matches, and refuses those whose fingerprint differs.
+    stored_tokens: KnownTokens = NO_KNOWN_TOKENS
     vault_entries: list[VaultEntry] = field(default_factory=list)
     applied: dict[str, int] = field(default_factory=dict)
 
@@ -90,6 +113,8 @@ class Transform(ABC):
     name: ClassVar[str]
     #: HMAC working keys this transform needs, by purpose; loaded before the first batch.
     hmac_purposes: tuple[str, ...] = ()
+    #: Equal inputs give equal outputs (required of key transforms).
+    deterministic: bool = True
 
     def __init__(self, params: Mapping[str, Any], spec: TransformSpec) -> None:
         self.spec = spec
@@ -111,6 +136,12 @@ class Transform(ABC):
     @abstractmethod
     def apply(self, value: Any, ctx: RecordContext) -> Any:
         """Return the sanitized value, or SUPPRESS."""
+
+    def reproduces_value(self) -> str | None:
+        """Why, with these parameters, the output can reproduce the input (or most of its
+        digits), or None. The policy check refuses such a rule on a field classified above
+        its destination zone."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.rule_path!r})"

@@ -18,8 +18,10 @@ import orjson
 from zoneapp.dlp.credit_card import holds_card, luhn_ok
 from zoneapp.errors import ParamError
 from zoneapp.keys import subject as subject_keys
+from zoneapp.keys.envelope import Aad
 from zoneapp.transforms.base import (
     RecordContext,
+    TokenCollisionError,
     Transform,
     TransformSpec,
     VaultEntry,
@@ -112,6 +114,7 @@ class TokenizeTransform(Transform):
         self.field_class = _field_class(params, self.spec)
         self.format = choice_param(params, "format", "opaque", ("opaque", "card"))
         self.random = choice_param(params, "mode", "deterministic", MODES) == "random"
+        self.deterministic = not self.random
         self.purpose = f"token/{self.field_class}"
         self.fp_purpose = f"fingerprint/{self.field_class}"
         self.hmac_purposes = (self.purpose, self.fp_purpose)
@@ -131,28 +134,36 @@ class TokenizeTransform(Transform):
                 ctx.keyring.hmac_key(self.spec.zone, self.purpose), message, hashlib.sha256
             ).digest()
         token = card_token(data, mac) if self.format == "card" else "tok_" + letters(mac[:16])
-        if self.random or token not in ctx.stored_tokens:
-            fingerprint = hmac.new(
+        # The fingerprint is compared for every occurrence, cached or not: a token that
+        # the vault holds for another value is a collision, never a silent merge.
+        fingerprint = b64(
+            hmac.new(
                 ctx.keyring.hmac_key(self.spec.zone, self.fp_purpose), message, hashlib.sha256
             ).digest()
-            aad = vault_aad(ctx.tenant, self.field_class, token)
-            ctx.vault_entries.append(
-                VaultEntry(
-                    tenant=ctx.tenant,
-                    field_class=self.field_class,
-                    token=token,
-                    fingerprint=b64(fingerprint),
-                    ciphertext=ctx.keyring.encrypt(self.spec.zone, data, aad),
-                    subject=ctx.subject,
-                    zone=self.spec.zone,
-                )
+        )
+        known = ctx.stored_tokens.fingerprint(ctx.tenant, token)
+        if known == fingerprint:
+            return token
+        if known is not None:
+            raise TokenCollisionError("token already maps to another value")
+        aad = vault_aad(ctx.tenant, self.field_class, token)
+        ctx.vault_entries.append(
+            VaultEntry(
+                tenant=ctx.tenant,
+                field_class=self.field_class,
+                token=token,
+                fingerprint=fingerprint,
+                ciphertext=ctx.keyring.encrypt(self.spec.zone, data, aad),
+                subject=ctx.subject,
+                zone=self.spec.zone,
             )
+        )
         return token
 
 
-def vault_aad(tenant: str, field_class: str, token: str) -> bytes:
-    """Binds a vault ciphertext to its tenant, field class and token."""
-    return b"zoneapp/vault/v1|" + _SEP.join((tenant.encode(), field_class.encode(), token.encode()))
+def vault_aad(tenant: str, field_class: str, token: str) -> Aad:
+    """Binds a vault ciphertext to its tenant, field class and token (its own domain)."""
+    return Aad.vault(tenant, field_class, token)
 
 
 def card_token(data: bytes, mac: bytes) -> str:
@@ -191,17 +202,19 @@ class EncryptTransform(Transform):
     sealed with that subject's own key (:mod:`zoneapp.keys.subject`), so erasing the
     subject makes the field unrecoverable.
 
-    The ciphertext (``zenc1.``, see :mod:`zoneapp.keys.envelope`) is bound to the
-    destination topic and the rule's field path: copied elsewhere, it fails to decrypt.
+    The ciphertext (``zenc2.``, see :mod:`zoneapp.keys.envelope`) is bound to the
+    destination topic, the rule's field path and the record's tenant: copied elsewhere,
+    or presented for another tenant, it fails to decrypt.
     """
 
     name = "encrypt"
+    deterministic = False  # random nonce
 
     def apply(self, value: Any, ctx: RecordContext) -> Any:
         if value is None:
             return None
-        aad = f"{ctx.topic}|{self.spec.rule_path}".encode()
+        aad = Aad.field(ctx.tenant, ctx.topic, self.spec.rule_path)
         data = orjson.dumps(value)
         if ctx.subject_aead is not None and ctx.subject is not None:
-            data = subject_keys.seal(ctx.subject_aead, ctx.tenant, ctx.subject, data, aad)
+            data = subject_keys.seal(ctx.subject_aead, ctx.tenant, ctx.subject, data, aad.encode())
         return ctx.keyring.encrypt(self.spec.zone, data, aad)

@@ -98,13 +98,39 @@ def _parse_date(value: Any, transform: str) -> dt.date:
     )
 
 
+#: Years an integer (or a 4-digit string) may be for ``to: year``: anything else (an SSN,
+#: epoch milliseconds, an account number) is not a year and is quarantined.
+PLAUSIBLE_YEARS = range(1800, 2201)
+#: A ``prefix`` longer than this can copy a value (PCI DSS shows at most the first six
+#: digits of a card); refused on a field classified above its destination.
+MAX_SAFE_PREFIX = 6
+#: ``bucket`` may have at most this many buckets (about 10 bits) over its declared range
+#: on a field classified above its destination.
+MAX_SAFE_BUCKETS = 1000
+
+
+def _year(value: Any, transform: str) -> int:
+    if isinstance(value, str) and len(value) == 4 and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value not in PLAUSIBLE_YEARS:
+            raise ValueError(f"transform {transform!r}: the number is not a plausible year")
+        return value
+    return _parse_date(value, transform).year
+
+
 class GeneralizeTransform(Transform):
     """Coarsen a value: date → year or month, date of birth → age range, zip → prefix,
     number → bucket.
 
     Age ranges are computed against the processing date (UTC). Ages at or above
     ``top`` (default 90, as HIPAA Safe Harbor asks) collapse into one ``90+`` bucket.
-    Buckets are written ``lo-hi`` with ``lo`` inclusive and ``hi`` exclusive.
+    Buckets are written ``lo-hi`` with ``lo`` inclusive and ``hi`` exclusive; a bucket
+    rule declares the range of its values (``min`` inclusive, ``max`` exclusive) and a
+    value outside it is refused (``invalid_value``), so no bucket can carry an arbitrary
+    number. ``year`` takes a date, or an integer (or 4-digit string) in
+    :data:`PLAUSIBLE_YEARS`. ``prefix`` never returns a whole value: a value no longer
+    than the prefix is refused.
     """
 
     name = "generalize"
@@ -112,7 +138,7 @@ class GeneralizeTransform(Transform):
 
     @classmethod
     def allowed_params(cls) -> tuple[str, ...]:
-        return ("to", "width", "length", "pad", "top")
+        return ("to", "width", "length", "pad", "top", "min", "max")
 
     def configure(self, params: dict[str, Any]) -> None:
         self.to = choice_param(params, "to", None, self.MODES)
@@ -123,14 +149,34 @@ class GeneralizeTransform(Transform):
         if not isinstance(pad, str) or len(pad) > 1 or pad.isalnum():
             raise ParamError("parameter 'pad' must be empty or one non-alphanumeric character")
         self.pad = pad
+        self.lo: int | float = 0
+        self.hi: int | float = 0
+        if self.to == "bucket":
+            bounds = [params.get("min"), params.get("max")]
+            if any(isinstance(b, bool) or not isinstance(b, int | float) for b in bounds):
+                raise ParamError("'to: bucket' needs the numbers 'min' and 'max' (its range)")
+            self.lo, self.hi = bounds  # type: ignore[assignment]
+            if not (math.isfinite(self.lo) and math.isfinite(self.hi) and self.lo < self.hi):
+                raise ParamError("parameter 'min' must be below 'max'")
+        elif "min" in params or "max" in params:
+            raise ParamError("parameters 'min' and 'max' are for 'to: bucket' only")
+
+    def reproduces_value(self) -> str | None:
+        if self.to == "prefix" and self.length > MAX_SAFE_PREFIX:
+            return f"keeps {self.length} leading characters (at most {MAX_SAFE_PREFIX})"
+        if self.to == "bucket":
+            if self.width < 2:
+                return "with width 1 keeps every integer"
+            buckets = math.ceil((self.hi - self.lo) / self.width)
+            if buckets > MAX_SAFE_BUCKETS:
+                return f"has {buckets} buckets over its range (at most {MAX_SAFE_BUCKETS})"
+        return None
 
     def apply(self, value: Any, ctx: RecordContext) -> Any:
         if value is None:
             return None
         if self.to == "year":
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            return _parse_date(value, self.name).year
+            return _year(value, self.name)
         if self.to == "month":
             d = _parse_date(value, self.name)
             return f"{d.year:04d}-{d.month:02d}"
@@ -148,6 +194,8 @@ class GeneralizeTransform(Transform):
             if isinstance(value, bool) or not isinstance(value, str | int):
                 raise type_error(self.name, value)
             text = str(value)
+            if len(text) <= self.length:
+                raise ValueError(f"transform {self.name!r}: the value is no longer than the prefix")
             head = text[: self.length]
             return head + self.pad * (len(text) - len(head)) if self.pad else head
         # bucket
@@ -155,5 +203,7 @@ class GeneralizeTransform(Transform):
             raise type_error(self.name, value)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"transform {self.name!r} cannot bucket a non-finite number")
+        if not self.lo <= value < self.hi:
+            raise ValueError(f"transform {self.name!r}: the value is outside the bucket range")
         lo = math.floor(value / self.width) * self.width
         return f"{lo}-{lo + self.width}"

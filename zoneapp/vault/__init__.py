@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from zoneapp.keys import DEVELOPMENT_ONLY, warn_development_backend
 from zoneapp.keys.secret import Secret
-from zoneapp.vault.base import StoredToken, StoredTokenCache, TokenVault, VaultUnavailableError
+from zoneapp.vault.base import (
+    StoredToken,
+    StoredTokenCache,
+    TokenKey,
+    TokenVault,
+    VaultUnavailableError,
+)
 from zoneapp.vault.memory import MemoryTokenVault
 
 
@@ -31,6 +37,7 @@ __all__ = [
     "MemoryTokenVault",
     "StoredToken",
     "StoredTokenCache",
+    "TokenKey",
     "TokenVault",
     "VaultUnavailableError",
     "build_vault",

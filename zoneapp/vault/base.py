@@ -64,28 +64,39 @@ class StoredToken:
         )
 
 
+TokenKey = tuple[str, str]  # (tenant, token)
+
+
 class StoredTokenCache:
-    """Bounded LRU of tokens known to be in the vault, so repeat values cost nothing."""
+    """Bounded LRU of (tenant, token) → fingerprint of the mappings known to be in the vault,
+    so repeat values cost nothing and a different value under a known token is caught.
+
+    Keyed by tenant too: the same token text in two tenants is two mappings.
+    """
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, None] = OrderedDict()
+        self._items: OrderedDict[TokenKey, str] = OrderedDict()
 
-    def __contains__(self, token: object) -> bool:
-        return token in self._items
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, token: str) -> None:
+    def fingerprint(self, tenant: str, token: str) -> str | None:
+        return self._items.get((tenant, token))
+
+    def add(self, tenant: str, token: str, fingerprint: str) -> None:
         items = self._items
-        items[token] = None
-        items.move_to_end(token)
+        key = (tenant, token)
+        items[key] = fingerprint
+        items.move_to_end(key)
         if len(items) > self.capacity:
             items.popitem(last=False)
 
-    def discard(self, token: str) -> None:
-        self._items.pop(token, None)
+    def discard(self, tenant: str, token: str) -> None:
+        self._items.pop((tenant, token), None)
 
 
 class TokenVault(ABC):
@@ -99,25 +110,31 @@ class TokenVault(ABC):
     async def store(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
         """Store new mappings idempotently (first writer wins, atomically).
 
-        Returns the entries whose token already maps to a different value — a
-        collision, which the caller must not forward.
+        Returns the entries whose token maps to a different value - in the vault, in the
+        cache, or earlier in the same batch: a collision, which the caller must not
+        forward. Every entry's fingerprint is compared, duplicates included.
         """
-        fresh: dict[tuple[str, str], VaultEntry] = {}
+        fresh: dict[TokenKey, VaultEntry] = {}
         for e in entries:
-            if e.token not in self.cache:
-                fresh.setdefault((e.tenant, e.token), e)
-        if not fresh:
-            return []
-        conflicts = await self._store_new(list(fresh.values()))
-        bad = {(c.tenant, c.token) for c in conflicts}
-        for key, entry in fresh.items():
-            if key not in bad:
-                self.cache.add(entry.token)
-        return [e for e in entries if (e.tenant, e.token) in bad]
+            key = (e.tenant, e.token)
+            if key not in fresh and self.cache.fingerprint(*key) is None:
+                fresh[key] = e
+        stored = await self._store_new(list(fresh.values())) if fresh else {}
+        for key, fingerprint in stored.items():
+            if fingerprint is not None:
+                self.cache.add(*key, fingerprint)
+        conflicts = []
+        for e in entries:
+            key = (e.tenant, e.token)
+            holds = stored[key] if key in stored else self.cache.fingerprint(*key)
+            if holds != e.fingerprint:
+                conflicts.append(e)
+        return conflicts
 
     @abstractmethod
-    async def _store_new(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
-        """SET-if-absent each entry; return those whose existing fingerprint differs."""
+    async def _store_new(self, entries: Sequence[VaultEntry]) -> dict[TokenKey, str | None]:
+        """SET-if-absent each entry (one per key); return the fingerprint each key now
+        holds (None if it vanished meanwhile, e.g. erased: then nothing is forwarded)."""
 
     @abstractmethod
     async def fetch(self, tenant: str, token: str) -> StoredToken | None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 
 from zoneapp.transforms import VaultEntry
-from zoneapp.vault.base import StoredToken, TokenVault, VaultUnavailableError
+from zoneapp.vault.base import StoredToken, TokenKey, TokenVault, VaultUnavailableError
 
 
 class MemoryTokenVault(TokenVault):
@@ -21,21 +21,22 @@ class MemoryTokenVault(TokenVault):
         if not self.available:
             raise VaultUnavailableError("memory vault is unavailable")
 
-    async def _store_new(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
+    async def _store_new(self, entries: Sequence[VaultEntry]) -> dict[TokenKey, str | None]:
         self._check()
         self.round_trips += 1
-        conflicts: list[VaultEntry] = []
+        holds: dict[TokenKey, str | None] = {}
         for e in entries:
             key = (e.tenant, e.token)
             existing = self.data.get(key)
-            if e.subject is not None:
-                self.subjects.setdefault((e.tenant, e.subject), set()).add(e.token)
             if existing is None:
                 self.data[key] = StoredToken.of(e).encode()
                 self.writes += 1
-            elif StoredToken.decode(e.tenant, e.token, existing).fingerprint != e.fingerprint:
-                conflicts.append(e)
-        return conflicts
+                holds[key] = e.fingerprint
+            else:
+                holds[key] = StoredToken.decode(e.tenant, e.token, existing).fingerprint
+            if e.subject is not None and holds[key] == e.fingerprint:
+                self.subjects.setdefault((e.tenant, e.subject), set()).add(e.token)
+        return holds
 
     async def find_tenant(self, token: str) -> str | None:
         self._check()
@@ -63,7 +64,7 @@ class MemoryTokenVault(TokenVault):
         tokens = self.subjects.pop((tenant, subject), set())
         erased = sum(1 for t in tokens if self.data.pop((tenant, t), None) is not None)
         for t in tokens:
-            self.cache.discard(t)
+            self.cache.discard(tenant, t)
         return erased
 
     async def ping(self) -> None:

@@ -1,42 +1,46 @@
 """The Redis token vault.
 
-Key layout: ``zoneapp:tok:{<tenant>}:<token>`` holding a small JSON document
-(field class, value fingerprint, ciphertext, creation time). The tenant is the
-hash tag, so one tenant's tokens live in one Redis Cluster slot and can be
-erased or scanned together. Writes are ``SET NX`` in one pipeline per batch:
-two workers seeing the same value first at the same time write the same token,
-and the first write wins.
+Keys and commands are those of :mod:`zoneapp.vault.layout` (the ACL is generated from
+it). Writes are ``SET NX`` in one pipeline per batch: two workers seeing the same value
+first at the same time write the same token, and the first write wins. The subject
+index and the token index are written only for mappings that hold the entry's own
+value, so a colliding record can never add another value's token to its subject (and
+have it erased with that subject).
+
+Every command touches one key, and the one transaction (erasure) stays in one tenant's
+slot: the layout works on Redis Cluster, as the integration test on a cluster-mode
+redis-server checks. The client is a standalone one: ``redis://``/``rediss://`` to one
+primary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from zoneapp.keys.secret import Secret
 from zoneapp.transforms import VaultEntry
-from zoneapp.vault.base import StoredToken, TokenVault, VaultUnavailableError
+from zoneapp.vault.base import StoredToken, TokenKey, TokenVault, VaultUnavailableError
+from zoneapp.vault.layout import (
+    index_key,
+    legacy_index_key,
+    subject_secret_key,
+    subject_set_key,
+    token_key,
+)
+
+__all__ = ["RedisTokenVault"]
 
 
-def token_key(tenant: str, token: str) -> str:
-    return f"zoneapp:tok:{{{tenant or '_'}}}:{token}"
+def _bytes(raw: Any) -> bytes:
+    return raw if isinstance(raw, bytes) else str(raw).encode()
 
 
-def index_key(token: str) -> str:
-    """token → tenant, so metadata can be found from a token alone."""
-    return f"zoneapp:tokidx:{token}"
-
-
-def subject_secret_key(tenant: str, subject: str) -> str:
-    """Where a subject's wrapped key lives (same slot as its tokens)."""
-    return f"zoneapp:skey:{{{tenant or '_'}}}:{subject}"
-
-
-def subject_key(tenant: str, subject: str) -> str:
-    """The set of a subject's tokens; same hash tag as the tokens, so erasure is one slot."""
-    return f"zoneapp:subj:{{{tenant or '_'}}}:{subject}"
+def _unavailable(exc: RedisError) -> VaultUnavailableError:
+    return VaultUnavailableError(f"redis vault: {type(exc).__name__}")
 
 
 class RedisTokenVault(TokenVault):
@@ -57,43 +61,50 @@ class RedisTokenVault(TokenVault):
         # The URL may carry a password: show only the scheme.
         return f"RedisTokenVault({self._url.split('://', 1)[0]}://…)"
 
-    async def _store_new(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
+    async def _store_new(self, entries: Sequence[VaultEntry]) -> dict[TokenKey, str | None]:
         try:
             pipe = self._redis.pipeline(transaction=False)
             for e in entries:
                 pipe.set(token_key(e.tenant, e.token), StoredToken.of(e).encode(), nx=True)
-            for e in entries:
-                pipe.set(index_key(e.token), e.tenant, nx=True)
-                if e.subject is not None:
-                    pipe.sadd(subject_key(e.tenant, e.subject), e.token)
-            results = (await pipe.execute())[: len(entries)]
+            written = await pipe.execute()
             self.round_trips += 1
-            existing = [e for e, ok in zip(entries, results, strict=True) if not ok]
-            self.writes += len(entries) - len(existing)
-            if not existing:
-                return []
-            pipe = self._redis.pipeline(transaction=False)
-            for e in existing:
-                pipe.get(token_key(e.tenant, e.token))
-            raws = await pipe.execute()
-            self.round_trips += 1
+            holds: dict[TokenKey, str | None] = {}
+            existing = [e for e, ok in zip(entries, written, strict=True) if not ok]
+            mine = [e for e, ok in zip(entries, written, strict=True) if ok]
+            self.writes += len(mine)
+            for e in mine:
+                holds[(e.tenant, e.token)] = e.fingerprint
+            if existing:
+                pipe = self._redis.pipeline(transaction=False)
+                for e in existing:
+                    pipe.get(token_key(e.tenant, e.token))
+                for e, raw in zip(existing, await pipe.execute(), strict=True):
+                    holds[(e.tenant, e.token)] = (
+                        None
+                        if raw is None
+                        else StoredToken.decode(e.tenant, e.token, _bytes(raw)).fingerprint
+                    )
+                self.round_trips += 1
+            # Indexes only for mappings holding this entry's own value (see module docstring).
+            same = [e for e in entries if holds[(e.tenant, e.token)] == e.fingerprint]
+            if same:
+                pipe = self._redis.pipeline(transaction=False)
+                for e in same:
+                    pipe.set(index_key(e.token), e.tenant, nx=True)
+                    if e.subject is not None:
+                        pipe.sadd(subject_set_key(e.tenant, e.subject), e.token)
+                await pipe.execute()
+                self.round_trips += 1
         except RedisError as exc:
-            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
-        conflicts = []
-        for e, raw in zip(existing, raws, strict=True):
-            if (
-                raw is not None
-                and StoredToken.decode(e.tenant, e.token, raw).fingerprint != e.fingerprint
-            ):
-                conflicts.append(e)
-        return conflicts
+            raise _unavailable(exc) from None
+        return holds
 
     async def fetch(self, tenant: str, token: str) -> StoredToken | None:
         try:
             raw = await self._redis.get(token_key(tenant, token))
         except RedisError as exc:
-            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
-        return None if raw is None else StoredToken.decode(tenant, token, raw)
+            raise _unavailable(exc) from None
+        return None if raw is None else StoredToken.decode(tenant, token, _bytes(raw))
 
     async def subject_keys(
         self, wanted: Collection[tuple[str, str]], create: Callable[[str, str], str]
@@ -105,7 +116,9 @@ class RedisTokenVault(TokenVault):
                 pipe.get(subject_secret_key(tenant, subject))
             found = await pipe.execute()
             self.round_trips += 1
-            out = {w: v.decode() for w, v in zip(order, found, strict=True) if v is not None}
+            out = {
+                w: _bytes(v).decode() for w, v in zip(order, found, strict=True) if v is not None
+            }
             missing = [w for w in order if w not in out]
             if missing:
                 pipe = self._redis.pipeline(transaction=False)
@@ -118,48 +131,58 @@ class RedisTokenVault(TokenVault):
                 self.round_trips += 1
                 for i, w in enumerate(missing):
                     stored = results[2 * i + 1]
-                    out[w] = stored.decode() if stored is not None else fresh[w]
+                    out[w] = _bytes(stored).decode() if stored is not None else fresh[w]
         except RedisError as exc:
-            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
+            raise _unavailable(exc) from None
         return out
 
     async def find_tenant(self, token: str) -> str | None:
         try:
-            raw = await self._redis.get(index_key(token))
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.get(index_key(token))
+            pipe.get(legacy_index_key(token))
+            current, legacy = await pipe.execute()
         except RedisError as exc:
-            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
-        return None if raw is None else bytes(raw).decode()
+            raise _unavailable(exc) from None
+        raw = current if current is not None else legacy
+        return None if raw is None else _bytes(raw).decode()
 
     async def fetch_subject_key(self, tenant: str, subject: str) -> str | None:
         try:
             raw = await self._redis.get(subject_secret_key(tenant, subject))
         except RedisError as exc:
-            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
-        return None if raw is None else bytes(raw).decode()
+            raise _unavailable(exc) from None
+        return None if raw is None else _bytes(raw).decode()
 
     async def erase_subject(self, tenant: str, subject: str) -> int:
-        key = subject_key(tenant, subject)
+        """One transaction in the tenant's slot (mappings, subject set, subject key), then
+        the token index entries (their own slots; a leftover entry names only a tenant)."""
+        key = subject_set_key(tenant, subject)
         try:
-            tokens = [t.decode() for t in await self._redis.smembers(key)]
+            tokens = sorted(_bytes(t).decode() for t in await self._redis.smembers(key))
             pipe = self._redis.pipeline(transaction=True)
             for token in tokens:
                 pipe.delete(token_key(tenant, token))
             pipe.delete(key)
             pipe.delete(subject_secret_key(tenant, subject))
-            for token in tokens:
-                pipe.delete(index_key(token))
             results = await pipe.execute()
+            if tokens:
+                pipe = self._redis.pipeline(transaction=False)
+                for token in tokens:
+                    pipe.delete(index_key(token))
+                    pipe.delete(legacy_index_key(token))
+                await pipe.execute()
         except RedisError as exc:
-            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
+            raise _unavailable(exc) from None
         for token in tokens:
-            self.cache.discard(token)
+            self.cache.discard(tenant, token)
         return sum(int(r) for r in results[: len(tokens)])
 
     async def ping(self) -> None:
         try:
             await self._redis.ping()
         except RedisError as exc:
-            raise VaultUnavailableError(f"redis vault: {type(exc).__name__}") from None
+            raise _unavailable(exc) from None
 
     async def close(self) -> None:
         await self._redis.aclose()  # type: ignore[attr-defined]

@@ -7,8 +7,9 @@ refused — including unknown callers and rate-limited ones — is written to
 503 and no value leaves. Responses carry the value only on 200.
 
 Status codes: 401 missing/unknown key; 403 role of another zone or tenant, or a
-ciphertext of another zone; 404 unknown token, or a zone this worker holds no keys
-for; 410 the subject was erased; 422 tampered or malformed input; 429 rate limited
+ciphertext of another zone or tenant (``wrong_tenant``); 404 unknown token, or a zone
+this worker holds no keys for; 410 the subject was erased; 422 tampered or malformed
+input, or a ciphertext that is not a record field (``not_a_field``); 429 rate limited
 (per caller, ``ZONEAPP_ACCESS_RATE``/``ZONEAPP_ACCESS_BURST``); 503 HSM, vault or
 audit unavailable.
 
@@ -34,7 +35,7 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
-from zoneapp.access import AUDIT_TOPIC, AccessError, FieldAccess, audit_event
+from zoneapp.access import AUDIT_TOPIC, AccessError, FieldAccess, audit_event, ciphertext_tenant
 from zoneapp.keys import KeyProviderError
 from zoneapp.runtime import Runtime
 from zoneapp.vault import VaultUnavailableError
@@ -47,6 +48,8 @@ HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 STATUS = {
     "unknown_token": 404,
     "wrong_zone": 403,
+    "wrong_tenant": 403,
+    "not_a_field": 422,
     "erased": 410,
     "tampered": 422,
     "malformed": 422,
@@ -114,7 +117,7 @@ class AccessViews:
         request: Request,
         action: str,
         required: tuple[str, ...],
-        call: Callable[[FieldAccess, str, Mapping[str, str]], Awaitable[bytes]],
+        call: Callable[[FieldAccess, Principal, Mapping[str, str]], Awaitable[bytes]],
     ) -> Response:
         who = "unknown"
         params: dict[str, str] = {}
@@ -155,7 +158,7 @@ class AccessViews:
                 )
             await self.runtime.open_keys()
             access = FieldAccess(zone, self.runtime.keyring, self.runtime.vault, self.audit)
-            value = await call(access, who, params)
+            value = await call(access, principal, params)
         except AccessError as exc:
             # FieldAccess audits its own refusals; parameter errors are audited here.
             if exc.reason == "malformed" and not params.get("ciphertext"):
@@ -196,6 +199,7 @@ class AccessViews:
                     who="unknown",
                     action=action,
                     zone=zone if zone in self.zones else None,
+                    tenant=None,  # a caller's text, never audited for unauthenticated calls
                     outcome=outcome,
                     source=source[:64],
                     request_sha256=hashlib.sha256(query.encode()).hexdigest()[:32],
@@ -233,9 +237,10 @@ class AccessViews:
     async def _audit(
         self, who: str, action: str, zone: str | None, outcome: str, params: Mapping[str, str]
     ) -> None:
-        fields = {k: params[k] for k in ("tenant", "token", "topic", "field") if k in params}
+        fields = {k: params[k] for k in ("token", "topic", "field") if k in params}
+        tenant = params.get("tenant") or ciphertext_tenant(params.get("ciphertext"))
         await self.audit.write(
-            audit_event(who=who, action=action, zone=zone, outcome=outcome, **fields)
+            audit_event(who=who, action=action, zone=zone, tenant=tenant, outcome=outcome, **fields)
         )
 
 
@@ -244,11 +249,19 @@ def register_access_views(
 ) -> AccessViews:
     views = AccessViews(app, runtime, authenticate)
 
-    async def detokenize(access: FieldAccess, who: str, p: Mapping[str, str]) -> bytes:
-        return await access.detokenize(who, p["tenant"], p["token"])
+    async def detokenize(access: FieldAccess, who: Principal, p: Mapping[str, str]) -> bytes:
+        return await access.detokenize(who.name, p["tenant"], p["token"])
 
-    async def decrypt(access: FieldAccess, who: str, p: Mapping[str, str]) -> bytes:
-        return await access.decrypt(who, p["ciphertext"], p["topic"], p["field"])
+    async def decrypt(access: FieldAccess, who: Principal, p: Mapping[str, str]) -> bytes:
+        # A tenant-scoped officer gets only ciphertexts of its own tenant.
+        return await access.decrypt(
+            who.name,
+            p["ciphertext"],
+            p["topic"],
+            p["field"],
+            may_see=lambda tenant: who.may_resolve(access.zone, tenant),
+            tenant=p.get("tenant") or None,
+        )
 
     @app.page("/detokenize", name="zoneapp.detokenize")
     class Detokenize(View):

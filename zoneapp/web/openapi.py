@@ -193,12 +193,14 @@ def spec() -> dict[str, Any]:
                 ],
             ),
             "/decrypt": _reveal(
-                "The plaintext of a zenc1 field (audited to audit.access).",
+                "The plaintext of a zenc2 (or zenc1) record field, only for an officer of its"
+                " tenant (audited to audit.access).",
                 [
                     _param("zone", "query", "Zone of the ciphertext's keys."),
                     _param("topic", "query", "Topic the ciphertext was read from."),
                     _param("field", "query", "Policy field path, e.g. billing.iban."),
-                    _param("ciphertext", "query", "The zenc1 ciphertext."),
+                    _param("ciphertext", "query", "The zenc2 (or zenc1) ciphertext."),
+                    _param("tenant", "query", "Optional: must be the ciphertext's tenant."),
                 ],
             ),
             "/health": _get(

@@ -1,7 +1,7 @@
 """Token metadata for ``GET /tokens/{token}``: tenant, field class, zone, created; never values.
 
 The vault key is ``zoneapp:tok:{<tenant>}:<token>``. With ``?tenant=`` the lookup is one
-GET; without it, the vault's token index (``zoneapp:tokidx:<token>`` → tenant) finds it.
+GET; without it, the vault's token index (``zoneapp:tokidx:{<token>}`` → tenant) finds it.
 """
 
 from __future__ import annotations

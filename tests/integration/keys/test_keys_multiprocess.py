@@ -29,8 +29,9 @@ TIMEOUT = 60
 # The worker program: one JSON command in argv[1], one JSON result on stdout.
 CHILD = r"""
 import asyncio, hashlib, json, sys
-from zoneapp.keys import KeyProviderError, KeyRing, Secret, build_key_provider
+from zoneapp.keys import Aad, KeyProviderError, KeyRing, Secret, build_key_provider
 from zoneapp.keys import parse_ciphertext_header as header
+AAD = Aad.field("acme", "t", "f")
 
 async def main(cmd):
     pin = Secret.from_env_or_file("ZONEAPP_PKCS11_PIN", "ZONEAPP_PKCS11_PIN_FILE")
@@ -49,12 +50,12 @@ async def main(cmd):
             await ring.prepare()
             zones = cmd["zones"]
             out["hmac"] = {z: hashlib.sha256(ring.hmac_key(z, "email")).hexdigest() for z in zones}
-            out["ct"] = {z: ring.encrypt(z, b"hello " + z.encode(), b"t|f") for z in zones}
+            out["ct"] = {z: ring.encrypt(z, b"hello " + z.encode(), AAD) for z in zones}
             out["versions"] = {z: header(c).kek_version for z, c in out["ct"].items()}
             out["decrypted"] = {}
             for ct in cmd.get("decrypt", []):
                 try:
-                    out["decrypted"][ct] = (await ring.decrypt(ct, b"t|f")).decode()
+                    out["decrypted"][ct] = (await ring.decrypt(ct, AAD)).decode()
                 except KeyProviderError as exc:
                     out["decrypted"][ct] = type(exc).__name__
             out["hsm_calls"] = provider.hsm_calls

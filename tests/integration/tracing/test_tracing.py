@@ -28,7 +28,7 @@ from .otlp_receiver import OtlpReceiver, ReceivedSpan
 pytestmark = pytest.mark.integration
 
 SPAN_KIND_INTERNAL, SPAN_KIND_CONSUMER = 1, 5
-TOKEN_MARKERS = ["tok_", "h1.", "zenc1.", "zoneapp:kek", "zoneapp:hmac"]
+TOKEN_MARKERS = ["tok_", "h1.", "zenc1.", "zenc2.", "zoneapp:kek", "zoneapp:hmac"]
 HOP1, HOP2, PAY = (
     "boundary user-pii-to-confidential",
     "boundary profiles-to-public",

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.records import EMAIL, IBAN
+from tests.records import EMAIL, IBAN, PHONE
 from zoneapp.stack import EmbeddedStack
 
 from ..conftest import EXAMPLE_POLICY, require_prerequisites, spawn_worker
@@ -30,6 +30,9 @@ KEYS = {
     "globex-officer": ("zk_globex-0123456789abcdefghijklmno", ["officer:restricted:globex"]),
     "conf-officer": ("zk_conf-0123456789abcdefghijklmnopq", ["officer:confidential"]),
     "viewer": ("zk_view-0123456789abcdefghijklmnopq", ["viewer"]),
+    "acme-dec": ("zk_acmedec-0123456789abcdefghijklmn", ["officer:restricted:acme"]),
+    "globex-dec": ("zk_globexdec-0123456789abcdefghijkl", ["officer:restricted:globex"]),
+    "dpo-dec": ("zk_dpodec-0123456789abcdefghijklmno", ["officer:restricted"]),
 }
 
 
@@ -133,6 +136,62 @@ def test_http_reveal_needs_the_right_zone_and_tenant_and_is_audited(
     assert EMAIL.encode() not in blob and IBAN.encode() not in blob
     for name, (secret, _) in KEYS.items():
         assert secret.encode() not in blob, name
+
+
+def test_http_decrypt_is_tenant_scoped_and_opens_only_fields(
+    access_stack: tuple[EmbeddedStack, int],
+) -> None:
+    """issue 8 items 1 and 2: officer:restricted:acme got globex's phone number, and a
+    vault entry copied from Redis decrypted with topic=zoneapp/vault/v1."""
+    import redis
+
+    stack, port = access_stack
+    run = uuid.uuid4().hex[:8]
+    acme_rid, globex_rid = asyncio.run(
+        send(stack.bootstrap, "restricted.payments", [payment(run, 1), payment(run, 2)])
+    )
+    got = outputs(stack, [acme_rid, globex_rid])
+    acme, globex = (orjson.loads(got[r].value) for r in (acme_rid, globex_rid))
+    assert globex["tenant_id"] == "globex"
+    field = {"zone": "restricted", "topic": "confidential.payments", "field": "customer.phone"}
+    steal = {**field, "ciphertext": globex["customer"]["phone"], "tenant": "acme"}
+    status, body, _ = call(port, "/decrypt", key("acme-dec"), steal)
+    assert status == 403 and body["error"] == "wrong_tenant" and PHONE not in json.dumps(body)
+    own = {**field, "ciphertext": acme["customer"]["phone"], "tenant": "acme"}
+    status, body, _ = call(port, "/decrypt", key("acme-dec"), own)
+    assert status == 200 and json.loads(body["value"]) == PHONE
+    theirs = {**field, "ciphertext": globex["customer"]["phone"], "tenant": "globex"}
+    assert call(port, "/decrypt", key("globex-dec"), theirs)[0] == 200
+
+    # A vault entry and a subject key, straight from Redis, are not record fields.
+    client = redis.Redis.from_url(stack.vault_url)
+    token = acme["customer"]["email"]
+    entry = orjson.loads(client.get(f"zoneapp:tok:{{acme}}:{token}"))  # type: ignore[arg-type]
+    [skey] = client.keys("zoneapp:skey:{acme}:*")
+    subject = skey.decode().rsplit(":", 1)[1]  # type: ignore[union-attr]
+    wrapped = client.get(skey).decode()  # type: ignore[union-attr]
+    for ciphertext, topic, name in (
+        (entry["x"], "zoneapp/vault/v1", f"acme\x1f{entry['c']}\x1f{token}"),
+        (wrapped, "zoneapp/skey/v1", f"acme\x1f{subject}"),
+    ):
+        probe = {"zone": "restricted", "topic": topic, "field": name, "ciphertext": ciphertext}
+        status, body, _ = call(port, "/decrypt", key("dpo-dec"), probe)
+        assert status == 422 and body["error"] == "not_a_field", body
+        assert EMAIL not in json.dumps(body)
+
+    def enough(out: dict[str, list[Any]]) -> bool:
+        return sum(b"-dec" in r.value for r in out["audit.access"]) >= 5
+
+    audit = asyncio.run(read_all(stack.bootstrap, ["audit.access"], enough, timeout=30))
+    events = [orjson.loads(r.value) for r in audit["audit.access"]]
+    mine = [e for e in events if e["who"].endswith("-dec")]
+    assert all("tenant" in e for e in events)
+    assert {(e["who"], e["outcome"], e["tenant"]) for e in mine} >= {
+        ("acme-dec", "refused:wrong_tenant", "globex"),
+        ("acme-dec", "allowed", "acme"),
+        ("globex-dec", "allowed", "globex"),
+        ("dpo-dec", "refused:not_a_field", "acme"),
+    }
 
 
 def test_keys_and_values_stay_out_of_the_worker_log(

@@ -215,6 +215,17 @@ def test_redis_persists_with_aof_and_needs_a_password(services: Services) -> Non
     assert "redis_password" in " ".join(redis["healthcheck"]["test"])
 
 
+def test_workers_use_the_vaults_acl_user(services: Services) -> None:
+    """The shipped ACL runs the vault (tests/integration/test_vault_acl.py), so it is the
+    default: the workers log in as the user start.sh restricts to the vault's rule."""
+    user = env_of(services["redis"])["REDIS_ACL_USER"]
+    assert user == "zoneapp"
+    for name, worker in workers(services).items():
+        assert env_of(worker)["ZONEAPP_VAULT"] == f"redis://{user}@redis:6379/0", name
+    script = (DEPLOY / "redis" / "start.sh").read_text(encoding="utf-8")
+    assert "user default off" in script and "$ZONEAPP_VAULT_ACL" in script
+
+
 def test_jaeger_takes_otlp(services: Services) -> None:
     jaeger = services["jaeger"]
     assert env_of(jaeger)["COLLECTOR_OTLP_ENABLED"] == "true"

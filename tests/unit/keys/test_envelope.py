@@ -12,6 +12,8 @@ import pytest
 
 from zoneapp.keys import (
     CIPHERTEXT_PREFIX,
+    CIPHERTEXT_PREFIX_V1,
+    Aad,
     DecryptionError,
     KeyProviderError,
     KeyRing,
@@ -19,6 +21,7 @@ from zoneapp.keys import (
     KeyUnavailableError,
     MemoryKeyProvider,
     MemoryKeyStore,
+    Purpose,
     UnknownKeyVersionError,
     ZoneNotPermittedError,
     is_ciphertext,
@@ -28,7 +31,13 @@ from zoneapp.keys.envelope import dek_aad
 
 CONF = "confidential"
 RESTR = "restricted"
-AAD = b"orders.v1|customer.card"
+TENANT = "acme"
+AAD = Aad.field(TENANT, "orders.v1", "customer.card")
+
+
+#: Offset of the KEK version in a V2 ciphertext of AAD's tenant: version, purpose, zone, tenant.
+def kek_offset(zone: str, tenant: str = TENANT) -> int:
+    return 3 + len(zone) + 2 + len(tenant.encode())
 
 
 class FakeClock:
@@ -76,38 +85,135 @@ async def test_format(store: MemoryKeyStore) -> None:
     ring = await make_ring(store)
     await ring.prepare()
     ct = ring.encrypt(RESTR, b"123-45-6789", AAD)
-    assert ct.startswith(CIPHERTEXT_PREFIX)
+    assert ct.startswith(CIPHERTEXT_PREFIX) and CIPHERTEXT_PREFIX == "zenc2."
     body = ct[len(CIPHERTEXT_PREFIX) :]
     assert set(body) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     raw = b64decode(body)
     zone = RESTR.encode()
-    assert raw[0] == 1 and raw[1] == len(zone) and raw[2 : 2 + len(zone)] == zone
-    off = 2 + len(zone)
+    assert raw[0] == 2 and raw[1] == Purpose.FIELD and raw[2] == len(zone)
+    assert raw[3 : 3 + len(zone)] == zone
+    off = 3 + len(zone)
+    assert int.from_bytes(raw[off : off + 2], "big") == 4 and raw[off + 2 : off + 6] == b"acme"
+    off = kek_offset(RESTR)
     assert int.from_bytes(raw[off : off + 4], "big") == 1
     wrapped_len = int.from_bytes(raw[off + 4 : off + 6], "big")
     assert wrapped_len == 60
     header_len = off + 6 + wrapped_len
     assert len(raw) == header_len + 12 + len(b"123-45-6789") + 16
     header = parse_ciphertext_header(ct)
-    assert (header.format_version, header.zone, header.kek_version) == (1, RESTR, 1)
+    assert (header.format_version, header.zone, header.kek_version) == (2, RESTR, 1)
+    assert (header.purpose, header.tenant) == (Purpose.FIELD, TENANT)
     assert is_ciphertext(ct)
     for junk in (
         "",
-        "zenc1.",
-        "zenc1.!!!",
+        "zenc2.",
+        "zenc2.!!!",
         "4111111111111111",
         ct[:-30],
-        "zenc2." + body,
-        ct + "A",
+        "zenc1." + body,  # a V2 body under the V1 prefix
+        "zenc3." + body,
+        ct + "!",
     ):
         assert not is_ciphertext(junk)
+
+
+async def test_v1_still_decrypts_in_its_legacy_context(store: MemoryKeyStore) -> None:
+    ring = await make_ring(store)
+    await ring.prepare()
+    legacy = ring.encrypt_legacy_v1(CONF, b"old data", b"orders.v1|customer.card")
+    assert legacy.startswith(CIPHERTEXT_PREFIX_V1) and is_ciphertext(legacy)
+    header = parse_ciphertext_header(legacy)
+    assert (header.format_version, header.purpose, header.tenant) == (1, None, None)
+    raw = b64decode(legacy[len(CIPHERTEXT_PREFIX_V1) :])
+    assert raw[0] == 1 and raw[1] == len(CONF)  # the V1 layout, unchanged
+    # V1 names no tenant: it opens under its topic|path whatever tenant the reader names.
+    assert await ring.decrypt(legacy, AAD) == b"old data"
+    assert await ring.decrypt(legacy, Aad.field("", "orders.v1", "customer.card")) == b"old data"
+    for other in (
+        Aad.field(TENANT, "orders.v1", "customer.email"),
+        Aad.field(TENANT, "orders.v2", "customer.card"),
+    ):
+        with pytest.raises(DecryptionError):
+            await ring.decrypt(legacy, other)
+    fresh = await make_ring(store)  # another worker, no cached data key
+    assert await fresh.decrypt(legacy, AAD) == b"old data"
+
+
+async def test_v1_vault_and_subject_keys_never_open_as_fields(store: MemoryKeyStore) -> None:
+    """The issue-8 attack on V1: topic=zoneapp/vault/v1, field=tenant\x1fclass\x1ftoken."""
+    ring = await make_ring(store)
+    await ring.prepare()
+    vault = Aad.vault("globex", "card", "tok_abc")
+    skey = Aad.subject_key("globex", "subjecthash")
+    assert vault.legacy is not None and skey.legacy is not None
+    v1_vault = ring.encrypt_legacy_v1(CONF, b"4111111111111111", vault.legacy)
+    v1_skey = ring.encrypt_legacy_v1(CONF, b"k" * 32, skey.legacy)
+    assert await ring.decrypt(v1_vault, vault) == b"4111111111111111"
+    assert await ring.decrypt(v1_skey, skey) == b"k" * 32
+    for ct, topic, field in (
+        (v1_vault, "zoneapp/vault/v1", "globex\x1fcard\x1ftok_abc"),
+        (v1_skey, "zoneapp/skey/v1", "globex\x1fsubjecthash"),
+    ):
+        as_field = Aad.field("globex", topic, field)
+        assert as_field.legacy is None  # not a Kafka topic name: no V1 field context
+        with pytest.raises(DecryptionError):
+            await ring.decrypt(ct, as_field)
+
+
+async def test_purposes_are_separate_domains(store: MemoryKeyStore) -> None:
+    """A V2 vault entry or subject key never opens as a field, whatever topic and field."""
+    ring = await make_ring(store)
+    await ring.prepare()
+    vault = Aad.vault("globex", "card", "tok_abc")
+    skey = Aad.subject_key("globex", "subjecthash")
+    ct_vault = ring.encrypt(CONF, b"4111111111111111", vault)
+    ct_skey = ring.encrypt(CONF, b"k" * 32, skey)
+    assert parse_ciphertext_header(ct_vault).purpose is Purpose.VAULT
+    assert parse_ciphertext_header(ct_skey).purpose is Purpose.SUBJECT_KEY
+    attempts = [
+        Aad.field("globex", "zoneapp/vault/v1", "globex\x1fcard\x1ftok_abc"),
+        Aad.field("globex", "zoneapp/vault/v2", "card\x1ftok_abc"),
+        Aad.field("globex", "card", "tok_abc"),
+        Aad.field("globex", "zoneapp/skey/v1", "globex\x1fsubjecthash"),
+        Aad.subject_key("globex", "tok_abc"),
+        Aad.vault("globex", "subjecthash", ""),
+    ]
+    for ct in (ct_vault, ct_skey):
+        for aad in attempts:
+            with pytest.raises(DecryptionError):
+                await ring.decrypt(ct, aad)
+    # The encodings themselves differ: no parts can reproduce another domain's bytes.
+    assert Aad.field("t", "a", "b").encode() != Aad.vault("t", "a", "b").encode()
+    assert Aad.field("t", "a\x00\x00\x00\x01b", "").encode() != Aad.field("t", "a", "b").encode()
+
+
+async def test_tenant_is_bound(store: MemoryKeyStore) -> None:
+    ring = await make_ring(store)
+    await ring.prepare()
+    ct = ring.encrypt(CONF, b"globex phone", Aad.field("globex", "orders.v1", "customer.phone"))
+    assert parse_ciphertext_header(ct).tenant == "globex"
+    with pytest.raises(DecryptionError):
+        await ring.decrypt(ct, Aad.field("acme", "orders.v1", "customer.phone"))
+    # Rewriting the tenant in the header (same length) fails authentication.
+    raw = b64decode(ct[len(CIPHERTEXT_PREFIX) :]).replace(b"globex", b"acmeco", 1)
+    forged = CIPHERTEXT_PREFIX + b64encode(raw)
+    assert parse_ciphertext_header(forged).tenant == "acmeco"
+    with pytest.raises(DecryptionError):
+        await ring.decrypt(forged, Aad.field("acmeco", "orders.v1", "customer.phone"))
+    assert await ring.decrypt(ct, Aad.field("globex", "orders.v1", "customer.phone"))
 
 
 async def test_field_and_topic_binding(store: MemoryKeyStore) -> None:
     ring = await make_ring(store)
     await ring.prepare()
     ct = ring.encrypt(CONF, b"secret", AAD)
-    for other in (b"orders.v1|customer.email", b"payments.v1|customer.card", b"", AAD + b"x"):
+    for other in (
+        Aad.field(TENANT, "orders.v1", "customer.email"),
+        Aad.field(TENANT, "payments.v1", "customer.card"),
+        Aad.field(TENANT, "", ""),
+        Aad.field(TENANT, "orders.v1|customer.card", ""),
+        Aad.field("", "orders.v1", "customer.card"),
+    ):
         with pytest.raises(
             DecryptionError, match="tampered ciphertext or wrong field/topic binding"
         ):
@@ -126,9 +232,9 @@ async def test_tampering_any_byte_fails(store: MemoryKeyStore) -> None:
         bad = CIPHERTEXT_PREFIX + b64encode(bytes(tampered))
         with pytest.raises(KeyProviderError) as info:
             await ring.decrypt(bad, AAD)
-        if i >= 2 + len(CONF) + 6:  # wrapped DEK, nonce, ciphertext, tag
+        if i >= kek_offset(CONF) + 6:  # wrapped DEK, nonce, ciphertext, tag
             assert isinstance(info.value, DecryptionError), i
-        elif i >= 2 + len(CONF):  # kek_version / wrapped_len
+        elif i >= kek_offset(CONF):  # kek_version / wrapped_len
             assert isinstance(info.value, (DecryptionError, UnknownKeyVersionError)), i
     assert header_len > 0
     # Every single-character change of the text form fails too (incl. non-canonical base64).
@@ -142,7 +248,8 @@ async def test_tampering_any_byte_fails(store: MemoryKeyStore) -> None:
     for bad_text in (
         ct[:-1],
         ct + "A",
-        ct.replace("zenc1.", "zenc1:"),
+        ct.replace("zenc2.", "zenc2:"),
+        ct.replace("zenc2.", "zenc1."),
         ct[: len(CIPHERTEXT_PREFIX)],
     ):
         with pytest.raises(DecryptionError):
@@ -226,8 +333,9 @@ async def test_use_budget_exhaustion_creates_new_dek(store: MemoryKeyStore) -> N
     assert ring.stats["deks_created"] == 2
     assert ring.stats["hsm_calls"] == calls + 1  # one wrap, version check not due
     second = ring.encrypt(CONF, b"b", AAD)
-    wrapped = {b64decode(c[6:])[: 2 + len(CONF) + 6 + 60] for c in first}
-    assert len(wrapped) == 1 and b64decode(second[6:])[: 2 + len(CONF) + 6 + 60] not in wrapped
+    end = kek_offset(CONF) + 6 + 60
+    wrapped = {b64decode(c[6:])[:end] for c in first}
+    assert len(wrapped) == 1 and b64decode(second[6:])[:end] not in wrapped
     for ct in [*first, second]:
         await ring.decrypt(ct, AAD)
 
@@ -378,7 +486,7 @@ async def test_unknown_kek_version_in_ciphertext(store: MemoryKeyStore) -> None:
     ring = await make_ring(store, (CONF,))
     await ring.prepare()
     raw = bytearray(b64decode(ring.encrypt(CONF, b"x", AAD)[6:]))
-    raw[2 + len(CONF) : 2 + len(CONF) + 4] = (7).to_bytes(4, "big")
+    raw[kek_offset(CONF) : kek_offset(CONF) + 4] = (7).to_bytes(4, "big")
     fresh = await make_ring(store, (CONF,))
     with pytest.raises(UnknownKeyVersionError):
         await fresh.decrypt(CIPHERTEXT_PREFIX + b64encode(bytes(raw)), AAD)
@@ -392,7 +500,7 @@ async def test_no_key_material_in_repr_or_errors(store: MemoryKeyStore) -> None:
     ct = ring.encrypt(CONF, b"x", AAD)
     texts = [repr(ring), repr(ring._provider), repr(store), str(ring.stats)]
     with pytest.raises(DecryptionError) as info:
-        await ring.decrypt(ct, b"other")
+        await ring.decrypt(ct, Aad.field(TENANT, "other", "x"))
     texts.append(str(info.value))
     for text in texts:
         assert key.hex() not in text and repr(key) not in text

@@ -20,7 +20,7 @@ from zoneapp.keys import (
     Secret,
 )
 from zoneapp.keys.base import hmac_label, kek_label
-from zoneapp.keys.envelope import dek_aad
+from zoneapp.keys.envelope import Aad, dek_aad
 from zoneapp.keys.pkcs11 import _token_login
 
 if TYPE_CHECKING:
@@ -184,12 +184,14 @@ async def test_keyring_on_softhsm(provider: Pkcs11KeyProvider, zone: str) -> Non
     ring.require_hmac(zone, "email")
     await ring.prepare()
     calls = provider.hsm_calls
-    cts = [ring.encrypt(zone, b"4111111111111111", b"t|f") for _ in range(1000)]
+    cts = [
+        ring.encrypt(zone, b"4111111111111111", Aad.field("acme", "t", "f")) for _ in range(1000)
+    ]
     await ring.prepare()
     assert provider.hsm_calls == calls  # steady state: nothing sent to the HSM
     other = KeyRing(provider, [zone])
     for ct in cts:
-        assert await other.decrypt(ct, b"t|f") == b"4111111111111111"
+        assert await other.decrypt(ct, Aad.field("acme", "t", "f")) == b"4111111111111111"
     assert other.stats["unwraps"] == 1
     assert len(ring.hmac_key(zone, "email")) == 32
 

@@ -8,13 +8,15 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.records import CARD, SENSITIVE, payment, raw
+from tests.records import CARD, SENSITIVE, colliding_cards, payment, raw
+from zoneapp.access import FieldAccess
 from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.sanitizer import RawRecord
 from zoneapp.sink import MemorySink
+from zoneapp.transforms import RecordContext
 from zoneapp.vault import MemoryTokenVault
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
@@ -158,3 +160,76 @@ async def test_vault_writes_are_batched(
     await guard.handle([raw(payment(payment_id=f"q{i}"), offset=i) for i in range(50)])
     # All tokens known: only the per-batch subject-key check (it notices erasures).
     assert vault.round_trips == 3
+
+
+# -- issue 8, item 12: token collisions are never merged -------------------------------------
+
+
+async def colliding(policy: CompiledPolicy, keyring: KeyRing) -> tuple[str, str, str]:
+    """A real colliding pair of card numbers under this key ring's card-token key."""
+    rule = policy.boundary("payments-to-confidential").fields.children["card_number"].rule
+    assert rule is not None
+    tokenize = rule.transform
+    for purpose in tokenize.hmac_purposes:
+        keyring.require_hmac(tokenize.spec.zone, purpose)
+    await keyring.prepare()
+    ctx = RecordContext(keyring=keyring, zone="restricted", topic="t", tenant="acme")
+    return colliding_cards(tokenize, ctx)
+
+
+def verdicts(sink: MemorySink) -> tuple[list[str], list[str]]:
+    forwarded = [
+        orjson.loads(v or b"")["payment_id"] for _, _, v, *_ in sink.on("confidential.payments")
+    ]
+    reasons = [orjson.loads(v or b"")["reason"] for _, _, v, *_ in sink.on("security.violations")]
+    return forwarded, reasons
+
+
+async def detokenized(keyring: KeyRing, vault: MemoryTokenVault, token: str) -> bytes:
+    return await FieldAccess("restricted", keyring, vault, NoAudit()).detokenize("t", "acme", token)
+
+
+class NoAudit:
+    async def write(self, event: dict[str, Any]) -> None:
+        return None
+
+
+async def test_colliding_cards_in_one_batch_forward_only_the_first(
+    policy: CompiledPolicy, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    first, second, token = await colliding(policy, keyring)
+    sink = MemorySink()
+    guard = make_guard(policy, keyring, vault, sink)
+    await guard.handle(
+        [
+            raw(payment(payment_id="p1", card_number=first), offset=0),
+            raw(payment(payment_id="p2", card_number=second), offset=1),
+            raw(payment(payment_id="p3", card_number=first), offset=2),  # a true duplicate
+        ]
+    )
+    assert verdicts(sink) == (["p1", "p3"], ["token_collision"])
+    assert await detokenized(keyring, vault, token) == first.encode()
+
+
+async def test_colliding_card_with_a_warm_cache_is_quarantined(
+    policy: CompiledPolicy, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    first, second, token = await colliding(policy, keyring)
+    sink = MemorySink()
+    guard = make_guard(policy, keyring, vault, sink)
+    await guard.handle([raw(payment(payment_id="p1", card_number=first), offset=0)])
+    assert vault.cache.fingerprint("acme", token) is not None  # the cache knows the token
+    await guard.handle([raw(payment(payment_id="p2", card_number=second), offset=1)])
+    await guard.handle([raw(payment(payment_id="p3", card_number=first), offset=2)])
+    assert verdicts(sink) == (["p1", "p3"], ["token_collision"])
+    event = orjson.loads(sink.on("security.violations")[0][2] or b"")
+    assert event["field_path"] == "card_number" and second not in orjson.dumps(event).decode()
+    assert await detokenized(keyring, vault, token) == first.encode()
+    # A cold worker (empty cache) learns the collision from the vault.
+    cold = MemoryTokenVault()
+    cold.data = vault.data
+    sink.sent.clear()
+    await make_guard(policy, keyring, cold, sink).handle(
+        [raw(payment(payment_id="p4", card_number=second), offset=3)]
+    )
+    assert verdicts(sink) == ([], ["token_collision"])

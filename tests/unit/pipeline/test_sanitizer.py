@@ -75,9 +75,9 @@ async def test_payment_is_sanitized(payments: BoundarySanitizer, keyring: KeyRin
     )
     assert value["customer"]["zip"] == "941"
     assert value["customer"]["email"].startswith("tok_")
-    assert value["customer"]["phone"].startswith("zenc1.")
+    assert value["customer"]["phone"].startswith("zenc2.")
     assert value["billing"] == {"iban": value["billing"]["iban"], "country": "DE"}
-    assert value["billing"]["iban"].startswith("zenc1.")
+    assert value["billing"]["iban"].startswith("zenc2.")
     assert value["items"][1] == {"sku": "B-2", "quantity": 1, "price": 120.95}
     assert value["merchant"]["name"] == "Blue Bottle"
     assert value["amount"] == 129.95
@@ -383,3 +383,140 @@ async def test_keyed_outputs_are_scanned_but_not_decoded(
     assert {"card_number", "customer.name", "customer.email", "customer.phone"} <= opaque_paths
     assert "$key" in opaque_paths
     assert not opaque_paths & {"notes", "payment_id", "merchant.name", "amount"}
+
+
+# -- issue 8 ---------------------------------------------------------------------------------
+
+POLICY = """\
+version: "1"
+tenant_id: tenant_id
+subject_id: email
+subject_normalizer: {normalizer}
+zones:
+  - {{name: restricted, level: restricted}}
+  - {{name: confidential, level: confidential}}
+boundaries:
+  - name: b
+    source: [restricted.payments, restricted.acme-payments]
+    destination: confidential.payments
+    key: {key}
+{tenants}    fields:
+      tenant_id: {{transform: keep, class: confidential}}
+      email: {{transform: tokenize, class: restricted, field_class: email}}
+"""
+
+
+async def sanitizer_for(
+    keyring: KeyRing, key: str = "hash", tenants: str = "", normalizer: str = "trim"
+) -> BoundarySanitizer:
+    text = POLICY.format(key=key, tenants=tenants, normalizer=normalizer)
+    policy = compile_policy_text(text.encode())
+    s = BoundarySanitizer(policy, policy.boundaries[0])
+    for zone, purpose in s.hmac_purposes():
+        keyring.require_hmac(zone, purpose)
+    await keyring.prepare()
+    return s
+
+
+KEY_TRANSFORMS = [
+    ("{transform: keep, class: confidential}", b'"pay_000123"'),
+    ("{transform: suppress}", b'"pay_000123"'),
+    ("{transform: mask, keep_last: 2}", b'"pay_000123"'),
+    ("{transform: hash}", b'"pay_000123"'),
+    ("{transform: hash, field_class: payment_key}", b"pay_000123"),
+    ("{transform: tokenize}", b'"pay_000123"'),
+    ("{transform: tokenize, format: card}", b'"4111 1111 1111 1111"'),
+    ("{transform: generalize, to: prefix, length: 3}", b'"94107"'),
+    ("{transform: generalize, to: month}", b'"2026-11-22"'),
+]
+TENANTS = "    tenants: {restricted.payments: [acme, globex], restricted.acme-payments: [acme]}\n"
+
+
+@pytest.mark.parametrize(("key", "raw_key"), KEY_TRANSFORMS)
+@pytest.mark.parametrize("tenants", ["", TENANTS])
+@pytest.mark.parametrize("topic", ["restricted.payments", "restricted.acme-payments"])
+async def test_tombstone_key_equals_live_key_for_every_key_transform(
+    keyring: KeyRing, key: str, raw_key: bytes, tenants: str, topic: str
+) -> None:
+    """issue 8 item 14: the key transform mixed in the body's tenant, which a tombstone lacks."""
+    s = await sanitizer_for(keyring, key, tenants)
+    live = forward(s, keyring, {"tenant_id": "acme", "email": EMAIL}, key=raw_key, topic=topic)
+    tomb = forward(s, keyring, None, key=raw_key, topic=topic)
+    assert tomb.value is None and tomb.key == live.key
+    if "suppress" not in key and "keep" not in key:
+        assert live.key is not None and raw_key.strip(b'"') not in live.key
+    key_entries = [e for e in live.vault_entries if e.field_class != "email"]
+    for entry in key_entries:  # the key's token: in the topic's tenant (or none), not the body's
+        bound = tenants and topic == "restricted.acme-payments"
+        assert entry.tenant == ("acme" if bound else "")
+        assert entry.subject == (live.vault_entries[0].subject if bound else None)
+    # The tombstone's key maps to the very same vault entry (tenant and token).
+    assert {(e.tenant, e.token) for e in tomb.vault_entries} == {
+        (e.tenant, e.token) for e in key_entries
+    }
+
+
+async def test_tombstone_of_user_pii_reaches_the_same_key(keyring: KeyRing) -> None:
+    """The example policy's user-pii boundary tokenizes its key."""
+    policy = load_policy(EXAMPLE)
+    s = BoundarySanitizer(policy, policy.boundary("user-pii-to-confidential"))
+    for zone, purpose in s.hmac_purposes():
+        keyring.require_hmac(zone, purpose)
+    await keyring.prepare()
+    user = {"tenant_id": "acme", "user_id": "u1", "email": EMAIL}
+    live = forward(s, keyring, user, key=b'"u1"', topic="restricted.user-pii")
+    tomb = forward(s, keyring, None, key=b'"u1"', topic="restricted.user-pii")
+    assert live.key == tomb.key and live.key is not None and b"u1" not in live.key
+
+
+@pytest.mark.parametrize(
+    ("topic", "tenant", "ok"),
+    [
+        ("restricted.acme-payments", "acme", True),
+        ("restricted.acme-payments", "globex", False),
+        ("restricted.payments", "globex", True),
+        ("restricted.payments", "initech", False),
+    ],
+)
+async def test_tenant_not_bound_to_the_source_topic_is_quarantined(
+    keyring: KeyRing, topic: str, tenant: str, ok: bool
+) -> None:
+    """issue 8 item 3: a producer of restricted.acme-payments writes tenant_id: globex."""
+    s = await sanitizer_for(keyring, tenants=TENANTS)
+    record = {"tenant_id": tenant, "email": EMAIL}
+    if ok:
+        forward(s, keyring, record, topic=topic)
+        return
+    out = quarantine(s, keyring, record, topic=topic)
+    assert [(p.reason, p.path, p.detail) for p in out.problems] == [
+        ("tenant_mismatch", "tenant_id", None)
+    ]
+    assert out.applied == {}  # nothing hashed or tokenized: no vault entry under globex
+
+
+@pytest.mark.parametrize("tenant", ["_", "a{b", "x}", "{acme}"])
+async def test_reserved_tenant_ids_are_refused(keyring: KeyRing, tenant: str) -> None:
+    s = await sanitizer_for(keyring)
+    out = quarantine(s, keyring, {"tenant_id": tenant, "email": EMAIL})
+    assert out.problems[0].reason == "invalid_value"
+
+
+async def test_subject_ids_are_normalized_before_hashing(keyring: KeyRing) -> None:
+    """issue 8 item 15: Jane.Doe@Example.com and jane.doe@example.com are one subject."""
+    email = await sanitizer_for(keyring, normalizer="email")
+    trim = await sanitizer_for(keyring, normalizer="trim")
+    exact = await sanitizer_for(keyring, normalizer="exact")
+
+    def subject(s: BoundarySanitizer, value: str) -> str | None:
+        parsed = s.parse(raw({"tenant_id": "acme", "email": value}), keyring)
+        assert not isinstance(parsed, Quarantine)
+        return parsed.subject
+
+    spellings = ["jane.doe@example.com", "Jane.Doe@Example.com", " JANE.DOE@EXAMPLE.COM\t"]
+    assert len({subject(email, v) for v in spellings}) == 1
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in "jane")  # NFKC folds them to ASCII
+    assert subject(email, full_width + ".doe@example.com") == subject(email, spellings[0])
+    assert subject(trim, " jane.doe@example.com ") == subject(trim, "jane.doe@example.com")
+    assert subject(trim, "Jane.Doe@Example.com") != subject(trim, "jane.doe@example.com")
+    assert subject(exact, " jane.doe@example.com") != subject(exact, "jane.doe@example.com")
+    assert subject(email, "   ") is None

@@ -198,3 +198,174 @@ dlp:
 def test_unknown_phone_region_refused() -> None:
     message = errors_of(BASE + "dlp:\n  phone_regions: [US, ZZ]\n")
     assert "dlp" in message and "ZZ" in message
+
+
+# -- issue 8 ---------------------------------------------------------------------------------
+
+
+def zones_policy(zones: str, extra: str = "") -> str:
+    return f"""\
+version: "1"
+{extra}
+zones:
+{zones}
+boundaries:
+  - name: pay
+    source: payments.card
+    destination: public.payments
+    fields:
+      amount: {{transform: keep, class: public}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("zones", "extra", "problem"),
+    [
+        # item 16: nested prefixes put the restricted quarantine into the public zone.
+        (
+            "  - {name: restricted, level: restricted, topic_prefix: 'payments.'}\n"
+            "  - {name: public, level: public, topic_prefix: 'payments.q'}\n",
+            "",
+            "nested",
+        ),
+        (
+            "  - {name: restricted, level: restricted, topic_prefix: 'payments.'}\n"
+            "  - {name: public, level: public, topic_prefix: 'payments.quarantine'}\n",
+            "",
+            "nested",
+        ),
+        (
+            "  - {name: restricted, level: restricted, topic_prefix: 'payments.'}\n"
+            "  - {name: public, level: public, topic_prefix: ''}\n",
+            "",
+            "topic_prefix",
+        ),
+        # The security topic inside the public zone: violation events of restricted data.
+        (
+            "  - {name: restricted, level: restricted, topic_prefix: 'payments.'}\n"
+            "  - {name: public, level: public, topic_prefix: 'public.'}\n",
+            "security_topic: public.violations",
+            "the security topic 'public.violations' belongs to zone 'public'",
+        ),
+        (
+            "  - {name: restricted, level: restricted, topic_prefix: 'payments.'}\n"
+            "  - {name: public, level: public, topic_prefix: 'audit.'}\n",
+            "",
+            "the audit topic 'audit.access' belongs to zone 'public'",
+        ),
+        (
+            "  - {name: restricted, level: restricted, topic_prefix: 'payments.'}\n"
+            "  - {name: public, level: public, topic_prefix: 'public.'}\n",
+            "quarantine_suffix: ''",
+            "quarantine_suffix",
+        ),
+    ],
+)
+def test_operational_topics_never_fall_into_a_lower_zone(
+    zones: str, extra: str, problem: str
+) -> None:
+    text = zones_policy(zones, extra)
+    if "'public.'" not in zones:  # a destination inside that policy's public zone
+        public = "audit.payments" if "'audit.'" in zones else "payments.qpublic"
+        text = text.replace("destination: public.payments", f"destination: {public}")
+    assert problem in errors_of(text)
+
+
+def test_operational_topics_in_a_high_zone_or_no_zone_are_accepted() -> None:
+    zones = (
+        "  - {name: restricted, level: restricted, topic_prefix: 'payments.'}\n"
+        "  - {name: security, level: restricted, topic_prefix: 'security.'}\n"
+        "  - {name: public, level: public, topic_prefix: 'public.'}\n"
+    )
+    policy = compile_yaml(zones_policy(zones))
+    assert policy.zone_of_topic("security.violations").name == "security"  # type: ignore[attr-defined]
+    assert policy.zone_of_topic("audit.access") is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        # item 13: transforms that copy a restricted value into the public zone.
+        ("{transform: generalize, class: restricted, to: prefix, length: 64}", "64 leading"),
+        (
+            "{transform: generalize, class: restricted, to: bucket, width: 1, min: 0, max: 10}",
+            "width 1",
+        ),
+        (
+            "{transform: generalize, class: restricted, to: bucket, width: 10, min: 0, "
+            "max: 10000000000000000}",
+            "buckets",
+        ),
+    ],
+)
+def test_transforms_that_reproduce_a_value_are_refused_above_the_destination(
+    rule: str, problem: str
+) -> None:
+    text = BASE.replace("destination: confidential.payments", "destination: public.payments")
+    text = text.replace("amount: {transform: keep, class: confidential}", f"card_digits: {rule}")
+    errors = errors_of(text)
+    assert problem in errors and "restricted field into 'public'" in errors
+    # The same rule on a field classified at the destination's level is the owner's choice.
+    fine = text.replace("class: restricted, to:", "class: public, to:")
+    compile_yaml(fine)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["{transform: encrypt}", "{transform: tokenize, mode: random}"],
+)
+def test_key_transforms_must_be_deterministic(key: str) -> None:
+    text = BASE.replace("    fields:\n", f"    key: {key}\n    fields:\n", 1)
+    assert "not deterministic" in errors_of(text)
+
+
+TENANT_BASE = BASE.replace('version: "1"\n', 'version: "1"\ntenant_id: tenant_id\n').replace(
+    "    source: restricted.payments\n",
+    "    source: [restricted.payments.acme, restricted.payments.shared]\n",
+)
+
+
+def test_tenant_bindings_compile_per_source_topic() -> None:
+    text = TENANT_BASE.replace(
+        "    fields:\n",
+        "    tenants:\n"
+        "      restricted.payments.acme: [acme]\n"
+        "      restricted.payments.shared: [globex, initech]\n"
+        "    fields:\n",
+        1,
+    )
+    b = compile_yaml(text).boundaries[0]  # type: ignore[attr-defined]
+    assert b.tenant_binding.allows("restricted.payments.acme", "acme")
+    assert not b.tenant_binding.allows("restricted.payments.acme", "globex")
+    assert not b.tenant_binding.allows("restricted.payments.other", "acme")
+    assert b.key_tenant("restricted.payments.acme") == "acme"
+    assert b.key_tenant("restricted.payments.shared") == ""
+    pattern = TENANT_BASE.replace("restricted.payments.shared", "restricted.payments.globex")
+    pattern = pattern.replace(
+        "    fields:\n", "    tenants: 'restricted.payments.{tenant}'\n    fields:\n", 1
+    )
+    b = compile_yaml(pattern).boundaries[0]  # type: ignore[attr-defined]
+    assert b.tenant_binding.by_topic == {
+        "restricted.payments.acme": frozenset({"acme"}),
+        "restricted.payments.globex": frozenset({"globex"}),
+    }
+
+
+@pytest.mark.parametrize(
+    ("tenants", "problem"),
+    [
+        ("'restricted.payments.{tenant}.{tenant}'", "exactly one '{tenant}'"),
+        ("'restricted.orders.{tenant}'", "does not match"),
+        ("{restricted.payments.acme: [acme]}", "has no tenant list"),
+        (
+            "{restricted.payments.acme: [acme], restricted.payments.shared: [], x.y: [a]}",
+            "list one tenant id or more",
+        ),
+        ("{restricted.payments.acme: [acme], restricted.payments.shared: ['_']}", "reserved"),
+    ],
+)
+def test_bad_tenant_bindings_are_refused(tenants: str, problem: str) -> None:
+    text = TENANT_BASE.replace("    fields:\n", f"    tenants: {tenants}\n    fields:\n", 1)
+    assert problem in errors_of(text)
+    no_tenant_id = BASE.replace("    fields:\n", "    tenants: 'x.{tenant}'\n    fields:\n", 1)
+    assert "needs the policy's tenant_id" in errors_of(no_tenant_id)

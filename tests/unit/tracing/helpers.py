@@ -19,7 +19,7 @@ PRODUCER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PRODUCER_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01".encode()
 #: Output markers of transforms: a token, a keyed hash, a ciphertext must never show.
-TOKEN_MARKERS = ["tok_", "h1.", "zenc1.", "zoneapp:kek", "zoneapp:hmac"]
+TOKEN_MARKERS = ["tok_", "h1.", "zenc1.", "zenc2.", "zoneapp:kek", "zoneapp:hmac"]
 
 
 def memory_tracer(sampler: Sampler | None = None) -> tuple[TracerProvider, InMemorySpanExporter]:

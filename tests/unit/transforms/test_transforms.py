@@ -7,18 +7,21 @@ from typing import Any
 
 import pytest
 
+from tests.records import colliding_cards
 from zoneapp.dlp.credit_card import luhn_ok as luhn_valid
 from zoneapp.keys.base import DecryptionError
-from zoneapp.keys.envelope import KeyRing
+from zoneapp.keys.envelope import Aad, KeyRing
 from zoneapp.policy.errors import ParamError
 from zoneapp.transforms import (
     SUPPRESS,
     RecordContext,
+    TokenCollisionError,
     TransformSpec,
     TransformTypeError,
     build_transform,
 )
 from zoneapp.transforms.keyed import vault_aad
+from zoneapp.vault import StoredTokenCache
 
 SPEC = TransformSpec(rule_path="card_number", field_class="card", zone="restricted")
 
@@ -107,11 +110,39 @@ async def test_tokenize_skips_vault_entry_for_known_tokens(keyring: KeyRing) -> 
     t = make("tokenize", TransformSpec("email", "email", "restricted"))
     ctx = await ctx_for(keyring, t)
     token = t.apply("a@b.example", ctx)
+    known = StoredTokenCache()
+    known.add("acme", token, ctx.vault_entries[0].fingerprint)
     ctx2 = RecordContext(
-        keyring=keyring, zone="restricted", topic="t", tenant="acme", stored_tokens={token}
+        keyring=keyring, zone="restricted", topic="t", tenant="acme", stored_tokens=known
     )
     assert t.apply("a@b.example", ctx2) == token
     assert ctx2.vault_entries == []
+    # The cache is per tenant: the same token text in another tenant is another mapping.
+    ctx3 = RecordContext(
+        keyring=keyring, zone="restricted", topic="t", tenant="globex", stored_tokens=known
+    )
+    t.apply("a@b.example", ctx3)
+    assert len(ctx3.vault_entries) == 1
+
+
+async def test_colliding_card_tokens_are_refused_when_the_cache_knows_the_token(
+    keyring: KeyRing,
+) -> None:
+    t = make("tokenize", TransformSpec("card_number", "card", "restricted"), format="card")
+    search = await ctx_for(keyring, t)
+    first, second, token = colliding_cards(t, search)
+    assert first != second and luhn_valid(first) and luhn_valid(second)
+    ctx = await ctx_for(keyring, t)
+    assert t.apply(first, ctx) == token
+    known = StoredTokenCache()
+    known.add("acme", token, ctx.vault_entries[0].fingerprint)
+    warm = RecordContext(
+        keyring=keyring, zone="restricted", topic="t", tenant="acme", stored_tokens=known
+    )
+    assert t.apply(first, warm) == token  # the same card: a cache hit, no vault write
+    with pytest.raises(TokenCollisionError):
+        t.apply(second, warm)  # today's code forwarded it under the first card's token
+    assert warm.vault_entries == []
 
 
 @pytest.mark.parametrize(
@@ -155,14 +186,16 @@ async def test_encrypt_binds_topic_and_path(keyring: KeyRing) -> None:
     t = make("encrypt", TransformSpec("billing.iban", "iban", "restricted"))
     ctx = await ctx_for(keyring, t)
     out = t.apply("DE89370400440532013000", ctx)
-    assert out.startswith("zenc1.") and "DE89" not in out
+    assert out.startswith("zenc2.") and "DE89" not in out
     assert (
-        await keyring.decrypt(out, b"confidential.payments|billing.iban")
+        await keyring.decrypt(out, Aad.field("acme", "confidential.payments", "billing.iban"))
         == b'"DE89370400440532013000"'
     )
     with pytest.raises(DecryptionError):
-        await keyring.decrypt(out, b"confidential.payments|customer.phone")
-    assert t.apply({"nested": [1, 2]}, ctx).startswith("zenc1.")
+        await keyring.decrypt(out, Aad.field("acme", "confidential.payments", "customer.phone"))
+    with pytest.raises(DecryptionError):  # another tenant's name
+        await keyring.decrypt(out, Aad.field("globex", "confidential.payments", "billing.iban"))
+    assert t.apply({"nested": [1, 2]}, ctx).startswith("zenc2.")
 
 
 @pytest.mark.parametrize(
@@ -174,15 +207,76 @@ async def test_encrypt_binds_topic_and_path(keyring: KeyRing) -> None:
         ({"to": "prefix"}, "94107", "941"),
         ({"to": "prefix", "length": 2, "pad": "*"}, "94107", "94***"),
         ({"to": "prefix"}, 94107, "941"),
-        ({"to": "bucket", "width": 100}, 1234.5, "1200-1300"),
-        ({"to": "bucket", "width": 10}, 37, "30-40"),
-        ({"to": "bucket", "width": 10}, -3, "-10-0"),
+        ({"to": "bucket", "width": 100, "min": 0, "max": 10_000}, 1234.5, "1200-1300"),
+        ({"to": "bucket", "width": 10, "min": 0, "max": 130}, 37, "30-40"),
+        ({"to": "bucket", "width": 10, "min": -50, "max": 50}, -3, "-10-0"),
+        ({"to": "year"}, 1987, 1987),
+        ({"to": "year"}, "1987", 1987),
     ],
 )
 async def test_generalize(
     params: dict[str, Any], value: Any, expected: Any, keyring: KeyRing
 ) -> None:
     assert make("generalize", **params).apply(value, await ctx_for(keyring)) == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "value"),
+    [
+        # issue 8: `to: year` passed any integer through (an SSN, epoch milliseconds).
+        ({"to": "year"}, 219456789),
+        ({"to": "year"}, 1_763_800_000_000),
+        ({"to": "year"}, 42),
+        ({"to": "year"}, "0042"),
+        ({"to": "year"}, "2194567"),
+        # `bucket` takes only values of its declared range.
+        ({"to": "bucket", "width": 10, "min": 1800, "max": 2201}, 4111111111111111),
+        ({"to": "bucket", "width": 10, "min": 1800, "max": 2201}, 2201),
+        ({"to": "bucket", "width": 10, "min": 1800, "max": 2201}, -1),
+        # `prefix` never returns the whole value.
+        ({"to": "prefix", "length": 5}, "94107"),
+        ({"to": "prefix", "length": 3}, 12),
+    ],
+)
+async def test_generalize_refuses_values_it_would_copy(
+    params: dict[str, Any], value: Any, keyring: KeyRing
+) -> None:
+    with pytest.raises(ValueError) as info:
+        make("generalize", **params).apply(value, await ctx_for(keyring))
+    assert str(value) not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"to": "bucket", "width": 10}, "needs the numbers 'min' and 'max'"),
+        ({"to": "bucket", "width": 10, "min": 5, "max": 5}, "below"),
+        ({"to": "bucket", "min": True, "max": 9}, "needs the numbers"),
+        ({"to": "year", "min": 1}, "for 'to: bucket' only"),
+    ],
+)
+def test_generalize_bucket_needs_a_range(params: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ParamError, match=problem):
+        make("generalize", **params)
+
+
+@pytest.mark.parametrize(
+    ("params", "copies"),
+    [
+        ({"to": "prefix", "length": 64}, True),
+        ({"to": "prefix", "length": 7}, True),
+        ({"to": "prefix", "length": 6}, False),
+        ({"to": "bucket", "width": 1, "min": 0, "max": 10}, True),
+        ({"to": "bucket", "width": 10, "min": 0, "max": 10**16}, True),
+        ({"to": "bucket", "width": 10, "min": 1800, "max": 2201}, False),
+        ({"to": "year"}, False),
+        ({"to": "age_range"}, False),
+    ],
+)
+def test_generalize_says_when_it_can_reproduce_a_value(
+    params: dict[str, Any], copies: bool
+) -> None:
+    assert (make("generalize", **params).reproduces_value() is not None) is copies
 
 
 async def test_generalize_age_range(keyring: KeyRing) -> None:
