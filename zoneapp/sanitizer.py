@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from zoneapp.keys.envelope import KeyRing
 
 LINEAGE_PREFIX = "zoneapp-"
-_INDEX = re.compile(r"\[\d+\]")
 _SMALL_INT = 10**7
 # Floats at or above 2**53 that are whole numbers may not be the digits the
 # producer wrote (orjson turns integers beyond 64 bits into floats).
@@ -59,7 +58,6 @@ _EXACT_FLOAT = 2.0**53
 # Outputs of keyed transforms: their text is not chosen by the producer, so the
 # DLP scans them but never decodes them (see zoneapp.dlp.scanner.Scanner.scan).
 OPAQUE_TRANSFORMS = frozenset({"encrypt", "hash", "tokenize"})
-_MAX_PATH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +151,6 @@ def subject_hash(key: bytes, tenant: str, subject: str) -> str:
     return letters(mac.digest()[:16])
 
 
-def rule_path_of(path: str) -> str:
-    """``items[3].card`` → ``items[].card``, the form used in the policy."""
-    return _INDEX.sub("[]", path)
-
-
 class BoundarySanitizer:
     """Applies one boundary of a compiled policy to raw records."""
 
@@ -172,6 +165,10 @@ class BoundarySanitizer:
         self.subject_path = boundary.subject_path
         self.normalize_subject = boundary.subject_normalizer
         self.scan_small_ints = bool(policy.spec.dlp.custom)
+        #: Field names the boundary's allow-list spells out (see _place).
+        self.policy_names = frozenset(
+            part for path, _ in boundary.allowed for part in re.split(r"\.|\[\]", path) if part
+        )
         self.lineage_static = [
             ("zoneapp-boundary", boundary.name.encode()),
             ("zoneapp-source-zone", boundary.source_zone.name.encode()),
@@ -250,6 +247,8 @@ class BoundarySanitizer:
         scan: list[tuple[str, str]] = []
         self._suppressed = 0
         self._opaque: set[int] = set()
+        # Concrete path -> the place in policy terms (see _place).
+        self._places: dict[str, str] = {"$key": "$key"}
         try:
             out_value = (
                 None if doc is None else self._object(doc, self.boundary.fields, "", 1, ctx, scan)
@@ -263,10 +262,11 @@ class BoundarySanitizer:
         if scan:
             findings = self.scanner.scan(scan, self._opaque)
             if findings:
+                places = [(self._place(f.path), f.detector) for f in findings]
                 problems = [
-                    Problem("dlp", self._safe_path(f.path), f.detector)
-                    for f in findings
-                    if (rule_path_of(f.path), f.detector) not in self.boundary.allowed
+                    Problem("dlp", place, detector)
+                    for place, detector in dict.fromkeys(places)
+                    if (place, detector) not in self.boundary.allowed
                 ]
                 if problems:
                     return Quarantine(problems, ctx.applied)
@@ -362,12 +362,19 @@ class BoundarySanitizer:
         out: dict[str, Any] = {}
         children = node.children
         wildcard = node.wildcard
+        places = self._places
+        base = places.get(path, "") if path else ""
         for key, value in obj.items():
-            child = children.get(key) or wildcard
+            named = children.get(key)
+            child = named or wildcard
             child_path = f"{path}.{key}" if path else key
+            # A key the policy names (a rule or an allow-list entry) is policy text;
+            # any other key is the producer's.
+            segment = key if named is not None or key in self.policy_names else "*"
+            places[child_path] = f"{base}.{segment}" if base else segment
             if child is None:
                 if self.boundary.unclassified_blocks:
-                    raise _Blocked(Problem("unclassified_field", self._safe_path(child_path)))
+                    raise _Blocked(Problem("unclassified_field", self._place(child_path)))
                 self._suppressed += 1
                 continue
             if child is wildcard:
@@ -399,20 +406,22 @@ class BoundarySanitizer:
         if value is None:
             return None
         if depth > self.max_depth:
-            raise _Blocked(Problem("too_deep", self._safe_path(path)))
+            raise _Blocked(Problem("too_deep", self._place(path)))
         if isinstance(value, dict) and (node.children or node.wildcard):
             return self._object(value, node, path, depth, ctx, scan)
         if isinstance(value, list) and node.items is not None:
             items = node.items
             out = []
+            item_place = self._place(path) + "[]"
             for i, item in enumerate(value):
+                self._places[f"{path}[{i}]"] = item_place
                 result = self._apply(item, items, f"{path}[{i}]", depth + 1, ctx, scan)
                 if result is not SUPPRESS:
                     out.append(result)
             self._split_values(out, path, scan)
             return out
         expected = "an array" if node.items is not None else "an object"
-        raise _Blocked(Problem("wrong_type", self._safe_path(path), detail=f"expected {expected}"))
+        raise _Blocked(Problem("wrong_type", self._place(path), detail=f"expected {expected}"))
 
     def _transform(self, rule: CompiledRule, value: Any, path: str, ctx: RecordContext) -> Any:
         applied = ctx.applied
@@ -422,15 +431,11 @@ class BoundarySanitizer:
         try:
             result = rule.transform.apply(value, ctx)
         except TransformTypeError as exc:
-            raise _Blocked(Problem("wrong_type", self._safe_path(path), detail=str(exc))) from None
+            raise _Blocked(Problem("wrong_type", self._place(path), detail=str(exc))) from None
         except TokenCollisionError as exc:
-            raise _Blocked(
-                Problem("token_collision", self._safe_path(path), detail=str(exc))
-            ) from None
+            raise _Blocked(Problem("token_collision", self._place(path), detail=str(exc))) from None
         except (ValueError, OverflowError) as exc:
-            raise _Blocked(
-                Problem("invalid_value", self._safe_path(path), detail=str(exc))
-            ) from None
+            raise _Blocked(Problem("invalid_value", self._place(path), detail=str(exc))) from None
         applied[rule.name] = applied.get(rule.name, 0) + 1
         return result
 
@@ -449,25 +454,29 @@ class BoundarySanitizer:
                 raise _Blocked(
                     Problem(
                         "invalid_value",
-                        self._safe_path(path),
+                        self._place(path),
                         detail="number too large to carry exactly",
                     )
                 )
             scan.append((path, repr(value)))
         elif isinstance(value, dict):
+            place = self._place(path) + ".*"  # keys inside a kept value are the producer's
             for k, v in value.items():
                 child = f"{path}.{k}"
+                self._places[child] = place
                 scan.append((child, k))
                 self._collect(v, child, scan)
         elif isinstance(value, list):
+            place = self._place(path) + "[]"
             for i, v in enumerate(value):
+                self._places[f"{path}[{i}]"] = place
                 self._collect(v, f"{path}[{i}]", scan)
             self._split_values(value, path, scan)
 
-    @staticmethod
-    def _split_values(values: list[Any], path: str, scan: list[tuple[str, str]]) -> None:
+    def _split_values(self, values: list[Any], path: str, scan: list[tuple[str, str]]) -> None:
         """A value split across adjacent short scalars of an array is scanned joined."""
         if len(values) > 1:
+            self._places[f"{path}[]"] = self._place(path) + "[]"
             for view in joined_views(values):
                 scan.append((f"{path}[]", view))
 
@@ -486,6 +495,7 @@ class BoundarySanitizer:
             if node is None:
                 continue
             path = ".".join(derived.output)
+            self._places[path] = path  # the policy's own name
             result = self._transform(derived.rule, node, path, ctx)
             if result is SUPPRESS:
                 continue
@@ -550,9 +560,11 @@ class BoundarySanitizer:
             path = f"$headers.{lowered}"
             if rule is None:
                 if self.boundary.unlisted_headers_block:
-                    raise _Blocked(Problem("unlisted_header", self._safe_path(path)))
+                    # An unlisted header's name is the producer's text.
+                    raise _Blocked(Problem("unlisted_header", "$headers.*"))
                 self._suppressed += 1
                 continue
+            self._places[path] = path  # a header the policy names
             if raw is None:
                 out.append((name, b""))
                 continue
@@ -560,7 +572,7 @@ class BoundarySanitizer:
                 text = bytes(raw).decode("utf-8")
             except UnicodeDecodeError:
                 raise _Blocked(
-                    Problem("invalid_utf8", self._safe_path(path), detail="header is not UTF-8")
+                    Problem("invalid_utf8", self._place(path), detail="header is not UTF-8")
                 ) from None
             result = self._transform(rule, text, path, ctx)
             if result is SUPPRESS or result is None:
@@ -572,10 +584,12 @@ class BoundarySanitizer:
             out.append((name, out_text.encode("utf-8")))
         return out
 
-    def _safe_path(self, path: str) -> str:
-        """Field names come from the data: one that looks like PII is not repeated."""
-        if len(path) > _MAX_PATH:
-            path = path[:_MAX_PATH] + "…"
-        if self.scanner.scan_text(path):
-            return "<redacted field name>"
-        return path
+    def _place(self, path: str) -> str:
+        """Where ``path`` is, in policy terms: the rule path, with ``[]`` for array
+        items and ``*`` for every key the policy does not name.
+
+        Field names come from the producer (``notes: {"ssn 219456789": ...}``), so no
+        violation, log line or table row repeats one: a path the traversal did not
+        register is shown as ``*``.
+        """
+        return self._places.get(path, "*")
