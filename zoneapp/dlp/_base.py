@@ -17,7 +17,9 @@ __all__ = [
     "Detector",
     "Finding",
     "digit_runs",
+    "has_context",
     "path_matches",
+    "words_of",
 ]
 
 _ENTITY_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
@@ -45,10 +47,25 @@ def digit_runs(text: str) -> list[list[str]]:
     return [_GROUP.findall(m.group()) for m in _RUN.finditer(text)]
 
 
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def words_of(text: str) -> str:
+    """``text`` with camelCase and PascalCase words apart (``employeeSSN`` →
+    ``employee SSN``, ``SSNLast`` → ``SSN Last``), so context words are found in keys."""
+    return _CAMEL.sub(" ", text)
+
+
+def has_context(pattern: re.Pattern[str], text: str) -> bool:
+    """A context word of ``pattern`` in ``text``, camelCase words split."""
+    return pattern.search(words_of(text)) is not None
+
+
 @lru_cache(maxsize=4096)
 def path_matches(pattern: re.Pattern[str], path: str) -> bool:
-    """``pattern.search(path)``, cached: a boundary sees the same few paths again and again."""
-    return pattern.search(path) is not None
+    """:func:`has_context` for a field path, cached: a boundary sees the same few paths
+    again and again."""
+    return has_context(pattern, path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ ISSUERS: tuple[tuple[str, int, int, Iterable[int]], ...] = (
 )
 
 MIN_LENGTH = 12
-_DIGIT = "(?:[ ./_-]{0,3}[0-9])"
+_DIGIT = "(?:[ ./_-]{0,8}[0-9])"
 MAX_LENGTH = 19
 
 

@@ -21,7 +21,9 @@ _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 _TLD = r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
 _DOMAIN = re.compile(rf"((?:{_LABEL}\.)+){_TLD}(?![^\W\d_]|-)", re.IGNORECASE)
 # "icon@2x.png": an image density suffix, not a domain.
-_DENSITY = re.compile(r"[0-9]+(?:\.[0-9]+)?x\.", re.IGNORECASE)
+_DENSITY = re.compile(
+    r"[0-9]+(?:\.[0-9]+)?x\.(?:png|jpe?g|gif|svg|webp|avif|bmp|ico|tiff?)$", re.IGNORECASE
+)
 
 
 class EmailDetector(Detector):
@@ -42,7 +44,7 @@ class EmailDetector(Detector):
         while at != -1:
             if _LOCAL_END.match(text, at - 1):
                 m = _DOMAIN.match(text, at + 1)
-                if m is not None and not _DENSITY.match(m.group(1)):
+                if m is not None and not _DENSITY.match(m.group()):
                     return True
             at = text.find("@", at + 1)
         return False

@@ -18,7 +18,7 @@ _BBAN_ITEM = re.compile(r"([1-9][0-9]*)!([nac])")
 _BBAN_CLASS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
 # Between any two characters after the check digits: a run of up to three spaces or
 # hyphens ("DE89 3704 0044 0532 0130 00", "de89-3704-...").
-_SEP = "[ ./_-]{0,3}"
+_SEP = "[ ./_-]{0,8}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +51,17 @@ IBAN_FORMATS: Mapping[str, IbanFormat] = MappingProxyType(_load_formats())
 # ISO 7064 mod 97-10 maps A..Z to 10..35.
 _LETTER_VALUES = {ord(c): str(ord(c) - ord("A") + 10) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_START = re.compile(r"[A-Z]{2}[0-9]{2}")
+_START = re.compile(r"[A-Z]{2}[ ./_-]{0,3}[0-9][ ./_-]{0,3}[0-9]")
 _PRINTED = {cc: re.compile(fmt.printed) for cc, fmt in IBAN_FORMATS.items()}
 _SEPARATOR_CHARS = str.maketrans("", "", " ./_-")
+
+
+# Check digits, possibly set apart from the country code and each other ("DE 89 3704").
+_CHECK = "[ ./_-]{0,3}[0-9][ ./_-]{0,3}[0-9]"
+
+
+def _any_case(code: str) -> str:
+    return "".join(f"[{c}{c.lower()}]" for c in code)
 
 
 def _prefilter_class(fmt: IbanFormat) -> str:
@@ -81,7 +89,9 @@ class IbanDetector(Detector):
     separator run), then must pass mod-97.  Because the length comes from the
     registry, letters around it do not matter: ``REFDE89370400440532013000X`` is
     found; a digit right after it does (a longer number is not cut to length).
-    The letters must be all upper or all lower case: mixed case is what random
+    The BBAN's letters must be all upper or all lower case (the country code may be
+    written in any case: ``De89...``), and the check digits may stand apart
+    (``DE 89 3704 ...``).  Mixed case in the BBAN is what random
     base64 (every ciphertext) looks like, and with the registry's alphanumeric
     BBANs it would otherwise pass mod-97 about once in 97 look-alikes.  The
     prefilter is the same per-country structure, in each case.
@@ -91,15 +101,12 @@ class IbanDetector(Detector):
     # Country code, check digits, then as many BBAN-or-separator characters as the
     # country's BBAN has: a superset of find()'s candidates, cheap for Hyperscan.
     prefilters: ClassVar[dict[str, str]] = {
-        "upper": "|".join(
-            f"{cc}[0-9]{{2}}{_prefilter_class(fmt)}{{{fmt.length - 4}}}"
-            for cc, fmt in sorted(IBAN_FORMATS.items())
-        ),
-        "lower": "|".join(
-            f"{cc.lower()}[0-9]{{2}}{_prefilter_class(fmt).replace('A-Z', 'a-z')}"
+        case: "|".join(
+            f"{_any_case(cc)}{_CHECK}{_prefilter_class(fmt).replace('A-Z', letters)}"
             f"{{{fmt.length - 4}}}"
             for cc, fmt in sorted(IBAN_FORMATS.items())
-        ),
+        )
+        for case, letters in (("upper", "A-Z"), ("lower", "a-z"))
     }
 
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:
@@ -109,12 +116,13 @@ class IbanDetector(Detector):
             printed = _PRINTED.get(upper[start : start + 2])
             if printed is None:
                 continue
-            bban = printed.match(upper, start + 4)
+            bban = printed.match(upper, m.end())
             if bban is None or upper[bban.end() : bban.end() + 1].isdigit():
                 continue  # a longer digit string is not cut to the country's length
-            written = text[start : bban.end()]
-            if not (written.isupper() or written.islower()):
+            written = text[m.end() : bban.end()]
+            if written != written.upper() and written != written.lower():
                 continue  # mixed case: random base64 (a ciphertext), not an IBAN
-            if iban_ok(upper[start : start + 4] + bban.group().translate(_SEPARATOR_CHARS)):
+            head = upper[start : m.end()].translate(_SEPARATOR_CHARS)
+            if iban_ok(head + bban.group().translate(_SEPARATOR_CHARS)):
                 return True
         return False

@@ -3,13 +3,20 @@
 The forwarded value is never changed; this view exists only for detection.
 :func:`normalize` applies, in order:
 
+0. digit look-alikes NFKC leaves alone or turns into several characters (category
+   No with a digit value: dingbat and parenthesized digits, Ethiopic numerals) to
+   their ASCII digit;
 1. NFKC (full-width digits and at signs, ligatures, compatibility forms);
 2. every Unicode decimal digit (category Nd: Arabic-Indic, Devanagari, ...) to ASCII;
 3. format characters (category Cf: zero-width space and joiner, soft hyphen,
    word joiner, BOM, bidi marks) removed;
 4. every space separator (Zs), line or paragraph separator (Zl, Zp), tab, line
    break and other ASCII control whitespace to one ASCII space;
-5. dash punctuation (Pd: en and em dash, non-breaking hyphen, ...) to ``-``.
+5. dash punctuation (Pd: en and em dash, non-breaking hyphen, ...) and the minus
+   sign to ``-``;
+6. combining and enclosing marks (Mn, Me: accents, variation selectors, keycaps) and
+   invisible fillers (Hangul fillers, the blank Braille pattern) removed;
+7. ideographic and halfwidth full stops to ``.`` (they separate domain labels).
 
 ASCII text needs only step 4, so the common case is one ``str.translate``.  For
 other text the per-character mapping is computed once per code point and cached.
@@ -24,8 +31,13 @@ __all__ = ["normalize"]
 _ASCII_SPACES = {ord(c): " " for c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85"}
 
 
+_MINUS = {0x2212, 0x2796, 0x02D7, 0x2043}
+_FULL_STOPS = {0x3002, 0xFF61}
+_FILLERS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E}
+
+
 class _CharMap(dict[int, str | None]):
-    """str.translate table for steps 2-5, filled on first sight of each code point."""
+    """str.translate table for steps 2-7, filled on first sight of each code point."""
 
     def __missing__(self, code: int) -> str | None:
         char = chr(code)
@@ -33,19 +45,33 @@ class _CharMap(dict[int, str | None]):
         mapped: str | None
         if category == "Nd":
             mapped = str(unicodedata.digit(char))
-        elif category == "Cf":
+        elif category in ("Cf", "Mn", "Me") or code in _FILLERS:
             mapped = None
         elif category in ("Zs", "Zl", "Zp") or code in _ASCII_SPACES:
             mapped = " "
-        elif category == "Pd":
+        elif category == "Pd" or code in _MINUS:
             mapped = "-"
+        elif code in _FULL_STOPS:
+            mapped = "."
         else:
             mapped = char
         self[code] = mapped
         return mapped
 
 
+class _DigitLookalikes(dict[int, str]):
+    """str.translate table for step 0."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        value = unicodedata.digit(char, None) if unicodedata.category(char) == "No" else None
+        mapped = str(value) if value is not None else char
+        self[code] = mapped
+        return mapped
+
+
 _CHAR_MAP = _CharMap()
+_LOOKALIKES = _DigitLookalikes()
 
 
 def normalize(text: str) -> str:
@@ -53,4 +79,4 @@ def normalize(text: str) -> str:
     if text.isascii():
         # isprintable() is False exactly when an ASCII control character is present.
         return text if text.isprintable() else text.translate(_ASCII_SPACES)
-    return unicodedata.normalize("NFKC", text).translate(_CHAR_MAP)
+    return unicodedata.normalize("NFKC", text.translate(_LOOKALIKES)).translate(_CHAR_MAP)

@@ -36,7 +36,7 @@ from typing import ClassVar
 
 import phonenumbers
 
-from zoneapp.dlp._base import LEFT, RIGHT, Detector, path_matches
+from zoneapp.dlp._base import LEFT, RIGHT, Detector, has_context, path_matches
 
 __all__ = ["DEFAULT_REGIONS", "PHONE_CONTEXT", "PhoneDetector"]
 
@@ -61,11 +61,11 @@ DEFAULT_REGIONS: tuple[str, ...] = (
 
 PHONE_CONTEXT = re.compile(
     r"(?<![a-z])(?:phone|telephone|tel|mobile|cell|cellphone|fax|msisdn|whatsapp|sms|"
-    r"ph|mob|tlf|telefon|telefono|handy)(?![a-z])",
+    r"ph|mob|tlf|telefon|telefono|handy|contact)(?![a-z])",
     re.IGNORECASE,
 )
 
-_RUN = re.compile(r"(?:\(?\+|\()?[0-9](?:[ ./_()-]{0,4}[0-9])*")
+_RUN = re.compile(r"(?:\(?\+|\()?[0-9](?:[ ./_()-]{0,8}[0-9])*")
 _GROUP = re.compile(r"[0-9]+")
 _WORD = re.compile(r"[^\W\d_]")  # a letter
 _NOT_GLUED = "(?:^|[^0-9A-Za-z\\n])"
@@ -102,11 +102,11 @@ class PhoneDetector(Detector):
         "grouped": "|".join(
             [
                 *(
-                    rf"{_NOT_GLUED}[0-9]{{{i}}}[ ./_()-]{{1,4}}[0-9]"
-                    + (rf"(?:[ ./_()-]{{0,4}}[0-9]){{{8 - i}}}" if i < 8 else "")
+                    rf"{_NOT_GLUED}[0-9]{{{i}}}[ ./_()-]{{1,8}}[0-9]"
+                    + (rf"(?:[ ./_()-]{{0,8}}[0-9]){{{8 - i}}}" if i < 8 else "")
                     for i in range(1, 9)
                 ),
-                rf"{_NOT_GLUED}[0-9]{{9}}[ ./_()-]{{1,4}}[0-9]",
+                rf"{_NOT_GLUED}[0-9]{{9}}[ ./_()-]{{1,8}}[0-9]",
             ]
         ),
         # Rule 4: 7 to 15 bare digits; find() looks for a context word.
@@ -145,7 +145,7 @@ class PhoneDetector(Detector):
                 return True
             if len(digits) <= 15:
                 if context is None:
-                    context = bool(PHONE_CONTEXT.search(text)) or path_matches(PHONE_CONTEXT, path)
+                    context = has_context(PHONE_CONTEXT, text) or path_matches(PHONE_CONTEXT, path)
                 if context and (_check("+" + digits, None, False) or self._national(run, False)):
                     return True
         return False

@@ -6,15 +6,16 @@ import re
 from collections.abc import Collection
 from typing import ClassVar
 
-from zoneapp.dlp._base import LEFT, RIGHT, Detector, digit_runs, path_matches
+from zoneapp.dlp._base import LEFT, RIGHT, Detector, digit_runs, has_context, path_matches
 
 __all__ = ["SSN_CONTEXT", "SsnDetector", "ssn_ok"]
 
 #: Words that make a bare 9-digit number an SSN when they appear in the same text,
-#: an object key or the field path.  Matched on letters only, so "classname" or
-#: "businessname" do not count as "ssn".
+#: an object key or the field path (camelCase split first: ``employeeSSN``).  Matched
+#: as whole words, so "classname" or "businessname" do not count as "ssn".
 SSN_CONTEXT = re.compile(
-    r"(?<![a-z])(?:ssns?|ss ?#|ss ?(?:no|num|number)|soc(?:ial)?[ ._-]?sec(?:urity)?)(?![a-z])",
+    r"(?<![a-z])(?:ssns?|s\.s\.n\.?|ss ?#|ss ?(?:no|num|number)|soc(?:ial)?[ ._-]?sec(?:urity)?)"
+    r"(?![a-z])",
     re.IGNORECASE,
 )
 
@@ -43,7 +44,7 @@ class SsnDetector(Detector):
 
     name = "US_SSN"
     prefilters: ClassVar[dict[str, str]] = {
-        "grouped": f"{LEFT}[0-9]{{3}}[ ./_-]{{1,3}}[0-9]{{2}}[ ./_-]{{1,3}}[0-9]{{4}}{RIGHT}",
+        "grouped": f"{LEFT}[0-9]{{3}}[ ./_-]{{1,8}}[0-9]{{2}}[ ./_-]{{1,8}}[0-9]{{4}}{RIGHT}",
         "bare": f"{LEFT}[0-9]{{9}}{RIGHT}",
     }
 
@@ -57,7 +58,7 @@ class SsnDetector(Detector):
             for group in groups:
                 if len(group) == 9 and ssn_ok(group):
                     if context is None:
-                        context = bool(SSN_CONTEXT.search(text)) or path_matches(SSN_CONTEXT, path)
+                        context = has_context(SSN_CONTEXT, text) or path_matches(SSN_CONTEXT, path)
                     if context:
                         return True
         return False

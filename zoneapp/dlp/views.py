@@ -10,17 +10,22 @@ For each text of a record the scanner sees:
   - **percent-encoding** (URLs, form bodies): when the text holds a ``%XX``
     escape, ``unquote``; when it also has a ``+``, or has a ``+`` between two
     digits, ``unquote_plus``;
-  - **base64 and base64url**: every token of 16 or more characters (padding
-    included, padding optional) of either alphabet that decodes to printable UTF-8 (tabs and line
-    breaks allowed).  A padded token with extra characters in front (``x`` + b64)
-    is decoded from where its padding says it starts;
-  - **JSON in a string**: a text that starts with ``{`` or ``[`` and parses as
+  - **base64 and base64url**: every token of 12 or more characters (padding
+    included, padding optional) of either alphabet, and a text made only of base64
+    and spaces joined (MIME-wrapped lines, grouped tokens), that decodes to text:
+    UTF-8, UTF-16LE or Latin-1 that is at least 90% printable.  A padded token
+    with extra characters in front (``x`` + b64) is decoded from where its padding
+    says it starts;
+  - **escapes**: JSON and C-style ``\\uXXXX`` / ``\\xXX`` escapes, and HTML character
+    references (``&#52;``, ``&#x34;``, ``&amp;``);
+  - **JSON in a string**: a text that starts with ``{``, ``[`` or ``"`` and parses as
     JSON contributes every key, string and number inside, and the joined views of
     its arrays.
 
-- **split values**: adjacent short scalars of one array (8 characters or fewer,
-  ``["4111","1111","1111","1111"]`` or ``[4,1,1,1,...]``) are also scanned joined,
-  without and with a space between them (:func:`joined_views`).
+- **split values**: adjacent short scalars of one array (12 characters or fewer,
+  ``["4111","1111","1111","1111"]``, ``[4,1,1,1,...]`` or ``[[4111],[1111],...]``;
+  nulls and empty strings in between are skipped) are also scanned joined, without
+  and with a space between them (:func:`joined_views`).
 
 Bounds, per record: at most :attr:`Limits.views` decoded views holding at most
 :attr:`Limits.chars` characters in all.  A record that needs more, or whose
@@ -31,6 +36,7 @@ scanner reports ``DECODE_LIMIT`` at that path and the record is quarantined.
 from __future__ import annotations
 
 import binascii
+import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,10 +48,15 @@ import orjson
 __all__ = ["DECODE_LIMIT", "TRIGGERS", "Limits", "decode", "joined_views"]
 
 DECODE_LIMIT = "DECODE_LIMIT"
-SHORT = 8
+SHORT = 12
 
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
-_B64 = re.compile(r"[A-Za-z0-9+/_-]{14,}={0,2}")
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{10,}={0,2}")
+# A text that is nothing but base64 and spaces: MIME-wrapped lines (their breaks are
+# spaces in the normalized view) or a token printed in groups.
+_B64_WRAPPED = re.compile(r"[A-Za-z0-9+/_=-]+(?: +[A-Za-z0-9+/_=-]+)+ *")
+MIN_B64 = 12
+_PRINTABLE_SHARE = 0.9
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _WHITESPACE = str.maketrans("", "", "\t\n\r")
 
@@ -65,22 +76,34 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
     ("percent", "%[0-9A-Fa-f]{2}|[0-9]\\+[0-9]"),
     (
         "base64",
-        "(?:^|[^A-Za-z0-9+/_\\n-])[A-Za-z0-9+/_-]{14,}={0,2}(?:[^A-Za-z0-9+/=_\\n-]|$)",
+        "(?:^|[^A-Za-z0-9+/_\\n-])[A-Za-z0-9+/_-]{10,}={0,2}(?:[^A-Za-z0-9+/=_\\n-]|$)",
     ),
-    ("json", "^ *[\\[{]"),
+    ("json", "^ *[\\[{\"]"),
+    (
+        "escapes",
+        "\\\\u[0-9A-Fa-f]{4}|\\\\x[0-9A-Fa-f]{2}"
+        "|&#[0-9]{1,7};|&#[xX][0-9A-Fa-f]{1,6};|&[a-z]{2,8};",
+    ),
 )
+
+
+_END = object()
 
 
 def joined_views(values: Sequence[Any]) -> list[str]:
     """Views of adjacent short scalars of one array, joined (see the module docstring)."""
     views: list[str] = []
     run: list[str] = []
-    for value in [*values, None]:
+    for value in [*values, _END]:
+        if value is None or isinstance(value, bool) or value == "":
+            continue  # nothing in it: a null or an empty string does not break a run
         text: str | None = None
         if isinstance(value, str):
             text = value.strip()
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif isinstance(value, int | float):
             text = str(value)
+        elif isinstance(value, list) and len(value) == 1 and not isinstance(value[0], list):
+            text = str(value[0]) if not isinstance(value[0], dict) else None
         if text is not None and 0 < len(text) <= SHORT:
             run.append(text)
             continue
@@ -99,15 +122,30 @@ def decode(text: str, decoder: str) -> list[str]:
             views.append(unquote_plus(text, errors="replace"))
         return views
     if decoder == "base64":
-        tokens = (m.group() for m in _B64.finditer(text))
-        return [d for t in tokens if len(t) >= 16 and (d := _base64_text(t)) is not None]
+        tokens = [m.group() for m in _B64.finditer(text)]
+        if _B64_WRAPPED.fullmatch(text):
+            tokens.append(text.replace(" ", ""))
+        return [d for t in tokens if len(t) >= MIN_B64 and (d := _base64_text(t)) is not None]
     if decoder == "json":
         try:
             doc = orjson.loads(text)
         except orjson.JSONDecodeError:
             return []
+        if isinstance(doc, str):
+            return [doc]  # a JSON string literal: its escapes decoded
         return list(_json_texts(doc)) if isinstance(doc, dict | list) else []
+    if decoder == "escapes":
+        unescaped = _ESCAPE.sub(_unescape, text)
+        return [html.unescape(unescaped)]
     raise ValueError(f"unknown decoder {decoder!r}")
+
+
+_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
+
+
+def _unescape(m: re.Match[str]) -> str:
+    code = int(m.group(1) or m.group(2), 16)
+    return chr(code) if not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
 def _base64_text(token: str) -> str | None:
@@ -119,12 +157,30 @@ def _base64_text(token: str) -> str | None:
         raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
     except binascii.Error:
         return None
-    # No exception on the common path (ciphertexts decode to random bytes).
-    text = raw.decode("ascii", "replace") if raw.isascii() else raw.decode("utf-8", "replace")
-    if not text or "\ufffd" in text:
+    return _as_text(raw)
+
+
+def _as_text(raw: bytes) -> str | None:
+    """Decoded bytes as text, if they are text: UTF-8 (a BOM allowed), UTF-16 when
+    every other byte is NUL (PowerShell's -EncodedCommand), else Latin-1 (cp1252
+    producers); accepted when at least 90% of it is printable, so a stray NUL or
+    escape code does not hide the rest, while random bytes (a ciphertext) never pass.
+    """
+    if not raw:
         return None
-    if text.isprintable() or text.translate(_WHITESPACE).isprintable():
-        return text
+    if raw.isascii():
+        candidates = [raw.decode("ascii")]
+    else:
+        candidates = [raw.decode("utf-8", "replace")]
+        if len(raw) % 2 == 0 and raw[1::2].count(0) * 2 >= len(raw) // 2:
+            candidates.append(raw.decode("utf-16-le", "replace"))
+        candidates.append(raw.decode("latin-1"))
+    for text in candidates:
+        if text.isprintable() or text.translate(_WHITESPACE).isprintable():
+            return text
+        printable = sum(map(str.isprintable, text.translate(_WHITESPACE)))
+        if printable - text.count("\ufffd") >= _PRINTABLE_SHARE * len(text):
+            return text
     return None
 
 

@@ -35,7 +35,7 @@ from zoneapp.dlp.normalize import normalize
         ("4111\u20131111", "4111-1111"),  # en dash (Pd)
         ("4111\u20141111", "4111-1111"),  # em dash
         ("4111\u20111111", "4111-1111"),  # non-breaking hyphen
-        ("4111\u22121111", "4111\u22121111"),  # minus sign is Sm, not Pd
+        ("4111\u22121111", "4111-1111"),  # the minus sign (Sm) too
         ("café", "café"),
     ],
 )
