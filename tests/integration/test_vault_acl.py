@@ -76,18 +76,24 @@ def acl_redis(tmp_path: Path) -> Iterator[int]:
         ),
     }
     assert shutil.which("redis-server", path=env["PATH"])
+    log = (tmp_path / "redis.log").open("wb")
     proc = subprocess.Popen(
         ["sh", str(REPO / "deploy" / "redis" / "start.sh")],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
-        asyncio.run(_assign_slots(port))
+        try:
+            asyncio.run(_assign_slots(port))
+        except (OSError, aioredis.RedisError) as exc:
+            tail = (tmp_path / "redis.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"redis-server on {port} (exit {proc.poll()}): {exc!r}\n{tail}")
         yield port
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log.close()
 
 
 async def _assign_slots(port: int) -> None:

@@ -231,8 +231,10 @@ def test_unauthenticated_floods_are_bounded_in_the_audit(secure: Secure) -> None
         event = orjson.loads(record.value)
         assert event["zone"] == "restricted" and event["outcome"] == "refused:unauthorized"
         assert set(event) <= {
-            "id", "timestamp", "who", "action", "zone", "outcome", "source", "request_sha256"
+            "id", "timestamp", "who", "action", "zone", "tenant", "outcome", "source",
+            "request_sha256",
         }  # fmt: skip
+        assert event["tenant"] is None  # every event names a tenant; a caller's text never
     blob = b"".join(r.value for r in records)
     assert b"QQQQ" not in blob and b"AAAA" not in blob
     # An authenticated officer's parameters are bounded too: a huge token is refused.
