@@ -458,7 +458,8 @@ class BoundarySanitizer:
                         detail="number too large to carry exactly",
                     )
                 )
-            scan.append((path, repr(value)))
+            # The digits on both sides of the point are two numbers, never one card.
+            scan.append((path, repr(value).replace(".", ";")))
         elif isinstance(value, dict):
             place = self._place(path) + ".*"  # keys inside a kept value are the producer's
             for k, v in value.items():

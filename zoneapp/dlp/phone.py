@@ -21,8 +21,10 @@ slashes, underscores or parentheses, :data:`_RUN`), and which check it must pass
 Not phones (exclusion hooks, checked before libphonenumber): a run without ``+``
 or ``00`` glued to a letter on either side (``a38f-557203-3018``: part of a UUID,
 a SKU or a token; an extension such as ``x123`` after it is fine), runs that start
-with a calendar date (``2026-11-23 14``, ``23.11.2026``), dotted quads (IPv4), and
-valid ISBN-10s.  Bare digit runs without context are ids far more often than phone
+with a calendar date (``2026-11-23 14``, ``23.11.2026``, ``03/20/2035``), dotted
+quads (IPv4), valid ISBN-10s, and (unless in the North American layout) runs that
+start with a year (``2024-123456``) or have four digits after a dot (coordinates,
+build versions).  Bare digit runs without context are ids far more often than phone
 numbers, so they need rule 4.  An extension after the number (``x123``,
 ``ext. 123``) does not stop the number from being found.
 """
@@ -75,10 +77,14 @@ _NANP = re.compile(
 )
 _DATE = re.compile(
     r"(?:(?:19|20)[0-9]{2}[./ -][01]?[0-9][./ -][0-3]?[0-9]"  # 2026-11-23
-    r"|[0-3]?[0-9][./ -][01]?[0-9][./ -](?:19|20)[0-9]{2})"  # 23.11.2026, 11/23/2026
+    r"|[0-3]?[0-9][./ -][0-3]?[0-9][./ -](?:19|20)[0-9]{2})"  # 23.11.2026, 11/23/2026
     r"(?![0-9])"
 )
+# The North American layout on whole digit groups of a run (not the tail of one).
+_NANP_GROUPS = re.compile(rf"(?<![0-9])(?:{_NANP.pattern})(?![0-9])")
 _QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_YEAR_FIRST = re.compile(r"(?:19|20)[0-9]{2}[ ./_-]")
+_DECIMAL = re.compile(r"\.[0-9]{4}")
 
 
 def _isbn10(groups: Sequence[str]) -> bool:
@@ -139,8 +145,10 @@ class PhoneDetector(Detector):
             digits = "".join(groups)
             if len(digits) < 7 or _QUAD.fullmatch(run) or _isbn10(groups):
                 continue
-            if _NANP.search(run):
+            if _NANP_GROUPS.search(run):
                 return True
+            if _YEAR_FIRST.match(run) or _DECIMAL.search(run):
+                continue  # an invoice or serial number, coordinates, a build version
             if self._grouped_national(run, groups, digits):
                 return True
             if len(digits) <= 15:

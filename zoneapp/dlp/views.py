@@ -13,7 +13,8 @@ For each text of a record the scanner sees:
   - **base64 and base64url**: every token of 12 or more characters (padding
     included, padding optional) of either alphabet, and a text made only of base64
     and spaces joined (MIME-wrapped lines, grouped tokens), that decodes to text:
-    UTF-8, UTF-16LE or Latin-1 that is at least 90% printable.  A padded token
+    UTF-8, UTF-16LE or Latin-1 that is printable, or at least 90% printable and
+    75% printable ASCII.  A padded token
     with extra characters in front (``x`` + b64) is decoded from where its padding
     says it starts;
   - **escapes**: JSON and C-style ``\\uXXXX`` / ``\\xXX`` escapes, and HTML character
@@ -76,9 +77,10 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
     ("percent", "%[0-9A-Fa-f]{2}|[0-9]\\+[0-9]"),
     (
         "base64",
-        "(?:^|[^A-Za-z0-9+/_\\n-])[A-Za-z0-9+/_-]{10,}={0,2}(?:[^A-Za-z0-9+/=_\\n-]|$)",
+        "(?:^|[^A-Za-z0-9+/_\\n-])[A-Za-z0-9+/_-]{10,}={0,2}(?:[^A-Za-z0-9+/=_\\n-]|$)"
+        "|^[A-Za-z0-9+/_-]{4}(?: [A-Za-z0-9+/_-]{4}){3}",
     ),
-    ("json", "^ *[\\[{\"]"),
+    ("json", '^ *[\\[{"]'),
     (
         "escapes",
         "\\\\u[0-9A-Fa-f]{4}|\\\\x[0-9A-Fa-f]{2}"
@@ -124,7 +126,11 @@ def decode(text: str, decoder: str) -> list[str]:
     if decoder == "base64":
         tokens = [m.group() for m in _B64.finditer(text)]
         if _B64_WRAPPED.fullmatch(text):
-            tokens.append(text.replace(" ", ""))
+            # Wrapped or grouped: every line or group but the last of one length, a
+            # multiple of 4 (ordinary words are not).
+            parts = text.split()
+            if len({len(p) for p in parts[:-1]}) == 1 and len(parts[0]) % 4 == 0:
+                tokens.append("".join(parts))
         return [d for t in tokens if len(t) >= MIN_B64 and (d := _base64_text(t)) is not None]
     if decoder == "json":
         try:
@@ -168,18 +174,21 @@ def _as_text(raw: bytes) -> str | None:
     """
     if not raw:
         return None
-    if raw.isascii():
-        candidates = [raw.decode("ascii")]
-    else:
-        candidates = [raw.decode("utf-8", "replace")]
-        if len(raw) % 2 == 0 and raw[1::2].count(0) * 2 >= len(raw) // 2:
-            candidates.append(raw.decode("utf-16-le", "replace"))
+    candidates = [raw.decode("ascii") if raw.isascii() else raw.decode("utf-8", "replace")]
+    if len(raw) % 2 == 0 and raw[1::2].count(0) * 2 >= len(raw) // 2:
+        candidates.append(raw.decode("utf-16-le", "replace"))
+    if not raw.isascii():
         candidates.append(raw.decode("latin-1"))
     for text in candidates:
-        if text.isprintable() or text.translate(_WHITESPACE).isprintable():
+        clean = "\ufffd" not in text
+        if clean and (text.isprintable() or text.translate(_WHITESPACE).isprintable()):
             return text
-        printable = sum(map(str.isprintable, text.translate(_WHITESPACE)))
-        if printable - text.count("\ufffd") >= _PRINTABLE_SHARE * len(text):
+        # A dirty decoding counts only if it is mostly printable ASCII text, which
+        # random bytes are not (about 37% of them are).
+        body = text.translate(_WHITESPACE)
+        printable = sum(map(str.isprintable, body)) - body.count("\ufffd")
+        ascii_text = sum(1 for c in body if " " <= c <= "~")
+        if printable >= _PRINTABLE_SHARE * len(body) and ascii_text >= 0.75 * len(body):
             return text
     return None
 
