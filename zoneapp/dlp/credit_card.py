@@ -138,11 +138,36 @@ def _groups_hold_card(groups: list[str]) -> bool:
         first_end[at] = at + len(group)
         at += len(group)
     bounds = set(first_end.values())
+    luhn = _WindowLuhn(flat) if len(groups) > 64 else None
     for start, own_end in first_end.items():
         for length in _LENGTHS_BY_PREFIX.get(flat[start : start + 4], _NONE):
             end = start + length
             if end in bounds and length <= MAX_LENGTH:
-                digits = flat[start:end]
-                if luhn_ok(digits) and not _excluded(digits, grouped=end != own_end):
+                ok = luhn.ok(start, end) if luhn is not None else luhn_ok(flat[start:end])
+                if ok and not _excluded(flat[start:end], grouped=end != own_end):
                     return True
     return False
+
+
+class _WindowLuhn:
+    """Luhn of any window of one long digit string in O(1), after O(n) prefix sums:
+    a run of thousands of one-digit groups must not cost a Luhn pass per slice."""
+
+    def __init__(self, digits: str) -> None:
+        # plain[k][i] / doubled[k][i]: sums over positions < i with parity k.
+        plain = ([0], [0])
+        doubled = ([0], [0])
+        for i, ch in enumerate(digits):
+            d = ord(ch) - 48
+            k = i & 1
+            plain[k].append(plain[k][-1] + d)
+            doubled[k].append(doubled[k][-1] + (2 * d - 9 if d > 4 else 2 * d))
+            plain[1 - k].append(plain[1 - k][-1])
+            doubled[1 - k].append(doubled[1 - k][-1])
+        self.plain = plain
+        self.doubled = doubled
+
+    def ok(self, start: int, end: int) -> bool:
+        k = (end - 1) & 1  # the check digit's parity counts plain, the other doubled
+        p, d = self.plain[k], self.doubled[1 - k]
+        return (p[end] - p[start] + d[end] - d[start]) % 10 == 0

@@ -146,8 +146,10 @@ def _level0(raw: Sequence[str], items: Sequence[int]) -> tuple[list[str], list[i
         texts.append(norm)
         origins.append(origin)
         if norm != text:
-            texts.append(text.replace(JOIN, " "))
-            origins.append(origin)
+            raw_view = text.replace(JOIN, " ")
+            if raw_view != norm:
+                texts.append(raw_view)
+                origins.append(origin)
     return texts, origins, JOIN.join(texts)
 
 

@@ -159,3 +159,19 @@ def test_barcode_exclusion_only_for_compact_numbers() -> None:
     assert is_card_number(both)
     assert CARD.scan_text(both) == []
     assert CARD.scan_text(f"{both[:4]} {both[4:7]} {both[7:10]} {both[10:]}") == ["CREDIT_CARD"]
+
+
+def test_luhn_over_windows_of_a_long_run_agrees_with_luhn() -> None:
+    """Runs of more than 64 groups use prefix sums: same answers as luhn_ok."""
+    import random
+
+    from zoneapp.dlp.credit_card import _WindowLuhn
+
+    rng = random.Random(3)
+    digits = "".join(rng.choice("0123456789") for _ in range(400))
+    window = _WindowLuhn(digits)
+    for start in range(0, 380, 7):
+        for length in (12, 13, 15, 16, 19):
+            assert window.ok(start, start + length) == luhn_ok(digits[start : start + length])
+    planted = " ".join("7" * 200) + " " + " ".join("4111111111111111") + " " + " ".join("7" * 50)
+    assert CARD.scan_text(planted) == ["CREDIT_CARD"]
