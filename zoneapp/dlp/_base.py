@@ -29,12 +29,13 @@ _ENTITY_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 _EMPTY_MATCH_PROBES = ("", " ", "x", "0", "-", "\n", "a b-1_c.d@e:f/2")
 
 #: What may group the digits of a card, SSN or IBAN in the normalized view: runs of
-#: up to three spaces, hyphens, dots, slashes or underscores, mixed or consistent.
+#: up to eight spaces, hyphens, dots, slashes or underscores, mixed or consistent
+#: (eight: fixed-width columns pad with spaces).
 SEPARATORS = "[ ./_-]"
 #: Prefilter edges: the candidate does not touch another digit within its text.
 LEFT = "(?:^|[^0-9\\n])"
 RIGHT = "(?:[^0-9\\n]|$)"
-_RUN = re.compile(r"[0-9]+(?:[ ./_-]{1,3}[0-9]+)*")
+_RUN = re.compile(r"[0-9]+(?:[ ./_-]{1,8}[0-9]+)*")
 _GROUP = re.compile(r"[0-9]+")
 
 

@@ -175,3 +175,9 @@ def test_luhn_over_windows_of_a_long_run_agrees_with_luhn() -> None:
             assert window.ok(start, start + length) == luhn_ok(digits[start : start + length])
     planted = " ".join("7" * 200) + " " + " ".join("4111111111111111") + " " + " ".join("7" * 50)
     assert CARD.scan_text(planted) == ["CREDIT_CARD"]
+
+
+def test_wide_separator_runs_and_lookalikes() -> None:
+    assert CARD.scan_text("4111    1111    1111    1111") == ["CREDIT_CARD"]
+    assert CARD.scan_text("❹❶❶❶❶❶❶❶❶❶❶❶❶❶❶❶") == ["CREDIT_CARD"]
+    assert CARD.scan_text("\u0301".join("4111111111111111")) == ["CREDIT_CARD"]

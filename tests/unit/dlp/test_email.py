@@ -61,3 +61,9 @@ def test_long_text_is_linear() -> None:
     """Only the character before each @ is looked at: no quadratic local-part match."""
     text = "a" * 200_000 + " x@y"
     assert EMAIL.scan_text(text) == []
+
+
+def test_ideographic_full_stop_and_density_suffix() -> None:
+    assert EMAIL.scan_text("john@example\u3002com") == ["EMAIL"]
+    assert EMAIL.scan_text("x@2x.example.com") == ["EMAIL"]  # a real domain
+    assert EMAIL.scan_text("logo@2x.png") == []

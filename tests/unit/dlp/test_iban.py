@@ -106,3 +106,21 @@ def test_registry_table_covers_the_examples() -> None:
     for iban in REGISTRY_EXAMPLES:
         assert iban[:2] in IBAN_FORMATS and iban_ok(iban)
     assert len(IBAN_FORMATS) > 70
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "De89370400440532013000",
+        "iban: De89 3704 0044 0532 0130 00",
+        "gb29NWBK60161331926819",
+        "DE 89 3704 0044 0532 0130 00",
+        "DE-89-3704-0044-0532-0130-00",
+    ],
+)
+def test_title_case_and_spaced_check_digits(text: str) -> None:
+    assert IBAN.scan_text(text) == ["IBAN"], text
+
+
+def test_mixed_case_bban_is_not_an_iban() -> None:
+    assert IBAN.scan_text("GB29NwBk60161331926819") == []

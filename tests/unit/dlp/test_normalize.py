@@ -60,3 +60,19 @@ def test_no_format_character_survives() -> None:
 def test_ascii_fast_path_returns_the_same_object() -> None:
     text = "nothing to change here"
     assert normalize(text) is text
+
+
+@pytest.mark.parametrize(
+    ("raw", "view"),
+    [
+        ("❹❶❶❶", "4111"),  # dingbat digits (No)
+        ("⑷⑴", "41"),  # parenthesized digits, before NFKC adds parentheses
+        ("4፩፩", "411"),  # Ethiopic numerals
+        ("4\u03011\ufe0f1\u20e31", "4111"),  # combining accent, variation selector, keycap
+        ("4\u31641\u28001", "411"),  # Hangul filler, blank Braille pattern
+        ("example\u3002com", "example.com"),  # ideographic full stop
+        ("4111\u22121111", "4111-1111"),
+    ],
+)
+def test_lookalikes_marks_and_fillers(raw: str, view: str) -> None:
+    assert normalize(raw) == view

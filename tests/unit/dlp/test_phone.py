@@ -120,3 +120,26 @@ def test_regions_come_from_the_policy() -> None:
     assert only_us.scan_text("+81-3-1234-5678") == ["PHONE"]
     with pytest.raises(ValueError, match="XX"):
         PhoneDetector(["XX"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["phoneNumber", "homePhone", "customer.mobilePhone", "telNo", "faxNumber", "contactNumber"],
+)
+def test_context_words_in_camel_case(path: str) -> None:
+    assert [f.detector for f in PHONE.scan([(path, "4155550132")])] == ["PHONE"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "INV 2021-439297",
+        "2024-123456",
+        "48.8584 2.2945",
+        "-25.8093372186 -146.8101505937",
+        "03/20/2035 10:50 PM",
+        "13.12.108.3669",
+    ],
+)
+def test_serials_coordinates_and_versions_are_not_phones(text: str) -> None:
+    assert PHONE.scan([("notes", text)]) == [], text

@@ -88,3 +88,22 @@ def test_ssa_rules() -> None:
     assert ssn_ok("078051123")
     assert not any(ssn_ok(n) for n in ("000123456", "666123456", "900123456", "123004567"))
     assert not ssn_ok("123450000")
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("customer.socialSecurityNumber", "219099999"),
+        ("employeeSSN", "219099999"),
+        ("user.ssnLast", "219099999"),
+        ("taxpayer.SocSecNo", "219099999"),
+        ("notes", "mySSN 219099999"),
+        ("notes", "S.S.N. 219099999"),
+    ],
+)
+def test_context_words_in_camel_case(path: str, text: str) -> None:
+    assert [f.detector for f in SSN.scan([(path, text)])] == ["US_SSN"]
+
+
+def test_wide_separator_runs() -> None:
+    assert SSN.scan_text("219    09    9999") == ["US_SSN"]
