@@ -59,6 +59,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
+from zoneapp.policy.compiled import TracePolicy
 from zoneapp.sanitizer import Forward, Outcome, Quarantine, RawRecord
 
 if TYPE_CHECKING:
@@ -236,20 +237,6 @@ class RecordTrace:
 
     def end(self) -> None:
         """The record's outputs were handed to the producer."""
-
-
-@dataclass(frozen=True, slots=True)
-class TracePolicy:
-    """What of a producer's trace context crosses a boundary.
-
-    The span id never does (every output gets a fresh one). The trace id does when
-    ``continue_trace`` (the default: a record's trace follows it across zones), which
-    lets 16 producer-chosen bytes cross, so a policy can turn it off. ``tracestate``
-    members cross only for the listed vendor keys, each DLP-scanned; by default none.
-    """
-
-    continue_trace: bool = True
-    tracestate_keys: frozenset[str] = frozenset()
 
 
 class BatchTrace:
@@ -516,7 +503,7 @@ class BoundaryTracer:
     ) -> None:
         self.tracer = tracer
         self.scanner: Scanner | None = policy.scanner
-        self.trace_policy: TracePolicy = getattr(boundary, "trace_policy", None) or TracePolicy()
+        self.trace_policy: TracePolicy = boundary.trace_policy
         self.timer: _Timer | None = None
         self.boundary_name = boundary.name
         self.record_span_name = f"boundary {boundary.name}"

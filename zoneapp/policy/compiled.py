@@ -87,6 +87,20 @@ class TenantBinding:
         return next(iter(tenants)) if len(tenants) == 1 else ""
 
 
+@dataclass(frozen=True, slots=True)
+class TracePolicy:
+    """What of a producer's trace context crosses a boundary.
+
+    The span id never does (every output gets a fresh one). The trace id does when
+    ``continue_trace`` (the default: a record's trace follows it across zones), which
+    lets 16 producer-chosen bytes cross, so a policy can turn it off. ``tracestate``
+    members cross only for the listed vendor keys, each DLP-scanned; by default none.
+    """
+
+    continue_trace: bool = True
+    tracestate_keys: frozenset[str] = frozenset()
+
+
 @dataclass(slots=True)
 class CompiledBoundary:
     name: str
@@ -110,6 +124,7 @@ class CompiledBoundary:
     subject_normalizer: Callable[[str], str] = str.strip
     #: The name of that normalizer, for ``erase`` and ``check-policy``.
     subject_normalizer_name: str = "trim"
+    trace_policy: TracePolicy = field(default_factory=TracePolicy)
 
     def key_tenant(self, topic: str) -> str:
         """The tenant a record key of ``topic`` is transformed under: never the body's, so a

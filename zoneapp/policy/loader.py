@@ -8,6 +8,7 @@ collected, not just the first.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from zoneapp.policy.compiled import (
     DerivedField,
     RuleNode,
     TenantBinding,
+    TracePolicy,
     Zone,
 )
 from zoneapp.policy.errors import ParamError, PolicyError
@@ -35,6 +37,11 @@ from zoneapp.policy.spec import BoundarySpec, PolicySpec, RuleSpec
 from zoneapp.policy.subjects import NORMALIZERS
 from zoneapp.transforms import TransformSpec, build_transform
 from zoneapp.vault.layout import EMPTY_TENANT_TAG, RESERVED_TENANT_CHARS
+
+# A W3C tracestate key (simple or multi-tenant form).
+_TRACESTATE_KEY = re.compile(
+    r"[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13}"
+)
 
 Loc = tuple[str | int, ...]
 
@@ -442,7 +449,26 @@ class _Compiler:
             tenant_binding=self._tenant_binding(loc, b, policy),
             subject_normalizer=NORMALIZERS[normalizer],
             subject_normalizer_name=normalizer,
+            trace_policy=self._trace_policy(loc, b),
         )
+
+    def _trace_policy(self, loc: Loc, b: BoundarySpec) -> TracePolicy:
+        """``trace:`` and the header rules for traceparent / tracestate, together."""
+        rules = {name.lower(): rule.transform for name, rule in b.headers.rules.items()}
+        keep_trace = b.trace.continue_ and rules.get("traceparent") != "suppress"
+        keys = frozenset(b.trace.tracestate_keys)
+        if "tracestate" in rules and rules["tracestate"] != "suppress":
+            self.fail(
+                (*loc, "headers", "rules", "tracestate"),
+                "tracestate is the producer's free text: list the vendor keys that may "
+                "cross in trace.tracestate_keys instead of a rule",
+            )
+        if rules.get("tracestate") == "suppress":
+            keys = frozenset()
+        for key in sorted(keys):
+            if not _TRACESTATE_KEY.fullmatch(key):
+                self.fail((*loc, "trace", "tracestate_keys"), f"{key!r} is not a tracestate key")
+        return TracePolicy(continue_trace=keep_trace, tracestate_keys=keys)
 
     def _rule(
         self, loc: Loc, path: str, rule: RuleSpec, src: Zone, dest: Zone

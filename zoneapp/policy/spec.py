@@ -108,6 +108,15 @@ class HeadersSpec(_Strict):
     rules: dict[str, RuleSpec] = Field(default_factory=dict)
 
 
+class TraceSpec(_Strict):
+    """What of the producer's W3C trace context crosses (README, Tracing)."""
+
+    #: Continue the record's trace id (a fresh span id is written either way).
+    continue_: bool = Field(default=True, alias="continue")
+    #: tracestate vendor keys that may cross, each DLP-scanned; none by default.
+    tracestate_keys: list[str] = Field(default_factory=list)
+
+
 class BoundarySpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     source: list[str] = Field(min_length=1)
@@ -129,6 +138,7 @@ class BoundarySpec(_Strict):
     #: Output fields computed from source fields: ``{birth_year: {from: date_of_birth, ...}}``.
     derive: dict[str, DeriveSpec] = Field(default_factory=dict)
     allow: list[AllowSpec] = Field(default_factory=list)
+    trace: TraceSpec = Field(default_factory=TraceSpec)
 
     @field_validator("source", mode="before")
     @classmethod

@@ -218,3 +218,71 @@ async def test_a_policy_that_keeps_traceparent_does_not_duplicate_it(keyring: Ke
     await guard.handle([raw(payment(), headers=[("traceparent", TRACEPARENT)], offset=0)])
     [forwarded] = sink.on("confidential.payments")
     assert_continues(headers_of(forwarded, "traceparent"), TRACEPARENT)
+
+
+def _with_trace(text: str, keyring: KeyRing) -> tuple[Any, MemorySink]:
+    from zoneapp.policy.loader import compile_policy_text
+
+    policy = compile_policy_text(
+        EXAMPLE.read_text()
+        .replace("    subject_id: customer.email\n", "    subject_id: customer.email\n" + text, 1)
+        .encode()
+    )
+    sink = MemorySink()
+    return _guard(policy, "payments-to-confidential", keyring, sink), sink
+
+
+async def test_allow_listed_tracestate_keys_cross_each_scanned(keyring: KeyRing) -> None:
+    guard, sink = _with_trace("    trace: {tracestate_keys: [vendor, other]}\n", keyring)
+    state = f"vendor=abc,other={EMAIL.replace('@', '.at.')},drop=me,x=1".encode()
+    await guard.handle(
+        [raw(payment(), headers=[("traceparent", TRACEPARENT), ("tracestate", state)], offset=0)]
+    )
+    [forwarded] = sink.on("confidential.payments")
+    assert headers_of(forwarded, "tracestate") == [
+        b"vendor=abc,other=" + EMAIL.replace("@", ".at.").encode()
+    ]
+    guard, sink = _with_trace("    trace: {tracestate_keys: [vendor]}\n", keyring)
+    await guard.handle(
+        [
+            raw(
+                payment(),
+                headers=[
+                    ("traceparent", TRACEPARENT),
+                    ("tracestate", b"vendor=4111-1111-1111-1111"),
+                ],
+                offset=0,
+            )
+        ]
+    )
+    [forwarded] = sink.on("confidential.payments")
+    assert headers_of(forwarded, "tracestate") == []  # the DLP scan found a card in it
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "    trace: {continue: false}\n",
+        "HEADER        traceparent: {transform: suppress}\n",
+    ],
+)
+async def test_continuing_the_trace_is_a_policy_choice(text: str, keyring: KeyRing) -> None:
+    guard, sink = _with_trace(text, keyring)
+    await guard.handle([raw(payment(), headers=[("traceparent", TRACEPARENT)], offset=0)])
+    [forwarded] = sink.on("confidential.payments")
+    [value] = headers_of(forwarded, "traceparent")
+    new, old = parse_traceparent(value), parse_traceparent(TRACEPARENT)
+    assert new is not None and old is not None and new[0] != old[0] and new[1] != old[1]
+
+
+def test_a_rule_keeping_tracestate_is_refused() -> None:
+    from zoneapp.policy import PolicyError
+    from zoneapp.policy.loader import compile_policy_text
+
+    text = EXAMPLE.read_text().replace(
+        "        content-type: {transform: keep, class: public}\n",
+        "        content-type: {transform: keep, class: public}\n"
+        "        tracestate: {transform: keep, class: public}\n",
+    )
+    with pytest.raises(PolicyError, match="tracestate_keys"):
+        compile_policy_text(text.encode())
