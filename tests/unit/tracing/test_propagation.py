@@ -223,11 +223,14 @@ async def test_a_policy_that_keeps_traceparent_does_not_duplicate_it(keyring: Ke
 def _with_trace(text: str, keyring: KeyRing) -> tuple[Any, MemorySink]:
     from zoneapp.policy.loader import compile_policy_text
 
-    policy = compile_policy_text(
-        EXAMPLE.read_text()
-        .replace("    subject_id: customer.email\n", "    subject_id: customer.email\n" + text, 1)
-        .encode()
-    )
+    base = EXAMPLE.read_text()
+    if text.startswith("HEADER"):
+        line = "        content-type: {transform: keep, class: public}\n"
+        base = base.replace(line, line + text.removeprefix("HEADER"), 1)
+    else:
+        line = "    subject_id: customer.email\n"
+        base = base.replace(line, line + text, 1)
+    policy = compile_policy_text(base.encode())
     sink = MemorySink()
     return _guard(policy, "payments-to-confidential", keyring, sink), sink
 
