@@ -40,7 +40,8 @@ ISSUERS: tuple[tuple[str, int, int, Iterable[int]], ...] = (
 )
 
 MIN_LENGTH = 12
-_DIGIT = "(?:[ ./_-]{0,8}[0-9])"
+# Separator runs unbounded here (a superset of find()'s eight): cheaper for Hyperscan.
+_DIGIT = "(?:[ ./_-]*[0-9])"
 MAX_LENGTH = 19
 
 

@@ -108,11 +108,11 @@ class PhoneDetector(Detector):
         "grouped": "|".join(
             [
                 *(
-                    rf"{_NOT_GLUED}[0-9]{{{i}}}[ ./_()-]{{1,8}}[0-9]"
-                    + (rf"(?:[ ./_()-]{{0,8}}[0-9]){{{8 - i}}}" if i < 8 else "")
+                    rf"{_NOT_GLUED}[0-9]{{{i}}}[ ./_()-]+[0-9]"
+                    + (rf"(?:[ ./_()-]*[0-9]){{{8 - i}}}" if i < 8 else "")
                     for i in range(1, 9)
                 ),
-                rf"{_NOT_GLUED}[0-9]{{9}}[ ./_()-]{{1,8}}[0-9]",
+                rf"{_NOT_GLUED}[0-9]{{9}}[ ./_()-]+[0-9]",
             ]
         ),
         # Rule 4: 7 to 15 bare digits; find() looks for a context word.

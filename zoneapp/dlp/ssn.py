@@ -44,7 +44,7 @@ class SsnDetector(Detector):
 
     name = "US_SSN"
     prefilters: ClassVar[dict[str, str]] = {
-        "grouped": f"{LEFT}[0-9]{{3}}[ ./_-]{{1,8}}[0-9]{{2}}[ ./_-]{{1,8}}[0-9]{{4}}{RIGHT}",
+        "grouped": f"{LEFT}[0-9]{{3}}[ ./_-]+[0-9]{{2}}[ ./_-]+[0-9]{{4}}{RIGHT}",
         "bare": f"{LEFT}[0-9]{{9}}{RIGHT}",
     }
 

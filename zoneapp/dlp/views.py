@@ -58,6 +58,7 @@ _B64 = re.compile(r"[A-Za-z0-9+/_-]{10,}={0,2}")
 _B64_WRAPPED = re.compile(r"[A-Za-z0-9+/_=-]+(?: +[A-Za-z0-9+/_=-]+)+ *")
 MIN_B64 = 12
 _PRINTABLE_SHARE = 0.9
+_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _WHITESPACE = str.maketrans("", "", "\t\n\r")
 
@@ -174,8 +175,17 @@ def _as_text(raw: bytes) -> str | None:
     """
     if not raw:
         return None
+    if not raw.isascii():
+        text = raw.decode("utf-8", "replace")  # no exception on the common path
+        if "\ufffd" not in text and (
+            text.isprintable() or text.translate(_WHITESPACE).isprintable()
+        ):
+            return text
+    utf16 = len(raw) % 2 == 0 and raw[1::2].count(0) * 2 >= len(raw) // 2
+    if not utf16 and len(raw.translate(None, _TEXT_BYTES)) > 0.25 * len(raw):
+        return None  # random bytes: most are not printable ASCII (a ciphertext)
     candidates = [raw.decode("ascii") if raw.isascii() else raw.decode("utf-8", "replace")]
-    if len(raw) % 2 == 0 and raw[1::2].count(0) * 2 >= len(raw) // 2:
+    if utf16:
         candidates.append(raw.decode("utf-16-le", "replace"))
     if not raw.isascii():
         candidates.append(raw.decode("latin-1"))
@@ -187,7 +197,7 @@ def _as_text(raw: bytes) -> str | None:
         # random bytes are not (about 37% of them are).
         body = text.translate(_WHITESPACE)
         printable = sum(map(str.isprintable, body)) - body.count("\ufffd")
-        ascii_text = sum(1 for c in body if " " <= c <= "~")
+        ascii_text = len(body) - len(body.encode("utf-8", "replace").translate(None, _TEXT_BYTES))
         if printable >= _PRINTABLE_SHARE * len(body) and ascii_text >= 0.75 * len(body):
             return text
     return None
