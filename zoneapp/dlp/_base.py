@@ -35,7 +35,7 @@ SEPARATORS = "[ ./_-]"
 #: Prefilter edges: the candidate does not touch another digit within its text.
 LEFT = "(?:^|[^0-9\\n])"
 RIGHT = "(?:[^0-9\\n]|$)"
-_RUN = re.compile(r"[0-9]+(?:[ ./_-]{1,8}[0-9]+)*")
+_RUN = re.compile(rf"[0-9]+(?:{SEPARATORS}{{1,8}}[0-9]+)*")
 _GROUP = re.compile(r"[0-9]+")
 
 

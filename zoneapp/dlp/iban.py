@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from stdnum import numdb
 
-from zoneapp.dlp._base import Detector
+from zoneapp.dlp._base import SEPARATORS, Detector
 
 __all__ = ["IBAN_FORMATS", "IbanDetector", "IbanFormat", "iban_ok"]
 
@@ -18,7 +18,7 @@ _BBAN_ITEM = re.compile(r"([1-9][0-9]*)!([nac])")
 _BBAN_CLASS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
 # Between any two characters after the check digits: a run of up to three spaces or
 # hyphens ("DE89 3704 0044 0532 0130 00", "de89-3704-...").
-_SEP = "[ ./_-]{0,8}"
+_SEP = f"{SEPARATORS}{{0,8}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +51,11 @@ IBAN_FORMATS: Mapping[str, IbanFormat] = MappingProxyType(_load_formats())
 # ISO 7064 mod 97-10 maps A..Z to 10..35.
 _LETTER_VALUES = {ord(c): str(ord(c) - ord("A") + 10) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_START = re.compile(r"[A-Z]{2}[ ./_-]{0,3}[0-9][ ./_-]{0,3}[0-9]")
+# Check digits, possibly set apart from the country code and each other ("DE 89 3704").
+_CHECK = f"{SEPARATORS}{{0,3}}[0-9]{SEPARATORS}{{0,3}}[0-9]"
+_START = re.compile("[A-Z]{2}" + _CHECK)
 _PRINTED = {cc: re.compile(fmt.printed) for cc, fmt in IBAN_FORMATS.items()}
 _SEPARATOR_CHARS = str.maketrans("", "", " ./_-")
-
-
-# Check digits, possibly set apart from the country code and each other ("DE 89 3704").
-_CHECK = "[ ./_-]{0,3}[0-9][ ./_-]{0,3}[0-9]"
 
 
 def _any_case(code: str) -> str:

@@ -48,7 +48,6 @@ class _CustomDetectors:
     """
 
     def __init__(self, detectors: Sequence[CustomDetector]) -> None:
-        self.detectors = tuple(detectors)
         combinable = [
             d.regex.groups == 0
             and not any(a in d.pattern for a in ("\\A", "\\Z", "\\z"))

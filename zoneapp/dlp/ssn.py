@@ -6,7 +6,15 @@ import re
 from collections.abc import Collection
 from typing import ClassVar
 
-from zoneapp.dlp._base import LEFT, RIGHT, Detector, digit_runs, has_context, path_matches
+from zoneapp.dlp._base import (
+    LEFT,
+    RIGHT,
+    SEPARATORS,
+    Detector,
+    digit_runs,
+    has_context,
+    path_matches,
+)
 
 __all__ = ["SSN_CONTEXT", "SsnDetector", "ssn_ok"]
 
@@ -44,7 +52,7 @@ class SsnDetector(Detector):
 
     name = "US_SSN"
     prefilters: ClassVar[dict[str, str]] = {
-        "grouped": f"{LEFT}[0-9]{{3}}[ ./_-]+[0-9]{{2}}[ ./_-]+[0-9]{{4}}{RIGHT}",
+        "grouped": f"{LEFT}[0-9]{{3}}{SEPARATORS}+[0-9]{{2}}{SEPARATORS}+[0-9]{{4}}{RIGHT}",
         "bare": f"{LEFT}[0-9]{{9}}{RIGHT}",
     }
 
