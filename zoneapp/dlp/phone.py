@@ -18,7 +18,8 @@ slashes, underscores or parentheses, :data:`_RUN`), and which check it must pass
    a bare run of 7 to 15 digits, or a grouped one of 9 to 15, that is a possible
    number internationally or in one of the regions.
 
-Not phones (exclusion hooks, checked before libphonenumber): a run without ``+``
+Not phones (exclusion hooks, checked before libphonenumber): four groups of four
+digits (a card's layout, such as a card token ``0030 9703 2292 1111``); a run without ``+``
 or ``00`` glued to a letter on either side (``a38f-557203-3018``: part of a UUID,
 a SKU or a token; an extension such as ``x123`` after it is fine), runs that start
 with a calendar date (``2026-11-23 14``, ``23.11.2026``, ``03/20/2035``), dotted
@@ -83,6 +84,7 @@ _DATE = re.compile(
 # The North American layout on whole digit groups of a run (not the tail of one).
 _NANP_GROUPS = re.compile(rf"(?<![0-9])(?:{_NANP.pattern})(?![0-9])")
 _QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_CARD_LAYOUT = re.compile(r"\+?[0-9]{4}(?:[ ./_-]{1,8}[0-9]{4}){3}")
 _YEAR_FIRST = re.compile(r"(?:19|20)[0-9]{2}[ ./_-]")
 _DECIMAL = re.compile(r"\.[0-9]{4}")
 
@@ -129,6 +131,8 @@ class PhoneDetector(Detector):
         context: bool | None = None
         for m in _RUN.finditer(text):
             run = m.group()
+            if _CARD_LAYOUT.fullmatch(run):
+                continue  # four groups of four digits: a card's layout (CREDIT_CARD's job)
             if run[0] == "+" or run[:2] == "(+" or (run[:2] == "00" and run[2:3] != "0"):
                 if self._international(run):
                     return True

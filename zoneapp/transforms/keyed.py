@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from zoneapp.dlp.credit_card import holds_card, luhn_ok
+from zoneapp.dlp.phone import PhoneDetector
 from zoneapp.errors import ParamError
 from zoneapp.keys import subject as subject_keys
 from zoneapp.keys.envelope import Aad
@@ -166,10 +167,15 @@ def vault_aad(tenant: str, field_class: str, token: str) -> Aad:
     return Aad.vault(tenant, field_class, token)
 
 
+# Card tokens must not look like phone numbers either (``0030 ...`` reads as +30 ...).
+_PHONE = PhoneDetector()
+
+
 def card_token(data: bytes, mac: bytes) -> str:
     """Format-preserving card token: same length, separators and last four.
 
-    The token never holds a card number the DLP scan would find: not as a whole
+    The token never holds a card or phone number the DLP scan would find (phone
+    numbers with the default regions); for cards: not as a whole
     (it always fails Luhn), nor in any slice of its groups (``1234-5678-9012-``
     could be a 12-digit Maestro number).  Digits of the body are stepped, in a
     fixed order, until that holds, so the token stays deterministic.
@@ -187,7 +193,7 @@ def card_token(data: bytes, mac: bytes) -> str:
         if len(compact) != len(text):
             it = iter(candidate)
             token = "".join(next(it) if c.isdigit() else c for c in text)
-        if not luhn_ok(candidate) and not holds_card(token):
+        if not luhn_ok(candidate) and not holds_card(token) and not _PHONE.find(token, "", ()):
             return token
         # Changing one digit by one always changes the Luhn sum mod 10.
         at = body_len - 1 - step % body_len

@@ -311,3 +311,17 @@ async def test_tokenize_random_mode_gives_fresh_tokens(keyring: KeyRing) -> None
 
 
 CARD = "4111 1111 1111 1111"
+
+
+async def test_card_tokens_never_trip_the_dlp_scan(keyring: KeyRing) -> None:
+    """A token is forwarded: no layout of it may read as a card or a phone number
+    (a token starting 00 once read as an international number)."""
+    from zoneapp.dlp import BUILTIN_DETECTORS, build_scanner
+
+    scanner = build_scanner(list(BUILTIN_DETECTORS), [])
+    t = make("tokenize", format="card")
+    ctx = await ctx_for(keyring, t)
+    for layout in ("4111 1111 1111 {n:04d}", "3782 8224{n:02d} 10005", "4111111111{n:06d}"):
+        for n in range(1500):
+            token = t.apply(layout.format(n=n % 10**6), ctx)
+            assert scanner.scan([("card_number", token)]) == [], token
