@@ -168,8 +168,15 @@ def test_a_routed_violation_is_answered_without_the_callers_key_and_not_cached(
     secure: Secure,
 ) -> None:
     analyst = KEYS["analyst"][0]
-    events = secure.json(secure.ports[0], "/violations?limit=50", analyst)["items"]
-    assert events
+    found: list[Any] = []
+
+    def violations_arrived() -> bool:
+        # The violations table fills from security.violations after the stats settle.
+        found[:] = secure.json(secure.ports[0], "/violations?limit=50", analyst)["items"]
+        return bool(found)
+
+    wait_for(violations_arrived, 120, "the demo feed's violations to reach the table")
+    events = list(found)
     for event in events[:10]:
         for port in secure.ports:  # one of the two answers through the owner
             status, headers, body = secure.call(port, f"/violations/{event['id']}", analyst)
