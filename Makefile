@@ -24,6 +24,7 @@ lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy $(LINT_DIRS)  # strict = true in pyproject.toml
+	.venv/bin/lint-imports  # the layers of ARCHITECTURE.md ([tool.importlinter])
 
 bench: bootstrap
 	$(PY) -m bench

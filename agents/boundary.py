@@ -15,11 +15,11 @@ from typing import Any, cast
 import faust
 from faust.types import EventT
 
-from zoneapp import tracing
-from zoneapp.guard import BoundaryGuard
+from zoneapp.core.sanitizer import RawRecord
+from zoneapp.observability import tracing
+from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.policy import CompiledBoundary
 from zoneapp.runtime import Runtime
-from zoneapp.sanitizer import RawRecord
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,9 @@ def _processor(
             runtime.stats[boundary.name],
             max_backoff=settings.retry_max_backoff,
             open_keys=runtime.open_keys,
-            tracer=tracing.current().boundary(policy, boundary),  # OTEL_* env (zoneapp.tracing)
+            tracer=tracing.current().boundary(
+                policy, boundary
+            ),  # OTEL_* env (zoneapp.observability.tracing)
         )
         async for events in cast(faust.Stream[bytes], stream).take_events(
             settings.batch_size, within=settings.batch_within

@@ -30,7 +30,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from zoneapp.demo import make_payment
+from zoneapp.stack.demo import make_payment
 from zoneapp.stack.embedded import EmbeddedStack, run_sync
 from zoneapp.stack.kafka import create_topics
 from zoneapp.stack.process import free_port
@@ -241,10 +241,10 @@ def run_case(
 
 def micro(records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> dict[str, float]:
     """The sanitizer and tokenizer alone, in process, with real in-memory AES-GCM keys."""
+    from zoneapp.core.sanitizer import BoundarySanitizer, RawRecord
     from zoneapp.keys.envelope import KeyRing
     from zoneapp.keys.memory import MemoryKeyProvider
     from zoneapp.policy import load_policy
-    from zoneapp.sanitizer import BoundarySanitizer, RawRecord
     from zoneapp.transforms import RecordContext, TransformSpec, build_transform
     from zoneapp.vault import StoredTokenCache
 

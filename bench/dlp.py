@@ -3,7 +3,7 @@ and the false-block rate on a near-miss table.
 
 ``python -m bench.dlp [--records N]`` (also printed by ``python -m bench``).
 
-- The payment records are the bench's own (``zoneapp.demo.make_payment``), sanitized
+- The payment records are the bench's own (``zoneapp.stack.demo.make_payment``), sanitized
   by the shipped ecommerce policy; the scan is timed on exactly the (path, text)
   items and opaque set the sanitizer hands to the scanner, normalization and
   decoding included.
@@ -141,11 +141,11 @@ def _per_call_us(fn: Callable[[], object], calls: int, repeat: int = 5) -> float
 def figures(records: int = 2000, seed: int = 7) -> dict[str, float]:
     """µs per record for the scan (per engine) and the sanitizer, and the false-block rate."""
     from bench.__main__ import POLICY
-    from zoneapp.demo import make_payment
+    from zoneapp.core.sanitizer import BoundarySanitizer, RawRecord
     from zoneapp.keys.envelope import KeyRing
     from zoneapp.keys.memory import MemoryKeyProvider
     from zoneapp.policy import load_policy
-    from zoneapp.sanitizer import BoundarySanitizer, RawRecord
+    from zoneapp.stack.demo import make_payment
     from zoneapp.stack.embedded import run_sync
 
     rng = random.Random(seed)

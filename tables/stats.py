@@ -32,8 +32,8 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from zoneapp.core.stats import PartitionStats, row_key
 from zoneapp.runtime import Runtime
-from zoneapp.stats import PartitionStats, row_key
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
+from zoneapp.core.sanitizer import RawRecord
 from zoneapp.dlp.credit_card import luhn_ok as luhn_valid
-from zoneapp.sanitizer import RawRecord
 
 CARD = "4111 1111 1111 1111"
 SSN = "219-45-6789"

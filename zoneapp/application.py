@@ -13,14 +13,16 @@ import socket
 import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
 import faust
 from mode import Service
 
-from zoneapp import offset_gaps, tracing
+from zoneapp.agents import offset_gaps
 from zoneapp.agents.boundary import register_boundary_agents
+from zoneapp.observability import tracing
 from zoneapp.runtime import Runtime
-from zoneapp.settings import Settings, SettingsError
+from zoneapp.settings import PREFIX, KafkaSecurity, Settings, SettingsError
 from zoneapp.web import register_web
 
 log = logging.getLogger("zoneapp")
@@ -47,13 +49,32 @@ def _advertised_host(bind: str) -> str:
     return socket.gethostname() if bind in ("", "0.0.0.0", "::") else bind
 
 
+def faust_credentials(security: KafkaSecurity) -> Any:
+    """Faust's credentials object for the broker, or None for plaintext (here, not in
+    settings.py, because only the composition root imports faust)."""
+    if security.protocol == "PLAINTEXT":
+        return None
+    if security.protocol == "SSL":
+        return faust.SSLCredentials(security.ssl_context())
+    if not security.sasl_username or security.sasl_password is None:
+        raise SettingsError(
+            f"{security.protocol} needs {PREFIX}SASL_USERNAME and {PREFIX}SASL_PASSWORD(_FILE)"
+        )
+    return faust.SASLCredentials(
+        username=security.sasl_username,
+        password=security.sasl_password.reveal().decode(),
+        ssl_context=security.ssl_context(),
+        mechanism=security.sasl_mechanism,
+    )
+
+
 def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
     offset_gaps.install()
     settings_error: str | None = None
     credentials = None
     try:
         settings = settings or Settings.from_env()
-        credentials = settings.security.faust_credentials()
+        credentials = faust_credentials(settings.security)
     except (SettingsError, OSError, ssl.SSLError) as exc:
         # Keep the module importable (commands still work); the worker refuses to start.
         settings, settings_error = Settings(), f"bad settings: {exc}"
@@ -141,7 +162,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         async def on_stop(self) -> None:
             log.warning("%s", runtime.totals_line())
             await runtime.close()
-            await tracing.shutdown()  # flush spans, bounded (zoneapp.tracing)
+            await tracing.shutdown()  # flush spans, bounded (zoneapp.observability.tracing)
 
     @app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report_stats() -> None:
@@ -165,4 +186,15 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
     return app, runtime
 
 
-app, runtime = create_app()
+_built: tuple[faust.App, Runtime] | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``app`` and ``runtime`` are built on first use (``faust -A zoneapp`` asks for
+    ``zoneapp.app``), so importing this module declares nothing."""
+    global _built
+    if name not in ("app", "runtime"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _built is None:
+        _built = create_app()
+    return _built[0] if name == "app" else _built[1]

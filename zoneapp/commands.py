@@ -11,8 +11,8 @@ import faust
 from aiokafka import AIOKafkaProducer
 from faust.cli import AppCommand, argument, option
 
-from zoneapp.access import AccessError, FieldAccess, KafkaAuditSink, audit_event
-from zoneapp.erasure import erase_subject, subject_zones
+from zoneapp.access.erasure import erase_subject, subject_zones
+from zoneapp.access.fields import AccessError, FieldAccess, KafkaAuditSink, audit_event
 from zoneapp.keys import KeyRing, build_key_provider
 from zoneapp.policy import PolicyError, load_policy
 from zoneapp.runtime import Runtime

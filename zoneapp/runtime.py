@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from zoneapp.core.stats import BoundaryStats
 from zoneapp.keys import DEVELOPMENT_ONLY, KeyProvider, build_key_provider
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy import CompiledBoundary, CompiledPolicy, PolicyError, load_policy
 from zoneapp.settings import Settings
-from zoneapp.stats import BoundaryStats
 from zoneapp.vault import TokenVault, build_vault
 
 log = logging.getLogger(__name__)

@@ -7,14 +7,14 @@ they never print.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from zoneapp.keys.secret import Secret
+from typing import Any, NoReturn
 
 PREFIX = "ZONEAPP_"
 DEFAULT_POLICY = "deploy/policies/ecommerce.yaml"
@@ -26,23 +26,100 @@ ENVIRONMENTS = ("production", "development")
 MIN_CLUSTER_SECRET_BYTES = 32
 
 
+# Per-process key for Secret.digest(): digests are comparable within this process only.
+_DIGEST_KEY = os.urandom(32)
+
+
+class Secret:
+    """An opaque secret value (PIN, password); ``repr``/``str`` never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | bytes) -> None:
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        if not isinstance(value, bytes):
+            # Do not echo the value: it may be the secret in the wrong type.
+            raise TypeError("Secret value must be str or bytes")
+        self._value = value
+
+    def reveal(self) -> bytes:
+        """The raw value; call this only where the secret is consumed."""
+        return self._value
+
+    def digest(self) -> bytes:
+        """A per-process keyed digest, so a PIN can be compared later without keeping a copy."""
+        return hmac.new(_DIGEST_KEY, self._value, hashlib.sha256).digest()
+
+    def matches(self, digest: bytes) -> bool:
+        """Constant-time comparison with a :meth:`digest` taken earlier in this process."""
+        return hmac.compare_digest(self.digest(), digest)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, format_spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self) -> NoReturn:
+        # Pickling would copy the secret into queues, caches or crash dumps.
+        raise TypeError("Secret objects cannot be pickled")
+
+    # Immutable: copies (dataclasses.replace, deepcopy of settings) share the instance.
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
+
+    @classmethod
+    def from_env_or_file(
+        cls, env_name: str, file_env_name: str, env: Mapping[str, str] | None = None
+    ) -> Secret | None:
+        """Read a secret from ``env_name`` or from the file named by ``file_env_name``.
+
+        The file form is for Kubernetes/Docker secrets mounted as files; one
+        trailing newline (``\\n`` or ``\\r\\n``) is stripped because editors and
+        ``echo`` add it. An empty variable counts as unset. Setting both is an
+        error so that a stale value cannot silently win.
+        """
+        env = os.environ if env is None else env
+        direct = env.get(env_name) or None
+        file_name = env.get(file_env_name) or None
+        if direct is not None and file_name is not None:
+            raise ValueError(f"both {env_name} and {file_env_name} are set; set only one")
+        if direct is not None:
+            return cls(direct)
+        if file_name is None:
+            return None
+        try:
+            data = Path(file_name).read_bytes()
+        except OSError as exc:
+            # The path is configuration, not a secret; the content is never read into the message.
+            raise ValueError(
+                f"cannot read the secret file named by {file_env_name} ({file_name!r}): "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from None
+        if data.endswith(b"\r\n"):
+            data = data[:-2]
+        elif data.endswith(b"\n"):
+            data = data[:-1]
+        if not data:
+            raise ValueError(f"the secret file named by {file_env_name} is empty")
+        return cls(data)
+
+
 class SettingsError(ValueError):
     """A setting is missing or wrong; the message names the variable, never a secret."""
 
 
 def _secret(env: Mapping[str, str], name: str) -> Secret | None:
-    value = env.get(PREFIX + name)
-    if value:
-        return Secret(value)
-    path = env.get(PREFIX + name + "_FILE")
-    if path:
-        try:
-            return Secret(Path(path).read_text(encoding="utf-8").rstrip("\r\n"))
-        except OSError as exc:
-            raise SettingsError(
-                f"{PREFIX}{name}_FILE: cannot read {path}: {exc.strerror}"
-            ) from None
-    return None
+    try:
+        return Secret.from_env_or_file(PREFIX + name, PREFIX + name + "_FILE", env)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -96,25 +173,6 @@ class KafkaSecurity:
         if self.ssl_certfile:
             context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         return context
-
-    def faust_credentials(self) -> Any:
-        """Faust's credentials object for the broker, or None for plaintext."""
-        import faust
-
-        if self.protocol == "PLAINTEXT":
-            return None
-        if self.protocol == "SSL":
-            return faust.SSLCredentials(self.ssl_context())
-        if not self.sasl_username or self.sasl_password is None:
-            raise SettingsError(
-                f"{self.protocol} needs {PREFIX}SASL_USERNAME and {PREFIX}SASL_PASSWORD(_FILE)"
-            )
-        return faust.SASLCredentials(
-            username=self.sasl_username,
-            password=self.sasl_password.reveal().decode(),
-            ssl_context=self.ssl_context(),
-            mechanism=self.sasl_mechanism,
-        )
 
     def aiokafka_kwargs(self) -> dict[str, Any]:
         """The same settings for plain aiokafka clients (the stack tools, tests, bench)."""

@@ -27,8 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from zoneapp import demo
-from zoneapp.stack import EmbeddedStack, WorkerProcess, free_port
+from zoneapp.stack import EmbeddedStack, WorkerProcess, demo, free_port
 from zoneapp.web.auth import ApiKeys
 
 from .chromium import screenshot, visit_page

@@ -24,8 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from stdnum import iban as std_iban
 from stdnum import luhn
 
-from zoneapp import demo
-from zoneapp.stack import EmbeddedStack, StackError, WorkerProcess, free_port
+from zoneapp.stack import EmbeddedStack, StackError, WorkerProcess, demo, free_port
 from zoneapp.stack.kafka import create_topics, partition_counts
 from zoneapp.stack.process import port_is_free
 
@@ -124,7 +123,7 @@ def test_softhsm_token_has_per_zone_keys(stack: EmbeddedStack) -> None:
         """
         import asyncio, json, os
         from zoneapp.keys import build_key_provider
-        from zoneapp.keys.secret import Secret
+        from zoneapp.settings import Secret
         from zoneapp.policy import load_policy
 
         async def main():

@@ -24,13 +24,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.records import EMAIL, PHONE, payment, raw
-from zoneapp.access import AccessError, FieldAccess
-from zoneapp.erasure import erase_subject
-from zoneapp.guard import BoundaryGuard
+from zoneapp.access.erasure import erase_subject
+from zoneapp.access.fields import AccessError, FieldAccess
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
+from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import load_policy
-from zoneapp.sink import MemorySink
 from zoneapp.stack import free_port
 from zoneapp.transforms import VaultEntry
 from zoneapp.vault import layout

@@ -32,8 +32,7 @@ from zoneapp.keys.envelope import (
     parse_ciphertext_header,
 )
 from zoneapp.keys.memory import MemoryKeyProvider, MemoryKeyStore
-from zoneapp.keys.pkcs11 import Pkcs11KeyProvider
-from zoneapp.keys.secret import Secret
+from zoneapp.settings import Secret
 
 __all__ = [
     "CIPHERTEXT_PREFIX",
@@ -50,7 +49,6 @@ __all__ = [
     "KeyUnavailableError",
     "MemoryKeyProvider",
     "MemoryKeyStore",
-    "Pkcs11KeyProvider",
     "Purpose",
     "Secret",
     "UnknownKeyVersionError",
@@ -137,6 +135,10 @@ def build_key_provider(url: str, pin: Secret | None, *, development: bool = Fals
                 f"pkcs11 token {tokens[0]!r} needs a PIN "
                 "(set ZONEAPP_PKCS11_PIN or ZONEAPP_PKCS11_PIN_FILE)"
             )
+        from zoneapp.keys.pkcs11 import (
+            Pkcs11KeyProvider,  # only here: python-pkcs11 is loaded lazily
+        )
+
         return Pkcs11KeyProvider(parts.path, tokens[0], pin)
     raise ValueError(
         f"unknown key provider URL scheme {parts.scheme!r}: use memory:// or pkcs11:///path?token="

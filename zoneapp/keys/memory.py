@@ -38,7 +38,7 @@ from zoneapp.keys.base import (
     UnknownKeyVersionError,
     validate_zone,
 )
-from zoneapp.keys.secret import Secret
+from zoneapp.settings import Secret
 
 __all__ = ["MemoryKeyProvider", "MemoryKeyStore"]
 

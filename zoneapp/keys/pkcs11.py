@@ -57,7 +57,7 @@ from zoneapp.keys.base import (
     kek_label,
     validate_zone,
 )
-from zoneapp.keys.secret import Secret
+from zoneapp.settings import Secret
 
 if TYPE_CHECKING:
     from pkcs11.types import DecryptMixin, EncryptMixin, SecretKey, Session, SignMixin, Token

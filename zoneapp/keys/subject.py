@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Collection
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -38,7 +38,18 @@ from zoneapp.keys.envelope import Aad
 
 if TYPE_CHECKING:
     from zoneapp.keys.envelope import KeyRing
-    from zoneapp.vault import TokenVault
+
+
+class SubjectKeyStore(Protocol):
+    """Where wrapped subject keys live (the token vault implements it); a protocol so that
+    keys/ sits below vault/ in the layers."""
+
+    async def subject_keys(
+        self, wanted: Collection[tuple[str, str]], create: Callable[[str, str], str]
+    ) -> dict[tuple[str, str], str]: ...
+
+    async def fetch_subject_key(self, tenant: str, subject: str) -> str | None: ...
+
 
 MARK = b"\x00S\x01"
 _NONCE = 12
@@ -91,7 +102,7 @@ def open_sealed(aead: AESGCM, payload: bytes, aad: bytes) -> bytes:
 class SubjectKeys:
     """Gets (creating on first sight) the keys of a batch's subjects for one zone."""
 
-    def __init__(self, keyring: KeyRing, vault: TokenVault, zone: str, capacity: int = 50_000):
+    def __init__(self, keyring: KeyRing, vault: SubjectKeyStore, zone: str, capacity: int = 50_000):
         self.keyring = keyring
         self.vault = vault
         self.zone = zone

@@ -13,6 +13,8 @@ from zoneapp.policy.levels import Level
 from zoneapp.policy.spec import PolicySpec
 from zoneapp.transforms import Transform
 
+#: Where access/ writes its audit events; fixed so the policy can check which zone holds it.
+AUDIT_TOPIC = "audit.access"
 ITEMS = "[]"
 WILDCARD = "*"
 

@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from zoneapp.access import AUDIT_TOPIC
 from zoneapp.dlp import DEFAULT_REGIONS, build_scanner
 from zoneapp.keys.envelope import KAFKA_TOPIC
 from zoneapp.policy.compiled import (
+    AUDIT_TOPIC,
     ITEMS,
     WILDCARD,
     CompiledBoundary,

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import quote, urlencode
 
-from zoneapp.access import AUDIT_TOPIC
+from zoneapp.policy.compiled import AUDIT_TOPIC
 from zoneapp.stack.demo_keys import DemoKeys
 from zoneapp.stack.embedded import EmbeddedStack
 from zoneapp.stack.process import ManagedProcess, StackError, free_port, port_is_free, tail
@@ -121,7 +121,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             "its web views need ZONEAPP_API_KEYS_FILE with keys of your own (README: API keys); "
             "`run` mints demo keys for its own worker only"
         )
-        say(f"demo feed: {sys.executable} -m zoneapp.demo --broker {stack.broker_url} --rate 50")
+        say(
+            f"demo feed: {sys.executable} -m zoneapp.stack.demo"
+            f" --broker {stack.broker_url} --rate 50"
+        )
         say("Ctrl-C stops the stack.")
         try:
             while True:
@@ -334,8 +337,8 @@ def _worker_tracing(worker: WorkerProcess) -> str | None:
 async def _supervise(
     stack: EmbeddedStack, worker: WorkerProcess, keys: DemoKeys, args: argparse.Namespace
 ) -> int:
-    from zoneapp.demo import produce_demo
     from zoneapp.policy import load_policy
+    from zoneapp.stack.demo import produce_demo
 
     policy = load_policy(stack.policy_path)
     groups: list[TopicGroup] = group_topics(policy)

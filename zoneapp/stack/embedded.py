@@ -45,7 +45,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
-from zoneapp.keys.softhsm import find_softhsm_module
 from zoneapp.stack.demo_keys import DemoKeys, mint_demo_keys
 from zoneapp.stack.kafka import create_topics, partition_counts, wait_for_kafka
 from zoneapp.stack.process import (
@@ -56,6 +55,7 @@ from zoneapp.stack.process import (
     tail,
     wait_for_tcp,
 )
+from zoneapp.stack.softhsm import find_softhsm_module
 
 __all__ = [
     "DEFAULT_TOKEN_LABEL",
@@ -294,8 +294,8 @@ class EmbeddedStack:
         if not self.policy_path.is_file():
             raise StackError(f"policy file not found: {self.policy_path}")
         # Fail on a bad policy before spawning anything.
-        from zoneapp.access import AUDIT_TOPIC
         from zoneapp.policy import load_policy
+        from zoneapp.policy.compiled import AUDIT_TOPIC
 
         self._topics = sorted({*load_policy(self.policy_path).topics(), AUDIT_TOPIC})
         for name, port in zip(("tansu", "redis"), self._requested_ports, strict=True):
@@ -493,8 +493,8 @@ class EmbeddedStack:
 
     def _init_keys(self) -> None:
         """Fresh token with random PINs, then per-zone keys provisioned in a child process."""
-        from zoneapp.keys.secret import Secret
-        from zoneapp.keys.softhsm import init_softhsm_token
+        from zoneapp.settings import Secret
+        from zoneapp.stack.softhsm import init_softhsm_token
 
         self._module = find_softhsm_module()
         pin = secrets.token_hex(16)

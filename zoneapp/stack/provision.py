@@ -19,8 +19,8 @@ __all__ = ["main", "provision_keys"]
 async def provision_keys(keys_url: str, pin_file: str | None, policy_path: str) -> list[str]:
     """Provision v1 KEK + HMAC key for every zone of the policy (idempotent); returns the zones."""
     from zoneapp.keys import build_key_provider
-    from zoneapp.keys.secret import Secret
     from zoneapp.policy import load_policy
+    from zoneapp.settings import Secret
 
     policy = load_policy(policy_path)
     zones = sorted(policy.zones)

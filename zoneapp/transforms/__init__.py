@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from zoneapp.errors import ParamError
 from zoneapp.transforms.base import (
     NO_KNOWN_TOKENS,
     SUPPRESS,
     KnownTokens,
+    ParamError,
     RecordContext,
     TokenCollisionError,
     Transform,
     TransformSpec,
     TransformTypeError,
-    VaultEntry,
 )
 from zoneapp.transforms.keyed import EncryptTransform, HashTransform, TokenizeTransform
 from zoneapp.transforms.simple import (
@@ -24,6 +23,7 @@ from zoneapp.transforms.simple import (
     MaskTransform,
     SuppressTransform,
 )
+from zoneapp.vault.base import VaultEntry
 
 TRANSFORMS: Mapping[str, type[Transform]] = {
     cls.name: cls

@@ -11,12 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
-from zoneapp.errors import ParamError
+from zoneapp.vault.base import VaultEntry
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from zoneapp.keys.envelope import KeyRing
+
+
+class ParamError(ValueError):
+    """A transform or detector parameter is wrong; the policy loader re-raises it as a
+    PolicyError with its place."""
 
 
 class _Suppressed:
@@ -59,24 +64,6 @@ class _NoKnownTokens:
 
 
 NO_KNOWN_TOKENS: Final[KnownTokens] = _NoKnownTokens()
-
-
-@dataclass(frozen=True, slots=True)
-class VaultEntry:
-    """A token mapping to store before the record carrying the token is produced."""
-
-    tenant: str
-    field_class: str
-    token: str
-    fingerprint: str
-    ciphertext: str
-    #: Keyed hash of the record's data subject (policy ``subject_id``), for erasure.
-    subject: str | None = None
-    #: The zone whose keys encrypted the value (metadata for operators).
-    zone: str | None = None
-
-    def __repr__(self) -> str:
-        return f"VaultEntry(tenant={self.tenant!r}, field_class={self.field_class!r})"
 
 
 @dataclass(slots=True)

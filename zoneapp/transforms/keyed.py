@@ -17,18 +17,18 @@ import orjson
 
 from zoneapp.dlp.credit_card import holds_card, luhn_ok
 from zoneapp.dlp.phone import PhoneDetector
-from zoneapp.errors import ParamError
 from zoneapp.keys import subject as subject_keys
 from zoneapp.keys.envelope import Aad
 from zoneapp.transforms.base import (
+    ParamError,
     RecordContext,
     TokenCollisionError,
     Transform,
     TransformSpec,
-    VaultEntry,
     choice_param,
     type_error,
 )
+from zoneapp.vault.base import VaultEntry
 
 _SEP = b"\x1f"
 MODES = ("deterministic", "random")

@@ -6,9 +6,9 @@ import datetime as dt
 import math
 from typing import Any
 
-from zoneapp.errors import ParamError
 from zoneapp.transforms.base import (
     SUPPRESS,
+    ParamError,
     RecordContext,
     Transform,
     choice_param,

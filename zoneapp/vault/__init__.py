@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zoneapp.keys import DEVELOPMENT_ONLY, warn_development_backend
-from zoneapp.keys.secret import Secret
+from zoneapp.settings import Secret
 from zoneapp.vault.base import (
     StoredToken,
     StoredTokenCache,

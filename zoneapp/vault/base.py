@@ -15,7 +15,23 @@ from dataclasses import dataclass
 
 import orjson
 
-from zoneapp.transforms import VaultEntry
+
+@dataclass(frozen=True, slots=True)
+class VaultEntry:
+    """A token mapping to store before the record carrying the token is produced."""
+
+    tenant: str
+    field_class: str
+    token: str
+    fingerprint: str
+    ciphertext: str
+    #: Keyed hash of the record's data subject (policy ``subject_id``), for erasure.
+    subject: str | None = None
+    #: The zone whose keys encrypted the value (metadata for operators).
+    zone: str | None = None
+
+    def __repr__(self) -> str:
+        return f"VaultEntry(tenant={self.tenant!r}, field_class={self.field_class!r})"
 
 
 class VaultUnavailableError(RuntimeError):

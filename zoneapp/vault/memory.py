@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 
-from zoneapp.transforms import VaultEntry
-from zoneapp.vault.base import StoredToken, TokenKey, TokenVault, VaultUnavailableError
+from zoneapp.vault.base import StoredToken, TokenKey, TokenVault, VaultEntry, VaultUnavailableError
 
 
 class MemoryTokenVault(TokenVault):

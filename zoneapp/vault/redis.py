@@ -21,9 +21,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from zoneapp.keys.secret import Secret
-from zoneapp.transforms import VaultEntry
-from zoneapp.vault.base import StoredToken, TokenKey, TokenVault, VaultUnavailableError
+from zoneapp.settings import Secret
+from zoneapp.vault.base import StoredToken, TokenKey, TokenVault, VaultEntry, VaultUnavailableError
 from zoneapp.vault.layout import (
     index_key,
     legacy_index_key,

@@ -35,8 +35,14 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
-from zoneapp.access import AUDIT_TOPIC, AccessError, FieldAccess, audit_event, ciphertext_tenant
+from zoneapp.access.fields import (
+    AccessError,
+    FieldAccess,
+    audit_event,
+    ciphertext_tenant,
+)
 from zoneapp.keys import KeyProviderError
+from zoneapp.policy.compiled import AUDIT_TOPIC
 from zoneapp.runtime import Runtime
 from zoneapp.vault import VaultUnavailableError
 from zoneapp.web.auth import Principal, RateLimited, Unauthorized

@@ -43,8 +43,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import orjson
 
-from zoneapp.keys.secret import Secret
-from zoneapp.settings import Settings
+from zoneapp.settings import Secret, Settings
 
 log = logging.getLogger(__name__)
 

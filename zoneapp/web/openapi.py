@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
-
-from zoneapp import __version__
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -100,7 +99,7 @@ def spec() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "zoneapp operators' API",
-            "version": __version__,
+            "version": version("zoneapp"),
             "description": (
                 "Counts, violations and token metadata of a zoneapp cluster. Never serves "
                 "record values. Every worker answers the same."

@@ -27,12 +27,13 @@ import orjson
 from faust.web import Request, Response, View
 from mode import Service
 
+from zoneapp.core.stats import aggregate
+from zoneapp.observability import metrics
 from zoneapp.runtime import Runtime
-from zoneapp.stats import aggregate
 from zoneapp.tables.stats import StatsTables
 from zoneapp.tables.violations import MAX_PAGE, ViolationsTable
 from zoneapp.vault import VaultUnavailableError
-from zoneapp.web import metrics, openapi
+from zoneapp.web import openapi
 from zoneapp.web.access import register_access_views
 from zoneapp.web.auth import (
     ApiKeys,

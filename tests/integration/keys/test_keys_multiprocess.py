@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from zoneapp.keys.softhsm import find_softhsm_module, init_softhsm_token
+from zoneapp.stack.softhsm import find_softhsm_module, init_softhsm_token
 
 pytestmark = pytest.mark.integration
 

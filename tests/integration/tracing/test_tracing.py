@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from tests.records import EMAIL, PHONE
+from zoneapp.observability.tracing import parse_traceparent
 from zoneapp.stack import EmbeddedStack
-from zoneapp.tracing import parse_traceparent
 
 from ..conftest import RunWorker
 from ..test_pipeline import SENSITIVE, header, js, payment, produce, read_all, user

@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 import pytest
 
-from zoneapp.demo import produce_demo
 from zoneapp.stack import EmbeddedStack, WorkerProcess
+from zoneapp.stack.demo import produce_demo
 
 from ..conftest import EXAMPLE_POLICY, WORKER_READY_TIMEOUT, require_prerequisites, spawn_worker
 from ..test_pipeline import read_all

@@ -15,8 +15,8 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from zoneapp.demo import produce_demo
 from zoneapp.stack import EmbeddedStack, WorkerProcess
+from zoneapp.stack.demo import produce_demo
 
 from ..chromium import run_chromium, screenshot
 from ..conftest import REPO, WORKER_READY_TIMEOUT

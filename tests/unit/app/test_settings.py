@@ -7,13 +7,14 @@ from pathlib import Path
 import faust
 import pytest
 
+from zoneapp.application import faust_credentials
 from zoneapp.settings import Settings, SettingsError
 
 
 def test_defaults() -> None:
     s = Settings.from_env({})
     assert s.broker == "kafka://127.0.0.1:9092" and s.security.protocol == "PLAINTEXT"
-    assert s.security.faust_credentials() is None and s.security.aiokafka_kwargs() == {}
+    assert faust_credentials(s.security) is None and s.security.aiokafka_kwargs() == {}
 
 
 def test_sasl_ssl_with_password_file(tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ def test_sasl_ssl_with_password_file(tmp_path: Path) -> None:
             "ZONEAPP_SASL_PASSWORD_FILE": str(secret),
         }
     )
-    creds = s.security.faust_credentials()
+    creds = faust_credentials(s.security)
     assert isinstance(creds, faust.SASLCredentials)
     assert creds.username == "zoneapp" and creds.password == "hunter2-very-secret"
     assert creds.ssl_context is not None
@@ -65,7 +66,7 @@ def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> No
 def test_sasl_without_credentials_is_refused() -> None:
     s = Settings.from_env({"ZONEAPP_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
     with pytest.raises(SettingsError, match="SASL_USERNAME"):
-        s.security.faust_credentials()
+        faust_credentials(s.security)
 
 
 def test_web_security_settings(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from zoneapp.keys.softhsm import find_softhsm_module
 from zoneapp.policy import load_policy
 from zoneapp.stack.process import free_port
+from zoneapp.stack.softhsm import find_softhsm_module
 
 from .conftest import DEPLOY, EXAMPLE_POLICY, ROOT, load_script
 
@@ -176,7 +176,7 @@ MODULE = find_softhsm_module()
 VERIFY = """
 import asyncio, sys
 from zoneapp.keys import build_key_provider
-from zoneapp.keys.secret import Secret
+from zoneapp.settings import Secret
 sys.path.insert(0, sys.argv[3])
 import hsm_init
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from zoneapp.keys import KeyProvider, MemoryKeyProvider, MemoryKeyStore, Pkcs11KeyProvider, Secret
+from zoneapp.keys import KeyProvider, MemoryKeyProvider, MemoryKeyStore, Secret
 from zoneapp.keys.base import kek_label
-from zoneapp.keys.softhsm import activate_softhsm_env, find_softhsm_module, init_softhsm_token
+from zoneapp.keys.pkcs11 import Pkcs11KeyProvider
+from zoneapp.stack.softhsm import activate_softhsm_env, find_softhsm_module, init_softhsm_token
 
 # Distinctive values so a leak into a message or repr is easy to spot.
 USER_PIN = "pin-4417-unit"

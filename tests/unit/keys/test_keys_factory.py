@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from zoneapp.keys import MemoryKeyProvider, Pkcs11KeyProvider, Secret, build_key_provider
+from zoneapp.keys import MemoryKeyProvider, Secret, build_key_provider
+from zoneapp.keys.pkcs11 import Pkcs11KeyProvider
 
 PIN = Secret("1234-factory")
 

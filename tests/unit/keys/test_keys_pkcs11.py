@@ -16,12 +16,11 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from zoneapp.keys import (
     KeyRing,
     KeyUnavailableError,
-    Pkcs11KeyProvider,
     Secret,
 )
 from zoneapp.keys.base import hmac_label, kek_label
 from zoneapp.keys.envelope import Aad, dek_aad
-from zoneapp.keys.pkcs11 import _token_login
+from zoneapp.keys.pkcs11 import Pkcs11KeyProvider, _token_login
 
 if TYPE_CHECKING:
     from conftest import SoftHsmToken

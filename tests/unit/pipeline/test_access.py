@@ -13,16 +13,16 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.records import EMAIL, IBAN, PHONE, payment, raw
-from zoneapp.access import AccessError, FieldAccess
-from zoneapp.erasure import erase_subject
-from zoneapp.guard import BoundaryGuard
+from zoneapp.access.erasure import erase_subject
+from zoneapp.access.fields import AccessError, FieldAccess
+from zoneapp.core.sanitizer import SUBJECT_PURPOSE, subject_hash
 from zoneapp.keys import Aad, parse_ciphertext_header, subject
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.keys.subject import wrap_aad
+from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledPolicy, load_policy
-from zoneapp.sanitizer import SUBJECT_PURPOSE, subject_hash
-from zoneapp.sink import MemorySink
 from zoneapp.vault import MemoryTokenVault, StoredToken
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
@@ -137,7 +137,7 @@ async def test_erase_subject_makes_tokens_irreversible(
     ],
 )
 def test_audit_events_bound_caller_strings(value: str, kept: bool) -> None:
-    from zoneapp.access import audit_event
+    from zoneapp.access.fields import audit_event
 
     event = audit_event(
         who="x",

@@ -9,13 +9,13 @@ import orjson
 import pytest
 
 from tests.records import CARD, SENSITIVE, colliding_cards, payment, raw
-from zoneapp.access import FieldAccess
-from zoneapp.guard import BoundaryGuard
+from zoneapp.access.fields import FieldAccess
+from zoneapp.core.sanitizer import RawRecord
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
+from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledPolicy, load_policy
-from zoneapp.sanitizer import RawRecord
-from zoneapp.sink import MemorySink
 from zoneapp.transforms import RecordContext
 from zoneapp.vault import MemoryTokenVault
 

@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from tests.records import CARD, EMAIL, IBAN, NAME, PHONE, SENSITIVE, SSN, payment, raw
+from zoneapp.core.sanitizer import BoundarySanitizer, Forward, Quarantine
 from zoneapp.dlp.credit_card import luhn_ok as luhn_valid
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy import CompiledPolicy, compile_policy_text, load_policy
-from zoneapp.sanitizer import BoundarySanitizer, Forward, Quarantine
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
 

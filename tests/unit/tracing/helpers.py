@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from zoneapp.sanitizer import RawRecord
-from zoneapp.sink import Sent
+from zoneapp.core.sanitizer import RawRecord
+from zoneapp.pipeline.sink import Sent
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
 PRODUCER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -25,13 +25,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from tests.records import payment, raw
-from zoneapp.guard import BoundaryGuard
+from zoneapp.core.sanitizer import RawRecord
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
+from zoneapp.observability.tracing import BatchTrace, BoundaryTracer, RecordTrace
+from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import load_policy
-from zoneapp.sanitizer import RawRecord
-from zoneapp.sink import MemorySink
-from zoneapp.tracing import BatchTrace, BoundaryTracer, RecordTrace
 from zoneapp.vault import MemoryTokenVault
 
 from .helpers import EXAMPLE, TRACEPARENT

@@ -13,8 +13,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from zoneapp import tracing
-from zoneapp.tracing import Tracing, configure
+from zoneapp.observability import tracing
+from zoneapp.observability.tracing import Tracing, configure
 
 OTEL_VARS = [
     "OTEL_SDK_DISABLED",
@@ -125,7 +125,7 @@ def test_a_full_queue_drops_and_counts_without_blocking(
     t = Tracing(provider, processor, "test")
     tracer = provider.get_tracer("test")
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="zoneapp.tracing"):
+    with caplog.at_level(logging.WARNING, logger="zoneapp.observability.tracing"):
         for _ in range(1000):
             tracer.start_span("x").end()
     elapsed = time.perf_counter() - started

@@ -9,17 +9,17 @@ import pytest
 
 from tests.records import CARD, EMAIL, payment, raw
 from zoneapp.dlp import build_scanner
-from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
-from zoneapp.policy import CompiledPolicy, load_policy
-from zoneapp.sink import MemorySink
-from zoneapp.tracing import (
+from zoneapp.observability.tracing import (
     extract,
     format_traceparent,
     parse_traceparent,
     parse_tracestate,
     with_trace_headers,
 )
+from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.sink import MemorySink
+from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.vault import MemoryTokenVault
 
 from .helpers import (

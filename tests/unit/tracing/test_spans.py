@@ -11,13 +11,13 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.records import CARD, EMAIL, NAME, PHONE, SENSITIVE, SSN, payment, raw
+from zoneapp.core.sanitizer import RawRecord
 from zoneapp.dlp import build_scanner
-from zoneapp.guard import BoundaryGuard
 from zoneapp.keys.envelope import KeyRing
+from zoneapp.observability.tracing import BoundaryTracer, parse_traceparent
+from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledPolicy, load_policy
-from zoneapp.sanitizer import RawRecord
-from zoneapp.sink import MemorySink
-from zoneapp.tracing import BoundaryTracer, parse_traceparent
 from zoneapp.vault import MemoryTokenVault
 
 from .helpers import (

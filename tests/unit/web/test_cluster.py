@@ -15,8 +15,7 @@ import orjson
 import pytest
 from aiohttp import ClientSession, web
 
-from zoneapp.keys.secret import Secret
-from zoneapp.settings import Settings
+from zoneapp.settings import Secret, Settings
 from zoneapp.stack import free_port
 from zoneapp.web.cluster import (
     HEADER,

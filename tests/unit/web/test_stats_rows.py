@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from zoneapp.sanitizer import Forward, Problem, Quarantine
-from zoneapp.stats import PartitionStats, aggregate, percentile_from_buckets, row_rates
-from zoneapp.web.metrics import render
+from zoneapp.core.sanitizer import Forward, Problem, Quarantine
+from zoneapp.core.stats import PartitionStats, aggregate, percentile_from_buckets, row_rates
+from zoneapp.observability.metrics import render
 
 
 def forward(applied: dict[str, int] | None = None, suppressed: int = 0) -> Forward:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tables.violations import matches
+from zoneapp.tables.violations import matches
 from zoneapp.web import openapi
 from zoneapp.web.views import (
     BadRequest,

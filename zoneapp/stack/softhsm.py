@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from zoneapp.keys.secret import Secret
+from zoneapp.settings import Secret
 
 __all__ = [
     "SOFTHSM_MODULE_CANDIDATES",

@@ -1,6 +1,6 @@
 """A demo feed of realistic restricted-zone records for the example e-commerce policy.
 
-``python -m zoneapp.demo --broker kafka://127.0.0.1:9092 --rate 50 [--count N]``
+``python -m zoneapp.stack.demo --broker kafka://127.0.0.1:9092 --rate 50 [--count N]``
 
 Records follow ``deploy/policies/ecommerce.yaml``: card payments into
 ``restricted.payments`` and user profiles into ``restricted.user-pii``. All card
@@ -564,7 +564,7 @@ async def produce_demo(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m zoneapp.demo", description=__doc__.splitlines()[0]
+        prog="python -m zoneapp.stack.demo", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--broker", required=True, help="kafka://host:port or host:port")
     parser.add_argument(

@@ -59,16 +59,16 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
+from zoneapp.core.sanitizer import Forward, Outcome, Quarantine, RawRecord
 from zoneapp.policy.compiled import TracePolicy
-from zoneapp.sanitizer import Forward, Outcome, Quarantine, RawRecord
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from zoneapp.core.sanitizer import BoundarySanitizer
     from zoneapp.dlp import Scanner
     from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
-    from zoneapp.sanitizer import BoundarySanitizer
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from zoneapp.stats import COUNTERS, LATENCY_BOUNDS
+from zoneapp.core.stats import COUNTERS, LATENCY_BOUNDS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
+from zoneapp.core.sanitizer import Problem, RawRecord
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
-from zoneapp.sanitizer import Problem, RawRecord
 
 ACTION_QUARANTINED = "quarantined"
 

@@ -9,9 +9,9 @@ indexed under either form is erased.
 
 from __future__ import annotations
 
+from zoneapp.core.sanitizer import SUBJECT_PURPOSE, subject_hash
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy import CompiledPolicy
-from zoneapp.sanitizer import SUBJECT_PURPOSE, subject_hash
 from zoneapp.vault import TokenVault
 
 __all__ = ["erase_subject", "subject_hashes", "subject_zones"]

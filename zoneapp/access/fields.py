@@ -40,9 +40,9 @@ from zoneapp.keys import (
     subject,
 )
 from zoneapp.keys.envelope import FORMAT_V2, KAFKA_TOPIC
+from zoneapp.policy.compiled import AUDIT_TOPIC
 from zoneapp.vault import TokenVault
 
-AUDIT_TOPIC = "audit.access"
 #: Longest caller-supplied string an audit event holds as is (tokens, field paths, tenants).
 MAX_AUDITED_CHARS = 256
 

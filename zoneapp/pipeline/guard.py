@@ -17,11 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from zoneapp.keys.base import KeyProviderError
-from zoneapp.keys.envelope import KeyRing
-from zoneapp.keys.subject import SubjectKeys
-from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
-from zoneapp.sanitizer import (
+from zoneapp.core.sanitizer import (
     BoundarySanitizer,
     Forward,
     Outcome,
@@ -30,12 +26,16 @@ from zoneapp.sanitizer import (
     Quarantine,
     RawRecord,
 )
-from zoneapp.sink import Sink
-from zoneapp.stats import BoundaryStats
-from zoneapp.tracing import BatchTrace, BoundaryTracer, with_trace_headers
+from zoneapp.core.stats import BoundaryStats
+from zoneapp.core.violations import encode_violation, quarantine_headers, violation_event
+from zoneapp.keys.base import KeyProviderError
+from zoneapp.keys.envelope import KeyRing
+from zoneapp.keys.subject import SubjectKeys
+from zoneapp.observability.tracing import BatchTrace, BoundaryTracer, with_trace_headers
+from zoneapp.pipeline.sink import Sink
+from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
 from zoneapp.transforms import KnownTokens
 from zoneapp.vault import TokenVault, VaultUnavailableError
-from zoneapp.violations import encode_violation, quarantine_headers, violation_event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,7 +77,7 @@ class BoundaryGuard:
             if self.sanitizer.needs_subject_keys
             else None
         )
-        # tracing: spans + W3C context (zoneapp.tracing); propagation only by default
+        # tracing: spans + W3C context (zoneapp.observability.tracing); propagation only by default
         self.tracer = tracer or BoundaryTracer(policy, boundary)
         self.tracer.attach(self.sanitizer)
 

@@ -1,0 +1,1 @@
+"""Reversing sanitization (detokenize, decrypt), erasure, and their one audit trail."""

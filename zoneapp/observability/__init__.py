@@ -1,0 +1,1 @@
+"""Tracing (OpenTelemetry, W3C context) and Prometheus exposition; the only OTel importer."""

@@ -1,0 +1,1 @@
+"""The boundary's batch loop: fail closed, nothing lost (the Faust side is in agents/)."""
