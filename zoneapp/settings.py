@@ -111,6 +111,12 @@ class Secret:
         return cls(data)
 
 
+def bootstrap_servers(broker: str) -> list[str]:
+    """``kafka://h1:9092;h2:9092`` (Faust style) or ``h1:9092,h2:9092`` → ``["h1:9092", ...]``:
+    the one broker-URL parser (settings, the demo feed, the stack tools)."""
+    return [p.strip().split("://", 1)[-1] for p in broker.replace(",", ";").split(";") if p.strip()]
+
+
 class SettingsError(ValueError):
     """A setting is missing or wrong; the message names the variable, never a secret."""
 
@@ -360,10 +366,5 @@ class Settings:
         )
 
     def broker_urls(self) -> list[str]:
-        """``kafka://h1:9092;h2:9092`` → ``["h1:9092", "h2:9092"]`` for plain aiokafka clients."""
-        hosts: list[str] = []
-        for part in self.broker.replace(",", ";").split(";"):
-            part = part.strip()
-            if part:
-                hosts.append(part.split("://", 1)[-1])
-        return hosts
+        """The broker setting as plain aiokafka clients want it (see bootstrap_servers)."""
+        return bootstrap_servers(self.broker)

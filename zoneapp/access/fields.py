@@ -20,7 +20,6 @@ topic name, so no topic or field parameter reaches their associated data.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from zoneapp.formats import utc_iso
 from zoneapp.keys import (
     Aad,
     DecryptionError,
@@ -89,10 +89,9 @@ def audit_event(
     """One ``audit.access`` record; every string but the fixed ones goes through
     :func:`audited`, so no caller can put an unbounded or control-laden string in it.
     ``tenant`` is required so that every event names one."""
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {
         "id": str(uuid.uuid4()),
-        "timestamp": now,
+        "timestamp": utc_iso(),
         "who": audited(who),
         "action": action,
         "zone": audited(zone),

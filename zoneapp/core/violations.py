@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from zoneapp.core.sanitizer import Problem, RawRecord
+from zoneapp.formats import utc_iso
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
 
 ACTION_QUARANTINED = "quarantined"
@@ -30,10 +31,9 @@ def violation_event(
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     first = problems[0]
-    stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="milliseconds")
     return {
         "id": violation_id or str(uuid.uuid4()),
-        "timestamp": stamp.replace("+00:00", "Z"),
+        "timestamp": utc_iso(now),
         "boundary": boundary.name,
         "source": {
             "zone": boundary.source_zone.name,

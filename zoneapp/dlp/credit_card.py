@@ -72,6 +72,11 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def luhn_check_digit(partial: str) -> str:
+    """The digit that makes ``partial + digit`` pass :func:`luhn_ok`."""
+    return next(d for d in "0123456789" if luhn_ok(partial + d))
+
+
 def _gs1_ok(digits: str) -> bool:
     """GS1 check digit (EAN-13, GTIN-14): weights 3, 1 from the right, before the check."""
     body = digits[:-1]

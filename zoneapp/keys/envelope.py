@@ -68,8 +68,6 @@ as a hard stop) or ``dek_max_age`` seconds, checked in ``prepare()``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import os
 import re
@@ -82,6 +80,7 @@ from enum import IntEnum
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from zoneapp.formats import b64url, unb64url
 from zoneapp.keys.base import (
     DEK_BYTES,
     DecryptionError,
@@ -292,13 +291,11 @@ def _parse(ciphertext: str) -> _Parsed:
     if not _B64URL.fullmatch(text):
         raise _malformed("not base64url")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise _malformed("bad base64url length") from None
-    # Reject non-canonical encodings (altered unused bits in the last character), so that
-    # every change to the text is a change to the bytes.
-    if base64.urlsafe_b64encode(raw).rstrip(b"=") != text.encode("ascii"):
-        raise _malformed("non-canonical base64url")
+        # Canonical only (no altered unused bits), so every change to the text is a
+        # change to the bytes.
+        raw = unb64url(text, canonical=True)
+    except ValueError as exc:
+        raise _malformed(str(exc)) from None
     if len(raw) < 3:
         raise _malformed("truncated")
     version = raw[0]
@@ -582,7 +579,7 @@ class KeyRing:
     def _seal(prefix: str, dek: _Dek, header: bytes, plaintext: bytes, aad: bytes) -> str:
         nonce = os.urandom(_NONCE_BYTES)
         body = dek.aead.encrypt(nonce, plaintext, aad + header)
-        return prefix + base64.urlsafe_b64encode(header + nonce + body).rstrip(b"=").decode("ascii")
+        return prefix + b64url(header + nonce + body)
 
     # --- decrypt (async: may need one unwrap) ---------------------------------------------------
 

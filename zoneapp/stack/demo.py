@@ -40,6 +40,10 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from zoneapp.dlp.credit_card import luhn_check_digit, luhn_ok
+from zoneapp.formats import utc_iso
+from zoneapp.settings import bootstrap_servers
+
 __all__ = [
     "PAYMENTS_TOPIC",
     "TENANTS",
@@ -150,24 +154,10 @@ UNCLASSIFIED_FIELDS = ("device_fingerprint", "risk_score", "ip_address", "user_a
 # -- check digits ----------------------------------------------------------------------
 
 
-def luhn_check_digit(partial: str) -> str:
-    """The digit that makes ``partial + digit`` pass the Luhn check."""
-    total = 0
-    for i, ch in enumerate(reversed(partial)):
-        d = int(ch)
-        if i % 2 == 0:  # doubled: these sit at odd positions once the check digit is appended
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
-
-
 def luhn_valid(number: str) -> bool:
-    digits = [c for c in number if c.isdigit()]
-    if len(digits) < 2:
-        return False
-    return luhn_check_digit("".join(digits[:-1])) == digits[-1]
+    """Whether a card number, in any grouping, passes the Luhn check (the DLP's own)."""
+    digits = "".join(c for c in number if c.isdigit())
+    return len(digits) >= 2 and luhn_ok(digits)
 
 
 def _mod97(text: str) -> int:
@@ -375,7 +365,7 @@ def _headers(rng: random.Random, email: str | None = None) -> list[tuple[str, by
 def _timestamp(rng: random.Random) -> str:
     base = datetime(2026, 11, 1, tzinfo=UTC)
     moment = base + timedelta(seconds=rng.randint(0, 30 * 86400), milliseconds=rng.randint(0, 999))
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso(moment)
 
 
 def _pii_note(rng: random.Random, person: Person, card: str) -> str:
@@ -505,11 +495,6 @@ def make_record(rng: random.Random) -> tuple[str, bytes, bytes, list[tuple[str, 
 
 
 # -- producing -------------------------------------------------------------------------
-
-
-def bootstrap_servers(broker: str) -> list[str]:
-    """``kafka://h1:9092;h2:9092`` (Faust style) or ``h1:9092,h2:9092`` → ``["h1:9092", ...]``."""
-    return [p.strip().split("://", 1)[-1] for p in broker.replace(",", ";").split(";") if p.strip()]
 
 
 async def produce_demo(

@@ -22,6 +22,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from zoneapp.formats import utc_iso
+
 __all__ = ["Example", "TopicGroup", "TopicWatcher", "group_topics", "inert", "render_example"]
 
 EXAMPLE_MAX_CHARS = 2000
@@ -100,9 +102,7 @@ def render_example(example: Example, *, max_chars: int | None = EXAMPLE_MAX_CHAR
         body = body[:max_chars] + "\n  ... (truncated)"
     when = ""
     if example.timestamp_ms is not None and example.timestamp_ms >= 0:
-        seconds, millis = divmod(example.timestamp_ms, 1000)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        when = f"  {stamp}.{millis:03d}Z"
+        when = f"  {utc_iso(example.timestamp_ms / 1000)}"
     return (
         f"{inert(example.topic)} [partition {example.partition}, offset {example.offset}]{when}\n"
         f"  key:     {_text(example.key)}\n"

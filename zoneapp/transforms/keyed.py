@@ -7,7 +7,6 @@ the HSM or Redis per record.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
@@ -17,6 +16,7 @@ import orjson
 
 from zoneapp.dlp.credit_card import holds_card, luhn_ok
 from zoneapp.dlp.phone import PhoneDetector
+from zoneapp.formats import b64url
 from zoneapp.keys import subject as subject_keys
 from zoneapp.keys.envelope import Aad
 from zoneapp.transforms.base import (
@@ -43,10 +43,6 @@ def canonical_bytes(value: Any, transform: str) -> bytes:
     if isinstance(value, int | float):
         return str(value).encode("ascii")
     raise type_error(transform, value)
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 _LETTERS = str.maketrans("0123456789abcdef", "ghjkmnpqrsabcdef")
@@ -90,7 +86,7 @@ class HashTransform(Transform):
         data = canonical_bytes(value, self.name)
         key = ctx.keyring.hmac_key(self.spec.zone, self.purpose)
         mac = hmac.new(key, ctx.tenant.encode() + _SEP + self._prefix + data, hashlib.sha256)
-        return "h1." + b64(mac.digest())
+        return "h1." + b64url(mac.digest())
 
 
 class TokenizeTransform(Transform):
@@ -137,7 +133,7 @@ class TokenizeTransform(Transform):
         token = card_token(data, mac) if self.format == "card" else "tok_" + letters(mac[:16])
         # The fingerprint is compared for every occurrence, cached or not: a token that
         # the vault holds for another value is a collision, never a silent merge.
-        fingerprint = b64(
+        fingerprint = b64url(
             hmac.new(
                 ctx.keyring.hmac_key(self.spec.zone, self.fp_purpose), message, hashlib.sha256
             ).digest()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from zoneapp.tables.violations import matches
+
 from zoneapp.web import openapi
 from zoneapp.web.views import (
     BadRequest,
