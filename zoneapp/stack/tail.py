@@ -101,16 +101,7 @@ async def tail_topic(
             batches = await consumer.getmany(timeout_ms=500)
             records = [r for tp in sorted(batches) for r in batches[tp]]
             for record in sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset)):
-                example = Example(
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    key=record.key,
-                    value=record.value,
-                    headers=[(k, bytes(v)) for k, v in record.headers],
-                    timestamp_ms=record.timestamp,
-                )
-                out(render_example(example, max_chars=None))
+                out(render_example(Example.of(record), max_chars=None))
                 printed += 1
                 if max_records is not None and printed >= max_records:
                     return printed

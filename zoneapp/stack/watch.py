@@ -46,6 +46,19 @@ class Example:
     #: The record's timestamp in milliseconds since the epoch, when known.
     timestamp_ms: int | None = None
 
+    @classmethod
+    def of(cls, record: Any) -> Example:
+        """An aiokafka ConsumerRecord as shown to an operator (watch and tail alike)."""
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=[(k, bytes(v)) for k, v in record.headers],
+            timestamp_ms=record.timestamp,
+        )
+
 
 def group_topics(policy: Any) -> list[TopicGroup]:
     """Topics of a CompiledPolicy grouped as: one group per zone, quarantine, security."""
@@ -165,17 +178,7 @@ class TopicWatcher:
                 seen += len(records)
                 if tp.topic in self._example_topics and tp.topic not in self.preferred:
                     for record in records:
-                        if self._offer(
-                            Example(
-                                topic=tp.topic,
-                                partition=tp.partition,
-                                offset=record.offset,
-                                key=record.key,
-                                value=record.value,
-                                headers=[(k, bytes(v)) for k, v in record.headers],
-                                timestamp_ms=record.timestamp,
-                            )
-                        ):
+                        if self._offer(Example.of(record)):
                             break
 
     def _offer(self, example: Example) -> bool:
