@@ -17,7 +17,7 @@ from zoneapp.keys import KeyRing, build_key_provider
 from zoneapp.policy import PolicyError, load_policy
 from zoneapp.runtime import Runtime
 from zoneapp.vault import build_vault
-from zoneapp.web.auth import hash_key
+from zoneapp.web.auth import hash_key, new_key
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +157,17 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
             lambda access: access.decrypt(_who(), _read_arg(ciphertext), topic, field),
         )
 
-    @app.command()
-    async def hash_api_key(self: AppCommand) -> Any:
-        """Read an API key from stdin and print the hash to put in ZONEAPP_API_KEYS_FILE."""
+    @app.command(option("--new", is_flag=True, default=False, help="make a random key"))
+    async def hash_api_key(self: AppCommand, new: bool = False) -> Any:
+        """Read an API key from stdin and print the hash to put in ZONEAPP_API_KEYS_FILE;
+        with ``--new``, make a random key and print it with its hash (the one key tool)."""
+        if new:
+            key = new_key()
+            self.say(f"key:  {key}\nhash: {hash_key(key)}")
+            return
         key = sys.stdin.readline().rstrip("\r\n")
         if not key:
-            print("usage: printf %s KEY | faust -A zoneapp hash-api-key", file=sys.stderr)
+            print("usage: printf %s KEY | faust -A zoneapp hash-api-key [--new]", file=sys.stderr)
             raise SystemExit(2)
         self.say(hash_key(key))
 

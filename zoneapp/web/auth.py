@@ -4,7 +4,7 @@ Keys are configured HASHED in a YAML or JSON file named by ``ZONEAPP_API_KEYS_FI
 
     keys:
       - name: ops-dashboard
-        hash: "scrypt$16384$8$1$<salt>$<digest>"   # python -m zoneapp.web.auth hash < key
+        hash: "scrypt$16384$8$1$<salt>$<digest>"   # faust -A zoneapp hash-api-key < key
         roles: [viewer]
       - name: soc
         hash: "sha256$<hex>"                        # accepted for keys with >= 128 bits
@@ -43,9 +43,8 @@ import json
 import logging
 import os
 import secrets
-import sys
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,28 +360,3 @@ class Authenticator:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
-
-
-def _main(argv: Iterable[str]) -> int:
-    args = list(argv)
-    if args[:1] == ["hash"]:
-        key = sys.stdin.readline().rstrip("\r\n")
-        if not key:
-            print("usage: echo -n KEY | python -m zoneapp.web.auth hash", file=sys.stderr)
-            return 2
-        print(hash_key(key))
-        return 0
-    if args[:1] == ["new"]:
-        key = new_key()
-        print(f"key:  {key}\nhash: {hash_key(key)}")
-        return 0
-    print(
-        "usage: python -m zoneapp.web.auth hash   (reads the key from stdin, prints its hash)\n"
-        "       python -m zoneapp.web.auth new    (prints a new random key and its hash)",
-        file=sys.stderr,
-    )
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))

@@ -100,9 +100,12 @@ def test_no_file_means_no_key_is_valid() -> None:
         ApiKeys.load(None).authenticate(f"Bearer {KEY}")
 
 
+FAUST = str(Path(sys.executable).with_name("faust"))
+
+
 def test_hash_command_reads_stdin_and_prints_a_verifiable_hash() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "zoneapp.web.auth", "hash"],
+        [FAUST, "-A", "zoneapp", "hash-api-key"],
         input=KEY + "\n",
         capture_output=True,
         text=True,
@@ -112,6 +115,27 @@ def test_hash_command_reads_stdin_and_prints_a_verifiable_hash() -> None:
     assert line.startswith("scrypt$") and KEY not in out.stdout + out.stderr
     keys = keys_with({"name": "cli", "hash": line, "roles": ["viewer"]})
     assert keys.authenticate(f"Bearer {KEY}").name == "cli"
+
+
+def test_hash_command_makes_a_new_key_that_its_hash_accepts() -> None:
+    out = subprocess.run(
+        [FAUST, "-A", "zoneapp", "hash-api-key", "--new"],
+        capture_output=True,
+        text=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    fields = dict(line.split(":", 1) for line in out.stdout.strip().splitlines())
+    key, hashed = fields["key"].strip(), fields["hash"].strip()
+    keys = keys_with({"name": "new", "hash": hashed, "roles": ["viewer"]})
+    assert keys.authenticate(f"Bearer {key}").name == "new"
+
+
+def test_the_hash_command_refuses_an_empty_key() -> None:
+    out = subprocess.run(
+        [FAUST, "-A", "zoneapp", "hash-api-key"], input="\n", capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "usage" in out.stderr
 
 
 # -- authentication cost (issue 8, item 5) ---------------------------------------------------
