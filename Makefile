@@ -6,7 +6,7 @@ PY := .venv/bin/python
 # Directories mypy checks (only those holding Python files; the list grows with the repo).
 LINT_DIRS := $(foreach d,zoneapp agents tables bench tests scripts,$(if $(wildcard $(d)/*.py $(d)/*/*.py),$(d)))
 
-.PHONY: run test lint bench bootstrap
+.PHONY: run test lint bench bootstrap fuzz
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -25,6 +25,10 @@ lint:
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy $(LINT_DIRS)  # strict = true in pyproject.toml
 	.venv/bin/lint-imports  # the layers of ARCHITECTURE.md ([tool.importlinter])
+
+# Property tests over the boundary guard at 10,000 examples (the test suite runs 200).
+fuzz: bootstrap
+	ZONEAPP_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q tests/unit/pipeline/test_guard_fuzz.py
 
 bench: bootstrap
 	$(PY) -m bench
