@@ -8,12 +8,17 @@ import sys
 from typing import Any
 
 import faust
+import orjson
 from aiokafka import AIOKafkaProducer
 from faust.cli import AppCommand, argument, option
 
 from zoneapp.access.erasure import erase_subject, subject_zones
 from zoneapp.access.fields import AccessError, FieldAccess, KafkaAuditSink, audit_event
+from zoneapp.formats import parse_utc
 from zoneapp.keys import KeyRing, build_key_provider
+from zoneapp.ops import reconcile as reconciliation
+from zoneapp.ops.ledger import Ledger
+from zoneapp.ops.reconcile import Window
 from zoneapp.policy import PolicyError, load_policy
 from zoneapp.runtime import Runtime
 from zoneapp.vault import build_vault
@@ -39,6 +44,52 @@ def check_policy_file(path: str) -> tuple[bool, str]:
     return True, "\n".join(lines)
 
 
+def _describe(exc: BaseException) -> str:
+    """An error's type and message: broker and client errors name hosts and topics, never
+    record contents (reconcile reads only offsets and lineage headers)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _window(since: str | None, until: str | None, offsets: str | None) -> Window:
+    """--since/--until (ISO-8601 or epoch milliseconds) and --offsets FIRST:END."""
+
+    def moment(text: str | None) -> int | None:
+        if text is None:
+            return None
+        return int(text) if text.isdigit() else int(parse_utc(text) * 1000)
+
+    first = end = None
+    if offsets is not None:
+        head, sep, tail = offsets.partition(":")
+        if not sep or not (head or tail) or not (head + tail).isdigit():
+            raise ValueError("--offsets takes FIRST:END (either may be left out), e.g. 100:2000")
+        first, end = (int(head) if head else None), (int(tail) if tail else None)
+    return Window(first, end, moment(since), moment(until))
+
+
+def render_ledger(ledger: Ledger) -> str:
+    """The operator's table: one line per boundary and source partition, then the verdict."""
+    summary = ledger.summary()
+    lines = [
+        f"{'boundary':<28} {'partition':<28} {'consumed':>15} {'fwd':>7} {'quar':>6} "
+        f"{'dup':>5}  missing"
+    ]
+    for row in summary["partitions"]:
+        span = f"{row['consumed'][0]}-{row['consumed'][1]}" if row["consumed"] else "-"
+        gaps = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in row["missing"]) or "none"
+        lines.append(
+            f"{row['boundary']:<28} {row['topic'] + '/' + str(row['partition']):<28} "
+            f"{span:>15} {row['forwarded']:>7} {row['quarantined']:>6} {row['duplicated']:>5}  "
+            f"{gaps}"
+        )
+    verdict = "OK" if summary["ok"] else f"MISSING {summary['missing']}"
+    lines.append(
+        f"{verdict}: {summary['source_records']} source records, {summary['forwarded']} "
+        f"forwarded, {summary['quarantined']} quarantined, {summary['duplicated']} duplicated"
+    )
+    return "\n".join(lines)
+
+
 def register_commands(app: faust.App, runtime: Runtime) -> None:
     @app.command(argument("path", required=False))
     async def check_policy(self: AppCommand, path: str | None = None) -> Any:
@@ -48,6 +99,43 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
             self.say(text)
         else:
             print(text, file=sys.stderr, flush=True)
+            raise SystemExit(1)
+
+    @app.command(
+        option("--since", help="check source records from this time (ISO-8601 or epoch ms)"),
+        option("--until", help="... up to this time"),
+        option("--offsets", help="FIRST:END source offsets, on every partition"),
+        option("--boundary", "boundaries", multiple=True, help="only this boundary (repeatable)"),
+        option("--json", "as_json", is_flag=True, default=False, help="print JSON"),
+    )
+    async def reconcile(
+        self: AppCommand,
+        since: str | None = None,
+        until: str | None = None,
+        offsets: str | None = None,
+        boundaries: tuple[str, ...] = (),
+        as_json: bool = False,
+    ) -> Any:
+        """Prove from the topics that every committed source record was forwarded or
+        quarantined; exits 1 when any is missing (zoneapp.ops.reconcile)."""
+        try:
+            window = _window(since, until, offsets)
+        except ValueError as exc:
+            print(f"zoneapp: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        policy = runtime.require_policy()
+        try:
+            ledger = await reconciliation.reconcile(
+                policy, runtime.settings, window, boundaries=list(boundaries) or None
+            )
+        except Exception as exc:  # Faust would swallow it and exit 0: an operator must know
+            print(f"zoneapp: reconcile failed: {_describe(exc)}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        if as_json:
+            self.say(orjson.dumps(ledger.summary(), option=orjson.OPT_INDENT_2).decode())
+        else:
+            self.say(render_ledger(ledger))
+        if ledger.missing:
             raise SystemExit(1)
 
     register_admin_commands(app, runtime)

@@ -23,6 +23,7 @@ import os
 import re
 import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -88,7 +89,7 @@ def _grouped(digits: str, sep: str) -> str:
 
 
 FULL_WIDTH = {ord("0") + d: 0xFF10 + d for d in range(10)}  # full-width digits
-CARD_FORMS = [
+CARD_FORMS: list[Callable[[str], str]] = [
     lambda c: c,
     lambda c: _grouped(c, " "),
     lambda c: _grouped(c, "."),
@@ -180,14 +181,15 @@ def record_values(draw: st.DrawFn) -> tuple[bytes | None, list[str]]:
         elif name in ("extra", "nested") or draw(st.integers(0, 4)) == 0:
             value = draw(json_values)  # suppressed fields, or the wrong type for a rule
         else:
-            text = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
-            value = draw(
-                st.lists(text, max_size=3)
+            words = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
+            chosen: st.SearchStrategy[Any] = (
+                st.lists(words, max_size=3)
                 if name == "tags"
                 else cards()
                 if name == "card"
-                else text
+                else words
             )
+            value = draw(chosen)
         members.append((name, _dumps(value)))  # repeated names stay: duplicate keys
     body = b"{" + b",".join(orjson.dumps(k) + b":" + v for k, v in members) + b"}"
     if draw(st.integers(0, 9)) == 0:

@@ -1,0 +1,155 @@
+"""``faust -A zoneapp reconcile`` against a live stack (issue 10, item 2).
+
+A real worker sanitizes a demo feed; reconcile, run as an operator runs it, agrees with
+what was produced. Then the faults it exists for are made for real on the broker: a
+consumer group committed past records nobody handled (what tansu's batch defect does),
+and a redelivered output. It names the missing offsets as ranges, counts the duplicate,
+and exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from zoneapp.stack import EmbeddedStack
+from zoneapp.stack.demo import produce_demo
+
+from .conftest import REPO, spawn_worker
+from .web.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+FEED = 120
+APP_ID = "zoneapp-reconcile-test"
+SOURCE = "restricted.payments"
+FAUST = str(Path(sys.executable).with_name("faust"))
+
+
+def run_reconcile(stack: EmbeddedStack, *args: str) -> tuple[int, dict[str, Any]]:
+    env = {**stack.env(), "ZONEAPP_APP_ID": APP_ID}
+    done = subprocess.run(
+        [FAUST, "-A", "zoneapp", "reconcile", "--json", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    return done.returncode, json.loads(done.stdout)
+
+
+async def count_source(stack: EmbeddedStack) -> int:
+    """How many payment records the demo feed wrote (it also writes user records)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(SOURCE, p) for p in (0, 1)]
+        ends = await consumer.end_offsets(tps)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+def payments(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in summary["partitions"] if p["boundary"] == "payments-to-confidential"]
+
+
+async def commit_past_the_end(stack: EmbeddedStack) -> int:
+    """Produce records nobody will handle and commit the group past them; returns how many."""
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i in range(5):
+            await producer.send_and_wait(SOURCE, b'{"unhandled": true}', partition=i % 2)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.bootstrap, group_id=APP_ID, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(SOURCE, p) for p in (0, 1)]
+        ends = await consumer.end_offsets(tps)
+        await consumer.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in tps})
+    finally:
+        await consumer.stop()
+    return 5
+
+
+async def redeliver_one_output(stack: EmbeddedStack) -> None:
+    """Copy one forwarded record (value and lineage headers) back into its topic."""
+    consumer = AIOKafkaConsumer(
+        "confidential.payments",
+        bootstrap_servers=stack.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), 60)
+    finally:
+        await consumer.stop()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            record.topic, record.value, key=record.key, headers=list(record.headers)
+        )
+    finally:
+        await producer.stop()
+
+
+def test_reconcile_agrees_with_the_feed_and_names_what_is_missing(
+    private_stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    stack = private_stack
+    worker = spawn_worker(stack, tmp_path, "reconciled", {"ZONEAPP_APP_ID": APP_ID})
+    sent = asyncio.run(produce_demo(stack.broker_url, rate=0, count=FEED, seed=5))
+    assert sent == FEED
+    on_topic = asyncio.run(count_source(stack))
+
+    def settled() -> dict[str, Any] | None:
+        code, summary = run_reconcile(stack, "--boundary", "payments-to-confidential")
+        rows = payments(summary)
+        handled = sum(r["forwarded"] + r["quarantined"] for r in rows)
+        return summary if code == 0 and handled == on_topic else None
+
+    summary = wait_for(settled, 180, "the worker to commit every payment record")
+    rows = payments(summary)
+    assert summary["ok"] and summary["missing"] == 0 and summary["duplicated"] == 0
+    assert all(r["missing"] == [] for r in rows)
+    assert sum(r["source_records"] for r in rows) == on_topic
+    # Every quarantine the worker produced is counted (the demo plants violations).
+    assert sum(r["quarantined"] for r in rows) > 0 and sum(r["forwarded"] for r in rows) > 0
+    before = {(r["topic"], r["partition"]): r["consumed"] for r in rows}
+
+    worker.stop(timeout=30)
+    lost = asyncio.run(commit_past_the_end(stack))
+    code, broken = run_reconcile(stack, "--boundary", "payments-to-confidential")
+    assert code == 1 and not broken["ok"] and broken["missing"] == lost
+    for row in payments(broken):
+        _, last = before[(row["topic"], row["partition"])]
+        gaps = [tuple(r) for r in row["missing"]]
+        assert all(a > last and b >= a for a, b in gaps)  # the new records, as ranges
+    assert sum(r["missing_count"] for r in payments(broken)) == lost
+
+    # Restricting the window to what was handled before the fault: OK again.
+    handled_end = min(last for _, last in before.values()) + 1
+    code, window = run_reconcile(
+        stack, "--boundary", "payments-to-confidential", "--offsets", f":{handled_end}"
+    )
+    assert code == 0 and window["missing"] == 0
+
+    asyncio.run(redeliver_one_output(stack))
+    _, again = run_reconcile(stack, "--boundary", "payments-to-confidential")
+    assert again["duplicated"] == 1

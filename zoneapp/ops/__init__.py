@@ -1,0 +1,1 @@
+"""Operator tools that read the cluster: reconciliation of sources against outputs."""

@@ -1,0 +1,203 @@
+"""``faust -A zoneapp reconcile``: prove from the topics that nothing was lost.
+
+Reads, with plain aiokafka clients and the worker's own broker settings:
+
+1. the committed offsets of the workers' consumer group (``ZONEAPP_APP_ID``), first, so
+   every output of a committed record is already in its topic (the guard produces a
+   batch, then commits it);
+2. which source offsets exist in the range checked (only offsets are kept: values are
+   read by the client but never decoded);
+3. the lineage headers of every record in each boundary's destination topic and its
+   source zone's quarantine topic.
+
+The range per source partition is ``[max(earliest, window start), min(committed,
+window end))``: records at or after the committed offset are in flight, not missing.
+A time window maps to offsets with the broker's offset-for-time index.
+
+Reading the source topic needs the read rights of a worker; run it with the worker's
+credentials. Output topics are read whole (their retention bounds the cost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from zoneapp.ops.ledger import Ledger
+from zoneapp.policy import CompiledPolicy
+from zoneapp.settings import Settings
+
+__all__ = ["Window", "reconcile"]
+
+#: Lineage headers the ledger reads; nothing else of an output is looked at.
+LINEAGE = ("zoneapp-boundary", "zoneapp-source-topic", "zoneapp-source-partition",
+           "zoneapp-source-offset")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Window:
+    """What to check: offsets ``[first_offset, end_offset)`` and/or a time range (epoch ms)."""
+
+    first_offset: int | None = None
+    end_offset: int | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+
+async def _drain(
+    consumer: AIOKafkaConsumer,
+    bounds: dict[TopicPartition, tuple[int, int]],
+    on_record: Any,
+    deadline: float,
+) -> None:
+    """Read each partition from its start to its end (exclusive), calling on_record."""
+    todo = {tp: b for tp, b in bounds.items() if b[1] > b[0]}
+    if not todo:
+        return
+    consumer.assign(list(todo))
+    for tp, (start, _) in todo.items():
+        consumer.seek(tp, start)
+    while todo:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading {sorted(str(tp) for tp in todo)} took too long")
+        batches = await consumer.getmany(*todo, timeout_ms=1000)
+        for tp, records in batches.items():
+            end = todo[tp][1] if tp in todo else 0
+            for record in records:
+                if record.offset < end:
+                    on_record(tp, record)
+        for tp in list(todo):
+            if await consumer.position(tp) >= todo[tp][1]:
+                del todo[tp]
+
+
+async def _committed(
+    settings: Settings, group: str, tps: Iterable[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The group's committed offsets, through a consumer that never joins the group
+    (OffsetFetch, as Faust itself resumes; tansu has no admin ListConsumerGroupOffsets)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.broker_urls(),
+        group_id=group,
+        enable_auto_commit=False,
+        client_id="zoneapp-reconcile-offsets",
+        **settings.security.aiokafka_kwargs(),
+    )
+    await consumer.start()
+    try:
+        found = {tp: await consumer.committed(tp) for tp in tps}
+    finally:
+        await consumer.stop()
+    return {tp: offset for tp, offset in found.items() if offset is not None and offset >= 0}
+
+
+async def reconcile(
+    policy: CompiledPolicy,
+    settings: Settings,
+    window: Window | None = None,
+    *,
+    boundaries: Iterable[str] | None = None,
+    timeout: float = 300.0,
+) -> Ledger:
+    """The ledger of every boundary (or the named ones) over ``window``."""
+    window = window or Window()
+    wanted = set(boundaries) if boundaries is not None else None
+    chosen = [b for b in policy.boundaries if wanted is None or b.name in wanted]
+    deadline = time.monotonic() + timeout
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.broker_urls(),
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="zoneapp-reconcile",
+        **settings.security.aiokafka_kwargs(),
+    )
+    await consumer.start()
+    try:
+        ledger = Ledger()
+        sources: dict[TopicPartition, tuple[int, int]] = {}
+        await consumer.topics()  # fetches the metadata of every topic
+        by_topic = {
+            topic: [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            for boundary in chosen
+            for topic in boundary.sources
+        }
+        # First the commits: every output of a committed record is then already written.
+        committed = await _committed(
+            settings, settings.app_id, [tp for tps in by_topic.values() for tp in tps]
+        )
+        for boundary in chosen:
+            for topic in boundary.sources:
+                tps = by_topic[topic]
+                if not tps:
+                    continue
+                first = await consumer.beginning_offsets(tps)
+                since = (
+                    await consumer.offsets_for_times({tp: window.since_ms for tp in tps})
+                    if window.since_ms is not None
+                    else {}
+                )
+                until = (
+                    await consumer.offsets_for_times({tp: window.until_ms for tp in tps})
+                    if window.until_ms is not None
+                    else {}
+                )
+                for tp in tps:
+                    start = max(first[tp], window.first_offset or 0)
+                    found = since.get(tp)
+                    if window.since_ms is not None:
+                        start = max(start, found.offset if found else committed.get(tp, 0))
+                    end = committed.get(tp, start)
+                    if window.end_offset is not None:
+                        end = min(end, window.end_offset)
+                    if window.until_ms is not None:
+                        cut = until.get(tp)
+                        end = min(end, cut.offset) if cut else end
+                    end = max(end, start)
+                    row = ledger.partition(boundary.name, topic, tp.partition)
+                    row.start, row.committed = start, end
+                    sources[tp] = (start, end)
+
+        def on_source(tp: TopicPartition, record: Any) -> None:
+            for (_, topic, partition), row in ledger.partitions.items():
+                if topic == tp.topic and partition == tp.partition:
+                    row.source.add(record.offset)
+
+        await _drain(consumer, sources, on_source, deadline)
+
+        outputs: dict[str, bool] = {}
+        for boundary in chosen:
+            outputs[boundary.destination] = False
+            outputs.setdefault(boundary.source_zone.quarantine_topic, True)
+        out_tps: list[TopicPartition] = []
+        for topic in outputs:
+            parts = consumer.partitions_for_topic(topic) or set()
+            out_tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        if out_tps:
+            begin = await consumer.beginning_offsets(out_tps)
+            end_of = await consumer.end_offsets(out_tps)
+            bounds = {tp: (begin[tp], end_of[tp]) for tp in out_tps}
+
+            def on_output(tp: TopicPartition, record: Any) -> None:
+                lineage = {
+                    k: bytes(v).decode("utf-8", "replace")
+                    for k, v in record.headers
+                    if k in LINEAGE
+                }
+                ledger.output(lineage, quarantine=outputs[tp.topic])
+
+            await _drain(consumer, bounds, on_output, deadline)
+        return ledger
+    finally:
+        await consumer.stop()
+
+
+def run(policy: CompiledPolicy, settings: Settings, window: Window | None = None) -> Ledger:
+    """Synchronous entry for scripts."""
+    return asyncio.run(reconcile(policy, settings, window))
