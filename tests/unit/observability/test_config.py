@@ -13,8 +13,9 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from zoneapp.observability import tracing
-from zoneapp.observability.tracing import Tracing, configure
+from zoneapp.observability import setup as tracing
+from zoneapp.observability.export import DropCountingProcessor
+from zoneapp.observability.setup import Tracing, configure
 
 OTEL_VARS = [
     "OTEL_SDK_DISABLED",
@@ -44,7 +45,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Tracing]]:
 
 
 def exporter_of(t: Tracing) -> object:
-    return t.processor.span_exporter  # type: ignore[union-attr]
+    assert t.processor is not None
+    return t.processor.exporter
 
 
 def test_off_without_an_endpoint() -> None:
@@ -119,13 +121,13 @@ def test_a_full_queue_drops_and_counts_without_blocking(
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "64")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "32")
     exporter = Blocking()
-    processor = tracing._CountingProcessor.create(exporter)
+    processor = DropCountingProcessor(exporter)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(processor)
     t = Tracing(provider, processor, "test")
     tracer = provider.get_tracer("test")
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="zoneapp.observability.tracing"):
+    with caplog.at_level(logging.WARNING, logger="zoneapp.observability.export"):
         for _ in range(1000):
             tracer.start_span("x").end()
     elapsed = time.perf_counter() - started
@@ -141,7 +143,7 @@ def test_a_full_queue_drops_and_counts_without_blocking(
 
 async def test_worker_shutdown_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     exporter = Blocking()
-    processor = tracing._CountingProcessor.create(exporter)
+    processor = DropCountingProcessor(exporter)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(processor)
     provider.get_tracer("test").start_span("x").end()
