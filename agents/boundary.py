@@ -16,7 +16,7 @@ import faust
 from faust.types import EventT
 
 from zoneapp.core.sanitizer import RawRecord
-from zoneapp.observability import tracing
+from zoneapp.observability import setup as tracing
 from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.policy import CompiledBoundary
 from zoneapp.runtime import Runtime
@@ -130,9 +130,8 @@ def _processor(
             runtime.stats[boundary.name],
             max_backoff=settings.retry_max_backoff,
             open_keys=runtime.open_keys,
-            tracer=tracing.current().boundary(
-                policy, boundary
-            ),  # OTEL_* env (zoneapp.observability.tracing)
+            # Tracing is the guard's observer (spans, or W3C context only), per OTEL_*.
+            observer=tracing.current().observer(policy, boundary),
         )
         async for events in cast(faust.Stream[bytes], stream).take_events(
             settings.batch_size, within=settings.batch_within

@@ -20,7 +20,7 @@ from mode import Service
 
 from zoneapp.agents import offset_gaps
 from zoneapp.agents.boundary import register_boundary_agents
-from zoneapp.observability import tracing
+from zoneapp.observability import setup as tracing
 from zoneapp.runtime import Runtime
 from zoneapp.settings import PREFIX, KafkaSecurity, Settings, SettingsError
 from zoneapp.web import register_web
@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         async def on_stop(self) -> None:
             log.warning("%s", runtime.totals_line())
             await runtime.close()
-            await tracing.shutdown()  # flush spans, bounded (zoneapp.observability.tracing)
+            await tracing.shutdown()  # flush spans, bounded (zoneapp.observability.setup)
 
     @app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report_stats() -> None:

@@ -18,6 +18,8 @@ Decisions:
   the same output key as its live record.
 - With the boundary's ``tenants`` binding, a record whose tenant id the topic may not
   carry is quarantined (``tenant_mismatch``) before any transform or vault write.
+- The DLP scan is the one step inside a phase that an observer (tracing) times, so it
+  calls :class:`ScanObserver` explicitly when one is given; nothing here is wrapped.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -142,6 +145,13 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+class ScanObserver(Protocol):
+    """Told about each record's DLP scan (``zoneapp.pipeline.observer`` extends it)."""
+
+    def on_dlp_scanned(self, record: RawRecord, started_ns: int, ended_ns: int, hits: int) -> None:
+        """``hits``: detector findings before the policy's ``allow`` list."""
+
+
 SUBJECT_PURPOSE = "subject"
 
 
@@ -154,10 +164,16 @@ def subject_hash(key: bytes, tenant: str, subject: str) -> str:
 class BoundarySanitizer:
     """Applies one boundary of a compiled policy to raw records."""
 
-    def __init__(self, policy: CompiledPolicy, boundary: CompiledBoundary) -> None:
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        boundary: CompiledBoundary,
+        observer: ScanObserver | None = None,
+    ) -> None:
         self.policy = policy
         self.boundary = boundary
         self.scanner = policy.scanner
+        self.observer = observer
         self.zone = boundary.source_zone.name
         self.max_bytes = policy.max_record_bytes
         self.max_depth = policy.max_depth
@@ -260,7 +276,12 @@ class BoundarySanitizer:
         except _Blocked as blocked:
             return Quarantine([blocked.problem], ctx.applied)
         if scan:
-            findings = self.scanner.scan(scan, self._opaque)
+            if self.observer is None:
+                findings = self.scanner.scan(scan, self._opaque)
+            else:
+                started = time.time_ns()
+                findings = self.scanner.scan(scan, self._opaque)
+                self.observer.on_dlp_scanned(record, started, time.time_ns(), len(findings))
             if findings:
                 places = [(self._place(f.path), f.detector) for f in findings]
                 problems = [

@@ -5,6 +5,10 @@ retries with backoff; nothing from it is produced until every dependency has
 answered, and the caller only acknowledges the batch once ``handle`` returns.
 Every consumed record ends as exactly one forward or one quarantine plus one
 violation event.
+
+Tracing and timing are a :class:`~zoneapp.pipeline.observer.BoundaryObserver` the
+guard calls at each step (none by default: every output then starts a fresh trace);
+an observer that raises never changes what is produced (see ``observer.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import orjson
@@ -31,7 +36,13 @@ from zoneapp.core.violations import encode_violation, quarantine_headers, violat
 from zoneapp.keys.base import KeyProviderError
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.subject import SubjectKeys
-from zoneapp.observability.tracing import BatchTrace, BoundaryTracer, with_trace_headers
+from zoneapp.pipeline.observer import (
+    NO_OBSERVER,
+    BoundaryObserver,
+    SafeObserver,
+    fresh_trace,
+    with_trace_headers,
+)
 from zoneapp.pipeline.sink import Sink
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
 from zoneapp.transforms import KnownTokens
@@ -56,14 +67,19 @@ class BoundaryGuard:
         max_backoff: float = 10.0,
         open_keys: Callable[[], Awaitable[None]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        tracer: BoundaryTracer | None = None,
+        observer: BoundaryObserver | None = None,
     ) -> None:
         self.policy = policy
         self.boundary = boundary
         self.keyring = keyring
         self.vault = vault
         self.sink = sink
-        self.sanitizer = BoundarySanitizer(policy, boundary)
+        # Observed (tracing, timing) only when given an observer: else no clock is read.
+        self._timed = observer is not None
+        self.observer: BoundaryObserver = (
+            NO_OBSERVER if observer is None else SafeObserver(observer, boundary.name)
+        )
+        self.sanitizer = BoundarySanitizer(policy, boundary, self.observer if self._timed else None)
         self.stats = stats or BoundaryStats(
             boundary.name, boundary.source_zone.name, boundary.destination_zone.name
         )
@@ -77,9 +93,6 @@ class BoundaryGuard:
             if self.sanitizer.needs_subject_keys
             else None
         )
-        # tracing: spans + W3C context (zoneapp.observability.tracing); propagation only by default
-        self.tracer = tracer or BoundaryTracer(policy, boundary)
-        self.tracer.attach(self.sanitizer)
 
     async def _until_ok(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Retry a dependency call with exponential backoff until it answers."""
@@ -117,20 +130,31 @@ class BoundaryGuard:
         await self.keyring.prepare()
 
     async def handle(self, records: Sequence[RawRecord]) -> list[Outcome]:
-        trace = self.tracer.batch(records)  # tracing: one batch span, one span per record
+        self.observer.on_batch_start(records)
         try:
-            outcomes = await self._handle(records, trace)
+            outcomes = await self._handle(records)
         except BaseException as exc:
-            trace.close(exc)
+            self.observer.on_batch_end(exc)
             raise
-        trace.close()
+        self.observer.on_batch_end(None)
         return outcomes
 
-    async def _handle(self, records: Sequence[RawRecord], trace: BatchTrace) -> list[Outcome]:
+    @contextmanager
+    def _step(self, name: str, **attributes: int | str) -> Iterator[None]:
+        """A step the batch's records share, as the observer sees it."""
+        self.observer.on_step_start(name, attributes)
+        try:
+            yield
+        except BaseException as exc:
+            self.observer.on_step_end(name, exc)
+            raise
+        self.observer.on_step_end(name, None)
+
+    async def _handle(self, records: Sequence[RawRecord]) -> list[Outcome]:
         started = time.perf_counter()
         stats = self.stats
         stats.consumed += len(records)
-        with trace.step("keys.prepare"):
+        with self._step("keys.prepare"):
             await self._until_ok("HSM", self._prepare_keys)
         parsed = [self._parse(record) for record in records]
         subject_keys: dict[tuple[str, str], Any] = {}
@@ -142,7 +166,7 @@ class BoundaryGuard:
             }
             if wanted:
                 keys = self.subject_keys
-                with trace.step("subject_keys.get", **{"zoneapp.subjects": len(wanted)}):
+                with self._step("subject_keys.get", **{"zoneapp.subjects": len(wanted)}):
                     subject_keys = await self._until_ok("token vault", lambda: keys.get(wanted))
         cache = self.vault.cache
         outcomes: list[Outcome] = [
@@ -150,7 +174,7 @@ class BoundaryGuard:
         ]
         entries = [e for o in outcomes if isinstance(o, Forward) for e in o.vault_entries]
         if entries:
-            with trace.step("vault.store", **{"zoneapp.vault.entries": len(entries)}):
+            with self._step("vault.store", **{"zoneapp.vault.entries": len(entries)}):
                 collisions = await self._until_ok("token vault", lambda: self.vault.store(entries))
             if collisions:
                 # Only the records whose value differs from the one the token holds: the
@@ -168,7 +192,7 @@ class BoundaryGuard:
                             ],
                             o.applied,
                         )
-        await self._emit(records, outcomes, trace)
+        await self._emit(records, outcomes)
         elapsed = (time.perf_counter() - started) / max(1, len(records))
         for o in outcomes:
             stats.on_latency(elapsed)
@@ -176,18 +200,28 @@ class BoundaryGuard:
         return outcomes
 
     def _parse(self, record: RawRecord) -> Parsed | Quarantine:
+        started = time.time_ns() if self._timed else 0
+        result: Parsed | Quarantine
         try:
-            return self.sanitizer.parse(record, self.keyring)
+            result = self.sanitizer.parse(record, self.keyring)
         except Exception as exc:
-            return self._internal_error(record, exc)
+            result = self._internal_error(record, exc)
+        if self._timed:
+            self.observer.on_record_parsed(record, started, time.time_ns())
+        return result
 
     def _finish(
         self, parsed: Parsed, cache: KnownTokens, keys: Mapping[tuple[str, str], Any]
     ) -> Outcome:
+        started = time.time_ns() if self._timed else 0
+        result: Outcome
         try:
-            return self.sanitizer.finish(parsed, self.keyring, cache, keys)
+            result = self.sanitizer.finish(parsed, self.keyring, cache, keys)
         except Exception as exc:
-            return self._internal_error(parsed.record, exc)
+            result = self._internal_error(parsed.record, exc)
+        if self._timed:
+            self.observer.on_record_sanitized(parsed.record, started, time.time_ns())
+        return result
 
     def _internal_error(self, record: RawRecord, exc: Exception) -> Quarantine:
         """A bug quarantines the record: it never forwards it, nor crashes the worker."""
@@ -200,14 +234,14 @@ class BoundaryGuard:
         )
         return Quarantine([Problem("internal_error", detail=type(exc).__name__)])
 
-    async def _emit(
-        self, records: Sequence[RawRecord], outcomes: Sequence[Outcome], trace: BatchTrace
-    ) -> None:
+    async def _emit(self, records: Sequence[RawRecord], outcomes: Sequence[Outcome]) -> None:
         boundary = self.boundary
         stats = self.stats
         send = self.sink.send
-        for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
-            out = trace.output(index, outcome)  # tracing: fresh traceparent/tracestate
+        observer = self.observer
+        for record, outcome in zip(records, outcomes, strict=True):
+            # The outputs' traceparent/tracestate: the observer's (tracing), else a fresh trace.
+            out = observer.on_record_outcome(record, outcome) or fresh_trace()
             if isinstance(outcome, Forward):
                 await send(
                     boundary.destination,
@@ -216,12 +250,12 @@ class BoundaryGuard:
                     with_trace_headers(outcome.headers, out.headers),
                     record.timestamp_ms,
                 )
-                out.end()
+                observer.on_record_sent(record)
                 stats.forwarded += 1
                 stats.suppressed_fields += outcome.suppressed
                 continue
             event = violation_event(self.policy, boundary, record, outcome.problems, out.trace_id)
-            out.violation(event["id"])
+            observer.on_violation(record, event["id"])
             await send(
                 boundary.source_zone.quarantine_topic,
                 record.key,
@@ -236,7 +270,7 @@ class BoundaryGuard:
                 [("content-type", b"application/json"), *out.headers],
                 None,
             )
-            out.end()
+            observer.on_record_sent(record)
             stats.quarantined += 1
             stats.reasons[outcome.reason] += 1
             for p in outcome.problems:

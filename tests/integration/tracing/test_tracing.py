@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.records import EMAIL, PHONE
-from zoneapp.observability.tracing import parse_traceparent
+from zoneapp.observability.context import parse_traceparent
 from zoneapp.stack import EmbeddedStack
 
 from ..conftest import RunWorker

@@ -14,7 +14,8 @@ from tests.records import CARD, EMAIL, NAME, PHONE, SENSITIVE, SSN, payment, raw
 from zoneapp.core.sanitizer import RawRecord
 from zoneapp.dlp import build_scanner
 from zoneapp.keys.envelope import KeyRing
-from zoneapp.observability.tracing import BoundaryTracer, parse_traceparent
+from zoneapp.observability.context import parse_traceparent
+from zoneapp.observability.spans import SpanObserver
 from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledPolicy, load_policy
@@ -67,7 +68,7 @@ def guard_for(
         keyring,
         MemoryTokenVault(),
         sink,  # type: ignore[arg-type]
-        tracer=BoundaryTracer(policy, boundary, tracer.get_tracer("test")),
+        observer=SpanObserver(policy, boundary, tracer.get_tracer("test")),
     )
 
 

@@ -1,10 +1,12 @@
-"""Per-record cost of tracing, in process: ``.venv/bin/python -m tests.unit.tracing.overhead``.
+"""Per-record cost of tracing, in process: ``python -m tests.unit.observability.overhead``.
 
 Runs ``BoundaryGuard.handle`` (the real sanitizer, in-memory keys, vault and sink) on
 batches of 500 realistic payment records (half with a producer ``traceparent``), with:
 
-- ``none``: no tracing code at all (a stub that writes no headers) — the baseline;
-- ``off``: the default without an OTLP endpoint — propagation only, no spans;
+- ``none``: no observer (the guard's default: a fresh random ``traceparent``, no
+  timing) — the baseline;
+- ``off``: the worker without an OTLP endpoint — the context observer: propagation
+  only, no spans;
 - ``on``: spans recorded and exported through the real BatchSpanProcessor to an
   exporter that encodes OTLP protobuf and discards it (the CPU an export costs; each
   batch is flushed before its time is taken, so the encoding is included);
@@ -28,8 +30,10 @@ from tests.records import payment, raw
 from zoneapp.core.sanitizer import RawRecord
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
-from zoneapp.observability.tracing import BatchTrace, BoundaryTracer, RecordTrace
+from zoneapp.observability.context import ContextObserver
+from zoneapp.observability.spans import SpanObserver
 from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.observer import BoundaryObserver
 from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import load_policy
 from zoneapp.vault import MemoryTokenVault
@@ -50,18 +54,6 @@ class EncodingExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-class NoTracing(BatchTrace):
-    __slots__ = ()
-
-    def output(self, index: int, outcome: Any) -> RecordTrace:
-        return RecordTrace("", [])
-
-
-class NoTracer(BoundaryTracer):
-    def batch(self, records: Sequence[RawRecord]) -> BatchTrace:
-        return NoTracing(records, None)
-
-
 async def main() -> None:
     zones = ("restricted", "confidential", "internal", "public")
     keys = MemoryKeyProvider()
@@ -71,15 +63,15 @@ async def main() -> None:
     boundary = policy.boundary("payments-to-confidential")
     providers: list[TracerProvider] = []
 
-    def sdk(sampler: Any = None) -> BoundaryTracer:
+    def sdk(sampler: Any = None) -> BoundaryObserver:
         provider = TracerProvider(sampler=sampler, shutdown_on_exit=False)
         provider.add_span_processor(BatchSpanProcessor(EncodingExporter(), max_queue_size=1 << 16))
         providers.append(provider)
-        return BoundaryTracer(policy, boundary, provider.get_tracer("bench"))
+        return SpanObserver(policy, boundary, provider.get_tracer("bench"))
 
-    tracers = {
-        "none": NoTracer(policy, boundary),
-        "off": BoundaryTracer(policy, boundary),
+    observers: dict[str, BoundaryObserver | None] = {
+        "none": None,
+        "off": ContextObserver(policy, boundary),
         "on": sdk(),
         "on, sampled out": sdk(ALWAYS_OFF),
     }
@@ -90,9 +82,9 @@ async def main() -> None:
             KeyRing(keys, zones),
             MemoryTokenVault(),
             MemorySink(),  # type: ignore[arg-type]
-            tracer=tracer,
+            observer=observer,
         )
-        for label, tracer in tracers.items()
+        for label, observer in observers.items()
     }
 
     def batch(n: int) -> list[RawRecord]:

@@ -10,7 +10,8 @@ import pytest
 from tests.records import CARD, EMAIL, payment, raw
 from zoneapp.dlp import build_scanner
 from zoneapp.keys.envelope import KeyRing
-from zoneapp.observability.tracing import (
+from zoneapp.observability.context import (
+    ContextObserver,
     extract,
     format_traceparent,
     parse_traceparent,
@@ -129,7 +130,16 @@ def assert_continues(values: list[bytes], original: bytes) -> None:
 
 
 def _guard(policy: CompiledPolicy, boundary: str, keyring: KeyRing, sink: MemorySink) -> Any:
-    return BoundaryGuard(policy, policy.boundary(boundary), keyring, MemoryTokenVault(), sink)  # type: ignore[arg-type]
+    """A guard as the worker builds it with tracing off: the context observer only."""
+    compiled = policy.boundary(boundary)
+    return BoundaryGuard(
+        policy,
+        compiled,
+        keyring,
+        MemoryTokenVault(),
+        sink,  # type: ignore[arg-type]
+        observer=ContextObserver(policy, compiled),
+    )
 
 
 async def test_forwarded_record_continues_the_producers_trace(

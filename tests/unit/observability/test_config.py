@@ -12,9 +12,11 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from zoneapp.observability import tracing
-from zoneapp.observability.tracing import Tracing, configure
+from zoneapp.observability import setup as tracing
+from zoneapp.observability.export import DropCountingProcessor
+from zoneapp.observability.setup import Tracing, configure
 
 OTEL_VARS = [
     "OTEL_SDK_DISABLED",
@@ -44,7 +46,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Tracing]]:
 
 
 def exporter_of(t: Tracing) -> object:
-    return t.processor.span_exporter  # type: ignore[union-attr]
+    assert t.processor is not None
+    return t.processor.exporter
 
 
 def test_off_without_an_endpoint() -> None:
@@ -119,18 +122,19 @@ def test_a_full_queue_drops_and_counts_without_blocking(
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "64")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "32")
     exporter = Blocking()
-    processor = tracing._CountingProcessor.create(exporter)
+    processor = DropCountingProcessor(exporter)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(processor)
     t = Tracing(provider, processor, "test")
     tracer = provider.get_tracer("test")
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="zoneapp.observability.tracing"):
+    with caplog.at_level(logging.WARNING, logger="zoneapp.observability.export"):
         for _ in range(1000):
             tracer.start_span("x").end()
     elapsed = time.perf_counter() - started
     assert elapsed < 2.0  # ended spans never wait for the exporter
     assert t.dropped_spans >= 1000 - 64 - 32  # at most a queue and one export batch kept
+    assert t.dropped_spans <= 1000 - 64  # counted high by at most the batch being taken
     assert "spans dropped" in caplog.text
     # Shutdown with a dead collector is bounded.
     started = time.perf_counter()
@@ -139,9 +143,27 @@ def test_a_full_queue_drops_and_counts_without_blocking(
     exporter.release.set()
 
 
+def test_nothing_is_counted_as_dropped_when_the_exporter_keeps_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "64")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "32")
+    exporter = InMemorySpanExporter()
+    processor = DropCountingProcessor(exporter)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    for _ in range(10):
+        for _ in range(50):  # within the queue
+            tracer.start_span("x").end()
+        assert processor.force_flush()
+    assert processor.dropped == 0 and len(exporter.get_finished_spans()) == 500
+    provider.shutdown()
+
+
 async def test_worker_shutdown_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     exporter = Blocking()
-    processor = tracing._CountingProcessor.create(exporter)
+    processor = DropCountingProcessor(exporter)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(processor)
     provider.get_tracer("test").start_span("x").end()
