@@ -51,12 +51,14 @@ class Window:
 
 async def _drain(
     consumer: AIOKafkaConsumer,
-    bounds: dict[TopicPartition, tuple[int, int]],
+    bounds: dict[TopicPartition, tuple[int, int | None]],
     on_record: Any,
     deadline: float,
 ) -> None:
-    """Read each partition from its start to its end (exclusive), calling on_record."""
-    todo = {tp: b for tp, b in bounds.items() if b[1] > b[0]}
+    """Read each partition from its start to its end (exclusive; None: to the highwater of
+    the fetch responses, because tansu's ListOffsets(latest) is wrong after multi-record
+    batches while the highwater a fetch carries is right), calling on_record."""
+    todo = {tp: b for tp, b in bounds.items() if b[1] is None or b[1] > b[0]}
     if not todo:
         return
     consumer.assign(list(todo))
@@ -69,10 +71,15 @@ async def _drain(
         for tp, records in batches.items():
             end = todo[tp][1] if tp in todo else 0
             for record in records:
-                if record.offset < end:
+                if end is None or record.offset < end:
                     on_record(tp, record)
         for tp in list(todo):
-            if await consumer.position(tp) >= todo[tp][1]:
+            end = todo[tp][1]
+            if end is None:
+                end = consumer.highwater(tp)
+                if end is None:
+                    continue  # no fetch answered yet
+            if await consumer.position(tp) >= end:
                 del todo[tp]
 
 
@@ -119,7 +126,7 @@ async def reconcile(
     await consumer.start()
     try:
         ledger = Ledger()
-        sources: dict[TopicPartition, tuple[int, int]] = {}
+        sources: dict[TopicPartition, tuple[int, int | None]] = {}
         await consumer.topics()  # fetches the metadata of every topic
         by_topic = {
             topic: [
@@ -128,6 +135,19 @@ async def reconcile(
             for boundary in chosen
             for topic in boundary.sources
         }
+        outputs: dict[str, bool] = {}  # topic -> is a quarantine
+        for boundary in chosen:
+            outputs[boundary.destination] = False
+            outputs.setdefault(boundary.source_zone.quarantine_topic, True)
+        # Partitions now: once the consumer is assigned, its metadata covers only those.
+        unknown = sorted(t for t in {*by_topic, *outputs} if not consumer.partitions_for_topic(t))
+        if unknown:  # a check that reads nothing must not say OK
+            raise LookupError(f"the broker has no topic {', '.join(unknown)}")
+        out_tps = [
+            TopicPartition(topic, p)
+            for topic in outputs
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         # First the commits: every output of a committed record is then already written.
         committed = await _committed(
             settings, settings.app_id, [tp for tps in by_topic.values() for tp in tps]
@@ -171,18 +191,11 @@ async def reconcile(
 
         await _drain(consumer, sources, on_source, deadline)
 
-        outputs: dict[str, bool] = {}
-        for boundary in chosen:
-            outputs[boundary.destination] = False
-            outputs.setdefault(boundary.source_zone.quarantine_topic, True)
-        out_tps: list[TopicPartition] = []
-        for topic in outputs:
-            parts = consumer.partitions_for_topic(topic) or set()
-            out_tps += [TopicPartition(topic, p) for p in sorted(parts)]
         if out_tps:
             begin = await consumer.beginning_offsets(out_tps)
-            end_of = await consumer.end_offsets(out_tps)
-            bounds = {tp: (begin[tp], end_of[tp]) for tp in out_tps}
+            bounds: dict[TopicPartition, tuple[int, int | None]] = {
+                tp: (begin[tp], None) for tp in out_tps
+            }
 
             def on_output(tp: TopicPartition, record: Any) -> None:
                 lineage = {
