@@ -136,6 +136,14 @@ class AccessViews:
             who = principal.name
             params = await self.params(request)
             zone = params.get("zone")
+            if not principal.officer_zones():
+                # The role first: a key of no officer learns nothing from parameter errors.
+                await self._audit(who, action, zone, "refused:forbidden", params)
+                return view.json(
+                    {"error": "forbidden", "detail": "needs an officer:<zone> role"},
+                    status=403,
+                    headers=HEADERS,
+                )
             missing = [p for p in required if not params.get(p)]
             if missing:
                 raise AccessError("malformed", f"missing parameter(s): {', '.join(missing)}")
