@@ -35,8 +35,8 @@ from types import FrameType
 from urllib.parse import quote, urlencode
 
 from zoneapp.policy.compiled import AUDIT_TOPIC
-from zoneapp.stack.demo_keys import DemoKeys
 from zoneapp.stack.apache_kafka import KAFKA_VERSION
+from zoneapp.stack.demo_keys import DemoKeys
 from zoneapp.stack.embedded import BROKER_ENV, BROKERS, EmbeddedStack
 from zoneapp.stack.process import ManagedProcess, StackError, free_port, port_is_free, tail
 from zoneapp.stack.watch import (
