@@ -55,6 +55,7 @@ __all__ = [
     "java_binary",
     "kafka_cache_dir",
     "kafka_prerequisites",
+    "lock_differences",
 ]
 
 HOST = "127.0.0.1"
@@ -126,9 +127,22 @@ def _jar_digests(jars: Path) -> dict[str, str]:
     return {p.name: _sha256(p) for p in sorted(jars.glob("*.jar"))}
 
 
+def lock_differences(got: Mapping[str, str], lock: Mapping[str, str]) -> str | None:
+    """How a jar set (name -> SHA-256) differs from a lock, or None if it is the same."""
+    if dict(got) == dict(lock):
+        return None
+    missing = sorted(set(lock) - set(got))
+    extra = sorted(set(got) - set(lock))
+    changed = sorted(n for n in set(got) & set(lock) if got[n] != lock[n])
+    return f"missing {missing}, unexpected {extra}, different bytes {changed}"
+
+
 def _installed(jars: Path) -> bool:
-    """The cache is complete: the stamp written after a verified install is there."""
-    return (jars / ".verified").is_file()
+    """The cache is complete and still matches the lock (re-hashed on every call, about
+    0.1 s: a jar changed or removed in the cache is fetched again, never run)."""
+    if not (jars / ".verified").is_file():
+        return False
+    return lock_differences(_jar_digests(jars), JARS) is None
 
 
 def _pom() -> str:
@@ -197,14 +211,10 @@ def install_kafka(cache: Path | None = None, *, timeout: float = 900.0) -> Path:
                     f"kafka: Maven could not fetch Kafka {KAFKA_VERSION} "
                     f"(exit {result.returncode}):\n{tail(log)}"
                 )
-            got = _jar_digests(work / "jars")
-            if got != JARS:
-                missing = sorted(set(JARS) - set(got))
-                extra = sorted(set(got) - set(JARS))
-                changed = sorted(n for n in set(got) & set(JARS) if got[n] != JARS[n])
+            differences = lock_differences(_jar_digests(work / "jars"), JARS)
+            if differences is not None:
                 raise StackError(
-                    "kafka: the fetched jars differ from apache_kafka_lock.JARS "
-                    f"(missing {missing}, unexpected {extra}, different bytes {changed})"
+                    f"kafka: the fetched jars differ from apache_kafka_lock.JARS ({differences})"
                 )
             (work / "jars" / ".verified").write_text(KAFKA_VERSION + "\n")
             shutil.rmtree(jars, ignore_errors=True)
