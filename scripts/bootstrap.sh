@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Idempotent setup for `make run|test|bench`, `.ci/run` and machines without make:
 #   1. Debian packages redis-server, softhsm2, chromium and curl (the zone map and
-#      first-run tests; only if their binaries are missing),
+#      first-run tests), and Java 17 + Maven for the Apache Kafka broker lane (only if
+#      their binaries are missing),
 #   2. .venv (python3 -m venv; installs python3-venv first if ensurepip is missing),
 #   3. the project with its dev extras (pip install -e '.[dev]'), every package at the
 #      version pinned in requirements.lock (pip -c), skipped when neither
-#      pyproject.toml nor requirements.lock changed since the last successful install.
+#      pyproject.toml nor requirements.lock changed since the last successful install,
+#   4. Apache Kafka's jars (python -m zoneapp.stack.kafka_install: a Maven fetch at
+#      the pinned version, checked against the jar lock, cached in ~/.cache/zoneapp; a
+#      no-op once cached). Done here, not only lazily on the first Kafka start, because
+#      `make test` always runs the Kafka tests: a fetch that fails should fail here, with
+#      Maven's message, not inside the first test's start-up timeout. Skipped by --no-system.
 # Usage: scripts/bootstrap.sh [--no-system]   (--no-system: skip the apt step, e.g. for lint)
 set -euo pipefail
 
@@ -70,6 +76,9 @@ if [ "$SYSTEM" -eq 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   # The first-run test runs the curl lines `make run` prints, with the real curl.
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # The Kafka broker lane (zoneapp.stack.apache_kafka): a JVM, and Maven to fetch Kafka.
+  command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null 2>&1 || missing+=(maven)
   if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
   fi
@@ -97,5 +106,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
   say "installing the project: pip install -c requirements.lock -e '.[dev]'"
   "$VENV/bin/python" -m pip install -q -c requirements.lock -e '.[dev]'
   echo "$want" > "$stamp"
+fi
+if [ "$SYSTEM" -eq 1 ]; then
+  say "Apache Kafka jars: $("$VENV/bin/python" -m zoneapp.stack.kafka_install)"
 fi
 say "ready ($VENV)"

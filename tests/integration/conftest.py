@@ -2,6 +2,11 @@
 
 Missing system packages FAIL the tests (with the command that installs them)
 instead of skipping them: a green run must mean the integration suite really ran.
+
+The broker lane: ``ZONEAPP_STACK_BROKER=kafka`` runs every stack fixture on Apache Kafka,
+unset (or ``tansu``) on tansu. Tests marked ``kafka`` (tests/integration/test_kafka_broker.py)
+build their own Kafka stack whatever the lane, since only Kafka has TLS, SCRAM users and a
+log that survives a restart.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Protocol
 import pytest
 
 from zoneapp.stack import EmbeddedStack, WorkerProcess, free_port, missing_prerequisites
+from zoneapp.stack.embedded import default_broker
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_POLICY = REPO / "deploy" / "policies" / "ecommerce.yaml"
@@ -25,9 +31,17 @@ INSTALL = (
 )
 
 
-def require_prerequisites() -> None:
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kafka: needs real Apache Kafka (always runs on it)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"zoneapp stack broker: {default_broker()} (ZONEAPP_STACK_BROKER)"
+
+
+def require_prerequisites(broker: str | None = None) -> None:
     """Fail (never skip) when the stack cannot run on this machine."""
-    problems = missing_prerequisites()
+    problems = missing_prerequisites(broker)
     if problems:
         pytest.fail(
             "integration tests need the embedded stack: " + "; ".join(problems) + f". {INSTALL}",
@@ -43,7 +57,8 @@ def prerequisites() -> None:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    """tansu + redis-server + SoftHSM token on free ports, example policy, 4 partitions."""
+    """Broker (the lane's) + redis-server + SoftHSM token on free ports, example policy,
+    4 partitions."""
     require_prerequisites()
     with EmbeddedStack(tmp_path_factory.mktemp("stack"), EXAMPLE_POLICY) as running:
         yield running

@@ -1,4 +1,4 @@
-"""The embedded default stack (tansu + redis-server + SoftHSM2) for development, tests and bench.
+"""The embedded stack (tansu or Apache Kafka + redis-server + SoftHSM2) for dev, tests and bench.
 
 ``EmbeddedStack`` starts and stops it from Python; ``python -m zoneapp.stack run``
 adds a worker, the demo feed, demo API keys and a live summary, and ``python -m

@@ -35,8 +35,9 @@ from types import FrameType
 from urllib.parse import quote, urlencode
 
 from zoneapp.policy.compiled import AUDIT_TOPIC
+from zoneapp.stack.apache_kafka import KAFKA_VERSION
 from zoneapp.stack.demo_keys import DemoKeys
-from zoneapp.stack.embedded import EmbeddedStack
+from zoneapp.stack.embedded import BROKER_ENV, BROKERS, EmbeddedStack
 from zoneapp.stack.process import ManagedProcess, StackError, free_port, port_is_free, tail
 from zoneapp.stack.watch import (
     Example,
@@ -184,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _on_signals(_raise_interrupt)
     try:
         try:
-            say(f"starting tansu, redis-server and a SoftHSM token in {stack.workdir} ...")
+            say(f"starting {stack.broker}, redis-server and a SoftHSM token in {stack.workdir} ...")
             stack.start()
             keys = stack.mint_demo_keys()
             env, unset = run_worker_env(
@@ -220,7 +221,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _banner(stack: EmbeddedStack, worker: WorkerProcess, args: argparse.Namespace) -> None:
     say()
     say("zoneapp demo")
-    say(f"  broker   {stack.broker_url}  (tansu, in memory; log {stack.logs_dir / 'tansu.log'})")
+    kind = "tansu, in memory" if stack.broker == "tansu" else f"Apache Kafka {KAFKA_VERSION}"
+    say(f"  broker   {stack.broker_url}  ({kind}; log {stack.broker_log})")
     say(f"  vault    {stack.vault_url}  (redis-server, nothing persisted)")
     say(f"  keys     SoftHSM token {stack.token_label!r} in {stack.workdir / 'softhsm'}")
     say(f"  worker   http://127.0.0.1:{worker.web_port}/  log {worker.log_path}")
@@ -500,6 +502,7 @@ def _make_stack(args: argparse.Namespace) -> EmbeddedStack:
         args.partitions,
         broker_port=args.broker_port,
         redis_port=args.redis_port,
+        broker=args.broker,
     )
 
 
@@ -511,6 +514,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--policy", help="policy file (default: the example e-commerce policy)")
     common.add_argument("--workdir", default=DEFAULT_WORKDIR, help="state dir (default: .zoneapp)")
     common.add_argument("--partitions", type=int, default=4, help="partitions per topic")
+    common.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default=None,
+        help=f"tansu (in memory, the default) or kafka (Apache Kafka {KAFKA_VERSION}, "
+        f"fetched with Maven on first use); default: ${BROKER_ENV}, else tansu",
+    )
     common.add_argument("--broker-port", type=int, default=None, help="default: a free port")
     common.add_argument("--redis-port", type=int, default=None, help="default: a free port")
     common.add_argument("--web-port", type=int, default=6066, help="worker web port (0: any)")

@@ -1,11 +1,13 @@
-"""The embedded default stack: tansu (broker), redis-server (vault) and a SoftHSM2 token (keys).
+"""The embedded stack: a broker (tansu, or Apache Kafka), redis-server (vault), a SoftHSM2 token.
 
 One ``EmbeddedStack`` owns a work directory and everything started in it:
 
     workdir/
       stack.lock        held while the stack runs (one stack per work directory)
       children.pids     process groups to kill if this supervisor dies without stopping them
-      logs/             tansu.log, redis.log, provision.log (and the worker's, if run)
+      logs/             tansu.log or kafka.log, redis.log, provision.log (and the worker's)
+      kafka/            Apache Kafka's config and log (``--broker kafka``; see apache_kafka)
+      kafka-admin.password  the stack's SCRAM password (mode 0600; SASL_SSL stacks only)
       redis/            redis-server's --dir (nothing is persisted)
       softhsm/          softhsm2.conf + tokens/ (the token is recreated on every start)
       pkcs11.pin        random user PIN, mode 0600
@@ -15,9 +17,15 @@ One ``EmbeddedStack`` owns a work directory and everything started in it:
       demo/             api-keys.yaml: hashed demo API keys, only when ``run`` mints them
                         (zoneapp.stack.demo_keys); deleted at stop
 
-Broker and Redis keep everything in memory, so the token and the worker data dir are
+The broker is chosen with ``broker=`` (``kafka`` or ``tansu``), else ``$ZONEAPP_STACK_BROKER``,
+else tansu (the default until the README's measurements say otherwise).
+
+tansu and Redis keep everything in memory, so the token and the worker data dir are
 recreated on each start too: keys or table offsets from an earlier run would only refer
-to data that no longer exists.
+to data that no longer exists. For the same reason a stack start also formats Kafka's
+storage afresh (records sealed with the old token's keys, tokens of the old vault). Kafka's
+log does survive ``stop_broker``/``start_broker`` (a broker restart under a running
+worker) and a ``KafkaBroker`` stop/start on the same directory.
 
 Besides the policy's topics the stack creates ``audit.access`` (where detokenize and
 decrypt calls are audited), so it can be tailed before the first call and gets the
@@ -43,8 +51,9 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from zoneapp.stack.apache_kafka import BrokerSecurity, KafkaBroker, kafka_prerequisites
 from zoneapp.stack.demo_keys import DemoKeys, mint_demo_keys
 from zoneapp.stack.kafka import create_topics, partition_counts, wait_for_kafka
 from zoneapp.stack.process import (
@@ -57,7 +66,11 @@ from zoneapp.stack.process import (
 )
 from zoneapp.stack.softhsm import find_softhsm_module
 
+if TYPE_CHECKING:
+    from zoneapp.settings import KafkaSecurity
+
 __all__ = [
+    "BROKERS",
     "DEFAULT_TOKEN_LABEL",
     "EmbeddedStack",
     "missing_prerequisites",
@@ -68,6 +81,8 @@ T = TypeVar("T")
 
 DEFAULT_TOKEN_LABEL = "zoneapp"
 STATE_FILE = "stack.json"
+BROKERS = ("tansu", "kafka")
+BROKER_ENV = "ZONEAPP_STACK_BROKER"
 HOST = "127.0.0.1"
 INSTALL_HINT = (
     "install them with `sudo apt-get update && sudo apt-get install -y redis-server softhsm2` "
@@ -99,8 +114,17 @@ def redis_server_binary() -> str | None:
     return shutil.which("redis-server", path=search)
 
 
-def missing_prerequisites() -> list[str]:
+def default_broker(environ: dict[str, str] | None = None) -> str:
+    """``$ZONEAPP_STACK_BROKER`` (``kafka`` or ``tansu``), else tansu."""
+    name = (environ if environ is not None else os.environ).get(BROKER_ENV) or "tansu"
+    if name not in BROKERS:
+        raise StackError(f"{BROKER_ENV} must be one of {', '.join(BROKERS)}, not {name!r}")
+    return name
+
+
+def missing_prerequisites(broker: str | None = None) -> list[str]:
     """Human-readable problems that stop the stack from starting (empty when all is there)."""
+    broker = broker or default_broker()
     problems: list[str] = []
     if redis_server_binary() is None:
         problems.append("redis-server is not installed (Debian package `redis-server`)")
@@ -109,6 +133,9 @@ def missing_prerequisites() -> list[str]:
             "SoftHSM2 is not installed: softhsm2-util or libsofthsm2.so is missing "
             "(Debian package `softhsm2`)"
         )
+    if broker == "kafka":
+        problems.extend(kafka_prerequisites())
+        return problems
     try:
         tansu_binary()
     except StackError as exc:
@@ -144,9 +171,17 @@ class EmbeddedStack:
         redis_port: int | None = None,
         token_label: str = DEFAULT_TOKEN_LABEL,
         timeout: float = 30.0,
+        broker: str | None = None,
+        kafka_security: BrokerSecurity | None = None,
     ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
+        self.broker = broker or default_broker()
+        if self.broker not in BROKERS:
+            raise StackError(f"broker must be one of {', '.join(BROKERS)}, not {self.broker!r}")
+        if kafka_security is not None and self.broker != "kafka":
+            raise StackError("SASL_SSL needs the kafka broker (tansu has no TLS and no users)")
+        self.kafka_security = kafka_security
         self.workdir = Path(workdir).absolute()
         self.policy_path = Path(policy_path).absolute()
         self.partitions = partitions
@@ -161,10 +196,13 @@ class EmbeddedStack:
         self._module: str | None = None
         self._topics: list[str] = []
         self._started = False
+        self._kafka: KafkaBroker | None = None
+        self._kafka_fresh_ports = False
 
     def __repr__(self) -> str:
         return (
-            f"EmbeddedStack(workdir={str(self.workdir)!r}, broker_port={self._broker_port}, "
+            f"EmbeddedStack(workdir={str(self.workdir)!r}, broker={self.broker!r}, "
+            f"broker_port={self._broker_port}, "
             f"redis_port={self._redis_port}, started={self._started})"
         )
 
@@ -190,6 +228,35 @@ class EmbeddedStack:
     def state_file(self) -> Path:
         """``{"broker": "host:port"}`` while the stack runs (found by ``stack tail``)."""
         return self.workdir / STATE_FILE
+
+    @property
+    def kafka_admin_password_file(self) -> Path:
+        return self.workdir / "kafka-admin.password"
+
+    @property
+    def broker_log(self) -> Path:
+        return self.logs_dir / f"{self.broker}.log"
+
+    @property
+    def kafka(self) -> KafkaBroker:
+        """The Kafka node's files (``--broker kafka`` only)."""
+        if self._kafka is None:
+            raise StackError("this stack does not run Apache Kafka")
+        return self._kafka
+
+    def security(self) -> KafkaSecurity:
+        """How the stack's own clients (topic creation, readiness) reach the broker."""
+        from zoneapp.settings import KafkaSecurity, Secret
+
+        if self.kafka_security is None:
+            return KafkaSecurity()
+        return KafkaSecurity(
+            protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username=self.kafka_security.admin.name,
+            sasl_password=Secret(self.kafka_security.admin.password.reveal()),
+            ssl_cafile=str(self.kafka_security.tls.cafile),
+        )
 
     @property
     def demo_dir(self) -> Path:
@@ -266,6 +333,16 @@ class EmbeddedStack:
             "ZONEAPP_TOPIC_PARTITIONS": str(self.partitions),
             **self._softhsm_env,
         }
+        if self.kafka_security is not None:
+            env.update(
+                {
+                    "ZONEAPP_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                    "ZONEAPP_SASL_MECHANISM": "SCRAM-SHA-512",
+                    "ZONEAPP_SASL_USERNAME": self.kafka_security.admin.name,
+                    "ZONEAPP_SASL_PASSWORD_FILE": str(self.kafka_admin_password_file),
+                    "ZONEAPP_SSL_CAFILE": str(self.kafka_security.tls.cafile),
+                }
+            )
         if web_port is not None:
             env["ZONEAPP_WEB_PORT"] = str(web_port)
         return env
@@ -288,7 +365,7 @@ class EmbeddedStack:
         """Start broker, Redis and key store; create the topics. Cleans up if any step fails."""
         if self._started:
             return self
-        problems = missing_prerequisites()
+        problems = missing_prerequisites(self.broker)
         if problems:
             raise StackError("; ".join(problems) + f". To fix: {INSTALL_HINT}.")
         if not self.policy_path.is_file():
@@ -298,15 +375,23 @@ class EmbeddedStack:
         from zoneapp.policy.compiled import AUDIT_TOPIC
 
         self._topics = sorted({*load_policy(self.policy_path).topics(), AUDIT_TOPIC})
-        for name, port in zip(("tansu", "redis"), self._requested_ports, strict=True):
+        for name, port in zip((self.broker, "redis"), self._requested_ports, strict=True):
             if port is not None and not port_is_free(port):
                 raise StackError(f"{name}: port {port} on {HOST} is already in use")
         self._prepare_workdir()
         atexit.register(self.stop)
         try:
+            if self.broker == "kafka":
+                self._kafka = KafkaBroker(
+                    self.workdir,
+                    port=self._requested_ports[0],
+                    partitions=self.partitions,
+                    security=self.kafka_security,
+                )
+                self._kafka.wipe()
             broker = self._start_broker()
             redis_proc = self._start_redis()
-            # The token is set up while tansu and redis boot.
+            # The token is set up while the broker and redis boot.
             self._init_keys()
             self._until_listening(broker, self._start_broker, self._wait_kafka)
             self._create_topics()
@@ -335,6 +420,37 @@ class EmbeddedStack:
             self._lock.close()
             self._lock = None
         atexit.unregister(self.stop)
+
+    def stop_broker(self, timeout: float = 10.0) -> int | None:
+        """Stop the broker (SIGTERM, SIGKILL after ``timeout``), as an outage would.
+
+        ``start_broker`` brings it back on the same port; Kafka keeps its log. Returns
+        the broker's exit code.
+        """
+        code: int | None = None
+        for proc in [p for p in self._procs if p.name == self.broker]:
+            code = proc.stop(timeout=timeout)
+            self._procs.remove(proc)
+        self._write_pids()
+        return code
+
+    def kill_broker(self) -> None:
+        """SIGKILL the broker (a crash); ``start_broker`` restarts it."""
+        for proc in [p for p in self._procs if p.name == self.broker]:
+            proc.kill()
+            proc.stop(timeout=5.0)
+            self._procs.remove(proc)
+        self._write_pids()
+
+    def start_broker(self) -> None:
+        """Start the broker again on the same port (tansu comes back empty, Kafka with
+        its log) and wait until it answers metadata requests."""
+        requested = self._requested_ports
+        self._requested_ports = (self._broker_port, requested[1])
+        try:
+            self._wait_kafka(self._start_broker())
+        finally:
+            self._requested_ports = requested
 
     def stop_redis(self) -> None:
         """Stop Redis, as an outage would (fault tests). ``start_redis`` brings it back."""
@@ -380,6 +496,15 @@ class EmbeddedStack:
         for sub in ("logs", "redis", "softhsm", "worker", "demo"):
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
         self.pin_file.unlink(missing_ok=True)
+        self.kafka_admin_password_file.unlink(missing_ok=True)
+        if self.kafka_security is not None:
+            fd = os.open(
+                self.kafka_admin_password_file,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                0o600,
+            )
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self.kafka_security.admin.password.reveal())
         self.state_file.unlink(missing_ok=True)
         self.cluster_secret_file.unlink(missing_ok=True)
         fd = os.open(
@@ -409,7 +534,9 @@ class EmbeddedStack:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if any(name in cmdline for name in (b"tansu", b"redis-server", b"faust")):
+            if any(
+                name in cmdline for name in (b"tansu", b"redis-server", b"faust", b"kafka.Kafka")
+            ):
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
         self._pids_file.unlink(missing_ok=True)
@@ -443,9 +570,9 @@ class EmbeddedStack:
         """Wait until ``proc`` answers; if it lost a race for its auto-picked port, retry.
 
         Another process can take a port between ``free_port`` and the child's bind.
-        tansu then panics (exit code 0!) and redis aborts; both say "in use" in the log.
+        tansu then panics (exit code 0!), Kafka and redis exit; all say "in use" in the log.
         """
-        auto = (proc.name == "tansu" and self._requested_ports[0] is None) or (
+        auto = (proc.name == self.broker and self._requested_ports[0] is None) or (
             proc.name == "redis" and self._requested_ports[1] is None
         )
         for attempt in range(3):
@@ -460,10 +587,13 @@ class EmbeddedStack:
                     raise
                 proc.stop()
                 self._procs.remove(proc)
+                self._kafka_fresh_ports = proc.name == "kafka"
                 proc = restart()
         raise AssertionError("unreachable")
 
     def _start_broker(self) -> ManagedProcess:
+        if self.broker == "kafka":
+            return self._start_kafka()
         if self._requested_ports[0] is None:
             self._broker_port = free_port()
         url = f"tcp://{HOST}:{self._broker_port}"
@@ -475,6 +605,15 @@ class EmbeddedStack:
             "--storage-engine", "memory://tansu/",
         ]  # fmt: skip
         return self._spawn("tansu", argv, dict(CLEAN_ENV))
+
+    def _start_kafka(self) -> ManagedProcess:
+        kafka = self.kafka
+        if self._requested_ports[0] is not None:
+            kafka.port = self._requested_ports[0]
+        fresh, self._kafka_fresh_ports = self._kafka_fresh_ports, False
+        kafka.prepare(fresh_ports=fresh)
+        self._broker_port = kafka.port
+        return self._spawn("kafka", kafka.argv(), kafka.env())
 
     def _start_redis(self) -> ManagedProcess:
         if self._requested_ports[1] is None:
@@ -545,25 +684,33 @@ class EmbeddedStack:
         return {"PYTHONPATH": os.pathsep.join([root, *parts])}
 
     def _wait_kafka(self, proc: ManagedProcess) -> None:
-        wait_for_tcp(HOST, self.broker_port, timeout=self.timeout, proc=proc)
+        # A JVM on two busy cores: Kafka takes seconds where tansu takes milliseconds.
+        timeout = self.timeout if self.broker == "tansu" else max(self.timeout, 90.0)
+        wait_for_tcp(HOST, self.broker_port, timeout=timeout, proc=proc)
         try:
-            run_sync(wait_for_kafka(self.bootstrap, timeout=self.timeout))
+            run_sync(wait_for_kafka(self.bootstrap, timeout=timeout, **self._client_kwargs()))
         except TimeoutError as exc:
             proc.check_alive()
             raise StackError(
-                f"tansu: {exc}; last lines of {proc.log_path}:\n{tail(proc.log_path)}"
+                f"{self.broker}: {exc}; last lines of {proc.log_path}:\n{tail(proc.log_path)}"
             ) from None
 
+    def _client_kwargs(self) -> dict[str, Any]:
+        return self.security().aiokafka_kwargs()
+
     def _create_topics(self) -> None:
+        client = self._client_kwargs()
+
         async def create_and_check() -> dict[str, int]:
-            await create_topics(self.bootstrap, self._topics, partitions=self.partitions)
-            return await partition_counts(self.bootstrap, self._topics)
+            await create_topics(self.bootstrap, self._topics, partitions=self.partitions, **client)
+            return await partition_counts(self.bootstrap, self._topics, **client)
 
         counts = run_sync(create_and_check())
         wrong = {t: counts.get(t) for t in self._topics if counts.get(t) != self.partitions}
         if wrong:
             raise StackError(
-                f"tansu: topics do not have {self.partitions} partitions after creation: {wrong}"
+                f"{self.broker}: topics do not have {self.partitions} partitions after "
+                f"creation: {wrong}"
             )
 
     def _wait_redis(self, proc: ManagedProcess) -> None:

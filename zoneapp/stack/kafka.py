@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
@@ -20,18 +21,19 @@ __all__ = ["TOPIC_ALREADY_EXISTS", "create_topics", "partition_counts", "wait_fo
 TOPIC_ALREADY_EXISTS = 36
 
 
-def _admin(bootstrap: str) -> AIOKafkaAdminClient:
+def _admin(bootstrap: str, client: dict[str, Any]) -> AIOKafkaAdminClient:
+    """``client``: security settings (``KafkaSecurity.aiokafka_kwargs()``), empty for plaintext."""
     return AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=10_000, client_id="zoneapp-stack"
+        bootstrap_servers=bootstrap, request_timeout_ms=10_000, client_id="zoneapp-stack", **client
     )
 
 
-async def wait_for_kafka(bootstrap: str, *, timeout: float) -> None:
+async def wait_for_kafka(bootstrap: str, *, timeout: float, **client: Any) -> None:
     """Wait until the broker answers a metadata request (cluster only, no topic names)."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
-        admin = _admin(bootstrap)
+        admin = _admin(bootstrap, client)
         try:
             await admin.start()
             await admin.describe_cluster()
@@ -45,13 +47,18 @@ async def wait_for_kafka(bootstrap: str, *, timeout: float) -> None:
 
 
 async def create_topics(
-    bootstrap: str, names: Iterable[str], *, partitions: int, replication: int = 1
+    bootstrap: str,
+    names: Iterable[str],
+    *,
+    partitions: int,
+    replication: int = 1,
+    **client: Any,
 ) -> list[str]:
     """Create each topic with ``partitions``; existing ones are left alone. Returns the new ones."""
     wanted = sorted(set(names))
     if not wanted:
         return []
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, client)
     try:
         await admin.start()
         response = await admin.create_topics(
@@ -71,9 +78,9 @@ async def create_topics(
     return created
 
 
-async def partition_counts(bootstrap: str, names: Sequence[str]) -> dict[str, int]:
+async def partition_counts(bootstrap: str, names: Sequence[str], **client: Any) -> dict[str, int]:
     """Partition count per existing topic. Only call for topics already created (auto-create)."""
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, client)
     try:
         await admin.start()
         described = await admin.describe_topics(list(names))

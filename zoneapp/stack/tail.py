@@ -32,6 +32,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from zoneapp.stack.embedded import STATE_FILE
+from zoneapp.stack.kafka import partition_counts
 from zoneapp.stack.process import StackError
 from zoneapp.stack.watch import Example, render_example
 
@@ -90,7 +91,10 @@ async def tail_topic(
         if topic not in existing:
             names = ", ".join(sorted(t for t in existing if not t.startswith("__"))) or "none"
             raise StackError(f"no topic {topic!r} on {bootstrap}; topics: {names}")
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        # From the admin API, not the consumer's metadata cache: a consumer without
+        # subscriptions has asked real Kafka about no topic yet (tansu lists them all).
+        count = (await partition_counts(bootstrap, [topic])).get(topic, 0)
+        partitions = list(range(count))
         assigned = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(assigned)
         if from_end:
