@@ -13,6 +13,7 @@ ones are deleted (tombstones in the changelog). Rows hold the event as produced
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections import deque
@@ -21,6 +22,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from faust.exceptions import PartitionsMismatch
 from faust.types import TP, EventT
 
 from zoneapp.runtime import Runtime
@@ -166,6 +168,22 @@ class ViolationsTable:
             return set()
 
 
+async def _index(violations: ViolationsTable, event: EventT[Any]) -> None:
+    """Index one event; while the consumer's metadata does not know the changelog yet
+    (Faust just created it, real Kafka answers before it propagates), wait for the next
+    metadata refresh instead of crashing the agent and losing the event from the index."""
+    waited = 0.0
+    while True:
+        try:
+            violations.on_event(event)
+            return
+        except PartitionsMismatch:
+            if waited == 0.0:
+                log.warning("violations index: waiting for the changelog's metadata")
+            await asyncio.sleep(0.5)
+            waited += 0.5
+
+
 def register_violations_table(app: faust.App, runtime: Runtime) -> ViolationsTable | None:
     """The table and the agent that fills it (None without a policy)."""
     policy = runtime.policy
@@ -185,7 +203,7 @@ def register_violations_table(app: faust.App, runtime: Runtime) -> ViolationsTab
     @app.agent(topic, name="zoneapp.violations.index")  # type: ignore[untyped-decorator]
     async def index_violations(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            violations.on_event(event)
+            await _index(violations, event)
 
     @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator, arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:

@@ -110,6 +110,9 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
+        # Changelog topics Faust creates at start-up may be missing from the consumer's
+        # first metadata answer on real Kafka; refresh within seconds, not 5 minutes.
+        consumer_metadata_max_age_ms=5_000,
         producer_linger=0.01,
         producer_max_batch_size=1_048_576,
         producer_acks=-1,
