@@ -6,7 +6,7 @@ PY := .venv/bin/python
 # Directories mypy checks (only those holding Python files; the list grows with the repo).
 LINT_DIRS := $(foreach d,zoneapp agents tables bench tests scripts,$(if $(wildcard $(d)/*.py $(d)/*/*.py),$(d)))
 
-.PHONY: run test lint bench bootstrap fuzz
+.PHONY: run test lint bench bootstrap fuzz faults
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -29,6 +29,11 @@ lint:
 # Property tests over the boundary guard at 10,000 examples (the test suite runs 200).
 fuzz: bootstrap
 	ZONEAPP_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q tests/unit/pipeline/test_guard_fuzz.py
+
+# The fault suite in full: 4,000 records a scenario, ten kill-and-restart runs (the
+# test suite runs the short form).
+faults: bootstrap
+	ZONEAPP_FAULTS=full $(PY) -m pytest -q -s tests/faults
 
 bench: bootstrap
 	$(PY) -m bench

@@ -302,6 +302,11 @@ class EmbeddedStack:
         """PIDs of the running children (tests check they are gone after ``stop``)."""
         return [p.pid for p in self._procs if p.pid is not None]
 
+    def pid_of(self, name: str) -> int | None:
+        """The PID of one child (``redis``, ``tansu``, ``kafka``), for fault tests that
+        freeze it (SIGSTOP/SIGCONT)."""
+        return next((p.pid for p in self._procs if p.name == name), None)
+
     def mint_demo_keys(self) -> DemoKeys:
         """Fresh demo API keys, hashed into ``demo/`` (see zoneapp.stack.demo_keys).
 

@@ -1,0 +1,270 @@
+"""The fault suite (issue 10, item 3): break one thing mid-stream, then count.
+
+Each scenario runs on a stack of its own. A producer batching like a real client
+(``linger_ms=20``) feeds realistic payment records from the demo generator; mid-stream
+one thing breaks; then the scenario counts, from the topics, with a checker of its own:
+
+- **lost**: produced source offsets with no output (destination or quarantine);
+- **duplicated**: outputs beyond the first for one source offset;
+- **unsanitized**: a produced record's card number, SSN, IBAN or e-mail found in any
+  forwarded value, key or header (raw substring, digits-only for cards);
+- **recovery**: seconds from the end of the fault until every record has an output.
+
+It prints one line per scenario and asserts lost = 0 and unsanitized = 0. ``make test``
+runs the short form (400 records, one run each); ``make faults`` the full one
+(``ZONEAPP_FAULTS=full``: 4,000 records, ten kill-and-restart runs).
+
+Not here yet: the HSM failing and coming back, and the broker cut off through a TCP
+proxy (README, known issues).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tests.integration.conftest import EXAMPLE_POLICY, require_prerequisites, spawn_worker
+from zoneapp.stack import EmbeddedStack, WorkerProcess
+from zoneapp.stack.demo import make_payment
+
+pytestmark = pytest.mark.integration
+
+FULL = os.environ.get("ZONEAPP_FAULTS") == "full"
+RECORDS = 4_000 if FULL else 400
+KILL_RUNS = 10 if FULL else 1
+SOURCE = "restricted.payments"
+OUTPUTS = ("confidential.payments", "restricted.quarantine")
+BOUNDARY = "payments-to-confidential"
+ENV = {"ZONEAPP_BOUNDARIES": BOUNDARY}
+
+
+@dataclass
+class Feed:
+    offsets: set[tuple[int, int]] = field(default_factory=set)
+    secrets: set[bytes] = field(default_factory=set)
+
+
+async def produce(stack: EmbeddedStack, count: int, seed: int, feed: Feed, rate: float) -> None:
+    rng = random.Random(seed)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=20, acks="all")
+    await producer.start()
+    try:
+        futures = []
+        for i in range(count):
+            key, value, headers = make_payment(rng)
+            body = orjson.dumps(value)
+            for name in ("card_number", "ssn"):
+                if isinstance(value.get(name), str):
+                    feed.secrets.add("".join(c for c in value[name] if c.isdigit()).encode())
+            email = value.get("customer", {}).get("email")
+            if email:
+                feed.secrets.add(email.encode())
+            iban = (value.get("billing") or {}).get("iban")
+            if iban:
+                feed.secrets.add(iban.encode())
+            futures.append(await producer.send(SOURCE, body, key=key, headers=headers))
+            if rate and i % 20 == 19:
+                await asyncio.sleep(20 / rate)
+        for future in futures:
+            meta = await future
+            feed.offsets.add((meta.partition, meta.offset))
+    finally:
+        await producer.stop()
+
+
+async def outputs(stack: EmbeddedStack) -> tuple[Counter[tuple[int, int]], list[bytes]]:
+    """Lineage of every output of the boundary, and the forwarded bytes to search."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None)
+    await consumer.start()
+    seen: Counter[tuple[int, int]] = Counter()
+    forwarded: list[bytes] = []
+    try:
+        await consumer.topics()
+        tps = [
+            TopicPartition(t, p) for t in OUTPUTS for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        done: set[TopicPartition] = set()
+        while len(done) < len(tps):
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batches.items():
+                for r in records:
+                    h = {k: bytes(v) for k, v in r.headers}
+                    if h.get("zoneapp-boundary") != BOUNDARY.encode():
+                        continue
+                    seen[(int(h["zoneapp-source-partition"]), int(h["zoneapp-source-offset"]))] += 1
+                    if tp.topic == OUTPUTS[0]:
+                        digits = bytes(c for c in (r.value or b"") if 48 <= c <= 57)
+                        forwarded += [r.value or b"", r.key or b"", digits,
+                                      *(bytes(v) for _, v in r.headers)]  # fmt: skip
+            for tp in tps:
+                high = consumer.highwater(tp)
+                if high is not None and await consumer.position(tp) >= high:
+                    done.add(tp)
+    finally:
+        await consumer.stop()
+    return seen, forwarded
+
+
+@dataclass
+class Outcome:
+    name: str
+    produced: int
+    forwarded_or_quarantined: int
+    lost: int
+    duplicated: int
+    unsanitized: int
+    recovery_s: float
+
+    def line(self) -> str:
+        return (
+            f"fault {self.name:<28} produced={self.produced} handled="
+            f"{self.forwarded_or_quarantined} lost={self.lost} duplicated={self.duplicated} "
+            f"unsanitized={self.unsanitized} recovery={self.recovery_s:.1f}s"
+        )
+
+
+def settle(stack: EmbeddedStack, feed: Feed, since: float, name: str, timeout: float) -> Outcome:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen, forwarded = asyncio.run(outputs(stack))
+        missing = feed.offsets - set(seen)
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    leaked = sum(1 for s in feed.secrets if any(s in part for part in forwarded))
+    outcome = Outcome(
+        name,
+        len(feed.offsets),
+        len(feed.offsets & set(seen)),
+        len(missing),
+        sum(n - 1 for n in seen.values() if n > 1),
+        leaked,
+        time.monotonic() - since,
+    )
+    print(outcome.line())
+    return outcome
+
+
+@pytest.fixture
+def fault_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
+    require_prerequisites()
+    with EmbeddedStack(tmp_path / "stack", EXAMPLE_POLICY, partitions=2) as running:
+        yield running
+
+
+def run_feed_with(
+    stack: EmbeddedStack, breaking: Callable[[], None], seed: int
+) -> tuple[Feed, float]:
+    """Produce the feed at 200 records/s in a thread while ``breaking`` runs."""
+    feed = Feed()
+
+    async def main() -> float:
+        task = asyncio.create_task(produce(stack, RECORDS, seed, feed, rate=200))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(breaking)
+        ended = time.monotonic()
+        await task
+        return ended
+
+    return feed, asyncio.run(main())
+
+
+def check(outcome: Outcome) -> None:
+    assert outcome.lost == 0, outcome.line()
+    assert outcome.unsanitized == 0, outcome.line()
+
+
+@pytest.mark.parametrize("run", range(KILL_RUNS))
+def test_worker_sigkilled_and_restarted(
+    fault_stack: EmbeddedStack, tmp_path: Path, run: int
+) -> None:
+    worker = spawn_worker(fault_stack, tmp_path, f"kill-{run}-a", ENV)
+
+    def kill_and_restart() -> None:
+        time.sleep(1.0)
+        worker.kill()
+        worker.stop(timeout=10)
+        spawn_worker(fault_stack, tmp_path, f"kill-{run}-b", ENV)
+
+    feed, ended = run_feed_with(fault_stack, kill_and_restart, seed=100 + run)
+    check(settle(fault_stack, feed, ended, f"worker SIGKILL #{run + 1}", 180))
+
+
+def test_one_of_two_workers_sigkilled(fault_stack: EmbeddedStack, tmp_path: Path) -> None:
+    first = spawn_worker(fault_stack, tmp_path, "pair-a", ENV, wait=False)
+    second = spawn_worker(fault_stack, tmp_path, "pair-b", ENV, wait=False)
+    first.wait_ready(180)
+    second.wait_ready(180)
+
+    def kill_one() -> None:
+        time.sleep(1.0)
+        second.kill()
+
+    feed, ended = run_feed_with(fault_stack, kill_one, seed=7)
+    check(settle(fault_stack, feed, ended, "one of two workers SIGKILL", 180))
+
+
+def _redis(stack: EmbeddedStack) -> int:
+    pid = stack.pid_of("redis")
+    assert pid is not None
+    return pid
+
+
+def test_redis_frozen_for_10s(fault_stack: EmbeddedStack, tmp_path: Path) -> None:
+    spawn_worker(fault_stack, tmp_path, "frozen", ENV)
+
+    def freeze() -> None:
+        pid = _redis(fault_stack)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(10)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    feed, ended = run_feed_with(fault_stack, freeze, seed=8)
+    check(settle(fault_stack, feed, ended, "redis SIGSTOP 10s", 180))
+
+
+def test_redis_restarted_empty(fault_stack: EmbeddedStack, tmp_path: Path) -> None:
+    spawn_worker(fault_stack, tmp_path, "emptied", ENV)
+
+    def restart() -> None:
+        time.sleep(1.0)
+        fault_stack.stop_redis()
+        time.sleep(3)
+        fault_stack.start_redis()
+
+    feed, ended = run_feed_with(fault_stack, restart, seed=9)
+    check(settle(fault_stack, feed, ended, "redis restarted empty", 180))
+
+
+def test_a_bad_policy_at_start_up_is_refused_with_its_place(
+    fault_stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        EXAMPLE_POLICY.read_text().replace("transform: tokenize", "transform: tokenise", 1)
+    )
+    worker: WorkerProcess = spawn_worker(
+        fault_stack, tmp_path, "bad-policy", {**ENV, "ZONEAPP_POLICY": str(bad)}, wait=False
+    )
+    deadline = time.monotonic() + 120
+    while worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert worker.poll() == 2
+    text = worker.log_path.read_text(errors="replace")
+    assert "zoneapp cannot start" in text and "tokenise" in text and str(bad) in text
+    print("fault bad policy at start-up       refused: exit 2, names the file and the rule")
