@@ -14,13 +14,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+
+from tests.waiting import async_wait_for
 
 #: Flags for a quiet, self-contained headless browser (no network but the page's own).
 FLAGS = (
@@ -157,7 +159,9 @@ class _Session:
         return result
 
 
-async def _visit(url: str, seconds: float, expressions: dict[str, str]) -> PageVisit:
+async def _visit(
+    url: str, expressions: dict[str, str], ready: Callable[[PageVisit], bool], timeout: float
+) -> PageVisit:
     async with (
         _browser() as ws_url,
         aiohttp.ClientSession() as http,
@@ -172,38 +176,54 @@ async def _visit(url: str, seconds: float, expressions: dict[str, str]) -> PageV
         await cdp.send("Network.enable", {}, session)
         await cdp.send("Page.enable", {}, session)
         await cdp.send("Page.navigate", {"url": url}, session)
-        await asyncio.sleep(seconds)
-        visit = PageVisit()
-        for name, expression in expressions.items():
-            result = await cdp.send(
-                "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
+
+        async def look() -> PageVisit | None:
+            visit = await _snapshot(cdp, session, expressions)
+            return visit if ready(visit) else None
+
+        try:
+            return await async_wait_for(look, timeout, f"the page at {url} to be ready")
+        finally:
+            cdp.reader.cancel()
+
+
+async def _snapshot(cdp: _Session, session: str, expressions: dict[str, str]) -> PageVisit:
+    """The page now: ``expressions`` evaluated in it, and every request it has sent."""
+    visit = PageVisit()
+    for name, expression in expressions.items():
+        result = await cdp.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
+        )
+        visit.values[name] = result.get("result", {}).get("value")
+    for event in list(cdp.events):
+        method = event.get("method")
+        params = event.get("params", {})
+        if method == "Network.requestWillBeSent":
+            request = params.get("request", {})
+            visit.requests.append(
+                {
+                    "id": params.get("requestId"),
+                    "url": request.get("url", ""),
+                    "headers": request.get("headers", {}),
+                }
             )
-            visit.values[name] = result.get("result", {}).get("value")
-        for event in cdp.events:
-            method = event.get("method")
-            params = event.get("params", {})
-            if method == "Network.requestWillBeSent":
-                request = params.get("request", {})
-                visit.requests.append(
-                    {
-                        "id": params.get("requestId"),
-                        "url": request.get("url", ""),
-                        "headers": request.get("headers", {}),
-                    }
-                )
-            elif method == "Network.requestWillBeSentExtraInfo":
-                visit.requests.append(
-                    {"id": params.get("requestId"), "url": "", "headers": params["headers"]}
-                )
-        cdp.reader.cancel()
-        return visit
+        elif method == "Network.requestWillBeSentExtraInfo":
+            visit.requests.append(
+                {"id": params.get("requestId"), "url": "", "headers": params["headers"]}
+            )
+    return visit
 
 
-def visit_page(url: str, seconds: float, expressions: dict[str, str]) -> PageVisit:
-    """Open ``url`` in a fresh headless Chromium for ``seconds`` of real time; return every
-    request it sent (URL and headers, as the network layer saw them) and ``expressions``
-    evaluated in the page at the end."""
-    return asyncio.run(_visit(url, seconds, expressions))
+def visit_page(
+    url: str,
+    expressions: dict[str, str],
+    ready: Callable[[PageVisit], bool],
+    timeout: float = 30.0,
+) -> PageVisit:
+    """Open ``url`` in a fresh headless Chromium and watch it until ``ready`` holds for
+    what it shows: ``expressions`` evaluated in the page, and every request it sent (URL
+    and headers, as the network layer saw them). Fails after ``timeout`` seconds."""
+    return asyncio.run(_visit(url, expressions, ready, timeout))
 
 
 def screenshot(url: str, path: Path, *, budget_ms: int = 10_000) -> None:

@@ -27,10 +27,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from tests.waiting import wait_for
 from zoneapp.stack import EmbeddedStack, WorkerProcess, demo, free_port
 from zoneapp.web.auth import ApiKeys
 
-from .chromium import screenshot, visit_page
+from .chromium import PageVisit, screenshot, visit_page
 from .conftest import EXAMPLE_POLICY, REPO, WORKER_READY_TIMEOUT, require_prerequisites
 from .tracing.otlp_receiver import OtlpReceiver
 
@@ -141,21 +142,6 @@ def shell(line: str, cwd: Path, timeout: float = 30) -> str:
     return result.stdout
 
 
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (AssertionError, ValueError, KeyError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}; last: {last!r}")
-
-
 @contextlib.contextmanager
 def following(line: str, cwd: Path) -> Iterator[Callable[[Callable[[str], bool], float], str]]:
     """Start a printed long-running command (``stack tail``); yields ``wait(done, timeout)``,
@@ -214,6 +200,10 @@ def records(output: str) -> list[dict[str, Any]]:
     return values
 
 
+def requested_paths(visit: PageVisit) -> set[str]:
+    return {urlsplit(r["url"]).path for r in visit.requests if r["url"]}
+
+
 def dom_int(text: str | None) -> int:
     assert text is not None
     return int(text.replace(",", ""))
@@ -248,7 +238,7 @@ def test_first_run_as_a_newcomer(tmp_path: Path) -> None:
             view: dict[str, Any] = json.loads(shell(block["zones"], home))
             return view if zone(view, "restricted")["consumed"] > 0 else None
 
-        zones = until(counted, 30, "the restricted zone to count records")
+        zones = wait_for(counted, 30, "the restricted zone to count records", interval=1)
         assert [z["name"] for z in zones["zones"]] == ZONE_ORDER
         assert zones["policy"]["version"] == "2026.11.1"
         assert {b["name"] for b in zones["boundaries"]} >= {"payments-to-confidential"}
@@ -258,7 +248,7 @@ def test_first_run_as_a_newcomer(tmp_path: Path) -> None:
             found: dict[str, Any] = json.loads(shell(block["violations"], home))
             return found if found["items"] else None
 
-        page = until(violated, 30, "a violation")
+        page = wait_for(violated, 30, "a violation", interval=1)
         assert 1 <= page["count"] == len(page["items"]) <= 5
         for event in page["items"]:
             assert event["action"] == "quarantined" and event["reason"]
@@ -313,7 +303,6 @@ def test_first_run_as_a_newcomer(tmp_path: Path) -> None:
         before = zone(json.loads(shell(block["zones"], home)), "restricted")["consumed"]
         visit = visit_page(
             url,
-            8,
             {
                 "href": "location.href",
                 "stored": "sessionStorage.getItem('zoneapp.apiKey')",
@@ -323,6 +312,14 @@ def test_first_run_as_a_newcomer(tmp_path: Path) -> None:
                 "violations": "document.querySelectorAll('#violations td.reason').length",
                 "login": "document.getElementById('login').hidden",
             },
+            # Watched until it has rendered the zones, a count and a violation, having
+            # fetched both APIs: what a user sees once the page has loaded.
+            ready=lambda page: (
+                page.values["zones"] == ZONE_ORDER
+                and bool(page.values["consumed"])
+                and (page.values["violations"] or 0) > 0
+                and {"/zones", "/violations"} <= requested_paths(page)
+            ),
         )
         after = zone(json.loads(shell(block["zones"], home)), "restricted")["consumed"]
         values = visit.values
@@ -339,8 +336,7 @@ def test_first_run_as_a_newcomer(tmp_path: Path) -> None:
             for name, header in request["headers"].items():
                 if analyst in header:
                     assert (name.lower(), header) == ("authorization", f"Bearer {analyst}")
-        api_paths = {urlsplit(r["url"]).path for r in visit.requests if r["url"]}
-        assert {"/zones", "/violations"} <= api_paths
+        assert {"/zones", "/violations"} <= requested_paths(visit)
         screenshot(url, ARTIFACTS / "first-run-zone-map.png")
 
         # The plaintext keys: in the Try it block, nowhere else (output, files, logs).

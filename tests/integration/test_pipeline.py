@@ -25,6 +25,7 @@ from tests.records import SENSITIVE as BASE_SENSITIVE
 from tests.records import payment as base_payment
 from zoneapp.dlp import build_scanner
 from zoneapp.stack import EmbeddedStack
+from zoneapp.vault import layout
 
 from .conftest import RunWorker
 
@@ -249,6 +250,18 @@ def test_records_cross_sanitized_and_violations_are_reported(
     expected_ids = {s.record_id for s in sent}
     topics = [*LOWER_TOPICS, "restricted.quarantine", "security.violations"]
 
+    profile_id = sent[-1].record_id
+    quarantined_ids = {s.record_id for s in sent if s.expect != "forward"}
+
+    def public_ids(out: dict[str, list[Any]]) -> set[str]:
+        """Where this run's profile landed in confidential.user-profiles: the id its
+        second hop (to public) carries as its zoneapp-record-id."""
+        return {
+            f"{r.topic}/{r.partition}/{r.offset}"
+            for r in out["confidential.user-profiles"]
+            if header(r, "zoneapp-record-id") == profile_id.encode()
+        }
+
     def done(out: dict[str, list[Any]]) -> bool:
         handled = {
             (header(r, "zoneapp-record-id") or b"").decode()
@@ -259,10 +272,21 @@ def test_records_cross_sanitized_and_violations_are_reported(
             )
             for r in out[t]
         }
-        public = [
-            r for r in out["public.marketing-profiles"] if run.encode() not in (r.value or b"")
-        ]
-        return expected_ids <= handled and len(public) >= 1
+        reported = {
+            "{topic}/{partition}/{offset}".format(**orjson.loads(r.value)["source"])
+            for r in out["security.violations"]
+        }
+        second_hop = public_ids(out)
+        published = {
+            (header(r, "zoneapp-record-id") or b"").decode()
+            for r in out["public.marketing-profiles"]
+        }
+        return (
+            expected_ids <= handled
+            and quarantined_ids <= reported
+            and bool(second_hop)
+            and second_hop <= published
+        )
 
     out = asyncio.run(read_all(stack.bootstrap, topics, done))
     log = worker.log_text()
@@ -341,10 +365,16 @@ def test_records_cross_sanitized_and_violations_are_reported(
     )
     assert original.value == plan[8][2]
 
-    # Second hop: the profile reached the public zone as marketing-safe data.
-    public = [orjson.loads(r.value) for r in out["public.marketing-profiles"]]
-    assert any(p.get("loyalty_tier") == "gold" and "age_range" in p for p in public)
+    # Second hop: this run's profile reached the public zone as marketing-safe data.
+    second_hop = public_ids(out)
+    public = [
+        orjson.loads(r.value)
+        for r in out["public.marketing-profiles"]
+        if (header(r, "zoneapp-record-id") or b"").decode() in second_hop
+    ]
+    assert public, "the profile never reached the public zone"
     for p in public:
+        assert p["loyalty_tier"] == "gold" and p["age_range"] and p["tenant_id"] == "acme"
         assert set(p) <= {
             "tenant_id",
             "user_id",
@@ -355,10 +385,11 @@ def test_records_cross_sanitized_and_violations_are_reported(
             "interests",
         }
 
-    # The token vault holds the mappings, encrypted at rest.
+    # The token vault holds this run's mappings, and every mapping is encrypted at rest.
     client = redis.Redis.from_url(stack.vault_url)
+    for token in (doc["customer"]["email"], doc["card_number"]):
+        assert client.exists(layout.token_key("acme", token)) == 1, token
     keys = client.keys("zoneapp:tok:*")
-    assert keys
     dump = b"".join(bytes(client.get(k) or b"") for k in keys)  # type: ignore[arg-type]
     for secret in SENSITIVE:
         assert secret.encode() not in dump

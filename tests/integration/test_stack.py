@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from stdnum import iban as std_iban
 from stdnum import luhn
 
+from tests.waiting import async_wait_for
 from zoneapp.stack import EmbeddedStack, StackError, WorkerProcess, demo, free_port
 from zoneapp.stack.kafka import create_topics, partition_counts
 from zoneapp.stack.process import port_is_free
@@ -363,11 +365,22 @@ async def test_tail_prints_key_headers_value_of_every_partition(stack: EmbeddedS
         text=True,
     )
     try:
-        time.sleep(3)  # let it reach the end before the new record is produced
+        # The follower prints nothing until it has found the end, and a record produced
+        # before that is an old one to it. So produce a new record until it prints one
+        # (and exits, -n 1), instead of guessing how long it takes to get there.
         producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1)
         await producer.start()
         try:
-            await producer.send_and_wait(topic, b'{"n": "new"}', key=b'"new"', partition=1)
+
+            async def printed_one() -> bool:
+                await producer.send_and_wait(topic, b'{"n": "new"}', key=b'"new"', partition=1)
+                try:
+                    await asyncio.to_thread(follow.wait, 1.0)
+                except subprocess.TimeoutExpired:
+                    return False
+                return True
+
+            await async_wait_for(printed_one, 30, "`tail --from end -n 1` to print a record")
         finally:
             await producer.stop()
         out, _ = follow.communicate(timeout=30)
@@ -376,7 +389,9 @@ async def test_tail_prints_key_headers_value_of_every_partition(stack: EmbeddedS
             follow.kill()
             follow.wait()
     assert follow.returncode == 0
+    # One record, a new one: none of the six that were there before it started.
     assert out.count("  value:   ") == 1 and '"n": "new"' in out
+    assert '"n": 0' not in out and "x-i=" not in out
 
 
 async def test_tail_refuses_an_unknown_topic_without_creating_it(stack: EmbeddedStack) -> None:

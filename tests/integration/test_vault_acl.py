@@ -14,7 +14,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.records import EMAIL, PHONE, payment, raw
+from tests.waiting import async_wait_for
 from zoneapp.access.erasure import erase_subject
 from zoneapp.access.fields import AccessError, FieldAccess
 from zoneapp.keys.envelope import KeyRing
@@ -86,7 +86,7 @@ def acl_redis(tmp_path: Path) -> Iterator[int]:
     try:
         try:
             asyncio.run(_assign_slots(port))
-        except (OSError, aioredis.RedisError) as exc:
+        except (OSError, aioredis.RedisError, pytest.fail.Exception) as exc:
             tail = (tmp_path / "redis.log").read_text(errors="replace")[-2000:]
             pytest.fail(f"redis-server on {port} (exit {proc.poll()}): {exc!r}\n{tail}")
         yield port
@@ -97,19 +97,23 @@ def acl_redis(tmp_path: Path) -> Iterator[int]:
 
 
 async def _assign_slots(port: int) -> None:
-    deadline = time.monotonic() + 60
     admin = aioredis.Redis(port=port, username="admin", password=ADMIN)
+
+    async def slots_assigned() -> bool:
+        await command(admin, "CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        return True
+
+    async def cluster_ok() -> bool:
+        return b"cluster_state:ok" in await command(admin, "CLUSTER", "INFO")
+
     try:
-        while True:
-            try:
-                await command(admin, "CLUSTER", "ADDSLOTSRANGE", "0", "16383")
-                break
-            except (ConnectionError, OSError, aioredis.ConnectionError) as exc:
-                assert time.monotonic() < deadline, f"redis-server did not start: {exc}"
-                await asyncio.sleep(0.1)
-        while b"cluster_state:ok" not in await command(admin, "CLUSTER", "INFO"):
-            assert time.monotonic() < deadline, "the one-node cluster did not come up"
-            await asyncio.sleep(0.1)
+        await async_wait_for(
+            slots_assigned,
+            60,
+            "redis-server to start and take the slots",
+            retry_on=(ConnectionError, OSError, aioredis.ConnectionError),
+        )
+        await async_wait_for(cluster_ok, 60, "the one-node cluster to come up")
     finally:
         await admin.aclose()  # type: ignore[attr-defined]
 

@@ -10,7 +10,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from tests.waiting import wait_for
 from zoneapp.policy import load_policy
 from zoneapp.stack.process import free_port
 from zoneapp.stack.softhsm import find_softhsm_module
@@ -260,14 +260,11 @@ def test_hsm_init_parses_the_keys_url() -> None:
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            assert time.monotonic() < deadline, f"nothing listens on {port}"
-            time.sleep(0.05)
+    def listening() -> bool:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+
+    wait_for(listening, timeout, f"something to listen on {port}", interval=0.05)
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
