@@ -23,7 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.records import EMAIL, PHONE, payment, raw
-from tests.waiting import async_wait_for
+from tests.waiting import async_wait_for, wait_for
 from zoneapp.access.erasure import erase_subject
 from zoneapp.access.fields import AccessError, FieldAccess
 from zoneapp.keys.envelope import KeyRing
@@ -57,7 +57,7 @@ class NoteAudit:
 def acl_redis(tmp_path: Path) -> Iterator[int]:
     """redis-server through deploy/redis/start.sh with REDIS_ACL_USER=zoneapp, cluster mode."""
     require_prerequisites()
-    port = free_port()
+    port = cluster_port()
     base = (REPO / "deploy" / "redis" / "redis.conf").read_text(encoding="utf-8")
     base = base.replace("port 6379", f"port {port}").replace("dir /data", f"dir {tmp_path}")
     base = base.replace("bind 0.0.0.0 -::*", "bind 127.0.0.1")
@@ -85,8 +85,8 @@ def acl_redis(tmp_path: Path) -> Iterator[int]:
     )
     try:
         try:
-            asyncio.run(_assign_slots(port))
-        except (OSError, aioredis.RedisError, pytest.fail.Exception) as exc:
+            asyncio.run(_assign_slots(port, proc))
+        except (OSError, RuntimeError, aioredis.RedisError, pytest.fail.Exception) as exc:
             tail = (tmp_path / "redis.log").read_text(errors="replace")[-2000:]
             pytest.fail(f"redis-server on {port} (exit {proc.poll()}): {exc!r}\n{tail}")
         yield port
@@ -96,10 +96,23 @@ def acl_redis(tmp_path: Path) -> Iterator[int]:
         log.close()
 
 
-async def _assign_slots(port: int) -> None:
+def cluster_port() -> int:
+    """A free port a cluster node accepts: its bus listens on port + 10000, so Redis
+    refuses ports above 55535 (free ports from the kernel often are)."""
+    return wait_for(
+        lambda: port if (port := free_port()) <= 55535 else None,
+        10,
+        "a free port below 55536",
+        interval=0,
+    )
+
+
+async def _assign_slots(port: int, proc: subprocess.Popen[bytes]) -> None:
     admin = aioredis.Redis(port=port, username="admin", password=ADMIN)
 
     async def slots_assigned() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError("redis-server exited")  # no use waiting for it
         await command(admin, "CLUSTER", "ADDSLOTSRANGE", "0", "16383")
         return True
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.fixtures import POLICY
+
 REPO = Path(__file__).resolve().parents[3]
 FAUST = Path(sys.executable).parent / "faust"
 
@@ -22,7 +24,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_good_policy(tmp_path: Path) -> None:
+def test_the_shipped_example_policy_is_valid() -> None:
+    """The policy `make run` and the deploy files use passes the operator's check."""
     out = run("check-policy", "deploy/policies/ecommerce.yaml")
     assert out.returncode == 0, out.stderr
     assert "OK (version 2026.11.1" in out.stdout and "payments-to-confidential" in out.stdout
@@ -31,9 +34,9 @@ def test_good_policy(tmp_path: Path) -> None:
 def test_bad_policy_names_file_line_and_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        (REPO / "deploy/policies/ecommerce.yaml")
-        .read_text()
-        .replace("transform: tokenize, class: restricted, format: card", "transform: tokenise")
+        POLICY.read_text().replace(
+            "transform: tokenize, class: restricted, format: card", "transform: tokenise"
+        )
     )
     out = run("check-policy", str(bad))
     assert out.returncode == 1

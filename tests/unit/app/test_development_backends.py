@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import POLICY as UNIT_POLICY
 from zoneapp.runtime import Runtime
 from zoneapp.settings import Settings, SettingsError
 from zoneapp.stack import free_port
 from zoneapp.vault import MemoryTokenVault, build_vault
 
-REPO = Path(__file__).resolve().parents[3]
-POLICY = str(REPO / "deploy" / "policies" / "ecommerce.yaml")
+POLICY = str(UNIT_POLICY)
 
 
 def test_environment_defaults_to_production() -> None:

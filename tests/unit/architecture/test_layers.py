@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.fixtures import POLICY
+
 ROOT = Path(__file__).resolve().parents[3]
 FAUST_SIDE = {"application.py", "web"}  # may import zoneapp.agents / zoneapp.tables
 
@@ -60,7 +62,7 @@ def test_check_policy_runs_without_python_pkcs11(tmp_path: Path) -> None:
         "ZONEAPP_KEYS": "pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp",
         "ZONEAPP_PKCS11_PIN": "1234",
     }
-    policy = ROOT / "deploy" / "policies" / "ecommerce.yaml"
+    policy = POLICY
     faust = Path(sys.executable).with_name("faust")
     done = subprocess.run(
         [str(faust), "-A", "zoneapp", "check-policy", str(policy)],

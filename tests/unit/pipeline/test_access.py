@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tests.fixtures import POLICY
 from tests.records import EMAIL, IBAN, PHONE, payment, raw
 from zoneapp.access.erasure import erase_subject
 from zoneapp.access.fields import AccessError, FieldAccess
@@ -25,8 +25,6 @@ from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.vault import MemoryTokenVault, StoredToken
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
-
 
 class MemoryAudit:
     def __init__(self) -> None:
@@ -38,7 +36,7 @@ class MemoryAudit:
 
 @pytest.fixture(scope="module")
 def policy() -> CompiledPolicy:
-    return load_policy(EXAMPLE)
+    return load_policy(POLICY)
 
 
 async def sanitized(

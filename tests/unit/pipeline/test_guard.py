@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.fixtures import POLICY
 from tests.records import CARD, SENSITIVE, colliding_cards, payment, raw
 from zoneapp.access.fields import FieldAccess
 from zoneapp.core.sanitizer import RawRecord
@@ -19,12 +19,10 @@ from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.transforms import RecordContext
 from zoneapp.vault import MemoryTokenVault
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
-
 
 @pytest.fixture(scope="module")
 def policy() -> CompiledPolicy:
-    return load_policy(EXAMPLE)
+    return load_policy(POLICY)
 
 
 def make_guard(
@@ -82,7 +80,7 @@ async def test_every_record_is_forwarded_or_quarantined(
         "partition": 1,
         "offset": 1,
     }
-    assert first["policy_version"] == "2026.11.1" and first["action"] == "quarantined"
+    assert first["policy_version"] == "unit-fixture.1" and first["action"] == "quarantined"
     assert len(first["trace_id"]) == 32 and first["id"] and first["timestamp"].endswith("Z")
     for _, _, v, _ in violations:
         for secret in SENSITIVE:

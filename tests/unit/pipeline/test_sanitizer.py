@@ -1,25 +1,24 @@
-"""The sanitizer on the example policy: what crosses, what is blocked, and why."""
+"""The sanitizer on the unit tests' policy (tests/fixtures/policy.yaml): what crosses,
+what is blocked, and why."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.fixtures import POLICY as UNIT_POLICY
 from tests.records import CARD, EMAIL, IBAN, NAME, PHONE, SENSITIVE, SSN, payment, raw
 from zoneapp.core.sanitizer import BoundarySanitizer, Forward, Quarantine
 from zoneapp.dlp.credit_card import luhn_ok as luhn_valid
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy import CompiledPolicy, compile_policy_text, load_policy
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
-
 
 @pytest.fixture(scope="module")
 def policy() -> CompiledPolicy:
-    return load_policy(EXAMPLE)
+    return load_policy(UNIT_POLICY)
 
 
 @pytest.fixture
@@ -90,7 +89,7 @@ async def test_payment_is_sanitized(payments: BoundarySanitizer, keyring: KeyRin
     assert headers["zoneapp-source-topic"] == b"restricted.payments"
     assert headers["zoneapp-source-offset"] == b"7"
     assert headers["zoneapp-boundary"] == b"payments-to-confidential"
-    assert headers["zoneapp-policy-version"] == b"2026.11.1"
+    assert headers["zoneapp-policy-version"] == b"unit-fixture.1"
     assert len(headers["zoneapp-policy-hash"]) == 64
     assert headers["zoneapp-record-id"] == b"restricted.payments/1/7"
     # 1 unclassified field + 1 unlisted header
@@ -457,8 +456,8 @@ async def test_tombstone_key_equals_live_key_for_every_key_transform(
 
 
 async def test_tombstone_of_user_pii_reaches_the_same_key(keyring: KeyRing) -> None:
-    """The example policy's user-pii boundary tokenizes its key."""
-    policy = load_policy(EXAMPLE)
+    """The user-pii boundary tokenizes its key."""
+    policy = load_policy(UNIT_POLICY)
     s = BoundarySanitizer(policy, policy.boundary("user-pii-to-confidential"))
     for zone, purpose in s.hmac_purposes():
         keyring.require_hmac(zone, purpose)
