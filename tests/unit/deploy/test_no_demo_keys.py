@@ -14,7 +14,7 @@ import re
 from zoneapp.settings import Settings
 
 from .conftest import DEPLOY, ROOT
-from .test_compose import Services
+from .test_compose import Services, env_of
 
 MARKERS = ("zoneapp.stack", ".zoneapp", "demo/api-keys", "api-keys.yaml", "demo-analyst")
 
@@ -46,9 +46,11 @@ def test_the_image_copies_only_the_sources_and_deploy_files() -> None:
 
 
 def test_no_worker_service_sets_an_api_keys_file_into_a_stack_workdir(services: Services) -> None:
+    assert services
     for name, service in services.items():
-        env = service.get("environment") or {}
-        value = str(env.get("ZONEAPP_API_KEYS_FILE", "")) if isinstance(env, dict) else ""
+        # env_of reads both compose spellings (a mapping or a KEY=VALUE list): a list
+        # must not slip past as "no variable".
+        value = env_of(service).get("ZONEAPP_API_KEYS_FILE", "")
         assert ".zoneapp" not in value and "demo" not in value, name
 
 

@@ -52,10 +52,15 @@ def test_same_matches(batch: int) -> None:
 
 
 def test_same_findings() -> None:
+    found = 0
     for i in range(0, len(CORPUS), 25):
         items = [(f"f{j}", t) for j, t in enumerate(CORPUS[i : i + 25])]
         results = {name: s.scan(items) for name, s in SCANNERS.items()}
         assert results["hyperscan"] == results["re"], items
+        found += len(results["re"])
+    # Agreeing on nothing proves nothing: the corpus (gathered from the detector tests'
+    # tables) must hold values to find (816 texts, 310 findings in December 2026).
+    assert len(CORPUS) > 500 and found > 200, (len(CORPUS), found)
 
 
 def test_text_index_counts_separators() -> None:
