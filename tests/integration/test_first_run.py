@@ -312,10 +312,13 @@ def test_first_run_as_a_newcomer(tmp_path: Path) -> None:
                 "violations": "document.querySelectorAll('#violations td.reason').length",
                 "login": "document.getElementById('login').hidden",
             },
-            # Watched until it has rendered the zones, a count and a violation, having
-            # fetched both APIs: what a user sees once the page has loaded.
+            # Watched until it has moved the key out of the address bar, rendered the
+            # zones, a count and a violation, and fetched both APIs: what a user sees
+            # once the page has loaded. (Each is asserted exactly below.)
             ready=lambda page: (
-                page.values["zones"] == ZONE_ORDER
+                bool(page.values["stored"])
+                and "#" not in (page.values["href"] or "#")
+                and page.values["zones"] == ZONE_ORDER
                 and bool(page.values["consumed"])
                 and (page.values["violations"] or 0) > 0
                 and {"/zones", "/violations"} <= requested_paths(page)
