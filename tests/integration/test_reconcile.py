@@ -21,11 +21,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from tests.waiting import wait_for
 from zoneapp.stack import EmbeddedStack
 from zoneapp.stack.demo import produce_demo
 
 from .conftest import REPO, spawn_worker
-from .web.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +144,7 @@ def test_reconcile_agrees_with_the_feed_and_names_what_is_missing(
         assert code == 0 and handled == on_topic, (on_topic, rows)
         return summary
 
-    summary = wait_for(settled, 180, "the worker to commit every payment record")
+    summary = wait_for(settled, 180, "the worker to commit every payment record", interval=0.5)
     rows = payments(summary)
     assert summary["ok"] and summary["missing"] == 0 and summary["duplicated"] == 0
     assert all(r["missing"] == [] for r in rows)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
+from tests.fixtures import POLICY
 from tests.records import payment, raw
 from zoneapp.core.dedupe import Deduplicator
 from zoneapp.keys.envelope import KeyRing
@@ -16,7 +16,6 @@ from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import load_policy
 from zoneapp.vault import MemoryTokenVault
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
 ZONES = ("restricted", "confidential", "internal", "public")
 
 
@@ -24,7 +23,7 @@ def _outputs_of_a_redelivered_batch() -> list[list[tuple[str, bytes]]]:
     """One batch handled twice, as after a restart before the commit: 6 outputs, 3 unique."""
 
     async def run() -> MemorySink:
-        policy = load_policy(EXAMPLE)
+        policy = load_policy(POLICY)
         provider = MemoryKeyProvider()
         await provider.provision(ZONES)
         await provider.open(ZONES)

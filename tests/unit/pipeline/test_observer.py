@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.fixtures import POLICY
 from tests.records import CARD, payment, raw
 from zoneapp.core.sanitizer import Forward, Outcome, Quarantine, RawRecord
 from zoneapp.keys.envelope import KeyRing
@@ -25,7 +25,6 @@ from zoneapp.pipeline.sink import MemorySink, Sent
 from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.vault import MemoryTokenVault
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "ecommerce.yaml"
 BOUNDARY = "payments-to-confidential"
 PRODUCER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{PRODUCER_TRACE}-00f067aa0ba902b7-01".encode()
@@ -36,7 +35,7 @@ SECRET = "4111111111111111-in-an-exception"
 
 @pytest.fixture(scope="module")
 def policy() -> CompiledPolicy:
-    return load_policy(EXAMPLE)
+    return load_policy(POLICY)
 
 
 class RecordingObserver(NoObserver):
