@@ -9,7 +9,6 @@ cache wrapper, which must keep the same contract.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -224,30 +224,36 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     )  # fmt: skip
     server = RedisServer(port)
     try:
-        asyncio.run(_wait_for_redis(server, proc))
+        _wait_for_redis(server, proc)
         yield server
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-async def _wait_for_redis(server: RedisServer, proc: subprocess.Popen[bytes]) -> None:
-    import redis.asyncio as aioredis
+def _admin(server: RedisServer) -> Any:
+    import redis
+
+    return redis.Redis(port=server.port, password=REDIS_PASSWORD, socket_timeout=5)
+
+
+def _wait_for_redis(server: RedisServer, proc: subprocess.Popen[bytes]) -> None:
+    """Until it answers a PING (a condition, not a fixed sleep); fails if it exits."""
     from redis.exceptions import RedisError
 
-    client = aioredis.Redis(port=server.port, password=REDIS_PASSWORD)
+    client = _admin(server)
     deadline = time.monotonic() + 10
     try:
         while True:
             try:
-                await client.ping()
+                client.ping()
                 return
             except RedisError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise
-                await asyncio.sleep(0.05)
+                time.sleep(0.05)
     finally:
-        await client.aclose()  # type: ignore[attr-defined]
+        client.close()
 
 
 class VaultBackendKind:
@@ -306,13 +312,11 @@ class RedisVaults(VaultBackendKind):
         return CachingTokenVault(dead) if self.cached else dead
 
     async def reset(self) -> None:
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis(port=self.server.port, password=REDIS_PASSWORD)
+        client = _admin(self.server)
         try:
-            await client.flushdb()
+            client.flushdb()
         finally:
-            await client.aclose()  # type: ignore[attr-defined]
+            client.close()
 
 
 @pytest.fixture(params=["memory", "redis", "memory+cache", "redis+cache"])

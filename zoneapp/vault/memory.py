@@ -70,7 +70,13 @@ class MemoryTokenVault(TokenVault):
     ) -> dict[tuple[str, str], str]:
         self._check()
         self._round_trips += 1
-        return {w: self.subject_key_data.setdefault(w, create(*w)) for w in wanted}
+        out: dict[tuple[str, str], str] = {}
+        for w in wanted:
+            key = self.subject_key_data.get(w)
+            if key is None:  # like Redis: only a missing key is created
+                key = self.subject_key_data[w] = create(*w)
+            out[w] = key
+        return out
 
     async def fetch_subject_key(self, tenant: str, subject: str) -> str | None:
         self._check()
