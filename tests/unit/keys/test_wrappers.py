@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -90,7 +91,7 @@ async def test_zone_gate_refuses_an_unopened_zone_without_calling_the_inner_prov
     calls = KeyCalls()
     gate = ZoneGate(CountingKeyProvider(MemoryKeyProvider(store), calls))
     dek = os.urandom(32)
-    refused = [
+    refused: list[Callable[[], Awaitable[object]]] = [
         lambda: gate.current_kek_version(ZONE),
         lambda: gate.wrap_dek(ZONE, 1, dek, dek_aad(ZONE, 1)),
         lambda: gate.unwrap_dek(ZONE, 1, b"x" * 60, dek_aad(ZONE, 1)),
