@@ -15,6 +15,7 @@ from zoneapp.keys import (
     DecryptionError,
     KeyBackend,
     KeyCalls,
+    KeyLoginError,
     KeyProviderError,
     KeyUnavailableError,
     Secret,
@@ -328,6 +329,23 @@ async def test_wrong_pin_is_key_unavailable(make_provider: MakeProvider, zones: 
         await wrong2.provision([zones.internal])
     with pytest.raises(KeyUnavailableError):
         await wrong2.ping()
+    await good.ping()
+
+
+async def test_a_refused_pin_is_tried_once(make_provider: MakeProvider, zones: Zones) -> None:
+    """HSMs lock a token after a few wrong PINs: the runtime stack never retries a login."""
+    sleeps: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    gate = runtime_stack(make_provider(Secret(WRONG_PIN)), sleep=sleep)
+    with pytest.raises(KeyLoginError, match="PinIncorrect"):
+        await gate.open([zones.confidential])
+    good = await admin(make_provider, zones.confidential)  # now with a login to differ from
+    with pytest.raises(KeyLoginError, match="PinIncorrect"):
+        await gate.open([zones.confidential])
+    assert sleeps == []
     await good.ping()
 
 

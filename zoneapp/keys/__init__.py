@@ -19,6 +19,7 @@ from zoneapp.keys.admin import KeyAdmin, KeyBackend
 from zoneapp.keys.api import KeyProvider
 from zoneapp.keys.base import (
     DecryptionError,
+    KeyLoginError,
     KeyProviderError,
     KeyUnavailableError,
     UnknownKeyVersionError,
@@ -53,6 +54,7 @@ __all__ = [
     "KeyAdmin",
     "KeyBackend",
     "KeyCalls",
+    "KeyLoginError",
     "KeyProvider",
     "KeyProviderError",
     "KeyRing",

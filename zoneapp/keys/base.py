@@ -24,6 +24,7 @@ __all__ = [
     "WRAP_NONCE_BYTES",
     "WRAP_TAG_BYTES",
     "DecryptionError",
+    "KeyLoginError",
     "KeyProviderError",
     "KeyUnavailableError",
     "UnknownKeyVersionError",
@@ -50,6 +51,11 @@ class KeyProviderError(Exception):
 
 class KeyUnavailableError(KeyProviderError):
     """HSM/token unreachable, login failed, session lost: transient; callers retry with backoff."""
+
+
+class KeyLoginError(KeyUnavailableError):
+    """The store refused the PIN (wrong, locked, expired). Not retried by the retry
+    wrapper: HSMs count failed logins and lock the token after a few."""
 
 
 class ZoneNotPermittedError(KeyProviderError):

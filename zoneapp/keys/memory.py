@@ -34,6 +34,7 @@ from zoneapp.keys.base import (
     WRAP_NONCE_BYTES,
     WRAPPED_DEK_MIN_BYTES,
     DecryptionError,
+    KeyLoginError,
     KeyProviderError,
     KeyUnavailableError,
     UnknownKeyVersionError,
@@ -90,7 +91,7 @@ class MemoryKeyStore:
         if self._pin_digest is None:
             return
         if pin is None or not pin.matches(self._pin_digest):
-            raise KeyUnavailableError("login to memory key store failed: PinIncorrect")
+            raise KeyLoginError("login to memory key store failed: PinIncorrect")
 
     def _latest(self, zone: str) -> int:
         self._check()

@@ -50,6 +50,7 @@ from zoneapp.keys.base import (
     WRAP_TAG_BYTES,
     WRAPPED_DEK_MIN_BYTES,
     DecryptionError,
+    KeyLoginError,
     KeyProviderError,
     KeyUnavailableError,
     UnknownKeyVersionError,
@@ -102,6 +103,14 @@ _DECRYPT_FAILURES: tuple[type[Exception], ...] = (
     p11e.DataLenRange,
 )
 _PING_LABEL = "zoneapp:ping"
+# The token refused this PIN: trying again would only count against it.
+_PIN_REFUSED: tuple[type[Exception], ...] = (
+    p11e.PinIncorrect,
+    p11e.PinInvalid,
+    p11e.PinLenRange,
+    p11e.PinExpired,
+    p11e.PinLocked,
+)
 
 
 def _is_reconnect_error(exc: Exception) -> bool:
@@ -125,7 +134,7 @@ class _TokenLogin:
         with self.lock:
             if self.holder is not None and self._holder_alive():
                 if self.pin_digest is None or not pin.matches(self.pin_digest):
-                    raise KeyUnavailableError(
+                    raise KeyLoginError(
                         f"login to token {self.token_label!r} failed: PinIncorrect "
                         "(differs from the PIN this process is logged in with)"
                     )
@@ -134,7 +143,7 @@ class _TokenLogin:
             try:
                 pin_text = pin.reveal().decode("utf-8")
             except UnicodeDecodeError:
-                raise KeyUnavailableError(
+                raise KeyLoginError(
                     f"login to token {self.token_label!r} failed: PIN is not valid UTF-8"
                 ) from None
             try:
@@ -145,7 +154,8 @@ class _TokenLogin:
                     "(logged in outside zoneapp.keys; the PIN cannot be verified)"
                 ) from None
             except p11e.PKCS11Error as exc:
-                raise KeyUnavailableError(
+                refused = KeyLoginError if isinstance(exc, _PIN_REFUSED) else KeyUnavailableError
+                raise refused(
                     f"login to token {self.token_label!r} failed: {type(exc).__name__}"
                 ) from None
             self.pin_digest = pin.digest()

@@ -50,11 +50,13 @@ async def retry(
     sleep: Sleep = asyncio.sleep,
     on_retry: Callable[[int, float, BaseException], None] | None = None,
     on_recovered: Callable[[int], None] | None = None,
+    never: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Await ``call()`` until it returns; on a ``retry_on`` error wait and call again.
 
     ``on_retry(attempt, delay, exc)`` runs before each wait (attempt counts failures from
-    1); ``on_recovered(failures)`` after a success that followed failures. When
+    1); ``on_recovered(failures)`` after a success that followed failures. An error that
+    is also one of ``never`` is raised at once. When
     ``backoff.attempts`` calls have failed, the last error is raised: fail closed.
     """
     delay = backoff.first
@@ -63,6 +65,8 @@ async def retry(
         try:
             result = await call()
         except retry_on as exc:
+            if isinstance(exc, never):
+                raise
             failures += 1
             if backoff.attempts is not None and failures >= backoff.attempts:
                 raise

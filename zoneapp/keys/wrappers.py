@@ -24,7 +24,12 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
 
 from zoneapp.keys.api import KeyProvider
-from zoneapp.keys.base import KeyUnavailableError, ZoneNotPermittedError, validate_zone
+from zoneapp.keys.base import (
+    KeyLoginError,
+    KeyUnavailableError,
+    ZoneNotPermittedError,
+    validate_zone,
+)
 from zoneapp.keys.retry import Backoff, Sleep, retry
 
 __all__ = [
@@ -181,7 +186,8 @@ class RetryingKeyProvider(KeyProviderWrapper):
     lost) with :data:`DEFAULT_KEY_BACKOFF`, then raises it: fail closed.
 
     Nothing else is retried: a refused zone, an unknown version or a tampered wrapped key
-    is an answer, not an outage. ``ping`` is not retried either (a health probe reports
+    is an answer, not an outage; nor is a refused PIN (KeyLoginError), which an HSM
+    counts towards locking the token. ``ping`` is not retried either (a health probe reports
     what it sees), nor ``close``. Every retried operation is safe to repeat.
     """
 
@@ -202,7 +208,12 @@ class RetryingKeyProvider(KeyProviderWrapper):
             log.warning("key store: %s failed (%s); retry %d in %.2fs", what, exc, attempt, delay)
 
         return await retry(
-            call, self.backoff, (KeyUnavailableError,), sleep=self._sleep, on_retry=on_retry
+            call,
+            self.backoff,
+            (KeyUnavailableError,),
+            sleep=self._sleep,
+            on_retry=on_retry,
+            never=(KeyLoginError,),
         )
 
     async def open(self, zones: Collection[str]) -> None:

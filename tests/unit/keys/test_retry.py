@@ -62,6 +62,13 @@ async def test_bounded_attempts_raise_the_last_error() -> None:
     assert flaky.calls == 3 and delays == [0.5, 1.0]
 
 
+async def test_never_wins_over_retry_on() -> None:
+    flaky = Flaky(1, ConnectionRefusedError)
+    with pytest.raises(ConnectionRefusedError):
+        await retry(flaky, Backoff(), (ConnectionError,), never=(ConnectionRefusedError,))
+    assert flaky.calls == 1
+
+
 async def test_other_errors_propagate_at_once() -> None:
     flaky = Flaky(1, ValueError)
     with pytest.raises(ValueError):
