@@ -131,6 +131,7 @@ def test_workers_in_separate_processes(tmp_path: Path) -> None:
     ]
     for proc in procs:
         b = token.result(proc)
+        assert "error" not in b, b["error"]  # a failed worker says why
         assert b["hmac"][conf] == a["hmac"][conf]
         assert b["decrypted"][a["ct"][conf]] == "hello confidential"
         assert b["decrypted"][a["ct"][restr]] == "ZoneNotPermittedError"
