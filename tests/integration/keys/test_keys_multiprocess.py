@@ -153,6 +153,6 @@ def test_wrong_pin_in_another_process(tmp_path: Path) -> None:
     wrong = tmp_path / "wrong-pin"
     wrong.write_text("not-the-pin-31337\n", encoding="utf-8")
     result = token.call({"zones": ["internal"]}, pin_file=wrong)
-    assert result["error"].startswith("KeyUnavailableError: login to token")
+    assert result["error"].startswith("KeyLoginError: login to token")
     assert "PinIncorrect" in result["error"]
     assert "31337" not in result["error"] and token.pin not in result["error"]
