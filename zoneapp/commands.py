@@ -15,7 +15,7 @@ from faust.cli import AppCommand, argument, option
 from zoneapp.access.erasure import erase_subject, subject_zones
 from zoneapp.access.fields import AccessError, FieldAccess, KafkaAuditSink, audit_event
 from zoneapp.formats import parse_utc
-from zoneapp.keys import KeyRing, build_key_provider
+from zoneapp.keys import KeyAdmin, KeyRing, build_key_admin, build_key_provider
 from zoneapp.ops import reconcile as reconciliation
 from zoneapp.ops.ledger import Ledger
 from zoneapp.ops.reconcile import Window
@@ -145,11 +145,24 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
 
 
 def _key_provider(runtime: Runtime) -> Any:
-    """The configured key provider; a refused one (memory:// outside development, a bad
-    URL) ends the command with its message, not a traceback."""
+    """The configured key provider (runtime stack: only the zones opened are usable); a
+    refused one (memory:// outside development, a bad URL) ends the command with its
+    message, not a traceback."""
     settings = runtime.settings
     try:
         return build_key_provider(
+            settings.keys_url, settings.pkcs11_pin, development=settings.development
+        )
+    except ValueError as exc:
+        print(f"zoneapp: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
+def _key_admin(runtime: Runtime) -> KeyAdmin:
+    """The configured key store for admin commands (rotate-key); refused like the above."""
+    settings = runtime.settings
+    try:
+        return build_key_admin(
             settings.keys_url, settings.pkcs11_pin, development=settings.development
         )
     except ValueError as exc:
@@ -197,11 +210,11 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
     async def rotate_key(self: AppCommand, zone: str) -> Any:
         """Create a new key-encryption key version for ZONE. Running workers switch to it
         within ZONEAPP_KEY_VERSION_CHECK_INTERVAL seconds; old data still decrypts."""
-        provider = _key_provider(runtime)
+        admin = _key_admin(runtime)
         try:
-            version = await provider.rotate_kek(zone)
+            version = await admin.rotate_kek(zone)
         finally:
-            await provider.close()
+            await admin.close()
         log.warning("key rotation: zone %s now uses KEK version %d (by %s)", zone, version, _who())
         producer = await _audit_producer(runtime)
         try:

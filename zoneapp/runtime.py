@@ -9,11 +9,11 @@ import logging
 from dataclasses import dataclass, field
 
 from zoneapp.core.stats import BoundaryStats
-from zoneapp.keys import DEVELOPMENT_ONLY, KeyProvider, build_key_provider
+from zoneapp.keys import DEVELOPMENT_ONLY, KeyCalls, KeyProvider, build_key_provider
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy import CompiledBoundary, CompiledPolicy, PolicyError, load_policy
 from zoneapp.settings import Settings
-from zoneapp.vault import TokenVault, build_vault
+from zoneapp.vault import TokenVault, build_token_vault
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class Runtime:
     _keyring: KeyRing | None = None
     _vault: TokenVault | None = None
     _keys_open: bool = False
+    #: Key operations sent to the key store, counted by the provider's counting wrapper.
+    hsm_calls: KeyCalls = field(default_factory=KeyCalls)
     #: HSM calls made by the end of the first batch: the start-up cost, for the benchmark.
     hsm_calls_at_first_batch: int | None = None
 
@@ -90,10 +92,12 @@ class Runtime:
     @property
     def keyring(self) -> KeyRing:
         if self._keyring is None:
+            # The back end wrapped once, here: zone gate -> retry -> counting (keys/wrappers.py).
             provider = build_key_provider(
                 self.settings.keys_url,
                 self.settings.pkcs11_pin,
                 development=self.settings.development,
+                calls=self.hsm_calls,
             )
             self._provider = provider
             self._keyring = KeyRing(
@@ -112,7 +116,8 @@ class Runtime:
     @property
     def vault(self) -> TokenVault:
         if self._vault is None:
-            self._vault = build_vault(
+            # The back end behind the cache wrapper (vault/cache.py).
+            self._vault = build_token_vault(
                 self.settings.vault_url,
                 self.settings.vault_password,
                 development=self.settings.development,
@@ -127,13 +132,13 @@ class Runtime:
 
     def on_batch_done(self) -> None:
         if self.hsm_calls_at_first_batch is None and self._keyring is not None:
-            self.hsm_calls_at_first_batch = self._keyring.stats["hsm_calls"]
+            self.hsm_calls_at_first_batch = self.hsm_calls.total
 
     def totals_line(self) -> str:
         consumed = sum(s.consumed for s in self.stats.values())
         forwarded = sum(s.forwarded for s in self.stats.values())
         quarantined = sum(s.quarantined for s in self.stats.values())
-        hsm = self._keyring.stats["hsm_calls"] if self._keyring is not None else 0
+        hsm = self.hsm_calls.total
         warm = self.hsm_calls_at_first_batch if self.hsm_calls_at_first_batch is not None else hsm
         vault = self._vault
         return (

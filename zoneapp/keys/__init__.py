@@ -1,7 +1,12 @@
-"""Key management for zoneapp: provider API, providers, envelope encryption.
+"""Key management for zoneapp: the key APIs, their back ends, wrappers, envelope encryption.
 
-``base`` is the dependency-free API; ``memory`` and ``pkcs11`` implement it;
-``envelope.KeyRing`` is what the pipeline uses on the hot path.
+``api`` is the runtime interface (``KeyProvider``) and ``admin`` the provisioning one
+(``KeyAdmin``); ``base`` holds their errors and labels. ``memory`` and ``pkcs11`` are the
+back ends, implementing both; ``wrappers`` adds counting, zone gating and retry around a
+back end. ``envelope.KeyRing`` is what the pipeline uses on the hot path.
+
+Chosen by URL, as Faust chooses stores: :func:`build_key_provider` gives a worker's
+composed runtime stack, :func:`build_key_admin` the plain back end for admin commands.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ import logging
 import threading
 from urllib.parse import parse_qs, urlsplit
 
+from zoneapp.keys.admin import KeyAdmin, KeyBackend
+from zoneapp.keys.api import KeyProvider
 from zoneapp.keys.base import (
     DecryptionError,
-    KeyProvider,
+    KeyLoginError,
     KeyProviderError,
     KeyUnavailableError,
     UnknownKeyVersionError,
@@ -32,6 +39,8 @@ from zoneapp.keys.envelope import (
     parse_ciphertext_header,
 )
 from zoneapp.keys.memory import MemoryKeyProvider, MemoryKeyStore
+from zoneapp.keys.retry import Backoff
+from zoneapp.keys.wrappers import DEFAULT_KEY_BACKOFF, KeyCalls, ZoneGate, runtime_stack
 from zoneapp.settings import Secret
 
 __all__ = [
@@ -42,6 +51,10 @@ __all__ = [
     "Aad",
     "CiphertextHeader",
     "DecryptionError",
+    "KeyAdmin",
+    "KeyBackend",
+    "KeyCalls",
+    "KeyLoginError",
     "KeyProvider",
     "KeyProviderError",
     "KeyRing",
@@ -52,7 +65,10 @@ __all__ = [
     "Purpose",
     "Secret",
     "UnknownKeyVersionError",
+    "ZoneGate",
     "ZoneNotPermittedError",
+    "build_key_admin",
+    "build_key_backend",
     "build_key_provider",
     "is_ciphertext",
     "parse_ciphertext_header",
@@ -82,8 +98,28 @@ _NAMED_STORES: dict[str, MemoryKeyStore] = {}
 _NAMED_STORES_LOCK = threading.Lock()
 
 
-def build_key_provider(url: str, pin: Secret | None, *, development: bool = False) -> KeyProvider:
-    """Build a provider from configuration.
+def build_key_provider(
+    url: str,
+    pin: Secret | None,
+    *,
+    development: bool = False,
+    calls: KeyCalls | None = None,
+    backoff: Backoff = DEFAULT_KEY_BACKOFF,
+) -> ZoneGate:
+    """The runtime provider a worker (or an access command) uses: the back end of ``url``
+    wrapped as :func:`~zoneapp.keys.wrappers.runtime_stack` composes it (zone gate, retry,
+    counting into ``calls``). Only the zones given to ``open()`` are usable."""
+    backend = build_key_backend(url, pin, development=development)
+    return runtime_stack(backend, calls=calls, backoff=backoff)
+
+
+def build_key_admin(url: str, pin: Secret | None, *, development: bool = False) -> KeyAdmin:
+    """The back end of ``url`` for provisioning and rotation (no wrappers: admin.py)."""
+    return build_key_backend(url, pin, development=development)
+
+
+def build_key_backend(url: str, pin: Secret | None, *, development: bool = False) -> KeyBackend:
+    """The plain back end a URL names (the registry behind both builders).
 
     * ``memory://`` - MemoryKeyProvider on a fresh process-local store;
       ``memory://<name>`` shares one named store per process (several in-process workers).

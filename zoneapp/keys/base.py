@@ -1,9 +1,7 @@
-"""The key-management API: what the pipeline needs from a key store, and nothing else.
+"""The key store's vocabulary: errors, sizes, key labels and zone names.
 
-Modelled on Kroxylicious record encryption: the envelope layer (``envelope.py``)
-only talks to this interface, so the in-memory provider (tests, dev) and the
-PKCS#11 provider (SoftHSM, network HSMs) are interchangeable and must pass the
-same contract suite. This module has no third-party dependencies.
+Shared by the runtime interface (``api.py``), the admin interface (``admin.py``), the
+wrappers and both back ends; like them it has no third-party dependencies.
 
 Key objects in a store, per zone:
 
@@ -18,8 +16,6 @@ Error messages name the store, token label and zone, never PINs or key bytes.
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
-from collections.abc import Collection
 
 __all__ = [
     "DEK_BYTES",
@@ -28,7 +24,7 @@ __all__ = [
     "WRAP_NONCE_BYTES",
     "WRAP_TAG_BYTES",
     "DecryptionError",
-    "KeyProvider",
+    "KeyLoginError",
     "KeyProviderError",
     "KeyUnavailableError",
     "UnknownKeyVersionError",
@@ -55,6 +51,11 @@ class KeyProviderError(Exception):
 
 class KeyUnavailableError(KeyProviderError):
     """HSM/token unreachable, login failed, session lost: transient; callers retry with backoff."""
+
+
+class KeyLoginError(KeyUnavailableError):
+    """The store refused the PIN (wrong, locked, expired). Not retried by the retry
+    wrapper: HSMs count failed logins and lock the token after a few."""
 
 
 class ZoneNotPermittedError(KeyProviderError):
@@ -88,94 +89,3 @@ def kek_label(zone: str, version: int) -> str:
 def hmac_label(zone: str) -> str:
     """Store label of a zone's HMAC key (single version: derived keys must stay stable)."""
     return f"zoneapp:hmac:{validate_zone(zone)}:v1"
-
-
-class KeyProvider(ABC):
-    """A key store holding per-zone KEKs and HMAC keys that never leave it.
-
-    ``hsm_calls`` counts key operations sent to the store: wrap, unwrap, derive,
-    create, and each find / version lookup. Opening, login and ``ping`` are not
-    counted. Providers cache ``(zone, version) -> key`` lookups, so a wrap/unwrap
-    with a known version costs exactly one call.
-
-    Zone permission: after ``open(zones)`` only those zones' keys can be used
-    (``current_kek_version``, ``wrap_dek``, ``unwrap_dek``, ``derive_hmac_key``).
-    ``provision`` and ``rotate_kek`` are admin operations that only create keys
-    and never return key material, so they work with or without ``open()``.
-    """
-
-    def __init__(self) -> None:
-        self._hsm_calls = 0
-        self._opened: frozenset[str] | None = None
-
-    @property
-    def hsm_calls(self) -> int:
-        """Operations sent to the key store (wrap, unwrap, derive, find/version lookups, create)."""
-        return self._hsm_calls
-
-    @property
-    def opened_zones(self) -> frozenset[str]:
-        """Zones whose keys this provider may use (empty before ``open``)."""
-        return self._opened or frozenset()
-
-    def _count(self, n: int = 1) -> None:
-        self._hsm_calls += n
-
-    def _check_zone(self, zone: str) -> None:
-        """Fail closed before any store call if the zone was not opened."""
-        validate_zone(zone)
-        if self._opened is None:
-            raise ZoneNotPermittedError(
-                f"zone {zone!r} is not usable: the key provider is not open"
-            )
-        if zone not in self._opened:
-            raise ZoneNotPermittedError(f"zone {zone!r} was not opened by this process")
-
-    @abstractmethod
-    async def open(self, zones: Collection[str]) -> None:
-        """Open a session; only these zones' keys are usable afterwards.
-
-        Other zones raise ZoneNotPermittedError before any store call.
-        """
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Close the session and forget cached key handles; idempotent."""
-
-    @abstractmethod
-    async def ping(self) -> None:
-        """Raise KeyUnavailableError if the key store is unusable."""
-
-    @abstractmethod
-    async def provision(self, zones: Collection[str]) -> None:
-        """Create v1 KEK + v1 HMAC key for each zone if missing (idempotent).
-
-        Admin operation; may be called without open().
-        """
-
-    @abstractmethod
-    async def current_kek_version(self, zone: str) -> int:
-        """Highest KEK version, read from the store (not a cache) so rotations are seen."""
-
-    @abstractmethod
-    async def rotate_kek(self, zone: str) -> int:
-        """Create KEK version n+1; returns n+1."""
-
-    @abstractmethod
-    async def wrap_dek(self, zone: str, version: int, dek: bytes, aad: bytes) -> bytes:
-        """AES-256-GCM encrypt the DEK under the zone's KEK version, inside the HSM.
-
-        Returns nonce(12) || ciphertext || tag(16).
-        """
-
-    @abstractmethod
-    async def unwrap_dek(self, zone: str, version: int, wrapped: bytes, aad: bytes) -> bytes:
-        """Inverse of wrap_dek; DecryptionError if the blob or AAD was altered."""
-
-    @abstractmethod
-    async def derive_hmac_key(self, zone: str, purpose: bytes) -> bytes:
-        """HMAC-SHA256(zone's HMAC key, purpose), computed in the HSM.
-
-        The 32-byte result is a working key kept in process memory. Deterministic:
-        same zone + purpose gives the same bytes on every worker and after restarts.
-        """

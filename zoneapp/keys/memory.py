@@ -2,8 +2,9 @@
 
 Used by unit tests and the dev stack. It is not a mock: keys are random, wrap/unwrap
 is AES-256-GCM with the same blob layout and AAD binding as the PKCS#11 provider,
-and the error and zone-permission semantics are the same (the contract suite in
-``tests/unit/keys/test_contract.py`` runs against both).
+and the error semantics are the same (the contract suite in ``tests/contract/keys``
+runs against both). Like the PKCS#11 provider it implements only the key operations;
+counting, zone gating and retry are the wrappers of ``wrappers.py``.
 
 A :class:`MemoryKeyStore` plays the role of the token: several providers
 ("workers") constructed on the same store see the same keys, and setting
@@ -26,13 +27,14 @@ from collections.abc import Collection
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from zoneapp.keys.admin import KeyBackend
 from zoneapp.keys.base import (
     DEK_BYTES,
     HMAC_KEY_BYTES,
     WRAP_NONCE_BYTES,
     WRAPPED_DEK_MIN_BYTES,
     DecryptionError,
-    KeyProvider,
+    KeyLoginError,
     KeyProviderError,
     KeyUnavailableError,
     UnknownKeyVersionError,
@@ -78,7 +80,7 @@ class MemoryKeyStore:
             versions = {z: len(v) for z, v in sorted(self._keks.items())}
         return f"MemoryKeyStore(kek_versions={versions}, available={self.available})"
 
-    # The methods below are the store's "wire protocol"; providers call them and count them.
+    # The methods below are the store's "wire protocol"; providers call them.
 
     def _check(self) -> None:
         if not self.available:
@@ -89,7 +91,7 @@ class MemoryKeyStore:
         if self._pin_digest is None:
             return
         if pin is None or not pin.matches(self._pin_digest):
-            raise KeyUnavailableError("login to memory key store failed: PinIncorrect")
+            raise KeyLoginError("login to memory key store failed: PinIncorrect")
 
     def _latest(self, zone: str) -> int:
         self._check()
@@ -123,14 +125,15 @@ class MemoryKeyStore:
             self._hmac.setdefault(zone, _HmacKey())
 
 
-class MemoryKeyProvider(KeyProvider):
-    """KeyProvider over a :class:`MemoryKeyStore` (a fresh private one by default)."""
+class MemoryKeyProvider(KeyBackend):
+    """The key operations and admin over a :class:`MemoryKeyStore` (a fresh private one by
+    default). Like a PKCS#11 session it logs in on ``open`` or on first use."""
 
     def __init__(self, store: MemoryKeyStore | None = None, *, pin: Secret | None = None) -> None:
-        super().__init__()
         self._store = store if store is not None else MemoryKeyStore()
         self._pin = pin
-        # Mirrors the PKCS#11 handle cache so hsm_calls costs match between providers.
+        self._logged_in = False
+        # Mirrors the PKCS#11 handle cache: a known version costs no lookup.
         self._known: dict[tuple[str, int], AESGCM] = {}
         self._hmac_known: dict[str, _HmacKey] = {}
 
@@ -140,17 +143,25 @@ class MemoryKeyProvider(KeyProvider):
         return self._store
 
     def __repr__(self) -> str:
-        return f"MemoryKeyProvider(store={self._store!r}, opened={sorted(self.opened_zones)})"
+        return f"MemoryKeyProvider(store={self._store!r}, logged_in={self._logged_in})"
+
+    def _session(self) -> None:
+        if not self._logged_in:
+            self._store._login(self._pin)
+            self._logged_in = True
+        else:
+            self._store._check()
 
     async def open(self, zones: Collection[str]) -> None:
-        opened = frozenset(validate_zone(z) for z in zones)
+        for zone in zones:
+            validate_zone(zone)
         self._store._login(self._pin)
         self._known.clear()
         self._hmac_known.clear()
-        self._opened = opened
+        self._logged_in = True
 
     async def close(self) -> None:
-        self._opened = None
+        self._logged_in = False
         self._known.clear()
         self._hmac_known.clear()
 
@@ -161,18 +172,14 @@ class MemoryKeyProvider(KeyProvider):
         checked = [validate_zone(z) for z in zones]
         self._store._login(self._pin)
         for zone in checked:
-            self._count()
             if self._store._kek(zone, 1) is None:
-                self._count()
                 self._store._create_kek(zone, 1)
-            self._count()
             if self._store._hmac_key(zone) is None:
-                self._count()
                 self._store._create_hmac(zone)
 
     async def current_kek_version(self, zone: str) -> int:
-        self._check_zone(zone)
-        self._count()
+        validate_zone(zone)
+        self._session()
         version = self._store._latest(zone)
         if version == 0:
             raise UnknownKeyVersionError(f"zone {zone!r} has no KEK; provision it first")
@@ -184,11 +191,9 @@ class MemoryKeyProvider(KeyProvider):
     async def rotate_kek(self, zone: str) -> int:
         validate_zone(zone)
         self._store._login(self._pin)
-        self._count()
         latest = self._store._latest(zone)
         if latest == 0:
             raise UnknownKeyVersionError(f"zone {zone!r} has no KEK to rotate; provision it first")
-        self._count()
         # Another writer may have taken latest+1 meanwhile; take the next free version.
         version = latest + 1
         while not self._store._create_kek(zone, version):
@@ -200,9 +205,7 @@ class MemoryKeyProvider(KeyProvider):
             raise UnknownKeyVersionError(f"zone {zone!r} has no KEK version {version}")
         kek = self._known.get((zone, version))
         if kek is not None:
-            self._store._check()
             return kek
-        self._count()
         kek = self._store._kek(zone, version)
         if kek is None:
             raise UnknownKeyVersionError(f"zone {zone!r} has no KEK version {version}")
@@ -210,20 +213,20 @@ class MemoryKeyProvider(KeyProvider):
         return kek
 
     async def wrap_dek(self, zone: str, version: int, dek: bytes, aad: bytes) -> bytes:
-        self._check_zone(zone)
+        validate_zone(zone)
         if len(dek) != DEK_BYTES:
             raise KeyProviderError(f"a data key must be {DEK_BYTES} bytes")
+        self._session()
         kek = self._resolve(zone, version)
-        self._count()
         nonce = os.urandom(WRAP_NONCE_BYTES)
         return nonce + kek.encrypt(nonce, dek, aad)
 
     async def unwrap_dek(self, zone: str, version: int, wrapped: bytes, aad: bytes) -> bytes:
-        self._check_zone(zone)
+        validate_zone(zone)
         if len(wrapped) < WRAPPED_DEK_MIN_BYTES:
             raise DecryptionError(f"wrapped data key for zone {zone!r} is truncated")
+        self._session()
         kek = self._resolve(zone, version)
-        self._count()
         try:
             return kek.decrypt(wrapped[:WRAP_NONCE_BYTES], wrapped[WRAP_NONCE_BYTES:], aad)
         except InvalidTag:
@@ -233,15 +236,12 @@ class MemoryKeyProvider(KeyProvider):
             ) from None
 
     async def derive_hmac_key(self, zone: str, purpose: bytes) -> bytes:
-        self._check_zone(zone)
+        validate_zone(zone)
+        self._session()
         key = self._hmac_known.get(zone)
         if key is None:
-            self._count()
             key = self._store._hmac_key(zone)
             if key is None:
                 raise UnknownKeyVersionError(f"zone {zone!r} has no HMAC key; provision it first")
             self._hmac_known[zone] = key
-        else:
-            self._store._check()
-        self._count()
         return key.sign(purpose)

@@ -42,6 +42,7 @@ import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 
+from zoneapp.keys.admin import KeyBackend
 from zoneapp.keys.base import (
     DEK_BYTES,
     HMAC_KEY_BYTES,
@@ -49,7 +50,7 @@ from zoneapp.keys.base import (
     WRAP_TAG_BYTES,
     WRAPPED_DEK_MIN_BYTES,
     DecryptionError,
-    KeyProvider,
+    KeyLoginError,
     KeyProviderError,
     KeyUnavailableError,
     UnknownKeyVersionError,
@@ -102,6 +103,14 @@ _DECRYPT_FAILURES: tuple[type[Exception], ...] = (
     p11e.DataLenRange,
 )
 _PING_LABEL = "zoneapp:ping"
+# The token refused this PIN: trying again would only count against it.
+_PIN_REFUSED: tuple[type[Exception], ...] = (
+    p11e.PinIncorrect,
+    p11e.PinInvalid,
+    p11e.PinLenRange,
+    p11e.PinExpired,
+    p11e.PinLocked,
+)
 
 
 def _is_reconnect_error(exc: Exception) -> bool:
@@ -125,7 +134,7 @@ class _TokenLogin:
         with self.lock:
             if self.holder is not None and self._holder_alive():
                 if self.pin_digest is None or not pin.matches(self.pin_digest):
-                    raise KeyUnavailableError(
+                    raise KeyLoginError(
                         f"login to token {self.token_label!r} failed: PinIncorrect "
                         "(differs from the PIN this process is logged in with)"
                     )
@@ -134,7 +143,7 @@ class _TokenLogin:
             try:
                 pin_text = pin.reveal().decode("utf-8")
             except UnicodeDecodeError:
-                raise KeyUnavailableError(
+                raise KeyLoginError(
                     f"login to token {self.token_label!r} failed: PIN is not valid UTF-8"
                 ) from None
             try:
@@ -145,7 +154,8 @@ class _TokenLogin:
                     "(logged in outside zoneapp.keys; the PIN cannot be verified)"
                 ) from None
             except p11e.PKCS11Error as exc:
-                raise KeyUnavailableError(
+                refused = KeyLoginError if isinstance(exc, _PIN_REFUSED) else KeyUnavailableError
+                raise refused(
                     f"login to token {self.token_label!r} failed: {type(exc).__name__}"
                 ) from None
             self.pin_digest = pin.digest()
@@ -199,11 +209,11 @@ def _token_login(module_path: str, token_label: str) -> _TokenLogin:
         return login
 
 
-class Pkcs11KeyProvider(KeyProvider):
-    """KeyProvider over a PKCS#11 token: ``Pkcs11KeyProvider(module_so, "zoneapp", pin)``."""
+class Pkcs11KeyProvider(KeyBackend):
+    """Key operations and admin over a PKCS#11 token: ``Pkcs11KeyProvider(module_so, "zoneapp",
+    pin)``. Counting, zone gating and retry are wrappers (``wrappers.py``), not in here."""
 
     def __init__(self, module_path: str, token_label: str, pin: Secret) -> None:
-        super().__init__()
         if not isinstance(pin, Secret):
             raise TypeError("pin must be a zoneapp.keys.Secret")
         self._module_path = module_path
@@ -211,6 +221,9 @@ class Pkcs11KeyProvider(KeyProvider):
         self._pin = pin
         self._login = _token_login(module_path, token_label)
         self._executor: ThreadPoolExecutor | None = None
+        # Between open() and close() the session stays; an admin call outside that window
+        # logs out again when it is done.
+        self._open = False
         # Everything below is only touched from the executor thread.
         self._session: Session | None = None
         self._leased = False
@@ -221,7 +234,7 @@ class Pkcs11KeyProvider(KeyProvider):
     def __repr__(self) -> str:
         return (
             f"Pkcs11KeyProvider(module={self._module_path!r}, token={self._token_label!r}, "
-            f"opened={sorted(self.opened_zones)})"
+            f"open={self._open})"
         )
 
     @property
@@ -261,7 +274,7 @@ class Pkcs11KeyProvider(KeyProvider):
                     )
             raise AssertionError("unreachable")
         finally:
-            if admin and self._opened is None:
+            if admin and not self._open:
                 self._disconnect()
 
     def _connect(self) -> Session:
@@ -320,7 +333,6 @@ class Pkcs11KeyProvider(KeyProvider):
 
     def _find(self, session: Session, label: str) -> list[Any]:
         """Objects with that label; several only after a race between two provisioners."""
-        self._count()
         found = list(
             session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label})
         )
@@ -372,7 +384,6 @@ class Pkcs11KeyProvider(KeyProvider):
     def _generate(
         self, session: Session, label: str, key_type: KeyType, capabilities: MechanismFlag
     ) -> None:
-        self._count()
         session.generate_key(
             key_type,
             256,
@@ -390,19 +401,20 @@ class Pkcs11KeyProvider(KeyProvider):
         )
         self._handles.pop(label, None)
 
-    # --- KeyProvider --------------------------------------------------------------------------
+    # --- KeyProvider and KeyAdmin ----------------------------------------------------------
 
     async def open(self, zones: Collection[str]) -> None:
-        opened = frozenset(validate_zone(z) for z in zones)
+        for zone in zones:
+            validate_zone(zone)
 
         def connect(session: Session) -> None:
             self._handles.clear()
 
         await self._call("open", None, connect)
-        self._opened = opened
+        self._open = True
 
     async def close(self) -> None:
-        self._opened = None
+        self._open = False
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -438,7 +450,7 @@ class Pkcs11KeyProvider(KeyProvider):
         await self._call("provision", ",".join(checked), run, admin=True)
 
     async def current_kek_version(self, zone: str) -> int:
-        self._check_zone(zone)
+        validate_zone(zone)
         return await self._call("KEK version lookup", zone, lambda s: self._probe_current(s, zone))
 
     async def rotate_kek(self, zone: str) -> int:
@@ -457,14 +469,13 @@ class Pkcs11KeyProvider(KeyProvider):
         return await self._call("KEK rotation", zone, run, admin=True)
 
     async def wrap_dek(self, zone: str, version: int, dek: bytes, aad: bytes) -> bytes:
-        self._check_zone(zone)
+        validate_zone(zone)
         if len(dek) != DEK_BYTES:
             raise KeyProviderError(f"a data key must be {DEK_BYTES} bytes")
 
         def run(session: Session) -> bytes:
             kek = self._keks(session, zone, version)[0]
             nonce = os.urandom(WRAP_NONCE_BYTES)
-            self._count()
             params = pkcs11.GCMParams(nonce, aad, WRAP_TAG_BYTES * 8)
             ct = kek.encrypt(dek, mechanism=Mechanism.AES_GCM, mechanism_param=params)
             return nonce + cast(bytes, ct)
@@ -472,7 +483,7 @@ class Pkcs11KeyProvider(KeyProvider):
         return await self._call("wrap", zone, run)
 
     async def unwrap_dek(self, zone: str, version: int, wrapped: bytes, aad: bytes) -> bytes:
-        self._check_zone(zone)
+        validate_zone(zone)
         if len(wrapped) < WRAPPED_DEK_MIN_BYTES:
             raise DecryptionError(f"wrapped data key for zone {zone!r} is truncated")
         nonce, body = wrapped[:WRAP_NONCE_BYTES], wrapped[WRAP_NONCE_BYTES:]
@@ -480,7 +491,6 @@ class Pkcs11KeyProvider(KeyProvider):
         def run(session: Session) -> bytes:
             # Normally one candidate; several only if two provisioners raced on a label.
             for kek in self._keks(session, zone, version):
-                self._count()
                 params = pkcs11.GCMParams(nonce, aad, WRAP_TAG_BYTES * 8)
                 try:
                     dek = cast(
@@ -499,11 +509,10 @@ class Pkcs11KeyProvider(KeyProvider):
         return await self._call("unwrap", zone, run)
 
     async def derive_hmac_key(self, zone: str, purpose: bytes) -> bytes:
-        self._check_zone(zone)
+        validate_zone(zone)
 
         def run(session: Session) -> bytes:
             key = self._hmac_key(session, zone)
-            self._count()
             out = key.sign(purpose, mechanism=Mechanism.SHA256_HMAC)
             if len(out) != HMAC_KEY_BYTES:
                 raise KeyProviderError(f"HMAC key of zone {zone!r} returned a short MAC")

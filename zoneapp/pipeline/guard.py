@@ -35,6 +35,7 @@ from zoneapp.core.stats import BoundaryStats
 from zoneapp.core.violations import encode_violation, quarantine_headers, violation_event
 from zoneapp.keys.base import KeyProviderError
 from zoneapp.keys.envelope import KeyRing
+from zoneapp.keys.retry import Backoff, retry
 from zoneapp.keys.subject import SubjectKeys
 from zoneapp.pipeline.observer import (
     NO_OBSERVER,
@@ -84,6 +85,8 @@ class BoundaryGuard:
             boundary.name, boundary.source_zone.name, boundary.destination_zone.name
         )
         self.max_backoff = max_backoff
+        # Unbounded: the batch waits for its dependency (keys/retry.py has the schedule).
+        self._hold = Backoff(first=0.1, maximum=max_backoff, attempts=None)
         self._open_keys = open_keys
         self._sleep = sleep
         for zone, purpose in sorted(self.sanitizer.hmac_purposes()):
@@ -95,34 +98,36 @@ class BoundaryGuard:
         )
 
     async def _until_ok(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Retry a dependency call with exponential backoff until it answers."""
-        delay = 0.1
-        attempt = 0
-        while True:
-            try:
-                result = await call()
-            except TRANSIENT as exc:
-                attempt += 1
-                self.stats.dependency_retries += 1
-                self.stats.waiting_on = what
-                log.warning(
-                    "boundary %s: %s unavailable (%s); holding the batch, nothing is forwarded; "
-                    "retry %d in %.1fs",
-                    self.boundary.name,
-                    what,
-                    _describe(exc),
-                    attempt,
-                    delay,
-                )
-                await self._sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
-                continue
-            if attempt:
-                log.warning(
-                    "boundary %s: %s is back after %d retries", self.boundary.name, what, attempt
-                )
-            self.stats.waiting_on = None
-            return result
+        """Hold the batch: retry a dependency call with backoff until it answers."""
+
+        def on_retry(attempt: int, delay: float, exc: BaseException) -> None:
+            self.stats.dependency_retries += 1
+            self.stats.waiting_on = what
+            log.warning(
+                "boundary %s: %s unavailable (%s); holding the batch, nothing is forwarded; "
+                "retry %d in %.1fs",
+                self.boundary.name,
+                what,
+                _describe(exc),
+                attempt,
+                delay,
+            )
+
+        def on_recovered(attempts: int) -> None:
+            log.warning(
+                "boundary %s: %s is back after %d retries", self.boundary.name, what, attempts
+            )
+
+        result = await retry(
+            call,
+            self._hold,
+            TRANSIENT,
+            sleep=self._sleep,
+            on_retry=on_retry,
+            on_recovered=on_recovered,
+        )
+        self.stats.waiting_on = None
+        return result
 
     async def _prepare_keys(self) -> None:
         if self._open_keys is not None:
@@ -168,7 +173,7 @@ class BoundaryGuard:
                 keys = self.subject_keys
                 with self._step("subject_keys.get", **{"zoneapp.subjects": len(wanted)}):
                     subject_keys = await self._until_ok("token vault", lambda: keys.get(wanted))
-        cache = self.vault.cache
+        cache = self.vault.known
         outcomes: list[Outcome] = [
             p if isinstance(p, Quarantine) else self._finish(p, cache, subject_keys) for p in parsed
         ]

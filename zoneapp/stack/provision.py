@@ -18,7 +18,7 @@ __all__ = ["main", "provision_keys"]
 
 async def provision_keys(keys_url: str, pin_file: str | None, policy_path: str) -> list[str]:
     """Provision v1 KEK + HMAC key for every zone of the policy (idempotent); returns the zones."""
-    from zoneapp.keys import build_key_provider
+    from zoneapp.keys import build_key_admin
     from zoneapp.policy import load_policy
     from zoneapp.settings import Secret
 
@@ -28,11 +28,11 @@ async def provision_keys(keys_url: str, pin_file: str | None, policy_path: str) 
     if pin_file:
         with open(pin_file, "rb") as fh:
             pin = Secret(fh.read().rstrip(b"\r\n"))
-    provider = build_key_provider(keys_url, pin)
+    admin = build_key_admin(keys_url, pin)
     try:
-        await provider.provision(zones)
+        await admin.provision(zones)
     finally:
-        await provider.close()
+        await admin.close()
     return zones
 
 

@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from zoneapp.transforms.base import (
-    NO_KNOWN_TOKENS,
     SUPPRESS,
-    KnownTokens,
     ParamError,
     RecordContext,
     TokenCollisionError,
@@ -23,7 +21,7 @@ from zoneapp.transforms.simple import (
     MaskTransform,
     SuppressTransform,
 )
-from zoneapp.vault.base import VaultEntry
+from zoneapp.vault.base import NO_KNOWN_TOKENS, KnownTokens, VaultEntry
 
 TRANSFORMS: Mapping[str, type[Transform]] = {
     cls.name: cls

@@ -9,9 +9,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from zoneapp.vault.base import VaultEntry
+from zoneapp.vault.base import NO_KNOWN_TOKENS, KnownTokens, VaultEntry
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -50,20 +50,6 @@ class TokenCollisionError(ValueError):
     Deterministic tokens are HMACs cut to the token's size; a ``format: card`` token of
     a 12-digit card has only 8 free digits, so two cards can share a token.
     """
-
-
-class KnownTokens(Protocol):
-    """Tokens the vault is known to hold, with the fingerprint of the value behind each."""
-
-    def fingerprint(self, tenant: str, token: str) -> str | None: ...
-
-
-class _NoKnownTokens:
-    def fingerprint(self, tenant: str, token: str) -> str | None:
-        return None
-
-
-NO_KNOWN_TOKENS: Final[KnownTokens] = _NoKnownTokens()
 
 
 @dataclass(slots=True)

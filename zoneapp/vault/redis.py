@@ -10,7 +10,7 @@ have it erased with that subject).
 Every command touches one key, and the one transaction (erasure) stays in one tenant's
 slot: the layout works on Redis Cluster, as the integration test on a cluster-mode
 redis-server checks. The client is a standalone one: ``redis://``/``rediss://`` to one
-primary.
+primary. A plain back end: the cache of known mappings is ``cache.CachingTokenVault``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from zoneapp.settings import Secret
-from zoneapp.vault.base import StoredToken, TokenKey, TokenVault, VaultEntry, VaultUnavailableError
+from zoneapp.vault.api import TokenVault, collisions, first_of_each
+from zoneapp.vault.base import StoredToken, TokenKey, VaultEntry, VaultUnavailableError
 from zoneapp.vault.layout import (
     index_key,
     legacy_index_key,
@@ -44,8 +45,9 @@ def _unavailable(exc: RedisError) -> VaultUnavailableError:
 
 class RedisTokenVault(TokenVault):
     def __init__(self, url: str, *, timeout: float = 5.0, password: Secret | None = None) -> None:
-        super().__init__()
         self._url = url
+        self._round_trips = 0
+        self._writes = 0
         self._redis = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout,
@@ -60,17 +62,32 @@ class RedisTokenVault(TokenVault):
         # The URL may carry a password: show only the scheme.
         return f"RedisTokenVault({self._url.split('://', 1)[0]}://…)"
 
-    async def _store_new(self, entries: Sequence[VaultEntry]) -> dict[TokenKey, str | None]:
+    @property
+    def round_trips(self) -> int:
+        return self._round_trips
+
+    @property
+    def writes(self) -> int:
+        return self._writes
+
+    async def store(self, entries: Sequence[VaultEntry]) -> list[VaultEntry]:
+        if not entries:
+            return []
+        return collisions(entries, await self._set_if_absent(first_of_each(entries)))
+
+    async def _set_if_absent(self, entries: Sequence[VaultEntry]) -> dict[TokenKey, str | None]:
+        """SET NX each entry (one per key); the fingerprint each key now holds (None if it
+        vanished meanwhile, e.g. erased: then nothing is forwarded)."""
         try:
             pipe = self._redis.pipeline(transaction=False)
             for e in entries:
                 pipe.set(token_key(e.tenant, e.token), StoredToken.of(e).encode(), nx=True)
             written = await pipe.execute()
-            self.round_trips += 1
+            self._round_trips += 1
             holds: dict[TokenKey, str | None] = {}
             existing = [e for e, ok in zip(entries, written, strict=True) if not ok]
             mine = [e for e, ok in zip(entries, written, strict=True) if ok]
-            self.writes += len(mine)
+            self._writes += len(mine)
             for e in mine:
                 holds[(e.tenant, e.token)] = e.fingerprint
             if existing:
@@ -83,7 +100,7 @@ class RedisTokenVault(TokenVault):
                         if raw is None
                         else StoredToken.decode(e.tenant, e.token, _bytes(raw)).fingerprint
                     )
-                self.round_trips += 1
+                self._round_trips += 1
             # Indexes only for mappings holding this entry's own value (see module docstring).
             same = [e for e in entries if holds[(e.tenant, e.token)] == e.fingerprint]
             if same:
@@ -93,7 +110,7 @@ class RedisTokenVault(TokenVault):
                     if e.subject is not None:
                         pipe.sadd(subject_set_key(e.tenant, e.subject), e.token)
                 await pipe.execute()
-                self.round_trips += 1
+                self._round_trips += 1
         except RedisError as exc:
             raise _unavailable(exc) from None
         return holds
@@ -114,7 +131,7 @@ class RedisTokenVault(TokenVault):
             for tenant, subject in order:
                 pipe.get(subject_secret_key(tenant, subject))
             found = await pipe.execute()
-            self.round_trips += 1
+            self._round_trips += 1
             out = {
                 w: _bytes(v).decode() for w, v in zip(order, found, strict=True) if v is not None
             }
@@ -127,7 +144,7 @@ class RedisTokenVault(TokenVault):
                     pipe.set(key, text, nx=True)
                     pipe.get(key)
                 results = await pipe.execute()
-                self.round_trips += 1
+                self._round_trips += 1
                 for i, w in enumerate(missing):
                     stored = results[2 * i + 1]
                     out[w] = _bytes(stored).decode() if stored is not None else fresh[w]
@@ -173,8 +190,6 @@ class RedisTokenVault(TokenVault):
                 await pipe.execute()
         except RedisError as exc:
             raise _unavailable(exc) from None
-        for token in tokens:
-            self.cache.discard(tenant, token)
         return sum(int(r) for r in results[: len(tokens)])
 
     async def ping(self) -> None:

@@ -14,7 +14,7 @@ from tests.fixtures import POLICY as UNIT_POLICY
 from zoneapp.runtime import Runtime
 from zoneapp.settings import Settings, SettingsError
 from zoneapp.stack import free_port
-from zoneapp.vault import MemoryTokenVault, build_vault
+from zoneapp.vault import CachingTokenVault, MemoryTokenVault, build_vault
 
 POLICY = str(UNIT_POLICY)
 
@@ -64,7 +64,8 @@ def test_runtime_allows_memory_backends_in_development() -> None:
     )
     runtime = Runtime.from_settings(settings)
     assert runtime.policy is not None and runtime.policy_error is None
-    assert isinstance(runtime.vault, MemoryTokenVault)
+    assert isinstance(runtime.vault, CachingTokenVault)
+    assert isinstance(runtime.vault.inner, MemoryTokenVault)
 
 
 def test_the_worker_refuses_to_start_on_memory_keys(tmp_path: Path) -> None:

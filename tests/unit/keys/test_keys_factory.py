@@ -1,4 +1,4 @@
-"""build_key_provider: configuration URL to provider, with clear errors."""
+"""build_key_provider / build_key_admin: configuration URL to provider, with clear errors."""
 
 from __future__ import annotations
 
@@ -6,28 +6,52 @@ import logging
 
 import pytest
 
-from zoneapp.keys import MemoryKeyProvider, Secret, build_key_provider
+from zoneapp.keys import (
+    KeyCalls,
+    MemoryKeyProvider,
+    Secret,
+    build_key_admin,
+    build_key_backend,
+    build_key_provider,
+)
 from zoneapp.keys.pkcs11 import Pkcs11KeyProvider
+from zoneapp.keys.wrappers import CountingKeyProvider, RetryingKeyProvider, ZoneGate
 
 PIN = Secret("1234-factory")
 
 
 def test_memory() -> None:
-    a = build_key_provider("memory://", None, development=True)
-    b = build_key_provider("memory://", None, development=True)
+    a = build_key_admin("memory://", None, development=True)
+    b = build_key_admin("memory://", None, development=True)
     assert isinstance(a, MemoryKeyProvider) and isinstance(b, MemoryKeyProvider)
     assert a.store is not b.store  # process-local, private
 
 
 def test_named_memory_store_is_shared() -> None:
-    a = build_key_provider("memory://factory-test", None, development=True)
-    b = build_key_provider("memory://factory-test", None, development=True)
+    a = build_key_admin("memory://factory-test", None, development=True)
+    b = build_key_admin("memory://factory-test", None, development=True)
     assert isinstance(a, MemoryKeyProvider) and isinstance(b, MemoryKeyProvider)
     assert a.store is b.store
 
 
+async def test_runtime_provider_is_the_wrapped_back_end() -> None:
+    """The one composition: zone gate -> retry -> counting -> back end, counting into calls."""
+    calls = KeyCalls()
+    gate = build_key_provider("memory://factory-stack", None, development=True, calls=calls)
+    assert isinstance(gate, ZoneGate)
+    retry = gate.inner
+    assert isinstance(retry, RetryingKeyProvider)
+    counting = retry.inner
+    assert isinstance(counting, CountingKeyProvider) and counting.calls is calls
+    backend = counting.inner
+    assert isinstance(backend, MemoryKeyProvider)
+    await build_key_admin("memory://factory-stack", None, development=True).provision(["z"])
+    await gate.open(["z"])
+    assert await gate.current_kek_version("z") == 1 and calls.total == 1
+
+
 def test_pkcs11() -> None:
-    p = build_key_provider("pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp", PIN)
+    p = build_key_backend("pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp", PIN)
     assert isinstance(p, Pkcs11KeyProvider)
     assert p.token_label == "zoneapp"
     assert "1234-factory" not in repr(p)

@@ -17,7 +17,7 @@ from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledPolicy, load_policy
 from zoneapp.transforms import RecordContext
-from zoneapp.vault import MemoryTokenVault
+from zoneapp.vault import CachingTokenVault, MemoryTokenVault
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,14 @@ def make_guard(
     sink: MemorySink,
     **kw: Any,
 ) -> BoundaryGuard:
+    """A guard on the vault as the runtime composes it: behind the cache wrapper."""
     return BoundaryGuard(
-        policy, policy.boundary("payments-to-confidential"), keyring, vault, sink, **kw
+        policy,
+        policy.boundary("payments-to-confidential"),
+        keyring,
+        CachingTokenVault(vault),
+        sink,
+        **kw,
     )
 
 
@@ -141,7 +147,7 @@ async def test_token_collision_is_quarantined(
     doc = orjson.loads(vault.data[key])
     doc["f"] = "someone-else"
     vault.data[key] = orjson.dumps(doc)
-    vault.cache = type(vault.cache)()
+    guard = make_guard(policy, keyring, vault, sink)  # a cold cache: ask the vault again
     sink.sent.clear()
     await guard.handle([raw(payment(), offset=1)])
     assert sink.on("confidential.payments") == []
@@ -216,7 +222,7 @@ async def test_colliding_card_with_a_warm_cache_is_quarantined(
     sink = MemorySink()
     guard = make_guard(policy, keyring, vault, sink)
     await guard.handle([raw(payment(payment_id="p1", card_number=first), offset=0)])
-    assert vault.cache.fingerprint("acme", token) is not None  # the cache knows the token
+    assert guard.vault.known.fingerprint("acme", token) is not None  # the cache knows it
     await guard.handle([raw(payment(payment_id="p2", card_number=second), offset=1)])
     await guard.handle([raw(payment(payment_id="p3", card_number=first), offset=2)])
     assert verdicts(sink) == (["p1", "p3"], ["token_collision"])

@@ -1,38 +1,37 @@
-"""The contract every KeyProvider must pass: MemoryKeyProvider and Pkcs11KeyProvider on SoftHSM2."""
+"""The contract every key back end must pass: MemoryKeyProvider and Pkcs11KeyProvider on a
+real SoftHSM2 token, the same checks on both (runtime API, admin API, and the runtime stack
+of wrappers around each)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.contract.conftest import USER_PIN, WRONG_PIN, KeyBackendKind, Zones
 from zoneapp.keys import (
     DecryptionError,
-    KeyProvider,
+    KeyBackend,
+    KeyCalls,
+    KeyLoginError,
     KeyProviderError,
     KeyUnavailableError,
     Secret,
     UnknownKeyVersionError,
     ZoneNotPermittedError,
 )
+from zoneapp.keys.wrappers import ZoneGate, runtime_stack
 
-if TYPE_CHECKING:  # conftest is not importable by name when several test dirs have one
-    from conftest import Backend, Zones
-
-MakeProvider = Callable[..., KeyProvider]
-# Must match tests/unit/keys/conftest.py.
-USER_PIN = "pin-4417-unit"
-WRONG_PIN = "wrong-pin-5530"
+MakeProvider = Callable[..., KeyBackend]
 
 
 def aad(zone: str, version: int) -> bytes:
     return f"zoneapp/dek/v1|{zone}|{version}".encode()
 
 
-async def admin(make_provider: MakeProvider, *zones: str) -> KeyProvider:
+async def admin(make_provider: MakeProvider, *zones: str) -> KeyBackend:
     provider = make_provider()
     await provider.provision(zones)
     await provider.open(zones)
@@ -48,25 +47,34 @@ def assert_no_secret(text: str, *secrets: bytes) -> None:
 async def test_provision_is_idempotent(make_provider: MakeProvider, zones: Zones) -> None:
     provider = make_provider()
     z = [zones.confidential, zones.restricted]
-    before = provider.hsm_calls
     await provider.provision(z)
-    # Per zone: look up KEK v1, create it, look up the HMAC key, create it.
-    assert provider.hsm_calls - before == 4 * len(z)
-    before = provider.hsm_calls
-    await provider.provision(z)
-    assert provider.hsm_calls - before == 2 * len(z)
     await provider.open(z)
-    assert await provider.current_kek_version(zones.confidential) == 1
-    assert await provider.current_kek_version(zones.restricted) == 1
+    dek = os.urandom(32)
+    wrapped = await provider.wrap_dek(zones.confidential, 1, dek, aad(zones.confidential, 1))
+    hmac_key = await provider.derive_hmac_key(zones.restricted, b"p")
+    # Provisioning again (another worker's start-up, a rerun) creates nothing new.
+    await make_provider().provision(z)
+    fresh = make_provider()
+    await fresh.open(z)
+    assert await fresh.current_kek_version(zones.confidential) == 1
+    assert await fresh.current_kek_version(zones.restricted) == 1
+    assert await fresh.unwrap_dek(zones.confidential, 1, wrapped, aad(zones.confidential, 1)) == dek
+    assert await fresh.derive_hmac_key(zones.restricted, b"p") == hmac_key
+    # ... nor after a rotation: provisioning never touches later versions.
+    assert await provider.rotate_kek(zones.confidential) == 2
+    await provider.provision(z)
+    assert await fresh.current_kek_version(zones.confidential) == 2
 
 
-async def test_provision_without_open_leaves_zones_closed(
-    make_provider: MakeProvider, zones: Zones
-) -> None:
+async def test_first_use_logs_in_without_open(make_provider: MakeProvider, zones: Zones) -> None:
+    """A plain back end opens its session on first use; the PIN is checked then too."""
+    await make_provider().provision([zones.confidential])
     provider = make_provider()
-    await provider.provision([zones.confidential])
-    with pytest.raises(ZoneNotPermittedError):
-        await provider.wrap_dek(zones.confidential, 1, os.urandom(32), b"x")
+    assert await provider.current_kek_version(zones.confidential) == 1
+    wrong = make_provider(Secret(WRONG_PIN))
+    with pytest.raises(KeyUnavailableError) as info:
+        await wrong.wrap_dek(zones.confidential, 1, os.urandom(32), aad(zones.confidential, 1))
+    assert_no_secret(str(info.value))
 
 
 async def test_wrap_unwrap_roundtrip(make_provider: MakeProvider, zones: Zones) -> None:
@@ -125,6 +133,32 @@ async def test_dek_under_one_zone_does_not_unwrap_under_another(
         await provider.unwrap_dek(zones.confidential, 1, wrapped, aad(zones.confidential, 1))
 
 
+# -- the runtime stack around each back end: zone gate, retry, counting -----------------------
+
+
+def stacked(provider: KeyBackend) -> tuple[ZoneGate, KeyCalls]:
+    calls = KeyCalls()
+    return runtime_stack(provider, calls=calls), calls
+
+
+async def test_stack_refuses_zones_until_opened(make_provider: MakeProvider, zones: Zones) -> None:
+    await make_provider().provision([zones.confidential])
+    gate, calls = stacked(make_provider())
+    with pytest.raises(ZoneNotPermittedError):
+        await gate.wrap_dek(zones.confidential, 1, os.urandom(32), b"x")
+    assert calls.total == 0
+    await gate.open([zones.confidential])
+    assert gate.opened_zones == {zones.confidential}
+    assert await gate.current_kek_version(zones.confidential) == 1
+    await gate.close()
+    await gate.close()  # idempotent
+    with pytest.raises(ZoneNotPermittedError):
+        await gate.current_kek_version(zones.confidential)
+    await gate.open([zones.confidential])  # and it can be reopened
+    assert await gate.current_kek_version(zones.confidential) == 1
+    assert calls.by_operation == {"version": 2}
+
+
 async def test_lower_zone_process_cannot_use_higher_zone_keys(
     make_provider: MakeProvider, zones: Zones
 ) -> None:
@@ -132,11 +166,10 @@ async def test_lower_zone_process_cannot_use_higher_zone_keys(
     dek = os.urandom(32)
     wrapped = await higher.wrap_dek(zones.restricted, 1, dek, aad(zones.restricted, 1))
 
-    lower = make_provider()
+    lower, calls = stacked(make_provider())
     with pytest.raises(ZoneNotPermittedError):  # not open at all yet
         await lower.unwrap_dek(zones.restricted, 1, wrapped, aad(zones.restricted, 1))
     await lower.open([zones.confidential])
-    calls = lower.hsm_calls
     with pytest.raises(ZoneNotPermittedError) as info:
         await lower.unwrap_dek(zones.restricted, 1, wrapped, aad(zones.restricted, 1))
     assert zones.restricted in str(info.value)
@@ -147,10 +180,54 @@ async def test_lower_zone_process_cannot_use_higher_zone_keys(
         await lower.derive_hmac_key(zones.restricted, b"purpose")
     with pytest.raises(ZoneNotPermittedError):
         await lower.current_kek_version(zones.restricted)
-    assert lower.hsm_calls == calls  # refused before reaching the key store
+    assert calls.total == 0  # refused before reaching the key store
     # Its own zone works.
     own = await lower.wrap_dek(zones.confidential, 1, dek, aad(zones.confidential, 1))
     assert await higher.unwrap_dek(zones.confidential, 1, own, aad(zones.confidential, 1)) == dek
+    assert calls.by_operation == {"wrap": 1}
+
+
+async def test_stack_counts_one_call_per_key_operation(
+    make_provider: MakeProvider, zones: Zones
+) -> None:
+    z = zones.confidential
+    await admin(make_provider, z)
+    gate, calls = stacked(make_provider())
+    await gate.open([z])
+    await gate.ping()
+    assert calls.total == 0  # open, login and ping are not key operations
+    version = await gate.current_kek_version(z)
+    dek = os.urandom(32)
+    wrapped = await gate.wrap_dek(z, version, dek, aad(z, version))
+    assert await gate.unwrap_dek(z, version, wrapped, aad(z, version)) == dek
+    await gate.derive_hmac_key(z, b"p")
+    await gate.derive_hmac_key(z, b"q")
+    with pytest.raises(DecryptionError):  # a failed operation reached the store: counted
+        await gate.unwrap_dek(z, version, wrapped, b"wrong")
+    assert calls.by_operation == {"version": 1, "wrap": 1, "unwrap": 2, "derive": 2}
+
+
+async def test_stack_gives_up_on_an_unreachable_store(
+    backend: KeyBackendKind, zones: Zones
+) -> None:
+    sleeps: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    calls = KeyCalls()
+    gate = runtime_stack(backend.unreachable_provider(), calls=calls, sleep=sleep)
+    try:
+        with pytest.raises(KeyUnavailableError) as info:
+            await gate.open([zones.confidential])
+        assert sleeps == [0.05, 0.1]  # three attempts, then fail closed
+        assert_no_secret(str(info.value))
+        assert gate.opened_zones == frozenset()
+    finally:
+        await gate.close()
+
+
+# -- the plain back end ------------------------------------------------------------------------
 
 
 async def test_rotate_keeps_old_versions(make_provider: MakeProvider, zones: Zones) -> None:
@@ -216,7 +293,7 @@ async def test_derive_hmac_key_is_deterministic(make_provider: MakeProvider, zon
 
 
 async def test_kek_is_not_extractable(
-    make_provider: MakeProvider, backend: Backend, zones: Zones
+    make_provider: MakeProvider, backend: KeyBackendKind, zones: Zones
 ) -> None:
     provider = await admin(make_provider, zones.restricted)
     await provider.rotate_kek(zones.restricted)
@@ -226,7 +303,8 @@ async def test_kek_is_not_extractable(
 
 async def test_repr_shows_no_pin(make_provider: MakeProvider, zones: Zones) -> None:
     provider = await admin(make_provider, zones.confidential)
-    for text in (repr(provider), str(provider), f"{provider}"):
+    gate, _ = stacked(provider)
+    for text in (repr(provider), str(provider), f"{provider}", repr(gate)):
         assert_no_secret(text)
     secret = Secret(USER_PIN)
     assert USER_PIN not in repr(secret) and USER_PIN not in f"{secret}"
@@ -254,7 +332,24 @@ async def test_wrong_pin_is_key_unavailable(make_provider: MakeProvider, zones: 
     await good.ping()
 
 
-async def test_unreachable_store_is_key_unavailable(backend: Backend, zones: Zones) -> None:
+async def test_a_refused_pin_is_tried_once(make_provider: MakeProvider, zones: Zones) -> None:
+    """HSMs lock a token after a few wrong PINs: the runtime stack never retries a login."""
+    sleeps: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    gate = runtime_stack(make_provider(Secret(WRONG_PIN)), sleep=sleep)
+    with pytest.raises(KeyLoginError, match="PinIncorrect"):
+        await gate.open([zones.confidential])
+    good = await admin(make_provider, zones.confidential)  # now with a login to differ from
+    with pytest.raises(KeyLoginError, match="PinIncorrect"):
+        await gate.open([zones.confidential])
+    assert sleeps == []
+    await good.ping()
+
+
+async def test_unreachable_store_is_key_unavailable(backend: KeyBackendKind, zones: Zones) -> None:
     provider = backend.unreachable_provider()
     try:
         with pytest.raises(KeyUnavailableError) as info:
@@ -268,37 +363,6 @@ async def test_unreachable_store_is_key_unavailable(backend: Backend, zones: Zon
         await provider.close()
 
 
-async def test_hsm_calls_counts(make_provider: MakeProvider, zones: Zones) -> None:
-    z = zones.confidential
-    await admin(make_provider, z)
-    provider = make_provider()
-    await provider.open([z])
-    assert provider.hsm_calls == 0  # open/login are not key operations
-    await provider.ping()
-    assert provider.hsm_calls == 0
-    assert await provider.current_kek_version(z) == 1
-    after_lookup = provider.hsm_calls
-    assert after_lookup >= 1  # at least one version lookup
-
-    dek = os.urandom(32)
-    wrapped = await provider.wrap_dek(z, 1, dek, aad(z, 1))
-    assert provider.hsm_calls == after_lookup + 1  # version already known: the wrap only
-    await provider.unwrap_dek(z, 1, wrapped, aad(z, 1))
-    assert provider.hsm_calls == after_lookup + 2
-    await provider.derive_hmac_key(z, b"p")
-    assert provider.hsm_calls == after_lookup + 4  # HMAC key lookup + derivation
-    await provider.derive_hmac_key(z, b"q")
-    assert provider.hsm_calls == after_lookup + 5
-    with pytest.raises(ZoneNotPermittedError):
-        await provider.derive_hmac_key(zones.restricted, b"p")
-    assert provider.hsm_calls == after_lookup + 5
-
-    cold = make_provider()
-    await cold.open([z])
-    await cold.unwrap_dek(z, 1, wrapped, aad(z, 1))
-    assert cold.hsm_calls == 2  # key lookup + unwrap
-
-
 async def test_rejects_bad_input(make_provider: MakeProvider, zones: Zones) -> None:
     provider = await admin(make_provider, zones.confidential)
     with pytest.raises(KeyProviderError):
@@ -309,14 +373,10 @@ async def test_rejects_bad_input(make_provider: MakeProvider, zones: Zones) -> N
         await provider.open(["", "x"])
 
 
-async def test_closed_provider_refuses_and_can_reopen(
-    make_provider: MakeProvider, zones: Zones
-) -> None:
+async def test_closed_provider_can_reopen(make_provider: MakeProvider, zones: Zones) -> None:
     provider = await admin(make_provider, zones.confidential)
     await provider.close()
     await provider.close()  # idempotent
-    with pytest.raises(ZoneNotPermittedError):
-        await provider.current_kek_version(zones.confidential)
     await provider.open([zones.confidential])
     assert await provider.current_kek_version(zones.confidential) == 1
 
