@@ -31,8 +31,17 @@ Why:
   state's fields are the whole list, typed, and web/ no longer imports the tables: it
   depends on two protocols the tables (and their memory twins) satisfy.
 * **Per application, not per process.** The state hangs on the aiohttp application,
-  not on a module global, so two apps in one process (tests, several workers in the
-  embedded stack) never share keys, limits or nonces.
+  not on a module global or a class attribute, so two applications in one process
+  never share keys, limits or nonces (tests/component/web serves two side by side).
+* **Why the aiohttp app and not the Faust app.** ``request.app`` is what every handler
+  already has, and ``AppKey`` types it: no cast of the Faust app, no attribute that
+  only a ``ZoneApp`` carries.
+
+The table protocols are also why a view cannot reach a table's internals: a violation's
+owner comes from ``ViolationsSource.owner`` (Faust's router, in the worker), not from
+``app.router`` in the view. Without a policy there is no violations table and
+``/violations/{id}`` answers 404 (before, the route was not registered; such a worker
+refuses to start either way).
 """
 
 from __future__ import annotations
