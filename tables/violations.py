@@ -139,9 +139,12 @@ class ViolationIndex:
         if not isinstance(body, dict) or not isinstance(vid, str):
             return
         order = self._ids_of(partition)
-        if vid not in self.rows():
-            order.append(vid)
+        new = vid not in self.rows()
+        # Written before it is ordered: a put that raises (the changelog's metadata not
+        # known yet; the agent retries) leaves no id in the order twice.
         self.put(vid, {"event": body, "p": partition, "o": offset})
+        if new:
+            order.append(vid)
         while len(order) > self.keep:
             old = order.popleft()
             if old in self.rows():
