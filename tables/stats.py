@@ -33,6 +33,7 @@ import faust
 from faust.types import TP
 
 from zoneapp.core.stats import PartitionStats, row_key
+from zoneapp.policy import CompiledBoundary
 from zoneapp.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -46,27 +47,23 @@ def table_name(boundary: str) -> str:
     return f"zoneapp-stats-{boundary}"
 
 
-class StatsTables:
-    """This worker's per-partition counters and the Faust tables they are flushed to."""
+class StatsCounters:
+    """The counters of the partitions this process owns, without Faust: counting is the
+    same in a worker (:class:`StatsTables`) and in the in-process tests
+    (``zoneapp.tables.memory.MemoryStats``)."""
 
-    def __init__(self, app: faust.App, runtime: Runtime) -> None:
-        self.app = app
-        self.runtime = runtime
-        self.tables: dict[str, Any] = {}
+    def __init__(self, boundaries: Iterable[CompiledBoundary]) -> None:
         self.zones: dict[str, tuple[str, str]] = {}
         self.sources: dict[str, tuple[str, ...]] = {}
         #: (boundary, topic, partition) -> counters owned by this worker right now.
         self.local: dict[tuple[str, str, int], PartitionStats] = {}
-        for b in runtime.boundaries:
+        for b in boundaries:
             self.zones[b.name] = (b.source_zone.name, b.destination_zone.name)
             self.sources[b.name] = b.sources
-            self.tables[b.name] = app.Table(
-                table_name(b.name),
-                default=None,
-                partitions=runtime.settings.topic_partitions,
-                help=f"zoneapp counters of boundary {b.name}, per source partition",
-                **JSON_TABLE,
-            )
+
+    def stored_row(self, boundary: str, key: str) -> Any:
+        """The row last written for ``key`` (a new owner continues from it), or None."""
+        return None
 
     # -- writing (owner only) ----------------------------------------------------------
 
@@ -74,7 +71,7 @@ class StatsTables:
         slot = (boundary, topic, partition)
         stats = self.local.get(slot)
         if stats is None:
-            row = self.tables[boundary].data.get(row_key(topic, partition))
+            row = self.stored_row(boundary, row_key(topic, partition))
             if isinstance(row, dict):
                 stats = PartitionStats.from_row(row)
             else:
@@ -99,6 +96,27 @@ class StatsTables:
             ):
                 current = self._counters(boundary, record.topic, record.partition)
             current.on_record(record.offset, outcome, latency)
+
+
+class StatsTables(StatsCounters):
+    """This worker's per-partition counters and the Faust tables they are flushed to."""
+
+    def __init__(self, app: faust.App, runtime: Runtime) -> None:
+        super().__init__(runtime.boundaries)
+        self.app = app
+        self.runtime = runtime
+        self.tables: dict[str, Any] = {}
+        for b in runtime.boundaries:
+            self.tables[b.name] = app.Table(
+                table_name(b.name),
+                default=None,
+                partitions=runtime.settings.topic_partitions,
+                help=f"zoneapp counters of boundary {b.name}, per source partition",
+                **JSON_TABLE,
+            )
+
+    def stored_row(self, boundary: str, key: str) -> Any:
+        return self.tables[boundary].data.get(key)
 
     def _assigned(self) -> set[TP]:
         try:

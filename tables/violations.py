@@ -25,12 +25,12 @@ import orjson
 from faust.exceptions import PartitionsMismatch
 from faust.types import TP, EventT
 
+from zoneapp.policy import CompiledPolicy
 from zoneapp.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "zoneapp-violations"
-MAX_PAGE = 500
 
 
 def event_time(event: Mapping[str, Any]) -> float:
@@ -78,81 +78,98 @@ def matches(
     return not (before is not None and sort_key(event) >= before)
 
 
-class ViolationsTable:
-    def __init__(self, app: faust.App, runtime: Runtime) -> None:
-        self.app = app
-        self.keep = runtime.settings.violations_keep
-        self.table: Any = app.Table(
-            TABLE_NAME,
-            default=None,
-            partitions=runtime.settings.topic_partitions,
-            key_type=str,  # JSON-serialized: b'"<id>"', the key the guard produces
-            help="violation events by id (no values), newest per partition",
-        )
-        #: partition -> ids oldest first; rebuilt from the table after an assignment.
+class ViolationIndex:
+    """The bounded index of violation events by id, without Faust: rows
+    ``{id: {"event", "p", "o"}}`` in any mapping, served for the partitions active here.
+
+    A worker keeps the rows in its Faust table (:class:`ViolationsTable`); the in-process
+    tests in a dict (``zoneapp.tables.memory.MemoryViolations``): storing, bounding,
+    filtering and paging are this class in both.
+    """
+
+    def __init__(self, keep: int, policy: CompiledPolicy | None) -> None:
+        self.keep = keep
+        #: partition -> ids oldest first; rebuilt from the rows after an assignment.
         self._order: dict[int, deque[str]] = {}
-        policy = runtime.policy
         self._destination_zone: dict[str, str] = (
             {b.name: b.destination_zone.name for b in policy.boundaries} if policy else {}
         )
+
+    # -- storage: a worker's Faust table, or a dict ------------------------------------
+
+    def rows(self) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def put(self, vid: str, row: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def delete(self, vid: str) -> None:
+        raise NotImplementedError
+
+    def active_partitions(self) -> set[int]:
+        """Partitions whose rows this process serves (standby copies may lag)."""
+        raise NotImplementedError
+
+    def owner(self, vid: str) -> str | None:
+        """The web URL of the worker owning ``vid``'s partition; None: this process."""
+        return None
+
+    # -- writing -----------------------------------------------------------------------
 
     def _ids_of(self, partition: int) -> deque[str]:
         order = self._order.get(partition)
         if order is None:
             rows = [
                 (int(v.get("o", 0)), str(k))
-                for k, v in list(self.table.data.items())
+                for k, v in list(self.rows().items())
                 if isinstance(v, dict) and v.get("p") == partition
             ]
             order = self._order[partition] = deque(k for _, k in sorted(rows))
         return order
 
-    def on_event(self, event: EventT[Any]) -> None:
-        """Store one event (inside the agent's stream: the changelog follows its partition)."""
-        message = event.message
+    def store(self, topic: str, partition: int, offset: int, value: bytes | None) -> None:
+        """Index one event of ``security.violations`` (a non-event is skipped, logged by
+        its position only)."""
         try:
-            body = orjson.loads(message.value or b"")
+            body = orjson.loads(value or b"")
             vid = body["id"]
         except (orjson.JSONDecodeError, TypeError, KeyError):
-            log.warning(
-                "violations: skipping a non-event at %s[%d]@%d",
-                message.topic,
-                message.partition,
-                message.offset,
-            )
+            log.warning("violations: skipping a non-event at %s[%d]@%d", topic, partition, offset)
             return
         if not isinstance(body, dict) or not isinstance(vid, str):
             return
-        order = self._ids_of(message.partition)
-        if vid not in self.table.data:
+        order = self._ids_of(partition)
+        new = vid not in self.rows()
+        # Written before it is ordered: a put that raises (the changelog's metadata not
+        # known yet; the agent retries) leaves no id in the order twice.
+        self.put(vid, {"event": body, "p": partition, "o": offset})
+        if new:
             order.append(vid)
-        self.table[vid] = {"event": body, "p": message.partition, "o": message.offset}
         while len(order) > self.keep:
             old = order.popleft()
-            if old in self.table.data:
-                del self.table[old]
+            if old in self.rows():
+                self.delete(old)
 
-    def on_revoked(self, revoked: Iterable[TP]) -> None:
-        name = self.table.changelog_topic.get_topic_name()
-        for tp in revoked:
-            if tp.topic in (name, self.source_topic):
-                self._order.pop(tp.partition, None)
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the order of partitions this process no longer owns."""
+        for partition in partitions:
+            self._order.pop(partition, None)
 
-    source_topic = ""
+    # -- reading -----------------------------------------------------------------------
 
     def get(self, vid: str) -> dict[str, Any] | None:
         """The event, if its partition is active here (standby copies may lag: not served)."""
-        row = self.table.data.get(vid)
-        if not isinstance(row, dict) or row.get("p") not in self._active_partitions():
+        row = self.rows().get(vid)
+        if not isinstance(row, dict) or row.get("p") not in self.active_partitions():
             return None
         return cast(dict[str, Any], row["event"])
 
     def local_query(self, limit: int, **filters: Any) -> list[dict[str, Any]]:
         """Up to ``limit`` matching events of this worker's active partitions, newest first."""
-        mine = self._active_partitions()
+        mine = self.active_partitions()
         found = [
             row["event"]
-            for row in list(self.table.data.values())
+            for row in list(self.rows().values())
             if isinstance(row, dict)
             and row.get("p") in mine
             and matches(row["event"], destination_zones=self._destination_zone, **filters)
@@ -160,7 +177,50 @@ class ViolationsTable:
         found.sort(key=sort_key, reverse=True)
         return found[:limit]
 
-    def _active_partitions(self) -> set[int]:
+
+class ViolationsTable(ViolationIndex):
+    """The index in a Faust table, written inside the indexing agent's stream (so the
+    changelog follows the event's partition) and routed by Faust's router."""
+
+    def __init__(self, app: faust.App, runtime: Runtime) -> None:
+        super().__init__(runtime.settings.violations_keep, runtime.policy)
+        self.app = app
+        self.table: Any = app.Table(
+            TABLE_NAME,
+            default=None,
+            partitions=runtime.settings.topic_partitions,
+            key_type=str,  # JSON-serialized: b'"<id>"', the key the guard produces
+            help="violation events by id (no values), newest per partition",
+        )
+
+    source_topic = ""
+
+    def rows(self) -> Mapping[str, Any]:
+        return cast(Mapping[str, Any], self.table.data)
+
+    def put(self, vid: str, row: dict[str, Any]) -> None:
+        self.table[vid] = row
+
+    def delete(self, vid: str) -> None:
+        del self.table[vid]
+
+    def on_event(self, event: EventT[Any]) -> None:
+        """Store one event (inside the agent's stream: the changelog follows its partition)."""
+        message = event.message
+        self.store(message.topic, message.partition, message.offset, message.value)
+
+    def on_revoked(self, revoked: Iterable[TP]) -> None:
+        name = self.table.changelog_topic.get_topic_name()
+        self.forget(tp.partition for tp in revoked if tp.topic in (name, self.source_topic))
+
+    def owner(self, vid: str) -> str | None:
+        """The worker Faust's router names for ``vid`` (None when it knows none)."""
+        try:
+            return str(self.app.router.key_store(self.table.name, vid)).rstrip("/")
+        except KeyError:
+            return None
+
+    def active_partitions(self) -> set[int]:
         name = self.table.changelog_topic.get_topic_name()
         try:
             return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}

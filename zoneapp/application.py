@@ -23,7 +23,12 @@ from zoneapp.agents.boundary import register_boundary_agents
 from zoneapp.observability import setup as tracing
 from zoneapp.runtime import Runtime
 from zoneapp.settings import PREFIX, KafkaSecurity, Settings, SettingsError
-from zoneapp.web import register_web
+from zoneapp.tables.stats import register_stats_tables
+from zoneapp.tables.violations import register_violations_table
+from zoneapp.web.access import FaustAuditSink
+from zoneapp.web.cluster import Cluster
+from zoneapp.web.routes import FAUST_VIEWS_OFF, register_web
+from zoneapp.web.state import WebState
 
 log = logging.getLogger("zoneapp")
 
@@ -32,11 +37,16 @@ class ZoneApp(faust.App):
     """Faust's App, refusing to start a worker when the policy or settings are broken."""
 
     runtime: Runtime
+    web_state: WebState
 
     async def on_first_start(self) -> None:
         if self.runtime.policy is None:
             log.error("zoneapp cannot start: %s", self.runtime.policy_error)
             print(f"zoneapp cannot start: {self.runtime.policy_error}", file=sys.stderr, flush=True)
+            raise SystemExit(2)
+        keys_error = self.web_state.load_keys()
+        if keys_error is not None:
+            log.error("zoneapp cannot start: %s", keys_error)
             raise SystemExit(2)
         if self.runtime.settings.web_tls.enabled:
             # `faust worker --web-port/--web-host` rebuild the canonical URL as http://.
@@ -118,14 +128,9 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         producer_acks=-1,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
-        # Faust's /table/ endpoint would serve table contents to anyone; /router shows
-        # the cluster's topology (table_route does not need it); graph, stats and
-        # /performance expose internals. zoneapp.web serves its own views.
-        web_tables_enabled=False,
-        web_router_enabled=False,
-        web_graph_enabled=False,
-        web_stats_enabled=False,
-        web_metrics_enabled=False,
+        # Faust's own views (tables, router, graph, stats, performance) are off;
+        # zoneapp.web serves its own.
+        **FAUST_VIEWS_OFF,
         # The URL other workers use to reach this one (table_route, gathering stats).
         web_host=web_host,
         **web_tls,  # type: ignore[arg-type]
@@ -135,11 +140,23 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         origin="zoneapp",
     )
     app.runtime = runtime
-    register_boundary_agents(app, runtime, on_batch=register_web(app, runtime))
+    # The tables, then the web routes over them, then the agents that count into them.
+    stats, on_batch = register_stats_tables(app, runtime)
+    violations = register_violations_table(app, runtime)
+    web_state = app.web_state = WebState.build(
+        runtime,
+        stats=stats,
+        violations=violations,
+        cluster=Cluster.of_app(app, settings),
+        audit=FaustAuditSink(app),
+    )
+    register_web(app, web_state)
+    register_boundary_agents(app, runtime, on_batch=on_batch)
 
     @app.service
     class RuntimeService(Service):
-        """Logs what this worker runs, and closes the HSM and Redis clients at shutdown."""
+        """Logs what this worker runs; at shutdown flushes the stats rows and closes the
+        web clients, the HSM and Redis."""
 
         async def on_start(self) -> None:
             assert runtime.policy is not None
@@ -163,6 +180,8 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
             )
 
         async def on_stop(self) -> None:
+            stats.flush()
+            await web_state.close()
             log.warning("%s", runtime.totals_line())
             await runtime.close()
             await tracing.shutdown()  # flush spans, bounded (zoneapp.observability.setup)

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
 import orjson
+from faust import web
 from faust.web import Request, Response, View
 
 from zoneapp.access.fields import (
@@ -43,10 +43,10 @@ from zoneapp.access.fields import (
 )
 from zoneapp.keys import KeyProviderError
 from zoneapp.policy.compiled import AUDIT_TOPIC
-from zoneapp.runtime import Runtime
 from zoneapp.vault import VaultUnavailableError
 from zoneapp.web.auth import Principal, RateLimited, Unauthorized
-from zoneapp.web.ratelimit import RateLimiter
+from zoneapp.web.base import CHALLENGE, authenticate, source_of
+from zoneapp.web.state import WebState, state_of
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ STATUS = {
 }
 #: Longest parameter accepted (a token, a field path, a ciphertext of a large field).
 MAX_PARAM_CHARS = 65_536
-SUPPRESSED_LOG_INTERVAL = 30.0
 
 
 class FaustAuditSink:
@@ -80,221 +79,195 @@ class FaustAuditSink:
         await fut
 
 
-class AccessViews:
-    """The shared logic of both endpoints: authenticate, authorize, limit, audit, answer."""
+Call = Callable[[FieldAccess, Principal, Mapping[str, str]], Awaitable[bytes]]
 
-    def __init__(
-        self,
-        app: faust.App,
-        runtime: Runtime,
-        authenticate: Callable[[Request], Awaitable[Principal]],
-    ) -> None:
-        self.runtime = runtime
-        self.authenticate = authenticate
-        self.audit = FaustAuditSink(app)
-        settings = runtime.settings
-        self.limiter = RateLimiter(settings.access_rate, settings.access_burst)
-        self.anonymous = RateLimiter(settings.anonymous_rate, settings.anonymous_burst)
-        self.anonymous_all = RateLimiter(
-            10 * settings.anonymous_rate, 10 * settings.anonymous_burst
-        )
-        self.zones = set(runtime.policy.zones) if runtime.policy is not None else set()
-        self.suppressed = 0
-        self._suppressed_logged = 0
-        self._suppressed_at = 0.0
+blueprint = web.Blueprint("zoneapp")
+blueprint.view_name_separator = "."
 
-    async def params(self, request: Request) -> dict[str, str]:
-        values: dict[str, str] = dict(request.query)
-        if request.method == "POST":
-            try:
-                body = orjson.loads(await request.read() or b"{}")
-            except orjson.JSONDecodeError:
-                body = None
-            if not isinstance(body, dict):
-                raise AccessError("malformed", "the body must be a JSON object")
-            values.update({k: v for k, v in body.items() if isinstance(v, str)})
-        if any(len(v) > MAX_PARAM_CHARS for v in values.values()):
-            raise AccessError("malformed", f"a parameter is longer than {MAX_PARAM_CHARS}")
-        return values
 
-    async def handle(
-        self,
-        view: View,
-        request: Request,
-        action: str,
-        required: tuple[str, ...],
-        call: Callable[[FieldAccess, Principal, Mapping[str, str]], Awaitable[bytes]],
-    ) -> Response:
-        who = "unknown"
-        params: dict[str, str] = {}
-        zone: str | None = None
+async def params_of(request: Request) -> dict[str, str]:
+    """The query string, and on POST the string members of a JSON object body."""
+    values: dict[str, str] = dict(request.query)
+    if request.method == "POST":
         try:
-            try:
-                principal = await self.authenticate(request)
-            except (Unauthorized, RateLimited) as exc:
-                return await self._refuse_anonymous(view, request, action, exc)
-            who = principal.name
-            params = await self.params(request)
-            zone = params.get("zone")
-            if not principal.officer_zones():
-                # The role first: a key of no officer learns nothing from parameter errors.
-                await self._audit(who, action, zone, "refused:forbidden", params)
-                return view.json(
-                    {"error": "forbidden", "detail": "needs an officer:<zone> role"},
-                    status=403,
-                    headers=HEADERS,
-                )
-            missing = [p for p in required if not params.get(p)]
-            if missing:
-                raise AccessError("malformed", f"missing parameter(s): {', '.join(missing)}")
-            assert zone is not None
-            if not self.limiter.allow(who):
-                await self._audit(who, action, zone, "refused:rate_limited", params)
-                retry = max(1, round(self.limiter.retry_after(who)))
-                return view.json(
-                    {"error": "rate limited"},
-                    status=429,
-                    headers={**HEADERS, "Retry-After": str(retry)},
-                )
-            if not principal.may_resolve(zone, params.get("tenant")):
-                await self._audit(who, action, zone, "refused:forbidden", params)
-                return view.json(
-                    {"error": "forbidden", "detail": f"needs officer:{zone}"},
-                    status=403,
-                    headers=HEADERS,
-                )
-            if zone not in self.runtime.zones_used:
-                await self._audit(who, action, zone, "refused:zone_not_served", params)
-                return view.json(
-                    {"error": f"this worker holds no keys for zone {zone!r}"},
-                    status=404,
-                    headers=HEADERS,
-                )
-            await self.runtime.open_keys()
-            access = FieldAccess(zone, self.runtime.keyring, self.runtime.vault, self.audit)
-            value = await call(access, principal, params)
-        except AccessError as exc:
-            # FieldAccess audits its own refusals; parameter errors are audited here.
-            if exc.reason == "malformed" and not params.get("ciphertext"):
-                try:
-                    await self._audit(who, action, zone, "refused:malformed", params)
-                except Exception:
-                    return self._unavailable(view, "audit")
+            body = orjson.loads(await request.read() or b"{}")
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            raise AccessError("malformed", "the body must be a JSON object")
+        values.update({k: v for k, v in body.items() if isinstance(v, str)})
+    if any(len(v) > MAX_PARAM_CHARS for v in values.values()):
+        raise AccessError("malformed", f"a parameter is longer than {MAX_PARAM_CHARS}")
+    return values
+
+
+async def reveal(
+    view: View, request: Request, action: str, required: tuple[str, ...], call: Call
+) -> Response:
+    """Both routes: authenticate, authorize, limit, audit, answer (module docstring)."""
+    state = state_of(request)
+    runtime, limits = state.runtime, state.reveal
+    who = "unknown"
+    params: dict[str, str] = {}
+    zone: str | None = None
+    try:
+        try:
+            principal = await authenticate(state, request)
+        except (Unauthorized, RateLimited) as exc:
+            return await refuse_anonymous(state, view, request, action, exc)
+        who = principal.name
+        params = await params_of(request)
+        zone = params.get("zone")
+        if not principal.officer_zones():
+            # The role first: a key of no officer learns nothing from parameter errors.
+            await audit(state, who, action, zone, "refused:forbidden", params)
             return view.json(
-                {"error": exc.reason, "detail": str(exc)},
-                status=STATUS.get(exc.reason, 400),
+                {"error": "forbidden", "detail": "needs an officer:<zone> role"},
+                status=403,
                 headers=HEADERS,
             )
-        except (KeyProviderError, VaultUnavailableError) as exc:
-            log.warning("%s refused: %s", action, type(exc).__name__)
-            return self._unavailable(view, "HSM or token vault")
-        except Exception as exc:  # audit write failed, or a bug: never answer with a value
-            log.error("%s failed: %s", action, type(exc).__name__)
-            return self._unavailable(view, "audit")
-        return view.json({"value": value.decode("utf-8", errors="replace")}, headers=HEADERS)
-
-    async def _refuse_anonymous(
-        self, view: View, request: Request, action: str, exc: Exception
-    ) -> Response:
-        """401 (or 429) for a caller without a valid key: audited within the anonymous
-        budget, with nothing the caller chose but a digest (module docstring)."""
-        source = str(getattr(request, "remote", None) or "unknown")
-        if not (self.anonymous.allow(source) and self.anonymous_all.allow("*")):
-            self._count_suppressed()
-            return view.json(
-                {"error": "rate limited"}, status=429, headers={**HEADERS, "Retry-After": "1"}
-            )
-        zone = request.query.get("zone")
-        query = str(getattr(request, "query_string", "") or "")
-        outcome = "refused:rate_limited" if isinstance(exc, RateLimited) else "refused:unauthorized"
-        try:
-            await self.audit.write(
-                audit_event(
-                    who="unknown",
-                    action=action,
-                    zone=zone if zone in self.zones else None,
-                    tenant=None,  # a caller's text, never audited for unauthenticated calls
-                    outcome=outcome,
-                    source=source[:64],
-                    request_sha256=hashlib.sha256(query.encode()).hexdigest()[:32],
-                )
-            )
-        except Exception:
-            return self._unavailable(view, "audit")
-        if isinstance(exc, RateLimited):
+        missing = [p for p in required if not params.get(p)]
+        if missing:
+            raise AccessError("malformed", f"missing parameter(s): {', '.join(missing)}")
+        assert zone is not None
+        if not limits.per_caller.allow(who):
+            await audit(state, who, action, zone, "refused:rate_limited", params)
+            retry = max(1, round(limits.per_caller.retry_after(who)))
             return view.json(
                 {"error": "rate limited"},
                 status=429,
-                headers={**HEADERS, "Retry-After": str(round(exc.retry_after))},
+                headers={**HEADERS, "Retry-After": str(retry)},
             )
+        if not principal.may_resolve(zone, params.get("tenant")):
+            await audit(state, who, action, zone, "refused:forbidden", params)
+            return view.json(
+                {"error": "forbidden", "detail": f"needs officer:{zone}"},
+                status=403,
+                headers=HEADERS,
+            )
+        if zone not in runtime.zones_used:
+            await audit(state, who, action, zone, "refused:zone_not_served", params)
+            return view.json(
+                {"error": f"this worker holds no keys for zone {zone!r}"},
+                status=404,
+                headers=HEADERS,
+            )
+        await runtime.open_keys()
+        access = FieldAccess(zone, runtime.keyring, runtime.vault, limits.audit)
+        value = await call(access, principal, params)
+    except AccessError as exc:
+        # FieldAccess audits its own refusals; parameter errors are audited here.
+        if exc.reason == "malformed" and not params.get("ciphertext"):
+            try:
+                await audit(state, who, action, zone, "refused:malformed", params)
+            except Exception:
+                return unavailable(view, "audit")
         return view.json(
-            {"error": "unauthorized", "detail": str(exc)},
-            status=401,
-            headers={**HEADERS, "WWW-Authenticate": 'Bearer realm="zoneapp"'},
+            {"error": exc.reason, "detail": str(exc)},
+            status=STATUS.get(exc.reason, 400),
+            headers=HEADERS,
+        )
+    except (KeyProviderError, VaultUnavailableError) as exc:
+        log.warning("%s refused: %s", action, type(exc).__name__)
+        return unavailable(view, "HSM or token vault")
+    except Exception as exc:  # audit write failed, or a bug: never answer with a value
+        log.error("%s failed: %s", action, type(exc).__name__)
+        return unavailable(view, "audit")
+    return view.json({"value": value.decode("utf-8", errors="replace")}, headers=HEADERS)
+
+
+async def refuse_anonymous(
+    state: WebState, view: View, request: Request, action: str, exc: Exception
+) -> Response:
+    """401 (or 429) for a caller without a valid key: audited within the anonymous
+    budget, with nothing the caller chose but a digest (module docstring)."""
+    limits = state.reveal
+    source = source_of(request)
+    if not (limits.anonymous.allow(source) and limits.anonymous_all.allow("*")):
+        limits.count_suppressed()
+        return view.json(
+            {"error": "rate limited"}, status=429, headers={**HEADERS, "Retry-After": "1"}
+        )
+    zone = request.query.get("zone")
+    query = str(getattr(request, "query_string", "") or "")
+    outcome = "refused:rate_limited" if isinstance(exc, RateLimited) else "refused:unauthorized"
+    try:
+        await limits.audit.write(
+            audit_event(
+                who="unknown",
+                action=action,
+                zone=zone if zone in limits.zones else None,
+                tenant=None,  # a caller's text, never audited for unauthenticated calls
+                outcome=outcome,
+                source=source[:64],
+                request_sha256=hashlib.sha256(query.encode()).hexdigest()[:32],
+            )
+        )
+    except Exception:
+        return unavailable(view, "audit")
+    if isinstance(exc, RateLimited):
+        return view.json(
+            {"error": "rate limited"},
+            status=429,
+            headers={**HEADERS, "Retry-After": str(round(exc.retry_after))},
+        )
+    return view.json(
+        {"error": "unauthorized", "detail": str(exc)},
+        status=401,
+        headers={**HEADERS, **CHALLENGE},
+    )
+
+
+def unavailable(view: View, what: str) -> Response:
+    return view.json({"error": f"{what} unavailable"}, status=503, headers=HEADERS)
+
+
+async def audit(
+    state: WebState,
+    who: str,
+    action: str,
+    zone: str | None,
+    outcome: str,
+    params: Mapping[str, str],
+) -> None:
+    fields = {k: params[k] for k in ("token", "topic", "field") if k in params}
+    tenant = params.get("tenant") or ciphertext_tenant(params.get("ciphertext"))
+    await state.reveal.audit.write(
+        audit_event(who=who, action=action, zone=zone, tenant=tenant, outcome=outcome, **fields)
+    )
+
+
+async def detokenize(access: FieldAccess, who: Principal, p: Mapping[str, str]) -> bytes:
+    return await access.detokenize(who.name, p["tenant"], p["token"])
+
+
+async def decrypt(access: FieldAccess, who: Principal, p: Mapping[str, str]) -> bytes:
+    # A tenant-scoped officer gets only ciphertexts of its own tenant.
+    return await access.decrypt(
+        who.name,
+        p["ciphertext"],
+        p["topic"],
+        p["field"],
+        may_see=lambda tenant: who.may_resolve(access.zone, tenant),
+        tenant=p.get("tenant") or None,
+    )
+
+
+@blueprint.route("/detokenize", name="detokenize")
+class Detokenize(View):
+    async def get(self, request: Request) -> Response:
+        return await reveal(self, request, "detokenize", ("zone", "tenant", "token"), detokenize)
+
+    async def post(self, request: Request) -> Response:
+        return await self.get(request)
+
+
+@blueprint.route("/decrypt", name="decrypt")
+class Decrypt(View):
+    async def get(self, request: Request) -> Response:
+        return await reveal(
+            self, request, "decrypt", ("zone", "topic", "field", "ciphertext"), decrypt
         )
 
-    def _count_suppressed(self) -> None:
-        self.suppressed += 1
-        now = time.monotonic()
-        if now - self._suppressed_at >= SUPPRESSED_LOG_INTERVAL:
-            log.warning(
-                "web: %d unauthenticated detokenize/decrypt call(s) refused without audit "
-                "(over ZONEAPP_ANONYMOUS_RATE) in the last %.0f s",
-                self.suppressed - self._suppressed_logged,
-                SUPPRESSED_LOG_INTERVAL,
-            )
-            self._suppressed_at, self._suppressed_logged = now, self.suppressed
-
-    def _unavailable(self, view: View, what: str) -> Response:
-        return view.json({"error": f"{what} unavailable"}, status=503, headers=HEADERS)
-
-    async def _audit(
-        self, who: str, action: str, zone: str | None, outcome: str, params: Mapping[str, str]
-    ) -> None:
-        fields = {k: params[k] for k in ("token", "topic", "field") if k in params}
-        tenant = params.get("tenant") or ciphertext_tenant(params.get("ciphertext"))
-        await self.audit.write(
-            audit_event(who=who, action=action, zone=zone, tenant=tenant, outcome=outcome, **fields)
-        )
-
-
-def register_access_views(
-    app: faust.App, runtime: Runtime, authenticate: Callable[[Request], Awaitable[Principal]]
-) -> AccessViews:
-    views = AccessViews(app, runtime, authenticate)
-
-    async def detokenize(access: FieldAccess, who: Principal, p: Mapping[str, str]) -> bytes:
-        return await access.detokenize(who.name, p["tenant"], p["token"])
-
-    async def decrypt(access: FieldAccess, who: Principal, p: Mapping[str, str]) -> bytes:
-        # A tenant-scoped officer gets only ciphertexts of its own tenant.
-        return await access.decrypt(
-            who.name,
-            p["ciphertext"],
-            p["topic"],
-            p["field"],
-            may_see=lambda tenant: who.may_resolve(access.zone, tenant),
-            tenant=p.get("tenant") or None,
-        )
-
-    @app.page("/detokenize", name="zoneapp.detokenize")
-    class Detokenize(View):
-        async def get(self, request: Request) -> Response:
-            return await views.handle(
-                self, request, "detokenize", ("zone", "tenant", "token"), detokenize
-            )
-
-        async def post(self, request: Request) -> Response:
-            return await self.get(request)
-
-    @app.page("/decrypt", name="zoneapp.decrypt")
-    class Decrypt(View):
-        async def get(self, request: Request) -> Response:
-            return await views.handle(
-                self, request, "decrypt", ("zone", "topic", "field", "ciphertext"), decrypt
-            )
-
-        async def post(self, request: Request) -> Response:
-            return await self.get(request)
-
-    return views
+    async def post(self, request: Request) -> Response:
+        return await self.get(request)

@@ -310,6 +310,30 @@ class ApiKeys:
         return Principal(entry.name, entry.roles)
 
 
+class ApiKeyFile:
+    """The keys of ``ZONEAPP_API_KEYS_FILE``: loaded when the worker starts (a broken file
+    stops it), else on first use; until a good load, no key is valid."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = path
+        self.keys: ApiKeys | None = None
+        #: Why the last load failed (never a hash), or None.
+        self.error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"ApiKeyFile({self.path!s})"
+
+    def load(self) -> ApiKeys | None:
+        try:
+            self.keys, self.error = ApiKeys.load(self.path), None
+        except AuthConfigError as exc:
+            self.keys, self.error = None, str(exc)
+        return self.keys
+
+    def current(self) -> ApiKeys | None:
+        return self.keys if self.keys is not None else self.load()
+
+
 class Authenticator:
     """Authenticates web requests without letting unknown keys cost the event loop (above)."""
 
