@@ -16,8 +16,10 @@ bootstrap:
 run: bootstrap
 	$(PY) -m zoneapp.stack run $(if $(OTLP),--otlp-endpoint $(OTLP))
 
+# The integration suite runs on Apache Kafka (the broker users run); `make test
+# ZONEAPP_STACK_BROKER=tansu` is the fast lane. `make run` stays on tansu (README: Brokers).
 test: bootstrap
-	$(PY) -m pytest -q
+	ZONEAPP_STACK_BROKER=$(or $(ZONEAPP_STACK_BROKER),kafka) $(PY) -m pytest -q
 
 lint:
 	scripts/bootstrap.sh --no-system

@@ -28,6 +28,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from zoneapp.tables.memory import MemoryStats, MemoryViolations
 
 from zoneapp.core.sanitizer import RawRecord
+from zoneapp.keys import build_key_admin
 from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledPolicy, load_policy
@@ -80,7 +81,8 @@ def settings(keys_file: Path | None, broker_port: int, **overrides: Any) -> Sett
     base: dict[str, Any] = {
         "app_id": f"component-{uuid.uuid4().hex[:8]}",
         "broker": f"kafka://127.0.0.1:{broker_port}",
-        "keys_url": "memory://",
+        # A named store per settings: provisioned through the admin API, used by the runtime.
+        "keys_url": f"memory://component-{uuid.uuid4().hex[:8]}",
         "vault_url": "memory://",
         "environment": "development",
         "policy_path": str(POLICY),
@@ -239,7 +241,11 @@ async def serve(keys_file: Path, broker: int) -> AsyncIterator[ServeWeb]:
         state, stats, violations = build_state(settings(keys_file, broker, **overrides), url, audit)
         assert state.load_keys() is None
         runtime = state.runtime
-        await runtime.provider.provision(sorted(runtime.zones_used))
+        admin = build_key_admin(
+            runtime.settings.keys_url, runtime.settings.pkcs11_pin, development=True
+        )
+        await admin.provision(sorted(runtime.zones_used))
+        await admin.close()
         await runtime.open_keys()
         client: TestClient[web.Request, web.Application] = TestClient(
             TestServer(web_application(state), host="127.0.0.1", port=port)
