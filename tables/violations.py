@@ -14,7 +14,6 @@ ones are deleted (tombstones in the changelog). Rows hold the event as produced
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -25,6 +24,7 @@ import orjson
 from faust.exceptions import PartitionsMismatch
 from faust.types import TP, EventT
 
+from zoneapp.formats import parse_utc
 from zoneapp.policy import CompiledPolicy
 from zoneapp.runtime import Runtime
 
@@ -36,8 +36,7 @@ TABLE_NAME = "zoneapp-violations"
 def event_time(event: Mapping[str, Any]) -> float:
     """Epoch seconds of an event's ``timestamp`` (0 when unreadable)."""
     try:
-        text = str(event.get("timestamp", "")).replace("Z", "+00:00")
-        return dt.datetime.fromisoformat(text).timestamp()
+        return parse_utc(str(event.get("timestamp", "")))
     except ValueError:
         return 0.0
 

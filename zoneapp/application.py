@@ -25,7 +25,7 @@ from zoneapp.runtime import Runtime
 from zoneapp.settings import PREFIX, KafkaSecurity, Settings, SettingsError
 from zoneapp.tables.stats import register_stats_tables
 from zoneapp.tables.violations import register_violations_table
-from zoneapp.web.access import FaustAuditSink
+from zoneapp.web.access import faust_audit_sink
 from zoneapp.web.cluster import Cluster
 from zoneapp.web.routes import FAUST_VIEWS_OFF, register_web
 from zoneapp.web.state import WebState
@@ -148,7 +148,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         stats=stats,
         violations=violations,
         cluster=Cluster.of_app(app, settings),
-        audit=FaustAuditSink(app),
+        audit=faust_audit_sink(app),
     )
     register_web(app, web_state)
     register_boundary_agents(app, runtime, on_batch=on_batch)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import faust
 import orjson
@@ -144,41 +145,34 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
 # -- key and vault administration ------------------------------------------------------
 
 
-def _key_provider(runtime: Runtime) -> Any:
-    """The configured key provider (runtime stack: only the zones opened are usable); a
-    refused one (memory:// outside development, a bad URL) ends the command with its
-    message, not a traceback."""
-    settings = runtime.settings
+T = TypeVar("T")
+
+
+def _configured(build: Callable[..., T], url: str, secret: Any, development: bool) -> T:
+    """A back end from configuration; a refused one (memory:// outside development, a bad
+    URL) ends the command with its message, not a traceback."""
     try:
-        return build_key_provider(
-            settings.keys_url, settings.pkcs11_pin, development=settings.development
-        )
+        return build(url, secret, development=development)
     except ValueError as exc:
         print(f"zoneapp: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
+
+
+def _key_provider(runtime: Runtime) -> Any:
+    """The runtime key stack (only the zones opened are usable)."""
+    s = runtime.settings
+    return _configured(build_key_provider, s.keys_url, s.pkcs11_pin, s.development)
 
 
 def _key_admin(runtime: Runtime) -> KeyAdmin:
-    """The configured key store for admin commands (rotate-key); refused like the above."""
-    settings = runtime.settings
-    try:
-        return build_key_admin(
-            settings.keys_url, settings.pkcs11_pin, development=settings.development
-        )
-    except ValueError as exc:
-        print(f"zoneapp: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+    """The key store for admin commands (rotate-key)."""
+    s = runtime.settings
+    return _configured(build_key_admin, s.keys_url, s.pkcs11_pin, s.development)
 
 
 def _vault(runtime: Runtime) -> Any:
-    settings = runtime.settings
-    try:
-        return build_vault(
-            settings.vault_url, settings.vault_password, development=settings.development
-        )
-    except ValueError as exc:
-        print(f"zoneapp: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+    s = runtime.settings
+    return _configured(build_vault, s.vault_url, s.vault_password, s.development)
 
 
 async def _open_ring(runtime: Runtime, zones: list[str]) -> tuple[Any, KeyRing]:
@@ -218,7 +212,7 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
         log.warning("key rotation: zone %s now uses KEK version %d (by %s)", zone, version, _who())
         producer = await _audit_producer(runtime)
         try:
-            await KafkaAuditSink(producer).write(
+            await KafkaAuditSink.of_producer(producer).write(
                 audit_event(
                     who=_who(),
                     action="rotate-key",
@@ -285,7 +279,7 @@ def register_admin_commands(app: faust.App, runtime: Runtime) -> None:
             erased = await erase_subject(policy, ring, vault, tenant, subject)
             producer = await _audit_producer(runtime)
             try:
-                await KafkaAuditSink(producer).write(
+                await KafkaAuditSink.of_producer(producer).write(
                     audit_event(
                         who=_who(),
                         action="erase",
@@ -310,7 +304,7 @@ async def _reveal(self: AppCommand, runtime: Runtime, zone: str, call: Any) -> N
     vault = _vault(runtime)
     producer = await _audit_producer(runtime)
     try:
-        access = FieldAccess(zone, ring, vault, KafkaAuditSink(producer))
+        access = FieldAccess(zone, ring, vault, KafkaAuditSink.of_producer(producer))
         try:
             value: bytes = await call(access)
         except AccessError as exc:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,17 +59,31 @@ class AuditSink(Protocol):
     async def write(self, event: dict[str, Any]) -> None: ...
 
 
+#: Sends one record (topic, key, value) and returns once the broker acknowledged it.
+Send = Callable[[str, bytes, bytes], Awaitable[None]]
+
+
 @dataclass
 class KafkaAuditSink:
-    """Writes audit events to ``audit.access`` and waits for the broker's ack."""
+    """The one audit sink: events to ``audit.access``, keyed by their id, acknowledged
+    before the caller goes on (no value is returned before its audit record is stored).
+    The CLI sends through aiokafka (:meth:`of_producer`), the worker through Faust's
+    producer (``zoneapp.web.access.faust_audit_sink``)."""
 
-    producer: Any
+    send: Send
     topic: str = AUDIT_TOPIC
 
     async def write(self, event: dict[str, Any]) -> None:
-        await self.producer.send_and_wait(
-            self.topic, value=orjson.dumps(event), key=orjson.dumps(event["id"])
-        )
+        await self.send(self.topic, orjson.dumps(event["id"]), orjson.dumps(event))
+
+    @classmethod
+    def of_producer(cls, producer: Any) -> KafkaAuditSink:
+        """Over an aiokafka producer (``send_and_wait``)."""
+
+        async def send(topic: str, key: bytes, value: bytes) -> None:
+            await producer.send_and_wait(topic, value=value, key=key)
+
+        return cls(send)
 
 
 def audited(value: Any) -> Any:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 import faust
 import orjson
@@ -38,6 +37,7 @@ from faust.web import Request, Response, View
 from zoneapp.access.fields import (
     AccessError,
     FieldAccess,
+    KafkaAuditSink,
     audit_event,
     ciphertext_tenant,
 )
@@ -65,18 +65,15 @@ STATUS = {
 MAX_PARAM_CHARS = 65_536
 
 
-class FaustAuditSink:
-    """Audit records through the worker's producer, waiting for the broker's ack."""
+def faust_audit_sink(app: faust.App) -> KafkaAuditSink:
+    """The audit sink over the worker's own producer (declares the topic raw)."""
+    app.topic(AUDIT_TOPIC, key_serializer="raw", value_serializer="raw")
 
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
-        app.topic(AUDIT_TOPIC, key_serializer="raw", value_serializer="raw")
-
-    async def write(self, event: dict[str, Any]) -> None:
-        fut = await self.app.producer.send(
-            AUDIT_TOPIC, orjson.dumps(event["id"]), orjson.dumps(event), None, None, None
-        )
+    async def send(topic: str, key: bytes, value: bytes) -> None:
+        fut = await app.producer.send(topic, key, value, None, None, None)
         await fut
+
+    return KafkaAuditSink(send)
 
 
 Call = Callable[[FieldAccess, Principal, Mapping[str, str]], Awaitable[bytes]]

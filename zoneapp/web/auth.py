@@ -36,7 +36,6 @@ must not be a way to burn the worker's CPU (:class:`Authenticator`):
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import json
@@ -52,6 +51,7 @@ from typing import Any
 
 import yaml
 
+from zoneapp.formats import b64url, unb64url
 from zoneapp.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -143,20 +143,12 @@ def hash_key(key: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_
     """``scrypt$N$r$p$salt$digest`` (base64url) of an API key, for the keys file."""
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(key.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
-    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+    return f"scrypt${n}${r}${p}${b64url(salt)}${b64url(digest)}"
 
 
 def new_key() -> str:
     """A fresh random API key (256 bits)."""
     return "zk_" + secrets.token_urlsafe(32)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True)
@@ -173,7 +165,7 @@ class KeyEntry:
                     raise ValueError
             elif scheme == "scrypt":
                 _, n, r, p, salt, digest = self.hash.split("$")
-                if int(n) < 2 or int(r) < 1 or int(p) < 1 or not _unb64(salt) or not digest:
+                if int(n) < 2 or int(r) < 1 or int(p) < 1 or not unb64url(salt) or not digest:
                     raise ValueError
             else:
                 raise ValueError
@@ -188,9 +180,9 @@ class KeyEntry:
         if scheme == "sha256":
             return hmac.compare_digest(hashlib.sha256(key).digest(), bytes.fromhex(rest))
         n, r, p, salt, digest = rest.split("$")
-        expected = _unb64(digest)
+        expected = unb64url(digest)
         got = hashlib.scrypt(
-            key, salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+            key, salt=unb64url(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
         )
         return hmac.compare_digest(got, expected)
 

@@ -6,11 +6,11 @@ GET; without it, the vault's token index (``zoneapp:tokidx:{<token>}`` → tenan
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from zoneapp.formats import utc_iso
 from zoneapp.policy import CompiledPolicy
 from zoneapp.vault import StoredToken, TokenVault
 
@@ -41,7 +41,7 @@ class TokenInfo:
             "field_class": self.field_class,
             "zone": self.zones[0] if len(self.zones) == 1 else None,
             "zones": list(self.zones),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created)),
+            "created": utc_iso(self.created, timespec="seconds"),
         }
 
 
