@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoneapp.formats import b64url
 from zoneapp.settings import Secret
 from zoneapp.stack.apache_kafka_lock import JARS, KAFKA_VERSION, LOG4J_VERSION
 from zoneapp.stack.process import StackError, free_port, tail
@@ -458,10 +459,13 @@ class KafkaBroker:
 
 
 def _cluster_id() -> str:
-    """Kafka's cluster id format: a random UUID, base64url without padding (22 chars)."""
-    import base64
-
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """Kafka's cluster id format: a random UUID, base64url without padding (22 chars).
+    Like Kafka's own ``Uuid.randomUuid``, never one starting with ``-``: StorageTool's
+    argument parser would read it as an option (1 start in 64 failed that way)."""
+    while True:
+        cluster = b64url(uuid.uuid4().bytes)
+        if not cluster.startswith("-"):
+            return cluster
 
 
 def _java_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
