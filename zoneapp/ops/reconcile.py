@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from zoneapp.ops.ledger import Ledger
 from zoneapp.policy import CompiledPolicy
@@ -103,6 +104,22 @@ async def _committed(
     return {tp: offset for tp, offset in found.items() if offset is not None and offset >= 0}
 
 
+async def _partition_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """Partitions per topic from the admin API (Metadata for exactly these topics): a
+    consumer with no subscription has asked real Kafka about no topic (tansu lists all)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.broker_urls(),
+        client_id="zoneapp-reconcile-admin",
+        **settings.security.aiokafka_kwargs(),
+    )
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+
+
 async def reconcile(
     policy: CompiledPolicy,
     settings: Settings,
@@ -127,27 +144,17 @@ async def reconcile(
     try:
         ledger = Ledger()
         sources: dict[TopicPartition, tuple[int, int | None]] = {}
-        await consumer.topics()  # fetches the metadata of every topic
-        by_topic = {
-            topic: [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            for boundary in chosen
-            for topic in boundary.sources
-        }
         outputs: dict[str, bool] = {}  # topic -> is a quarantine
         for boundary in chosen:
             outputs[boundary.destination] = False
             outputs.setdefault(boundary.source_zone.quarantine_topic, True)
-        # Partitions now: once the consumer is assigned, its metadata covers only those.
-        unknown = sorted(t for t in {*by_topic, *outputs} if not consumer.partitions_for_topic(t))
+        sources_of = {topic for boundary in chosen for topic in boundary.sources}
+        counts = await _partition_counts(settings, sorted(sources_of | set(outputs)))
+        unknown = sorted(t for t in sources_of | set(outputs) if not counts.get(t))
         if unknown:  # a check that reads nothing must not say OK
             raise LookupError(f"the broker has no topic {', '.join(unknown)}")
-        out_tps = [
-            TopicPartition(topic, p)
-            for topic in outputs
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        by_topic = {t: [TopicPartition(t, p) for p in range(counts[t])] for t in sources_of}
+        out_tps = [TopicPartition(t, p) for t in outputs for p in range(counts[t])]
         # First the commits: every output of a committed record is then already written.
         committed = await _committed(
             settings, settings.app_id, [tp for tps in by_topic.values() for tp in tps]
