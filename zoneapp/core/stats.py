@@ -10,9 +10,37 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 _RESERVOIR = 2048
+
+
+class OutcomeCounters(Protocol):
+    forwarded: int
+    quarantined: int
+    suppressed_fields: int
+    reasons: Counter[str]
+    detectors: Counter[str]
+    transforms: Counter[str]
+
+
+def count_outcome(counters: OutcomeCounters, outcome: Any) -> str | None:
+    """Count one record's outcome (a sanitizer Forward or Quarantine), never its value:
+    the one place an outcome becomes counts, for the worker's per-boundary totals and
+    the per-partition table rows alike. Returns the quarantine reason, if any."""
+    counters.transforms.update(getattr(outcome, "applied", {}))
+    problems = getattr(outcome, "problems", None)
+    if problems is None:
+        counters.forwarded += 1
+        counters.suppressed_fields += int(getattr(outcome, "suppressed", 0))
+        return None
+    counters.quarantined += 1
+    reason: str = problems[0].reason
+    counters.reasons[reason] += 1
+    for p in problems:
+        if p.detector:
+            counters.detectors[p.detector] += 1
+    return reason
 
 
 @dataclass
@@ -168,19 +196,8 @@ class PartitionStats:
             return
         self.offset = offset
         self.consumed += 1
-        problems = getattr(outcome, "problems", None)
-        if problems is None:
-            self.forwarded += 1
-            self.suppressed_fields += int(getattr(outcome, "suppressed", 0))
-        else:
-            self.quarantined += 1
-            self.reasons[problems[0].reason] += 1
-            if problems[0].reason == "internal_error":
-                self.errors += 1
-            for p in problems:
-                if p.detector:
-                    self.detectors[p.detector] += 1
-        self.transforms.update(getattr(outcome, "applied", {}))
+        if count_outcome(self, outcome) == "internal_error":
+            self.errors += 1
         self.latency_buckets[bucket_of(latency)] += 1
         self.latency_sum += latency
         self.dirty = True

@@ -31,7 +31,7 @@ from zoneapp.core.sanitizer import (
     Quarantine,
     RawRecord,
 )
-from zoneapp.core.stats import BoundaryStats
+from zoneapp.core.stats import BoundaryStats, count_outcome
 from zoneapp.core.violations import encode_violation, quarantine_headers, violation_event
 from zoneapp.keys.base import KeyProviderError
 from zoneapp.keys.envelope import KeyRing
@@ -201,7 +201,7 @@ class BoundaryGuard:
         elapsed = (time.perf_counter() - started) / max(1, len(records))
         for o in outcomes:
             stats.on_latency(elapsed)
-            stats.transforms.update(o.applied)
+            count_outcome(stats, o)
         return outcomes
 
     def _parse(self, record: RawRecord) -> Parsed | Quarantine:
@@ -241,7 +241,6 @@ class BoundaryGuard:
 
     async def _emit(self, records: Sequence[RawRecord], outcomes: Sequence[Outcome]) -> None:
         boundary = self.boundary
-        stats = self.stats
         send = self.sink.send
         observer = self.observer
         for record, outcome in zip(records, outcomes, strict=True):
@@ -256,8 +255,6 @@ class BoundaryGuard:
                     record.timestamp_ms,
                 )
                 observer.on_record_sent(record)
-                stats.forwarded += 1
-                stats.suppressed_fields += outcome.suppressed
                 continue
             event = violation_event(self.policy, boundary, record, outcome.problems, out.trace_id)
             observer.on_violation(record, event["id"])
@@ -276,11 +273,6 @@ class BoundaryGuard:
                 None,
             )
             observer.on_record_sent(record)
-            stats.quarantined += 1
-            stats.reasons[outcome.reason] += 1
-            for p in outcome.problems:
-                if p.detector:
-                    stats.detectors[p.detector] += 1
             log.info(
                 "boundary %s: quarantined %s (%s at %s)",
                 boundary.name,
