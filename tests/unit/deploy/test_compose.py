@@ -33,7 +33,7 @@ HEALTHY_DEPENDENCIES = {
     "hsm-init": "service_completed_successfully",
     "topic-init": "service_completed_successfully",
 }
-#: OTLP port per protocol (zoneapp.tracing supports these two; http/protobuf is its default).
+#: OTLP port per protocol (zoneapp.observability supports these two; http/protobuf is its default).
 OTLP_PORTS = {"grpc": 4317, "http/protobuf": 4318}
 
 
