@@ -1,8 +1,9 @@
 """Benchmark: Faust passthrough (baseline) vs the zoneapp payments boundary, same records.
 
-``python -m bench [--records N] [--latency-records M] [--rate R]``
+``python -m bench [--records N] [--latency-records M] [--rate R] [--brokers tansu,kafka]``
 
-Both runs use the embedded stack (tansu, Redis, SoftHSM) started here:
+Both runs use the embedded stack (Redis, SoftHSM, and each broker of ``--brokers`` in
+turn: tansu and Apache Kafka by default, so their figures stand side by side):
 1. throughput — N records are produced first, then the worker starts and drains
    them; records/s is measured between the first and the last output record;
 2. latency — with the worker running, M records are produced at R records/s;
@@ -327,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--rounds", type=int, default=3, help="alternating rounds; the median of each is reported"
     )
     parser.add_argument("--workdir", help="keep logs and data here instead of a temporary folder")
+    parser.add_argument(
+        "--brokers", default="tansu,kafka", help="comma-separated brokers to measure, in turn"
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -347,57 +351,76 @@ def main(argv: Sequence[str] | None = None) -> None:
             "extra_env": {"ZONEAPP_BOUNDARIES": "payments-to-confidential"},
         },
     }
-    results: dict[str, list[Result]] = {name: [] for name in cases}
+    brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
+    if not brokers or any(b not in ("tansu", "kafka") for b in brokers):
+        parser.error("--brokers takes tansu and/or kafka")
+    tables: dict[str, tuple[Result, Result]] = {}
+    rounds: dict[str, dict[str, list[Result]]] = {}
+    vault_rate = 0.0
     with tempfile.TemporaryDirectory(prefix="zoneapp-bench-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
-        # Rounds alternate the two cases, so a noisy moment of the machine does not fall
-        # on one side only. Each round runs on a fresh stack: a worker restarted on tansu
-        # resumes from offsets inside record batches, which tansu mis-serves (see README,
-        # known issues).
-        for n in range(args.rounds):
-            with EmbeddedStack(workdir / f"stack-{n + 1}", POLICY) as stack:
-                run_sync(
-                    create_topics(
-                        stack.bootstrap, ["bench.in", "bench.out"], partitions=stack.partitions
-                    )
-                )
-                for name, case in cases.items():
-                    results[name].append(
-                        run_case(
-                            name,
-                            stack,
-                            workdir,
-                            label=f"{name}-{n + 1}",
-                            throughput_records=throughput_records,
-                            latency_records=latency_records,
-                            rate=args.rate,
-                            **case,
+        for broker in brokers:
+            results: dict[str, list[Result]] = {name: [] for name in cases}
+            # Rounds alternate the two cases, so a noisy moment of the machine does not
+            # fall on one side only. Each round runs on a fresh stack: a worker restarted
+            # on tansu resumes from offsets inside record batches, which tansu mis-serves
+            # (see README, known issues).
+            for n in range(args.rounds):
+                stack_dir = workdir / f"stack-{broker}-{n + 1}"
+                with EmbeddedStack(stack_dir, POLICY, broker=broker) as stack:
+                    run_sync(
+                        create_topics(
+                            stack.bootstrap, ["bench.in", "bench.out"], partitions=stack.partitions
                         )
                     )
-                if n == args.rounds - 1:
-                    vault_rate = vault_bench(stack)
-    base, zone = median_run(results["passthrough"]), median_run(results["zoneapp"])
+                    for name, case in cases.items():
+                        results[name].append(
+                            run_case(
+                                name,
+                                stack,
+                                workdir,
+                                label=f"{broker}-{name}-{n + 1}",
+                                throughput_records=throughput_records,
+                                latency_records=latency_records,
+                                rate=args.rate,
+                                **case,
+                            )
+                        )
+                    if n == args.rounds - 1 and broker == brokers[0]:
+                        vault_rate = vault_bench(stack)
+            rounds[broker] = results
+            tables[broker] = (median_run(results["passthrough"]), median_run(results["zoneapp"]))
     figures = micro(throughput_records[:5000])
 
+    for broker, (base, zone) in tables.items():
+        print(f"\n-- broker: {broker}")
+        for name, runs in rounds[broker].items():
+            print(f"{name} rounds (records/s): " + ", ".join(f"{r.throughput:.0f}" for r in runs))
+        print(f"{'run':<14}{'records':>9}{'records/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
+        for r in (base, zone):
+            ratio = r.throughput / base.throughput
+            print(
+                f"{r.name:<14}{r.records:>9}{r.throughput:>12.0f}"
+                f"{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{ratio:>8.2f}"
+            )
+        total = zone.records + args.latency_records
+        if zone.hsm_calls is not None and zone.hsm_calls_steady is not None:
+            print(
+                f"HSM calls: {zone.hsm_calls} in all for {total} records; "
+                f"{zone.hsm_calls - zone.hsm_calls_steady} "
+                f"at start-up (key loading), {zone.hsm_calls_steady} after the first batch = "
+                f"{zone.hsm_calls_steady * 1e6 / total:.1f} per million records"
+            )
+            print(f"Redis round trips: {zone.vault_round_trips} for {total} records")
+    if len(tables) > 1:
+        first, *others = tables
+        for other in others:
+            a, b = tables[first][1], tables[other][1]
+            print(
+                f"zoneapp on {other} vs {first}: throughput x{b.throughput / a.throughput:.2f}, "
+                f"p50 latency x{b.p50_ms / a.p50_ms:.2f}"
+            )
     print()
-    for name, runs in results.items():
-        print(f"{name} rounds (records/s): " + ", ".join(f"{r.throughput:.0f}" for r in runs))
-    print(f"{'run':<14}{'records':>9}{'records/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
-    for r in (base, zone):
-        ratio = r.throughput / base.throughput
-        print(
-            f"{r.name:<14}{r.records:>9}{r.throughput:>12.0f}"
-            f"{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{ratio:>8.2f}"
-        )
-    total = zone.records + args.latency_records
-    if zone.hsm_calls is not None and zone.hsm_calls_steady is not None:
-        print(
-            f"HSM calls: {zone.hsm_calls} in all for {total} records; "
-            f"{zone.hsm_calls - zone.hsm_calls_steady} "
-            f"at start-up (key loading), {zone.hsm_calls_steady} after the first batch = "
-            f"{zone.hsm_calls_steady * 1e6 / total:.1f} per million records"
-        )
-        print(f"Redis round trips: {zone.vault_round_trips} for {total} records")
     print(f"sanitizer alone: {figures['sanitize_us']:.1f} µs/record (in process, no broker)")
     print(
         f"tokenize: {figures['tokenize_new_per_s']:.0f}/s new values, "
