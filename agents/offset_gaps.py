@@ -80,7 +80,17 @@ class Rewinder:
         for tp in list(records):
             batch = records[tp]
             state = self.rewinding.get(tp)
-            expected = state.expected if state else before.get(tp)
+            position = before.get(tp)
+            if (
+                state is not None
+                and position is not None
+                and not (max(0, state.expected - state.step) <= position <= state.expected)
+            ):
+                # Sought by someone else meanwhile (Faust after a rebalance, a seek to the
+                # committed offset): that position is what is expected now.
+                del self.rewinding[tp]
+                state = None
+            expected = state.expected if state else position
             if expected is None or not batch:
                 continue
             if state is not None:

@@ -83,7 +83,12 @@ def render_ledger(ledger: Ledger) -> str:
             f"{span:>15} {row['forwarded']:>7} {row['quarantined']:>6} {row['duplicated']:>5}  "
             f"{gaps}"
         )
-    verdict = "OK" if summary["ok"] else f"MISSING {summary['missing']}"
+    verdict = (
+        "OK"
+        if summary["ok"]
+        else f"MISSING {summary['missing']}"
+        + (f", NOT COMMITTED {', '.join(summary['uncommitted'])}" if summary["uncommitted"] else "")
+    )
     lines.append(
         f"{verdict}: {summary['source_records']} source records, {summary['forwarded']} "
         f"forwarded, {summary['quarantined']} quarantined, {summary['duplicated']} duplicated"
@@ -118,7 +123,8 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
         as_json: bool = False,
     ) -> Any:
         """Prove from the topics that every committed source record was forwarded or
-        quarantined; exits 1 when any is missing (zoneapp.ops.reconcile)."""
+        quarantined; exits 1 when any is missing or a partition was never committed
+        (zoneapp.ops.reconcile)."""
         try:
             window = _window(since, until, offsets)
         except ValueError as exc:
@@ -136,7 +142,7 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
             self.say(orjson.dumps(ledger.summary(), option=orjson.OPT_INDENT_2).decode())
         else:
             self.say(render_ledger(ledger))
-        if ledger.missing:
+        if not ledger.ok:
             raise SystemExit(1)
 
     register_admin_commands(app, runtime)

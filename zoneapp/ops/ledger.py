@@ -9,7 +9,9 @@ destination topic or the source zone's quarantine topic. Then:
 - **missing**: a source offset, below the boundary's committed offset, with none;
 - **duplicated**: an output beyond the first for the same source offset (at-least-once
   redelivery; the consumer drops it with ``zoneapp.core.dedupe``);
-- offsets at or above the committed offset are **in flight**, not missing.
+- offsets at or above the committed offset are **in flight**, not missing;
+- a partition with records but no commit of the workers' group is **uncommitted**: not
+  OK, since nothing there can be shown handled (workers never ran, or the wrong group).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class PartitionLedger:
     committed: int = 0
     #: Offsets that exist in the source within [start, committed).
     source: set[int] = field(default_factory=set)
+    #: The source partition holds records but the workers' group has no commit on it
+    #: (workers never ran, or the wrong ZONEAPP_APP_ID): nothing can be shown handled.
+    uncommitted: bool = False
     forwarded: Counter[int] = field(default_factory=Counter)
     quarantined: Counter[int] = field(default_factory=Counter)
 
@@ -73,6 +78,7 @@ class PartitionLedger:
             "missing": [list(r) for r in ranges(self.missing)],
             "missing_count": len(self.missing),
             "duplicated": self.duplicated,
+            "uncommitted": self.uncommitted,
         }
 
 
@@ -107,11 +113,21 @@ class Ledger:
     def missing(self) -> int:
         return sum(len(p.missing) for p in self.partitions.values())
 
+    @property
+    def uncommitted(self) -> list[str]:
+        return [f"{t}/{p}" for (_, t, p), row in sorted(self.partitions.items()) if row.uncommitted]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing missing, and nothing that could not be checked."""
+        return self.missing == 0 and not self.uncommitted
+
     def summary(self) -> dict[str, Any]:
         rows = [self.partitions[k].summary() for k in sorted(self.partitions)]
         return {
-            "ok": self.missing == 0,
+            "ok": self.ok,
             "missing": self.missing,
+            "uncommitted": self.uncommitted,
             "duplicated": sum(r["duplicated"] for r in rows),
             "forwarded": sum(r["forwarded"] for r in rows),
             "quarantined": sum(r["quarantined"] for r in rows),

@@ -165,6 +165,9 @@ async def reconcile(
                 if not tps:
                     continue
                 first = await consumer.beginning_offsets(tps)
+                # Only to tell an empty partition from one never committed: tansu's
+                # latest offset can be low, but it is above the earliest once data exists.
+                last = await consumer.end_offsets(tps)
                 since = (
                     await consumer.offsets_for_times({tp: window.since_ms for tp in tps})
                     if window.since_ms is not None
@@ -189,6 +192,8 @@ async def reconcile(
                     end = max(end, start)
                     row = ledger.partition(boundary.name, topic, tp.partition)
                     row.start, row.committed = start, end
+                    # Records the workers' group never committed cannot be shown handled.
+                    row.uncommitted = tp not in committed and last[tp] > first[tp]
                     sources[tp] = (start, end)
 
         def on_source(tp: TopicPartition, record: Any) -> None:

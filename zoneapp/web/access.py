@@ -25,6 +25,7 @@ authenticated callers' parameters go through ``zoneapp.access.audited``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -107,6 +108,7 @@ async def reveal(
     who = "unknown"
     params: dict[str, str] = {}
     zone: str | None = None
+    delegated = False  # once FieldAccess runs, it audits its own refusals
     try:
         try:
             principal = await authenticate(state, request)
@@ -151,12 +153,14 @@ async def reveal(
             )
         await runtime.open_keys()
         access = FieldAccess(zone, runtime.keyring, runtime.vault, limits.audit)
+        delegated = True
         value = await call(access, principal, params)
     except AccessError as exc:
-        # FieldAccess audits its own refusals; parameter errors are audited here.
-        if exc.reason == "malformed" and not params.get("ciphertext"):
+        # FieldAccess audits its own refusals; what is refused before it runs (parameter
+        # errors) is audited here, so every authenticated call leaves an event.
+        if not delegated:
             try:
-                await audit(state, who, action, zone, "refused:malformed", params)
+                await audit(state, who, action, zone, f"refused:{exc.reason}", params)
             except Exception:
                 return unavailable(view, "audit")
         return view.json(
@@ -166,6 +170,8 @@ async def reveal(
         )
     except (KeyProviderError, VaultUnavailableError) as exc:
         log.warning("%s refused: %s", action, type(exc).__name__)
+        with contextlib.suppress(Exception):  # the attempt is audited when the audit can be
+            await audit(state, who, action, zone, "failed:unavailable", params)
         return unavailable(view, "HSM or token vault")
     except Exception as exc:  # audit write failed, or a bug: never answer with a value
         log.error("%s failed: %s", action, type(exc).__name__)

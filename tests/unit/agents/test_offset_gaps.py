@@ -92,3 +92,12 @@ def test_it_gives_up_at_offset_zero_and_says_so(caplog: pytest.LogCaptureFixture
     assert [r.offset for r in out[TPX]] == [9]
     assert "never served" in caplog.text and "reconcile" in caplog.text
     assert MAX_STEP >= 1 << 10
+
+
+def test_a_seek_by_faust_meanwhile_drops_the_rewind() -> None:
+    """After a rebalance Faust seeks to the committed offset (10, below the rewind's
+    range): records from 10 must reach Faust, not be dropped as 'below 20'."""
+    rewinder, consumer = Rewinder(), Consumer()
+    rewinder.filter(consumer, {TPX: 20}, served(40))
+    out = rewinder.filter(consumer, {TPX: 10}, served(10, 11))
+    assert [r.offset for r in out[TPX]] == [10, 11] and TPX not in rewinder.rewinding

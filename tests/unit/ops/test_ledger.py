@@ -67,3 +67,12 @@ def test_the_command_options_and_table() -> None:
             _window(None, None, bad)
     table = render_ledger(ledger_of(4, [(0, False), (1, False)]))
     assert "2-3" in table and table.splitlines()[-1].startswith("MISSING 2:")
+
+
+def test_a_partition_never_committed_is_not_ok() -> None:
+    """Workers that never ran (or the wrong ZONEAPP_APP_ID) must not read as 'nothing lost'."""
+    ledger = ledger_of(0, [])
+    ledger.partitions[("b", "src", 0)].uncommitted = True
+    summary = ledger.summary()
+    assert not summary["ok"] and summary["missing"] == 0 and summary["uncommitted"] == ["src/0"]
+    assert "NOT COMMITTED src/0" in render_ledger(ledger)
