@@ -26,7 +26,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.integration.conftest import EXAMPLE_POLICY, require_prerequisites, spawn_worker
+from tests.integration.conftest import EXAMPLE_POLICY, spawn_worker
 from zoneapp.stack import EmbeddedStack, WorkerProcess
 from zoneapp.stack.demo import make_payment
 from zoneapp.stack.kafka import partition_counts
@@ -157,13 +157,6 @@ def settle(stack: EmbeddedStack, feed: Feed, since: float, name: str, timeout: f
     return outcome
 
 
-@pytest.fixture
-def fault_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
-    require_prerequisites()
-    with EmbeddedStack(tmp_path / "stack", EXAMPLE_POLICY, partitions=2) as running:
-        yield running
-
-
 def run_feed_with(
     stack: EmbeddedStack, breaking: Callable[[], None], seed: int
 ) -> tuple[Feed, float]:
@@ -188,23 +181,23 @@ def check(outcome: Outcome) -> None:
 
 @pytest.mark.parametrize("run", range(KILL_RUNS))
 def test_worker_sigkilled_and_restarted(
-    fault_stack: EmbeddedStack, tmp_path: Path, run: int
+    private_stack: EmbeddedStack, tmp_path: Path, run: int
 ) -> None:
-    worker = spawn_worker(fault_stack, tmp_path, f"kill-{run}-a", ENV)
+    worker = spawn_worker(private_stack, tmp_path, f"kill-{run}-a", ENV)
 
     def kill_and_restart() -> None:
         time.sleep(1.0)
         worker.kill()
         worker.stop(timeout=10)
-        spawn_worker(fault_stack, tmp_path, f"kill-{run}-b", ENV)
+        spawn_worker(private_stack, tmp_path, f"kill-{run}-b", ENV)
 
-    feed, ended = run_feed_with(fault_stack, kill_and_restart, seed=100 + run)
-    check(settle(fault_stack, feed, ended, f"worker SIGKILL #{run + 1}", 180))
+    feed, ended = run_feed_with(private_stack, kill_and_restart, seed=100 + run)
+    check(settle(private_stack, feed, ended, f"worker SIGKILL #{run + 1}", 180))
 
 
-def test_one_of_two_workers_sigkilled(fault_stack: EmbeddedStack, tmp_path: Path) -> None:
-    first = spawn_worker(fault_stack, tmp_path, "pair-a", ENV, wait=False)
-    second = spawn_worker(fault_stack, tmp_path, "pair-b", ENV, wait=False)
+def test_one_of_two_workers_sigkilled(private_stack: EmbeddedStack, tmp_path: Path) -> None:
+    first = spawn_worker(private_stack, tmp_path, "pair-a", ENV, wait=False)
+    second = spawn_worker(private_stack, tmp_path, "pair-b", ENV, wait=False)
     first.wait_ready(180)
     second.wait_ready(180)
 
@@ -212,8 +205,8 @@ def test_one_of_two_workers_sigkilled(fault_stack: EmbeddedStack, tmp_path: Path
         time.sleep(1.0)
         second.kill()
 
-    feed, ended = run_feed_with(fault_stack, kill_one, seed=7)
-    check(settle(fault_stack, feed, ended, "one of two workers SIGKILL", 180))
+    feed, ended = run_feed_with(private_stack, kill_one, seed=7)
+    check(settle(private_stack, feed, ended, "one of two workers SIGKILL", 180))
 
 
 def _redis(stack: EmbeddedStack) -> int:
@@ -222,43 +215,43 @@ def _redis(stack: EmbeddedStack) -> int:
     return pid
 
 
-def test_redis_frozen_for_10s(fault_stack: EmbeddedStack, tmp_path: Path) -> None:
-    spawn_worker(fault_stack, tmp_path, "frozen", ENV)
+def test_redis_frozen_for_10s(private_stack: EmbeddedStack, tmp_path: Path) -> None:
+    spawn_worker(private_stack, tmp_path, "frozen", ENV)
 
     def freeze() -> None:
-        pid = _redis(fault_stack)
+        pid = _redis(private_stack)
         os.kill(pid, signal.SIGSTOP)
         try:
             time.sleep(10)
         finally:
             os.kill(pid, signal.SIGCONT)
 
-    feed, ended = run_feed_with(fault_stack, freeze, seed=8)
-    check(settle(fault_stack, feed, ended, "redis SIGSTOP 10s", 180))
+    feed, ended = run_feed_with(private_stack, freeze, seed=8)
+    check(settle(private_stack, feed, ended, "redis SIGSTOP 10s", 180))
 
 
-def test_redis_restarted_empty(fault_stack: EmbeddedStack, tmp_path: Path) -> None:
-    spawn_worker(fault_stack, tmp_path, "emptied", ENV)
+def test_redis_restarted_empty(private_stack: EmbeddedStack, tmp_path: Path) -> None:
+    spawn_worker(private_stack, tmp_path, "emptied", ENV)
 
     def restart() -> None:
         time.sleep(1.0)
-        fault_stack.stop_redis()
+        private_stack.stop_redis()
         time.sleep(3)
-        fault_stack.start_redis()
+        private_stack.start_redis()
 
-    feed, ended = run_feed_with(fault_stack, restart, seed=9)
-    check(settle(fault_stack, feed, ended, "redis restarted empty", 180))
+    feed, ended = run_feed_with(private_stack, restart, seed=9)
+    check(settle(private_stack, feed, ended, "redis restarted empty", 180))
 
 
 def test_a_bad_policy_at_start_up_is_refused_with_its_place(
-    fault_stack: EmbeddedStack, tmp_path: Path
+    private_stack: EmbeddedStack, tmp_path: Path
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         EXAMPLE_POLICY.read_text().replace("transform: tokenize", "transform: tokenise", 1)
     )
     worker: WorkerProcess = spawn_worker(
-        fault_stack, tmp_path, "bad-policy", {**ENV, "ZONEAPP_POLICY": str(bad)}, wait=False
+        private_stack, tmp_path, "bad-policy", {**ENV, "ZONEAPP_POLICY": str(bad)}, wait=False
     )
     deadline = time.monotonic() + 120
     while worker.poll() is None and time.monotonic() < deadline:
