@@ -14,7 +14,9 @@ It prints one line per scenario and asserts lost = 0 and unsanitized = 0. ``make
 runs the short form (400 records, one run each); ``make faults`` the full one
 (``ZONEAPP_FAULTS=full``: 4,000 records, ten kill-and-restart runs).
 
-Not here yet: the broker cut off through a TCP proxy (README, known issues).
+The HSM and the network faults are real ones: SoftHSM's token directory taken away,
+and every broker connection aborted by a TCP proxy the broker advertises
+(``tests/faults/proxy.py``).
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.integration.conftest import EXAMPLE_POLICY, spawn_worker
+from tests.integration.conftest import EXAMPLE_POLICY, require_prerequisites, spawn_worker
 from tests.waiting import wait_for
-from zoneapp.stack import EmbeddedStack, WorkerProcess
+from zoneapp.stack import EmbeddedStack, WorkerProcess, free_port
 from zoneapp.stack.demo import make_payment
 from zoneapp.stack.kafka import partition_counts
+
+from .proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -279,6 +283,32 @@ def test_hsm_unavailable_across_a_worker_restart(
     log = restarted[0].log_path.read_text(errors="replace")
     assert "holding the batch, nothing is forwarded" in log
     assert "is back after" in log
+
+
+def test_broker_unreachable_for_10s(tmp_path: Path) -> None:
+    """Every connection to the broker cut for 10 s by a TCP proxy the broker advertises
+    (so the workers, the feed and the checker all go through it), then restored."""
+    require_prerequisites()
+    broker, front = free_port(), free_port()
+    with (
+        TcpProxy(front, broker) as proxy,
+        EmbeddedStack(
+            tmp_path / "stack", EXAMPLE_POLICY, partitions=2, broker_port=broker,
+            advertised_port=front,
+        ) as stack,
+    ):  # fmt: skip
+        spawn_worker(stack, tmp_path, "cut", ENV)
+
+        def cut() -> None:
+            time.sleep(1.0)
+            before = proxy.connections
+            proxy.cut()
+            time.sleep(10)
+            proxy.restore()
+            wait_for(lambda: proxy.connections > before, 60, "the clients to reconnect")
+
+        feed, ended = run_feed_with(stack, cut, seed=11)
+        check(settle(stack, feed, ended, "broker unreachable 10s", 180))
 
 
 def test_a_bad_policy_at_start_up_is_refused_with_its_place(

@@ -275,8 +275,10 @@ class KafkaBroker:
         partitions: int = 4,
         security: BrokerSecurity | None = None,
         cache: Path | None = None,
+        advertised_port: int | None = None,
     ) -> None:
         self.home = Path(workdir).absolute() / "kafka"
+        self.advertised_port = advertised_port
         self._requested_port = port
         self.port: int | None = port
         self.controller_port: int | None = None
@@ -361,7 +363,7 @@ class KafkaBroker:
             "node.id": "1",
             "controller.quorum.voters": f"1@{HOST}:{self.controller_port}",
             "listeners": f"CLIENT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": f"CLIENT://{HOST}:{self.port}",
+            "advertised.listeners": f"CLIENT://{HOST}:{self.advertised_port or self.port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": f"CLIENT:{protocol},CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "CLIENT",

@@ -173,7 +173,11 @@ class EmbeddedStack:
         timeout: float = 30.0,
         broker: str | None = None,
         kafka_security: BrokerSecurity | None = None,
+        advertised_port: int | None = None,
     ) -> None:
+        """``advertised_port``: the port the broker tells clients to connect to, when
+        something else listens there in front of it (the fault suite's TCP proxy);
+        ``broker_port`` must be given with it."""
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
         self.broker = broker or default_broker()
@@ -187,6 +191,9 @@ class EmbeddedStack:
         self.partitions = partitions
         self.token_label = token_label
         self.timeout = timeout
+        if advertised_port is not None and broker_port is None:
+            raise ValueError("advertised_port needs broker_port")
+        self.advertised_port = advertised_port
         self._requested_ports = (broker_port, redis_port)
         self._broker_port = broker_port
         self._redis_port = redis_port
@@ -276,8 +283,8 @@ class EmbeddedStack:
 
     @property
     def bootstrap(self) -> str:
-        """``host:port`` for plain aiokafka clients."""
-        return f"{HOST}:{self.broker_port}"
+        """``host:port`` for plain aiokafka clients (the advertised port, if one is set)."""
+        return f"{HOST}:{self.advertised_port or self.broker_port}"
 
     @property
     def broker_url(self) -> str:
@@ -392,6 +399,7 @@ class EmbeddedStack:
                     port=self._requested_ports[0],
                     partitions=self.partitions,
                     security=self.kafka_security,
+                    advertised_port=self.advertised_port,
                 )
                 self._kafka.wipe()
             broker = self._start_broker()
@@ -602,11 +610,12 @@ class EmbeddedStack:
         if self._requested_ports[0] is None:
             self._broker_port = free_port()
         url = f"tcp://{HOST}:{self._broker_port}"
+        advertised = f"tcp://{HOST}:{self.advertised_port or self._broker_port}"
         argv = [
             str(tansu_binary()),
             "broker",
             "--listener-url", url,
-            "--advertised-listener-url", url,
+            "--advertised-listener-url", advertised,
             "--storage-engine", "memory://tansu/",
         ]  # fmt: skip
         return self._spawn("tansu", argv, dict(CLEAN_ENV))
