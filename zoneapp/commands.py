@@ -15,7 +15,6 @@ from faust.cli import AppCommand, argument, option
 
 from zoneapp.access.erasure import erase_subject, subject_zones
 from zoneapp.access.fields import AccessError, FieldAccess, KafkaAuditSink, audit_event
-from zoneapp.formats import parse_utc
 from zoneapp.keys import KeyAdmin, KeyRing, build_key_admin, build_key_provider
 from zoneapp.ops import reconcile as reconciliation
 from zoneapp.ops.ledger import Ledger
@@ -49,23 +48,6 @@ def _describe(exc: BaseException) -> str:
     """An error's type and message: broker and client errors name hosts and topics, never
     record contents (reconcile reads only offsets and lineage headers)."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _window(since: str | None, until: str | None, offsets: str | None) -> Window:
-    """--since/--until (ISO-8601 or epoch milliseconds) and --offsets FIRST:END."""
-
-    def moment(text: str | None) -> int | None:
-        if text is None:
-            return None
-        return int(text) if text.isdigit() else int(parse_utc(text) * 1000)
-
-    first = end = None
-    if offsets is not None:
-        head, sep, tail = offsets.partition(":")
-        if not sep or not (head or tail) or not (head + tail).isdigit():
-            raise ValueError("--offsets takes FIRST:END (either may be left out), e.g. 100:2000")
-        first, end = (int(head) if head else None), (int(tail) if tail else None)
-    return Window(first, end, moment(since), moment(until))
 
 
 def render_ledger(ledger: Ledger) -> str:
@@ -126,7 +108,7 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
         quarantined; exits 1 when any is missing or a partition was never committed
         (zoneapp.ops.reconcile)."""
         try:
-            window = _window(since, until, offsets)
+            window = Window.parse(since, until, offsets)
         except ValueError as exc:
             print(f"zoneapp: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None

@@ -259,6 +259,8 @@ class Settings:
     api_keys_file: str | None = None
     web_host: str | None = None
     stats_flush_interval: float = 2.0
+    #: How long a worker reuses a /reconcile answer for the same question (seconds).
+    reconcile_cache: float = 30.0
     violations_keep: int = 10_000
     #: Detokenize/decrypt calls per second per caller, and the burst allowed.
     access_rate: int = 5
@@ -351,6 +353,7 @@ class Settings:
             api_keys_file=env.get(PREFIX + "API_KEYS_FILE") or None,
             web_host=env.get(PREFIX + "WEB_HOST") or None,
             stats_flush_interval=_int(env, "STATS_FLUSH_MS", 2000, 100, 600_000) / 1000.0,
+            reconcile_cache=float(_int(env, "RECONCILE_CACHE_S", 30, 1, 3600)),
             violations_keep=_int(env, "VIOLATIONS_KEEP", defaults.violations_keep, 10, 10**7),
             access_rate=_int(env, "ACCESS_RATE", defaults.access_rate, 1, 100_000),
             access_burst=_int(env, "ACCESS_BURST", defaults.access_burst, 1, 100_000),

@@ -22,22 +22,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from zoneapp.formats import parse_utc, utc_iso
 from zoneapp.ops.ledger import Ledger
 from zoneapp.policy import CompiledPolicy
 from zoneapp.settings import Settings
 
-__all__ = ["Window", "reconcile"]
+__all__ = ["Busy", "LedgerRuns", "Window", "reconcile"]
 
 #: Lineage headers the ledger reads; nothing else of an output is looked at.
 LINEAGE = ("zoneapp-boundary", "zoneapp-source-topic", "zoneapp-source-partition",
            "zoneapp-source-offset")  # fmt: skip
+
+
+INT64 = 1 << 63
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,43 @@ class Window:
     end_offset: int | None = None
     since_ms: int | None = None
     until_ms: int | None = None
+
+    @classmethod
+    def parse(cls, since: str | None, until: str | None, offsets: str | None) -> Window:
+        """``since``/``until`` (ISO-8601 or epoch milliseconds) and ``offsets`` FIRST:END,
+        as the CLI and the HTTP endpoint take them; ValueError names what is wrong."""
+
+        def bounded(value: int, what: str) -> int:
+            if not 0 <= value < INT64:  # what Kafka's offsets and timestamps can hold
+                raise ValueError(f"{what} is out of range")
+            return value
+
+        def moment(text: str | None, what: str) -> int | None:
+            if text is None:
+                return None
+            try:
+                ms = int(text) if text.isascii() and text.isdigit() else int(parse_utc(text) * 1000)
+            except OverflowError:
+                raise ValueError(f"{what} is out of range") from None
+            return bounded(ms, what)
+
+        first = end = None
+        if offsets is not None:
+            head, sep, tail = offsets.partition(":")
+            both = head + tail
+            if not sep or not both or not (both.isascii() and both.isdigit()):
+                raise ValueError("offsets takes FIRST:END (either may be left out), e.g. 100:2000")
+            first = bounded(int(head), "offsets") if head else None
+            end = bounded(int(tail), "offsets") if tail else None
+        return cls(first, end, moment(since, "since"), moment(until, "until"))
+
+    def describe(self) -> dict[str, int | None]:
+        return {
+            "first_offset": self.first_offset,
+            "end_offset": self.end_offset,
+            "since_ms": self.since_ms,
+            "until_ms": self.until_ms,
+        }
 
 
 async def _drain(
@@ -221,6 +262,84 @@ async def reconcile(
         return ledger
     finally:
         await consumer.stop()
+
+
+class Busy(RuntimeError):
+    """Another reconciliation is running on this worker."""
+
+
+class Reconcile(Protocol):
+    """:func:`reconcile`'s signature (tests give LedgerRuns a ledger of their own)."""
+
+    def __call__(
+        self,
+        policy: CompiledPolicy,
+        settings: Settings,
+        window: Window | None = None,
+        *,
+        boundaries: Iterable[str] | None = None,
+        timeout: float = 300.0,
+    ) -> Awaitable[Ledger]: ...
+
+
+class LedgerRuns:
+    """A worker's reconciliations for its HTTP endpoint: one at a time, and an answer
+    reused for ``ttl`` seconds for the same question, so that callers cannot make a
+    worker read its topics over and over; the last one is kept for ``/zones``."""
+
+    def __init__(
+        self, ttl: float = 30.0, clock: Any = time.time, run: Reconcile | None = None
+    ) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._run: Reconcile = run or reconcile
+        self._lock = asyncio.Lock()
+        self._answers: dict[Any, tuple[float, dict[str, Any]]] = {}
+        self.last: dict[str, Any] | None = None
+
+    async def summary(
+        self,
+        policy: CompiledPolicy,
+        settings: Settings,
+        window: Window,
+        boundaries: list[str] | None,
+        *,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        """The ledger's summary with ``generated_at`` and the window, reused when fresh.
+
+        Raises :class:`Busy` instead of queueing behind another question's run: a caller
+        cannot line up reads of every topic."""
+        key = (window, tuple(sorted(boundaries or ())))
+        found = self._answers.get(key)
+        if found is not None and self._clock() - found[0] < self.ttl:
+            return found[1]
+        if self._lock.locked():
+            raise Busy("a reconciliation is running on this worker")
+        async with self._lock:
+            found = self._answers.get(key)
+            if found is not None and self._clock() - found[0] < self.ttl:
+                return found[1]
+            ledger = await self._run(
+                policy, settings, window, boundaries=boundaries, timeout=timeout
+            )
+            now = self._clock()
+            answer = {
+                "generated_at": utc_iso(now),
+                "window": window.describe(),
+                "boundaries": sorted(boundaries) if boundaries else None,
+                **ledger.summary(),
+            }
+            self._answers = {k: v for k, v in self._answers.items() if now - v[0] < self.ttl}
+            self._answers[key] = (now, answer)
+            self.last = answer
+            return answer
+
+    def brief(self) -> dict[str, Any] | None:
+        """The verdict of the last run, without its per-partition rows (for ``/zones``)."""
+        if self.last is None:
+            return None
+        return {k: v for k, v in self.last.items() if k != "partitions"}
 
 
 def run(policy: CompiledPolicy, settings: Settings, window: Window | None = None) -> Ledger:

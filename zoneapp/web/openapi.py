@@ -126,6 +126,24 @@ def spec() -> dict[str, Any]:
                 params=[_param("zone", "path", "Zone name.")],
                 errors=(401, 403, 404),
             ),
+            "/reconcile": _get(
+                "The reconciliation ledger (`faust -A zoneapp reconcile --json`), read from "
+                "the topics by this worker; reused for 30 s for the same question.",
+                _json({"$ref": "#/components/schemas/Ledger"}),
+                secured="viewer or analyst",
+                params=[
+                    _param("since", "query", "From this time (ISO-8601 or epoch ms)."),
+                    _param("until", "query", "Up to this time (ISO-8601 or epoch ms)."),
+                    _param("offsets", "query", "FIRST:END source offsets, on every partition."),
+                    {
+                        **_param("boundary", "query", "Only this boundary (repeatable)."),
+                        "schema": {"type": "array", "items": {"type": "string"}},
+                        "style": "form",
+                        "explode": True,
+                    },
+                ],
+                errors=(400, 401, 403, 404, 503),
+            ),
             "/boundaries/{name}": _get(
                 "One boundary's counters.",
                 _json({"type": "object", "properties": {"boundary": stats}}),
@@ -272,10 +290,41 @@ def spec() -> dict[str, Any]:
                         },
                     },
                 },
+                "Ledger": {
+                    "type": "object",
+                    "required": [
+                        "generated_at",
+                        "ok",
+                        "missing",
+                        "uncommitted",
+                        "duplicated",
+                        "forwarded",
+                        "quarantined",
+                        "source_records",
+                        "partitions",
+                    ],
+                    "properties": {
+                        "generated_at": {"type": "string"},
+                        "window": {"type": "object"},
+                        "boundaries": {"type": ["array", "null"], "items": {"type": "string"}},
+                        "ok": {"type": "boolean"},
+                        "missing": {"type": "integer"},
+                        "uncommitted": {"type": "array", "items": {"type": "string"}},
+                        "duplicated": {"type": "integer"},
+                        "forwarded": {"type": "integer"},
+                        "quarantined": {"type": "integer"},
+                        "source_records": {"type": "integer"},
+                        "partitions": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
                 "ZoneMap": {
                     "type": "object",
                     "properties": {
                         "generated_at": {"type": "string"},
+                        "reconcile": {
+                            "type": ["object", "null"],
+                            "description": "This worker's last /reconcile verdict and totals.",
+                        },
                         "zones": {"type": "array", "items": {"$ref": "#/components/schemas/Stats"}},
                         "boundaries": {
                             "type": "array",

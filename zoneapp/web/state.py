@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 from aiohttp import web
 
 from zoneapp.access.fields import AuditSink
+from zoneapp.ops.reconcile import LedgerRuns
 from zoneapp.runtime import Runtime
 from zoneapp.settings import Settings
 from zoneapp.web.auth import ApiKeyFile, Authenticator
@@ -96,6 +97,8 @@ class WebState:
     gate: Authenticator
     tokens: TokenDirectory
     reveal: RevealLimits
+    #: ``/reconcile`` runs, and the last one for ``/zones``.
+    ledgers: LedgerRuns = field(default_factory=LedgerRuns)
 
     @classmethod
     def build(
@@ -106,6 +109,7 @@ class WebState:
         violations: ViolationsSource | None,
         cluster: Cluster,
         audit: AuditSink,
+        ledgers: LedgerRuns | None = None,
     ) -> WebState:
         settings = runtime.settings
         keys = ApiKeyFile(settings.api_keys_file)
@@ -119,6 +123,7 @@ class WebState:
             gate=Authenticator(keys.current, rate=settings.auth_rate, burst=settings.auth_burst),
             tokens=TokenDirectory(lambda: runtime.vault, runtime.policy, settings.vault_url),
             reveal=RevealLimits.of(settings, audit, zones),
+            ledgers=ledgers or LedgerRuns(ttl=settings.reconcile_cache),
         )
 
     @property

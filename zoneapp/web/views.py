@@ -16,6 +16,7 @@ The routes are module-level views on :data:`blueprint`; each finds what it reads
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ from faust.web import Request, Response, View
 from zoneapp.core.stats import aggregate
 from zoneapp.formats import b64url, parse_utc, unb64url, utc_iso
 from zoneapp.observability import metrics
+from zoneapp.ops.reconcile import Busy, Window
 from zoneapp.vault import VaultUnavailableError
 from zoneapp.web import openapi
 from zoneapp.web.auth import Forbidden, Principal
@@ -59,6 +61,7 @@ HEALTH_TIMEOUT = 3.0
 #: Largest page of ``GET /violations``.
 MAX_PAGE = 500
 
+log = logging.getLogger("zoneapp.web")
 blueprint = web.Blueprint("zoneapp")
 blueprint.view_name_separator = "."  # view names as before: zoneapp.zones, ...
 
@@ -183,6 +186,8 @@ def zones_view(
         "workers": {"answered": 1 + peers - len(missing), "missing": len(missing)},
         "zones": zones,
         "boundaries": boundaries,
+        # This worker's last `/reconcile` answer (verdict and totals), or null.
+        "reconcile": state.ledgers.brief(),
     }
 
 
@@ -227,6 +232,41 @@ class Boundary(ProtectedView):
             if b["name"] == match["name"]:
                 return self.ok({"generated_at": view["generated_at"], "boundary": b})
         return self.reply(404, {"error": "no such boundary"})
+
+
+@blueprint.route("/reconcile", name="reconcile")
+class Reconcile(ProtectedView):
+    """``faust -A zoneapp reconcile --json`` from a running worker: the ledger of every
+    boundary (or those named by ``boundary``), read from the topics. One run at a time
+    per worker, reused for 30 s for the same question (ops.reconcile.LedgerRuns)."""
+
+    async def answer(
+        self, state: WebState, principal: Principal, request: Request, **match: str
+    ) -> Response:
+        query = request.query
+        try:
+            window = Window.parse(query.get("since"), query.get("until"), query.get("offsets"))
+        except ValueError as exc:
+            return self.reply(400, {"error": "bad query", "detail": str(exc)})
+        policy = state.runtime.require_policy()
+        wanted = [value for key, value in query.items() if key == "boundary"]  # repeatable
+        known = {b.name for b in policy.boundaries}
+        if any(name not in known for name in wanted):
+            return self.reply(404, {"error": "no such boundary"})
+        try:
+            summary = await state.ledgers.summary(
+                policy, state.settings, window, sorted(set(wanted)) or None
+            )
+        except Busy:
+            return self.json(
+                {"error": "busy", "detail": "a reconciliation is running on this worker"},
+                status=429,
+                headers={**SECURITY_HEADERS, "Retry-After": "5"},
+            )
+        except Exception as exc:  # the broker, a timeout: said by kind, never by content
+            log.warning("reconcile failed: %s", type(exc).__name__)
+            return self.reply(503, {"error": "reconcile failed", "detail": type(exc).__name__})
+        return self.ok(summary)
 
 
 @blueprint.route("/_cluster/stats", name="cluster.stats")

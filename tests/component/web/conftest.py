@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from zoneapp.tables.memory import MemoryStats, MemoryViolations
 
 from zoneapp.core.sanitizer import RawRecord
 from zoneapp.keys import build_key_admin
+from zoneapp.ops.ledger import Ledger
+from zoneapp.ops.reconcile import LedgerRuns, Window
 from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledPolicy, load_policy
@@ -98,6 +100,46 @@ def compiled_policy() -> CompiledPolicy:
     return load_policy(POLICY)
 
 
+#: The in-memory topics behind :func:`memory_reconcile`: offsets [0, SOURCE_RECORDS) of
+#: each boundary's first source, partition 0, all committed; the last two quarantined,
+#: offset 5 handled twice, offset 6 never.
+SOURCE_RECORDS = 10
+
+
+async def memory_reconcile(
+    policy: CompiledPolicy,
+    settings: Settings,
+    window: Window | None = None,
+    *,
+    boundaries: Iterable[str] | None = None,
+    timeout: float = 300.0,
+) -> Ledger:
+    """:func:`zoneapp.ops.reconcile.reconcile` over in-memory topics (same Ledger, same
+    offset window), so the endpoint is tested without a broker."""
+    window = window or Window()
+    wanted = set(boundaries) if boundaries is not None else None
+    ledger = Ledger()
+    for boundary in policy.boundaries:
+        if wanted is not None and boundary.name not in wanted:
+            continue
+        topic = boundary.sources[0]
+        row = ledger.partition(boundary.name, topic, 0)
+        row.start = max(0, window.first_offset or 0)
+        row.committed = min(SOURCE_RECORDS, window.end_offset or SOURCE_RECORDS)
+        row.source = set(range(row.start, row.committed))
+        for offset in [*range(SOURCE_RECORDS), 5]:
+            if offset == 6:
+                continue
+            lineage = {
+                "zoneapp-boundary": boundary.name,
+                "zoneapp-source-topic": topic,
+                "zoneapp-source-partition": "0",
+                "zoneapp-source-offset": str(offset),
+            }
+            ledger.output(lineage, quarantine=offset >= SOURCE_RECORDS - 2)
+    return ledger
+
+
 def build_state(
     config: Settings, own_url: str, audit: MemoryAudit
 ) -> tuple[WebState, MemoryStats, MemoryViolations]:
@@ -110,6 +152,7 @@ def build_state(
         violations=violations,
         cluster=Cluster(config, lambda: own_url, list),
         audit=audit,
+        ledgers=LedgerRuns(ttl=config.reconcile_cache, run=memory_reconcile),
     )
     return state, stats, violations
 

@@ -107,6 +107,7 @@ RULES: dict[str, Rule] = {
     "/zones/{zone}": key_rule(at("/zones/restricted"), STATS_ROLES),
     "/boundaries/{name}": key_rule(at("/boundaries/orders-to-confidential"), STATS_ROLES),
     "/metrics": key_rule(at("/metrics"), STATS_ROLES),
+    "/reconcile": key_rule(at("/reconcile"), STATS_ROLES),
     "/violations": key_rule(at("/violations", limit="5"), ("analyst",)),
     "/violations/{id}": key_rule(violation("/violations"), ("analyst",)),
     "/tokens/{token}": key_rule(

@@ -44,6 +44,28 @@ async def test_violations_are_value_free_and_validated(served: Web) -> None:
         assert orjson.loads(body)["error"] == "bad request"
 
 
+async def test_reconcile_answers_the_ledger_and_zones_shows_its_verdict(served: Web) -> None:
+    assert (await served.get_json("/zones", "viewer"))["reconcile"] is None
+    ledger = await served.get_json("/reconcile", "viewer")
+    boundaries = {row["boundary"] for row in ledger["partitions"]}
+    n = len(boundaries)
+    assert n == len(served.state.runtime.require_policy().boundaries)
+    # Offset 6 of every source was never handled, offset 5 twice (the in-memory topics).
+    assert (ledger["ok"], ledger["missing"], ledger["duplicated"]) == (False, n, n)
+    assert (ledger["forwarded"], ledger["quarantined"]) == (7 * n, 2 * n)
+    assert ledger["partitions"][0]["missing"] == [[6, 6]]
+    brief = (await served.get_json("/zones", "analyst"))["reconcile"]
+    assert brief == {k: v for k, v in ledger.items() if k != "partitions"}
+    # The same question within the cache time gets the same answer, not a new run.
+    assert await served.get_json("/reconcile", "analyst") == ledger
+    one = await served.get_json("/reconcile?boundary=orders-to-confidential&offsets=0:6", "viewer")
+    assert one["ok"] and one["boundaries"] == ["orders-to-confidential"]
+    assert one["window"]["end_offset"] == 6 and one["source_records"] == 6
+    for query, status in (("offsets=10", 400), ("since=yesterday", 400), ("boundary=nope", 404)):
+        code, headers, _ = await served.call("GET", f"/reconcile?{query}", "viewer")
+        assert code == status and headers["Cache-Control"] == "no-store", query
+
+
 async def test_tokens_answer_404_for_unknown_ones(served: Web) -> None:
     status, _, body = await served.call("GET", "/tokens/tok_doesnotexist", "analyst")
     assert status == 404 and orjson.loads(body) == {"error": "no such token"}

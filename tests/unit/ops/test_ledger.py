@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zoneapp.commands import _window, render_ledger
+from zoneapp.commands import render_ledger
 from zoneapp.ops.ledger import Ledger, ranges
 from zoneapp.ops.reconcile import Window
 
@@ -59,12 +59,15 @@ def test_source_gaps_are_not_missing_records() -> None:
 
 
 def test_the_command_options_and_table() -> None:
-    assert _window(None, None, "10:20") == Window(10, 20, None, None)
-    assert _window(None, None, ":20") == Window(None, 20, None, None)
-    assert _window("1970-01-01T00:00:01Z", "5000", None) == Window(None, None, 1000, 5000)
-    for bad in ("10", "a:b", ":"):
-        with pytest.raises(ValueError, match="--offsets"):
-            _window(None, None, bad)
+    assert Window.parse(None, None, "10:20") == Window(10, 20, None, None)
+    assert Window.parse(None, None, ":20") == Window(None, 20, None, None)
+    assert Window.parse("1970-01-01T00:00:01Z", "5000", None) == Window(None, None, 1000, 5000)
+    for bad in ("10", "a:b", ":", "\u0661:\u0662", f"0:{1 << 63}"):
+        with pytest.raises(ValueError, match="offsets"):
+            Window.parse(None, None, bad)
+    for since in (str(1 << 63), "9999999-01-01T00:00:00Z", "yesterday"):
+        with pytest.raises(ValueError):
+            Window.parse(since, None, None)
     table = render_ledger(ledger_of(4, [(0, False), (1, False)]))
     assert "2-3" in table and table.splitlines()[-1].startswith("MISSING 2:")
 
