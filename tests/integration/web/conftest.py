@@ -72,6 +72,7 @@ def start_worker(
         env = {
             "ZONEAPP_API_KEYS_FILE": str(keys_file),
             "ZONEAPP_STATS_FLUSH_MS": "500",
+            "ZONEAPP_RECONCILE_CACHE_S": "1",
             "ZONEAPP_APP_ID": app_id,
             # This module scrapes /metrics without a key: the documented opt-out.
             "ZONEAPP_METRICS_PUBLIC": "true",

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.integration
 
 FEED = 600
 ARTIFACTS = REPO / "artifacts"
-VOLATILE = {"generated_at", "rates_per_second", "workers"}
+#: "reconcile" is each worker's own last /reconcile answer.
+VOLATILE = {"generated_at", "rates_per_second", "workers", "reconcile"}
 
 
 def counters(view: Any) -> Any:
@@ -105,6 +106,28 @@ def test_stats_views_answer_the_same_from_either_worker(cluster: tuple[WorkerPro
     assert same("/zones/confidential")["zone"]["forwarded_in"] == restricted["forwarded"]
     assert http(ports[0], "/zones/nowhere", key)[0] == 404
     assert http(ports[1], "/boundaries/nothing", key)[0] == 404
+
+
+def test_reconcile_on_a_worker_accounts_for_the_whole_feed(
+    cluster: tuple[WorkerProcess, ...],
+) -> None:
+    """GET /reconcile reads the topics as the CLI does; /zones then shows the verdict."""
+    key, port = KEYS["viewer"], cluster[1].web_port
+    query = "/reconcile?boundary=payments-to-confidential&boundary=user-pii-to-confidential"
+
+    def covered() -> Any:
+        status, _, body = http(port, query, key, timeout=90)
+        ledger = json.loads(body) if status == 200 else None
+        return ledger if ledger and ledger["ok"] and ledger["source_records"] == FEED else None
+
+    ledger = wait_for(covered, 120, "the workers' commits to cover the feed")
+    assert ledger["missing"] == 0 and ledger["uncommitted"] == []
+    assert ledger["forwarded"] + ledger["quarantined"] == FEED
+    assert ledger["boundaries"] == ["payments-to-confidential", "user-pii-to-confidential"]
+    brief = get_json(port, "/zones", key)["reconcile"]
+    assert brief == {k: v for k, v in ledger.items() if k != "partitions"}
+    assert http(port, "/reconcile", None)[0] == 401
+    assert http(port, "/reconcile?offsets=x", key)[0] == 400
 
 
 def test_metrics_parse_and_agree(cluster: tuple[WorkerProcess, ...]) -> None:
