@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Coroutine
 from types import TracebackType
+from typing import Any
 
 HOST = "127.0.0.1"
 CHUNK = 1 << 16
@@ -47,10 +49,8 @@ class TcpProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
-    def _call(self, coro: object) -> asyncio.Server:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
-        result: asyncio.Server = future.result(timeout=10)
-        return result
+    def _call(self, coro: Coroutine[Any, Any, asyncio.Server]) -> asyncio.Server:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
     def cut(self) -> None:
         """Abort every connection and refuse new ones."""

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -37,6 +38,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.integration.conftest import EXAMPLE_POLICY, require_prerequisites, spawn_worker
 from tests.waiting import wait_for
+from zoneapp.ops.reconcile import reconcile
+from zoneapp.policy import load_policy
+from zoneapp.settings import Settings
 from zoneapp.stack import EmbeddedStack, WorkerProcess, free_port
 from zoneapp.stack.demo import make_payment
 from zoneapp.stack.kafka import partition_counts
@@ -178,9 +182,34 @@ def run_feed_with(
     return feed, asyncio.run(main())
 
 
-def check(outcome: Outcome) -> None:
+def reconciled(stack: EmbeddedStack, feed: Feed) -> None:
+    """``reconcile``, what an operator runs, agrees with the suite's own count, once the
+    workers' commits cover the feed (until then, a restarted worker may still be
+    redelivering, and both counts move)."""
+    settings = Settings.from_env({**os.environ, **stack.env()})
+    policy = load_policy(settings.policy_path)
+
+    def caught_up() -> dict[str, Any] | None:
+        ledger = asyncio.run(reconcile(policy, settings, boundaries=[BOUNDARY]))
+        summary = ledger.summary()
+        return summary if summary["source_records"] == len(feed.offsets) else None
+
+    summary = wait_for(caught_up, 120, "the workers' commits to cover the feed")
+    seen, _ = asyncio.run(outputs(stack))
+    ours = (len(feed.offsets - set(seen)), len(feed.offsets & set(seen)),
+            sum(n - 1 for n in seen.values() if n > 1))  # fmt: skip
+    theirs = (summary["missing"], summary["forwarded"] + summary["quarantined"],
+              summary["duplicated"])  # fmt: skip
+    print(f"      reconcile: missing={theirs[0]} handled={theirs[1]} duplicated={theirs[2]}")
+    assert theirs == ours
+
+
+def verify(stack: EmbeddedStack, feed: Feed, ended: float, name: str) -> None:
+    """Count, assert lost = 0 and unsanitized = 0, and check reconcile agrees."""
+    outcome = settle(stack, feed, ended, name, 180)
     assert outcome.lost == 0, outcome.line()
     assert outcome.unsanitized == 0, outcome.line()
+    reconciled(stack, feed)
 
 
 @pytest.mark.parametrize("run", range(KILL_RUNS))
@@ -196,7 +225,7 @@ def test_worker_sigkilled_and_restarted(
         spawn_worker(private_stack, tmp_path, f"kill-{run}-b", ENV)
 
     feed, ended = run_feed_with(private_stack, kill_and_restart, seed=100 + run)
-    check(settle(private_stack, feed, ended, f"worker SIGKILL #{run + 1}", 180))
+    verify(private_stack, feed, ended, f"worker SIGKILL #{run + 1}")
 
 
 def test_one_of_two_workers_sigkilled(private_stack: EmbeddedStack, tmp_path: Path) -> None:
@@ -210,7 +239,7 @@ def test_one_of_two_workers_sigkilled(private_stack: EmbeddedStack, tmp_path: Pa
         second.kill()
 
     feed, ended = run_feed_with(private_stack, kill_one, seed=7)
-    check(settle(private_stack, feed, ended, "one of two workers SIGKILL", 180))
+    verify(private_stack, feed, ended, "one of two workers SIGKILL")
 
 
 def _redis(stack: EmbeddedStack) -> int:
@@ -231,7 +260,7 @@ def test_redis_frozen_for_10s(private_stack: EmbeddedStack, tmp_path: Path) -> N
             os.kill(pid, signal.SIGCONT)
 
     feed, ended = run_feed_with(private_stack, freeze, seed=8)
-    check(settle(private_stack, feed, ended, "redis SIGSTOP 10s", 180))
+    verify(private_stack, feed, ended, "redis SIGSTOP 10s")
 
 
 def test_redis_restarted_empty(private_stack: EmbeddedStack, tmp_path: Path) -> None:
@@ -244,7 +273,7 @@ def test_redis_restarted_empty(private_stack: EmbeddedStack, tmp_path: Path) -> 
         private_stack.start_redis()
 
     feed, ended = run_feed_with(private_stack, restart, seed=9)
-    check(settle(private_stack, feed, ended, "redis restarted empty", 180))
+    verify(private_stack, feed, ended, "redis restarted empty")
 
 
 def test_hsm_unavailable_across_a_worker_restart(
@@ -279,7 +308,7 @@ def test_hsm_unavailable_across_a_worker_restart(
             away.rename(tokens)
 
     feed, ended = run_feed_with(private_stack, outage, seed=10)
-    check(settle(private_stack, feed, ended, "HSM token gone 10s", 180))
+    verify(private_stack, feed, ended, "HSM token gone 10s")
     log = restarted[0].log_path.read_text(errors="replace")
     assert "holding the batch, nothing is forwarded" in log
     assert "is back after" in log
@@ -308,7 +337,7 @@ def test_broker_unreachable_for_10s(tmp_path: Path) -> None:
             wait_for(lambda: proxy.connections > before, 60, "the clients to reconnect")
 
         feed, ended = run_feed_with(stack, cut, seed=11)
-        check(settle(stack, feed, ended, "broker unreachable 10s", 180))
+        verify(stack, feed, ended, "broker unreachable 10s")
 
 
 def test_a_bad_policy_at_start_up_is_refused_with_its_place(
