@@ -53,21 +53,23 @@ class TcpProxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
     def cut(self) -> None:
-        """Abort every connection and refuse new ones."""
+        """Abort every connection and refuse new ones (done when this returns)."""
 
-        def abort() -> None:
+        async def abort() -> None:
             self._cut = True
             for writer in list(self._open):
                 writer.transport.abort()
             self._open.clear()
 
-        self._loop.call_soon_threadsafe(abort)
+        asyncio.run_coroutine_threadsafe(abort(), self._loop).result(timeout=10)
 
     def restore(self) -> None:
-        def resume() -> None:
+        """Let connections through again (done when this returns)."""
+
+        async def resume() -> None:
             self._cut = False
 
-        self._loop.call_soon_threadsafe(resume)
+        asyncio.run_coroutine_threadsafe(resume(), self._loop).result(timeout=10)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._cut:
@@ -77,6 +79,10 @@ class TcpProxy:
             up_reader, up_writer = await asyncio.open_connection(HOST, self.target_port)
         except OSError:
             writer.transport.abort()
+            return
+        if self._cut:  # cut while connecting upstream
+            for w in (writer, up_writer):
+                w.transport.abort()
             return
         self.connections += 1
         self._open |= {writer, up_writer}

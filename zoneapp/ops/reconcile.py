@@ -70,6 +70,8 @@ class Window:
                 ms = int(text) if text.isascii() and text.isdigit() else int(parse_utc(text) * 1000)
             except OverflowError:
                 raise ValueError(f"{what} is out of range") from None
+            except ValueError:  # a fixed message: the caller's text is not echoed
+                raise ValueError(f"{what} takes ISO-8601 or epoch milliseconds") from None
             return bounded(ms, what)
 
         first = end = None
@@ -80,7 +82,14 @@ class Window:
                 raise ValueError("offsets takes FIRST:END (either may be left out), e.g. 100:2000")
             first = bounded(int(head), "offsets") if head else None
             end = bounded(int(tail), "offsets") if tail else None
-        return cls(first, end, moment(since, "since"), moment(until, "until"))
+        window = cls(first, end, moment(since, "since"), moment(until, "until"))
+        # A reversed range checks nothing, and a check that reads nothing must not say OK.
+        if first is not None and end is not None and end <= first:
+            raise ValueError("offsets: END must be above FIRST")
+        since_ms, until_ms = window.since_ms, window.until_ms
+        if since_ms is not None and until_ms is not None and until_ms <= since_ms:
+            raise ValueError("until must be later than since")
+        return window
 
     def describe(self) -> dict[str, int | None]:
         return {

@@ -66,8 +66,13 @@ def test_the_command_options_and_table() -> None:
         with pytest.raises(ValueError, match="offsets"):
             Window.parse(None, None, bad)
     for since in (str(1 << 63), "9999999-01-01T00:00:00Z", "yesterday"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError) as refused:
             Window.parse(since, None, None)
+        assert since not in str(refused.value)
+    with pytest.raises(ValueError, match="END must be above FIRST"):
+        Window.parse(None, None, "20:10")
+    with pytest.raises(ValueError, match="later than since"):
+        Window.parse("5000", "1000", None)
     table = render_ledger(ledger_of(4, [(0, False), (1, False)]))
     assert "2-3" in table and table.splitlines()[-1].startswith("MISSING 2:")
 
