@@ -325,10 +325,9 @@ class LedgerRuns:
             return found[1]
         if self._lock.locked():
             raise Busy("a reconciliation is running on this worker")
+        # Nothing awaits between the check above and taking the free lock, so no other
+        # run can have answered this question meanwhile.
         async with self._lock:
-            found = self._answers.get(key)
-            if found is not None and self._clock() - found[0] < self.ttl:
-                return found[1]
             ledger = await self._run(
                 policy, settings, window, boundaries=boundaries, timeout=timeout
             )
