@@ -328,6 +328,8 @@ class KafkaBroker:
                 saved = json.loads(ports_file.read_text())
         self.port = self._requested_port or (None if fresh else saved.get("client")) or free_port()
         self.controller_port = (None if fresh else saved.get("controller")) or free_port()
+        while self.controller_port == self.port:  # Kafka refuses two listeners on one port
+            self.controller_port = free_port()
         ports_file.write_text(
             json.dumps({"client": self.port, "controller": self.controller_port}) + "\n"
         )

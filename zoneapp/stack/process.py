@@ -7,6 +7,7 @@ so that ``stop`` can signal everything a child spawned (``killpg``).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
@@ -30,12 +31,24 @@ class StackError(RuntimeError):
     """A stack component failed to start or became unusable; the message names it."""
 
 
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=256)
+
+
 def free_port() -> int:
-    """An unused loopback TCP port (bind to port 0, read it back, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """An unused loopback TCP port (bind to port 0, read it back, release it).
+
+    The kernel may give the same port to two binds in a row once the first socket is
+    closed, so two calls made before either port is bound (a broker's client and
+    controller listeners, say) could collide. A port this process handed out recently
+    is therefore never handed out again.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.append(port)
+            return port
 
 
 def port_is_free(port: int) -> bool:
