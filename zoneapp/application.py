@@ -18,7 +18,7 @@ from typing import Any
 import faust
 from mode import Service
 
-from zoneapp.agents import offset_gaps, reseek
+from zoneapp.agents import fence, offset_gaps, reseek
 from zoneapp.agents.boundary import register_boundary_agents
 from zoneapp.observability import setup as tracing
 from zoneapp.runtime import Runtime
@@ -81,6 +81,7 @@ def faust_credentials(security: KafkaSecurity) -> Any:
 def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
     offset_gaps.install()
     reseek.install()
+    fence.install()  # after offset_gaps: its stamp is taken last
     settings_error: str | None = None
     credentials = None
     try:

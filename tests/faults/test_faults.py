@@ -69,7 +69,13 @@ ENV = {"ZONEAPP_BOUNDARIES": BOUNDARY}
 
 @dataclass
 class Feed:
+    """What the feed wrote: every (partition, offset) of the source log, and the
+    planted values. ``acked`` is what the producer saw acknowledged; the log may hold
+    more, since a producer that retries after a lost acknowledgement (a network cut)
+    writes a second copy, and the boundary must handle that record too."""
+
     offsets: set[tuple[int, int]] = field(default_factory=set)
+    acked: set[tuple[int, int]] = field(default_factory=set)
     secrets: set[bytes] = field(default_factory=set)
 
 
@@ -96,9 +102,33 @@ async def produce(stack: EmbeddedStack, count: int, seed: int, feed: Feed, rate:
                 await asyncio.sleep(20 / rate)
         for future in futures:
             meta = await future
-            feed.offsets.add((meta.partition, meta.offset))
+            feed.acked.add((meta.partition, meta.offset))
     finally:
         await producer.stop()
+    feed.offsets = feed.acked | await source_offsets(stack)
+    if len(feed.offsets) != count:
+        print(f"      feed: {count} sent, {len(feed.offsets)} records in {SOURCE} (retries)")
+
+
+async def source_offsets(stack: EmbeddedStack) -> set[tuple[int, int]]:
+    """Every (partition, offset) in the source topic, read back from the broker."""
+    counts = await partition_counts(stack.bootstrap, [SOURCE])
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(SOURCE, p) for p in range(counts.get(SOURCE, 0))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        found: set[tuple[int, int]] = set()
+        pending = set(tps)
+        while pending:
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                found.update((tp.partition, r.offset) for r in records)
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        return found
+    finally:
+        await consumer.stop()
 
 
 async def outputs(stack: EmbeddedStack) -> tuple[Counter[tuple[int, int]], list[bytes]]:

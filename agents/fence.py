@@ -1,0 +1,143 @@
+"""Records fetched before a seek are not delivered after it (Faust private patches).
+
+**Why.** After a rebalance Faust seeks every stream partition back to its committed offset
+and sets its read offset there. A fetch that aiokafka answered *before* that seek, but
+that reaches Faust's drain loop *after* it, still holds records from the old position,
+further on. Faust delivers them, sees the distance to its new read offset as a "gap" and
+later commits past it; the records in between are dropped when they are fetched again
+(they are below the read offset now). Records handled before the rebalance are merely
+not repeated; records Faust had fetched but not handled (it drops the rest of a batch
+when a rebalance stops its flow) are lost.
+
+Seen on Apache Kafka 4.4: a 10 s network cut made the worker rejoin while its commits
+had failed, and the fault suite's checker found records that never reached an output
+("offset gap on restricted.payments[1]: offsets 72..150 ... committed as skipped").
+Likewise when a restarted worker's first rebalance is followed by a second one.
+
+**What.** Every seek of an aiokafka consumer (``Fetcher.seek_to`` and
+``Fetcher.request_offset_reset``: the two places all of aiokafka's seeks end in) counts,
+per partition, in a :class:`Fence` kept on the fetcher. The driver's ``_fetch_records``
+stamps what it returns with the counts at that moment; Faust's ``_wait_next_records``
+drops the records of any partition sought since, on the loop that delivers them. The
+seek has already put aiokafka's position where the seeker wanted it, so those records are
+fetched again from there. Faust's own ``seek`` is moved onto the consumer thread (it
+called aiokafka from the event loop's thread), so a seek and a fetch never interleave
+between the moment records leave aiokafka and the moment they are stamped.
+
+On real Kafka and on tansu alike this only ever drops records that a seek superseded;
+a worker without rebalances never sees it act. Installed once by ``zoneapp.application``;
+tested in ``tests/unit/agents/test_fence.py`` and by the fault suite's broker cut.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiokafka.consumer import fetcher as aiokafka_fetcher
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+log = logging.getLogger("zoneapp.offsets")
+_PATCHED = "_zoneapp_fence_patches"
+
+
+class Fence:
+    """How many times each partition was sought (one per aiokafka fetcher)."""
+
+    def __init__(self) -> None:
+        self.seeks: dict[Any, int] = {}
+        self.dropped = 0
+
+    def sought(self, tps: Iterable[Any]) -> None:
+        for tp in tps:
+            self.seeks[tp] = self.seeks.get(tp, 0) + 1
+
+    def stamp(self, records: Mapping[Any, Any]) -> dict[Any, int]:
+        return {tp: self.seeks.get(tp, 0) for tp in records}
+
+    def superseded(self, stamp: Mapping[Any, int]) -> list[Any]:
+        """Partitions sought since ``stamp`` was taken."""
+        return [tp for tp, count in stamp.items() if self.seeks.get(tp, 0) != count]
+
+
+class Stamped(dict[Any, Any]):
+    """A fetch's records (TP -> records) with the seek counts they were fetched under."""
+
+    fence: Fence
+    stamp: dict[Any, int]
+
+
+def fence_of(fetcher: Any) -> Fence:
+    fence: Fence | None = fetcher.__dict__.get("_zoneapp_fence")
+    if fence is None:
+        fence = fetcher.__dict__["_zoneapp_fence"] = Fence()
+    return fence
+
+
+def drop_superseded(records: Any) -> Any:
+    """``records`` without the partitions sought since they were fetched (in place)."""
+    if not isinstance(records, Stamped) or not records:
+        return records
+    stale = records.fence.superseded(records.stamp)
+    for tp in stale:
+        count = len(records.pop(tp, ()))
+        records.fence.dropped += count
+        log.info(
+            "%s[%s]: %d fetched records dropped, the partition was sought since; "
+            "they are fetched again from the new position",
+            tp.topic, tp.partition, count,
+        )  # fmt: skip
+    return records
+
+
+def install() -> None:
+    """Install the patches once per process (idempotent). Must come after
+    :func:`zoneapp.agents.offset_gaps.install`, so the stamp is taken last."""
+    fetcher_cls: Any = aiokafka_fetcher.Fetcher
+    thread: Any = faust_aiokafka.AIOKafkaConsumerThread
+    delegate: Any = faust_consumer.ThreadDelegateConsumer
+    consumer_cls: Any = faust_consumer.Consumer
+    if getattr(consumer_cls, _PATCHED, False):
+        return
+    original_seek_to = fetcher_cls.seek_to
+    original_reset = fetcher_cls.request_offset_reset
+    original_fetch = thread._fetch_records
+    original_wait = consumer_cls._wait_next_records
+
+    def seek_to(self: Any, tp: Any, offset: int) -> None:
+        original_seek_to(self, tp, offset)
+        fence_of(self).sought((tp,))
+
+    def request_offset_reset(self: Any, tps: Any, strategy: Any) -> Any:
+        tps = list(tps)
+        result = original_reset(self, tps, strategy)
+        fence_of(self).sought(tps)
+        return result
+
+    async def _fetch_records(self: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
+        records = await original_fetch(self, consumer, *args, **kwargs)
+        fence = fence_of(consumer._fetcher)
+        stamped = Stamped(records or {})
+        stamped.fence, stamped.stamp = fence, fence.stamp(stamped)
+        return stamped
+
+    async def _seek(self: Any, partition: Any, offset: int) -> None:
+        thread_self = self._thread
+
+        async def seek() -> None:  # on the consumer thread's loop, between its fetches
+            thread_self._ensure_consumer().seek(partition, offset)
+
+        await thread_self.call_thread(seek)
+
+    async def _wait_next_records(self: Any, timeout: float) -> Any:
+        records, active = await original_wait(self, timeout)
+        return drop_superseded(records), active
+
+    fetcher_cls.seek_to = seek_to
+    fetcher_cls.request_offset_reset = request_offset_reset
+    thread._fetch_records = _fetch_records
+    delegate._seek = _seek
+    consumer_cls._wait_next_records = _wait_next_records
+    setattr(consumer_cls, _PATCHED, True)
