@@ -17,16 +17,23 @@ Likewise when a restarted worker's first rebalance is followed by a second one.
 **What.** Every seek of an aiokafka consumer (``Fetcher.seek_to`` and
 ``Fetcher.request_offset_reset``: the two places all of aiokafka's seeks end in) counts,
 per partition, in a :class:`Fence` kept on the fetcher. The driver's ``_fetch_records``
-stamps what it returns with the counts at that moment; Faust's ``_wait_next_records``
-drops the records of any partition sought since, on the loop that delivers them. The
-seek has already put aiokafka's position where the seeker wanted it, so those records are
-fetched again from there. Faust's own ``seek`` is moved onto the consumer thread (it
-called aiokafka from the event loop's thread), so a seek and a fetch never interleave
-between the moment records leave aiokafka and the moment they are stamped.
+stamps what it returns with the counts at that moment. Faust's ``getmany`` (the
+generator its drain loop reads) then:
 
-On real Kafka and on tansu alike this only ever drops records that a seek superseded;
-a worker without rebalances never sees it act. Installed once by ``zoneapp.application``;
-tested in ``tests/unit/agents/test_fence.py`` and by the fault suite's broker cut.
+- does not deliver a record of a partition sought since its batch was fetched: the seek
+  has already put aiokafka's position where the seeker wanted it, so the record is
+  fetched again from there;
+- when a seek came while the drain loop was handing a record to the agent, puts back
+  the read offset the seek set (the drain loop overwrites it with the stale record's
+  offset once the hand-over returns, and would then drop the re-fetched records).
+
+Faust's own ``seek`` is moved onto the consumer thread (it called aiokafka from the event
+loop's thread), so a seek never falls between the moment records leave aiokafka and
+the moment they are stamped.
+
+It only ever holds back records a seek superseded, so a worker without rebalances never
+sees it act, on Kafka and tansu alike. Installed once by ``zoneapp.application``; tested
+in ``tests/unit/agents/test_fence.py`` and by the fault suite's broker cut.
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ _PATCHED = "_zoneapp_fence_patches"
 
 
 class Fence:
-    """How many times each partition was sought (one per aiokafka fetcher)."""
+    """How many times each partition was sought (one per aiokafka fetcher), and how many
+    fetched records were held back because of it."""
 
     def __init__(self) -> None:
         self.seeks: dict[Any, int] = {}
@@ -76,20 +84,23 @@ def fence_of(fetcher: Any) -> Fence:
     return fence
 
 
-def drop_superseded(records: Any) -> Any:
-    """``records`` without the partitions sought since they were fetched (in place)."""
-    if not isinstance(records, Stamped) or not records:
-        return records
-    stale = records.fence.superseded(records.stamp)
-    for tp in stale:
-        count = len(records.pop(tp, ()))
-        records.fence.dropped += count
-        log.info(
-            "%s[%s]: %d fetched records dropped, the partition was sought since; "
-            "they are fetched again from the new position",
-            tp.topic, tp.partition, count,
-        )  # fmt: skip
-    return records
+def _fence_of_consumer(consumer: Any) -> Fence | None:
+    """The fence of a Faust consumer's aiokafka fetcher, if it has been created."""
+    thread = getattr(consumer, "_thread", None)
+    aiokafka_consumer = getattr(thread, "_consumer", None)
+    fetcher = getattr(aiokafka_consumer, "_fetcher", None)
+    return None if fetcher is None else fetcher.__dict__.get("_zoneapp_fence")
+
+
+def _note_seek_reads(consumer: Any, before: Mapping[Any, int]) -> None:
+    """Remember the read offsets a seek just set, with the seek counts they belong to."""
+    fence = _fence_of_consumer(consumer)
+    if fence is None:
+        return
+    reads = consumer.__dict__.setdefault("_zoneapp_seek_reads", {})
+    for tp, count in fence.seeks.items():
+        if before.get(tp) != count:
+            reads[tp] = (count, consumer._read_offset[tp])
 
 
 def install() -> None:
@@ -105,6 +116,9 @@ def install() -> None:
     original_reset = fetcher_cls.request_offset_reset
     original_fetch = thread._fetch_records
     original_wait = consumer_cls._wait_next_records
+    original_getmany = consumer_cls.getmany
+    original_perform_seek = consumer_cls.perform_seek
+    original_consumer_seek = consumer_cls.seek
 
     def seek_to(self: Any, tp: Any, offset: int) -> None:
         original_seek_to(self, tp, offset)
@@ -133,11 +147,54 @@ def install() -> None:
 
     async def _wait_next_records(self: Any, timeout: float) -> Any:
         records, active = await original_wait(self, timeout)
-        return drop_superseded(records), active
+        self.__dict__["_zoneapp_batch"] = records if isinstance(records, Stamped) else None
+        return records, active
+
+    async def getmany(self: Any, timeout: float) -> Any:
+        held: set[Any] = set()
+        async for tp, message in original_getmany(self, timeout):
+            batch: Stamped | None = self.__dict__.get("_zoneapp_batch")
+            count = None if batch is None else batch.stamp.get(tp)
+            if batch is None or count is None:
+                yield tp, message
+                continue
+            fence = batch.fence
+            if fence.seeks.get(tp, 0) != count:
+                fence.dropped += 1
+                if tp not in held:
+                    held.add(tp)
+                    log.info(
+                        "%s[%s]: fetched records from offset %d held back, the partition "
+                        "was sought since; they are fetched again from the new position",
+                        tp.topic, tp.partition, message.offset,
+                    )  # fmt: skip
+                continue
+            yield tp, message
+            if fence.seeks.get(tp, 0) != count:
+                # Sought while the drain loop handed this record over; it has just set
+                # the read offset to this record's: the seek's must stand.
+                noted = self.__dict__.get("_zoneapp_seek_reads", {}).get(tp)
+                if noted is not None and noted[0] == fence.seeks.get(tp, 0):
+                    self._read_offset[tp] = noted[1]
+
+    async def perform_seek(self: Any) -> None:
+        fence = _fence_of_consumer(self)
+        before = dict(fence.seeks) if fence is not None else {}
+        await original_perform_seek(self)
+        _note_seek_reads(self, before)
+
+    async def seek(self: Any, partition: Any, offset: int) -> None:
+        fence = _fence_of_consumer(self)
+        before = dict(fence.seeks) if fence is not None else {}
+        await original_consumer_seek(self, partition, offset)
+        _note_seek_reads(self, before)
 
     fetcher_cls.seek_to = seek_to
     fetcher_cls.request_offset_reset = request_offset_reset
     thread._fetch_records = _fetch_records
     delegate._seek = _seek
     consumer_cls._wait_next_records = _wait_next_records
+    consumer_cls.getmany = getmany
+    consumer_cls.perform_seek = perform_seek
+    consumer_cls.seek = seek
     setattr(consumer_cls, _PATCHED, True)
