@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from zoneapp.agents import reseek
+from zoneapp.agents import fence, reseek
 
 from zoneapp.stack import EmbeddedStack
 from zoneapp.stack.kafka import create_topics
@@ -162,3 +162,45 @@ def test_the_driver_seeks_through_the_patch_installed_once() -> None:
     reseek.install()
     assert faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed is patched
     assert patched.__module__ == reseek.__name__
+
+
+def test_every_seek_supersedes_the_records_fetched_before_it(
+    stack: EmbeddedStack, partition: TopicPartition
+) -> None:
+    """agents/fence.py: a seek of any kind (to an offset, to the committed offset, to the
+    beginning) marks what was fetched before it as superseded; a fetch without a seek
+    in between is not, and the next fetch starts where the seek put the position."""
+    fence.install()
+
+    async def run() -> list[tuple[str, bool, int]]:
+        consumer = await drained(stack, partition, 12)
+        seeks: dict[str, Callable[[], object] | None] = {
+            "none": None,
+            "offset": lambda: consumer.seek(partition, 5),
+            "committed": consumer.seek_to_committed,
+            "beginning": lambda: consumer.seek_to_beginning(partition),
+        }
+        found = []
+        try:
+            for name, seek in seeks.items():
+                consumer.seek(partition, 20)
+                batch = await consumer.getmany(partition, timeout_ms=2000, max_records=3)
+                assert [r.offset for r in batch[partition]] == [20, 21, 22]
+                stamp = fence.fence_of(consumer._fetcher).stamp(batch)
+                if seek is not None:
+                    done = seek()
+                    if asyncio.iscoroutine(done):
+                        await done
+                again = await consumer.getmany(partition, timeout_ms=2000, max_records=1)
+                superseded = fence.fence_of(consumer._fetcher).superseded(stamp)
+                found.append((name, superseded == [partition], again[partition][0].offset))
+        finally:
+            await consumer.stop()
+        return found
+
+    assert asyncio.run(run()) == [
+        ("none", False, 23),
+        ("offset", True, 5),
+        ("committed", True, 12),
+        ("beginning", True, 0),
+    ]
