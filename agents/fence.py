@@ -119,6 +119,7 @@ def install() -> None:
     original_getmany = consumer_cls.getmany
     original_perform_seek = consumer_cls.perform_seek
     original_consumer_seek = consumer_cls.seek
+    original_seek_wait = thread._seek_wait
 
     def seek_to(self: Any, tp: Any, offset: int) -> None:
         original_seek_to(self, tp, offset)
@@ -189,9 +190,17 @@ def install() -> None:
         await original_consumer_seek(self, partition, offset)
         _note_seek_reads(self, before)
 
+    async def _seek_wait(self: Any, consumer: Any, partitions: Any) -> None:
+        # Recovery's seek of changelog partitions sets the read offsets itself.
+        fence = fence_of(consumer._fetcher)
+        before = dict(fence.seeks)
+        await original_seek_wait(self, consumer, partitions)
+        _note_seek_reads(self.consumer, before)
+
     fetcher_cls.seek_to = seek_to
     fetcher_cls.request_offset_reset = request_offset_reset
     thread._fetch_records = _fetch_records
+    thread._seek_wait = _seek_wait
     delegate._seek = _seek
     consumer_cls._wait_next_records = _wait_next_records
     consumer_cls.getmany = getmany

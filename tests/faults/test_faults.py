@@ -152,9 +152,8 @@ async def outputs(stack: EmbeddedStack) -> tuple[Counter[tuple[int, int]], list[
                         continue
                     seen[(int(h["zoneapp-source-partition"]), int(h["zoneapp-source-offset"]))] += 1
                     if tp.topic == OUTPUTS[0]:
-                        digits = bytes(c for c in (r.value or b"") if 48 <= c <= 57)
-                        forwarded += [r.value or b"", r.key or b"", digits,
-                                      *(bytes(v) for _, v in r.headers)]  # fmt: skip
+                        parts = [r.value or b"", r.key or b"", *(bytes(v) for _, v in r.headers)]
+                        forwarded += [*parts, *(run for p in parts for run in digit_runs(p))]
             for tp in tps:
                 high = consumer.highwater(tp)
                 if high is not None and await consumer.position(tp) >= high:
@@ -204,10 +203,22 @@ def settle(stack: EmbeddedStack, feed: Feed, since: float, name: str, timeout: f
     return outcome
 
 
+_DIGIT_RUN = re.compile(rb"[0-9](?:[ ./-]?[0-9])+")
+
+
+def digit_runs(part: bytes) -> list[bytes]:
+    """The digits of each run of digits in ``part`` (grouped by single spaces, dots,
+    slashes or dashes, as the feed writes cards and SSNs in free text), one run each.
+    A run, not all the digits of a record: a 9-digit SSN turns up by chance in the
+    digits of a whole record's dates, amounts and ids (measured: 1 in 10 full runs)."""
+    return [bytes(c for c in m.group() if 48 <= c <= 57) for m in _DIGIT_RUN.finditer(part)]
+
+
 def leaked(secrets: set[bytes], parts: list[bytes]) -> int:
     """How many of the produced secrets occur, as they were written, in any forwarded
-    part: one literal multi-pattern pass (Hyperscan as a plain string matcher, none of
-    zoneapp's detectors), since 4,000 secrets times every part is minutes in Python."""
+    part (or are a whole digit run of one): one literal multi-pattern pass (Hyperscan as
+    a plain string matcher, none of zoneapp's detectors), since 4,000 secrets times every
+    part is minutes in Python."""
     import hyperscan
 
     ordered = sorted(secrets)
@@ -215,9 +226,11 @@ def leaked(secrets: set[bytes], parts: list[bytes]) -> int:
         return 0
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     db.compile(
-        expressions=[re.escape(s) for s in ordered],
+        expressions=[
+            (b"^" + re.escape(s) + b"$") if s.isdigit() else re.escape(s) for s in ordered
+        ],
         ids=list(range(len(ordered))),
-        flags=[0] * len(ordered),
+        flags=[hyperscan.HS_FLAG_MULTILINE] * len(ordered),
     )
     found: set[int] = set()
 
