@@ -25,7 +25,11 @@ generator its drain loop reads) then:
   fetched again from there;
 - when a seek came while the drain loop was handing a record to the agent, puts back
   the read offset the seek set (the drain loop overwrites it with the stale record's
-  offset once the hand-over returns, and would then drop the re-fetched records).
+  offset once the hand-over returns, and would then drop the re-fetched records);
+- on a stream topic, delivers a current record that lies below Faust's read offset
+  instead of dropping it as already read (it would never be acked, so the partition's
+  commit stalls, or a later gap commits past it): aiokafka never serves a record
+  below its position, so such a read offset is stale, and a repeat is harmless.
 
 Faust's own ``seek`` is moved onto the consumer thread (it called aiokafka from the event
 loop's thread), so a seek never falls between the moment records leave aiokafka and
@@ -103,6 +107,14 @@ def _note_seek_reads(consumer: Any, before: Mapping[Any, int]) -> None:
             reads[tp] = (count, consumer._read_offset[tp])
 
 
+def _redeliverable(consumer: Any, topic: str) -> bool:
+    """A stream topic (acks enabled, not a table changelog): handling one of its records
+    twice is a duplicate output, which delivery allows. A changelog record applied
+    out of order would revert a table, so those keep Faust's behaviour."""
+    app = consumer.app
+    return bool(app.topics.acks_enabled_for(topic)) and topic not in app.tables.changelog_topics
+
+
 def install() -> None:
     """Install the patches once per process (idempotent). Must come after
     :func:`zoneapp.agents.offset_gaps.install`, so the stamp is taken last."""
@@ -153,12 +165,32 @@ def install() -> None:
 
     async def getmany(self: Any, timeout: float) -> Any:
         held: set[Any] = set()
+        lowered: set[Any] = set()
         async for tp, message in original_getmany(self, timeout):
             batch: Stamped | None = self.__dict__.get("_zoneapp_batch")
             count = None if batch is None else batch.stamp.get(tp)
             if batch is None or count is None:
                 yield tp, message
                 continue
+            read = self._read_offset[tp]
+            if (
+                read is not None
+                and message.offset < read
+                and batch.fence.seeks.get(tp, 0) == count
+                and _redeliverable(self, message.topic)
+            ):
+                # A current record below the read offset: Faust would drop it as already
+                # read, never ack it, and stall (or later commit past) the partition.
+                # Nothing fetched after a seek is below it unless the read offset is
+                # stale; on a stream topic a repeat is harmless, a drop is a loss.
+                self._read_offset[tp] = message.offset
+                if tp not in lowered:
+                    lowered.add(tp)
+                    log.info(
+                        "%s[%s]: read offset %d is past the fetch position %d; "
+                        "re-delivering from there instead of dropping",
+                        tp.topic, tp.partition, read, message.offset,
+                    )  # fmt: skip
             fence = batch.fence
             if fence.seeks.get(tp, 0) != count:
                 fence.dropped += 1
