@@ -7,13 +7,13 @@ one thing breaks; then the scenario counts, from the topics, with a checker of i
 - **lost**: produced source offsets with no output (destination or quarantine);
 - **duplicated**: outputs beyond the first for one source offset;
 - **unsanitized**: a produced record's card number, SSN, IBAN or e-mail found in any
-  forwarded value, key or header (raw substring, digits-only for cards);
+  forwarded value, key or header (raw substring; a card or SSN also as the digits of
+  one run grouped by spaces, dots, slashes or dashes);
 - **recovery**: seconds from the end of the fault until every record has an output.
 
 It prints one line per scenario and asserts lost = 0 and unsanitized = 0. ``make test``
-runs the short form (400 records, one run each, without the scenarios that restart a
-worker: see RESTARTS); ``make faults`` the full one (``ZONEAPP_FAULTS=full``: 4,000
-records, ten kill-and-restart runs, every scenario).
+runs the short form (400 records, one run each); ``make faults`` the full one
+(``ZONEAPP_FAULTS=full``: 4,000 records, ten kill-and-restart runs).
 
 The HSM and the network faults are real ones: SoftHSM's token directory taken away,
 and every broker connection aborted by a TCP proxy the broker advertises
@@ -52,13 +52,6 @@ from .proxy import TcpProxy
 pytestmark = pytest.mark.integration
 
 FULL = os.environ.get("ZONEAPP_FAULTS") == "full"
-#: The scenarios that start a worker while records are waiting for it (README, known
-#: issues: Faust can drop records at a new worker's first rebalance and commit past
-#: them, or stall its table recovery). They fail now and then for that open defect, so
-#: they run in the full form (``make faults``) only, where they still assert lost = 0.
-RESTARTS = pytest.mark.skipif(
-    not FULL, reason="restart scenarios run in `make faults` (README, known issues)"
-)
 RECORDS = 4_000 if FULL else 400
 KILL_RUNS = 10 if FULL else 1
 SOURCE = "restricted.payments"
@@ -288,7 +281,6 @@ def verify(stack: EmbeddedStack, feed: Feed, ended: float, name: str) -> None:
     reconciled(stack, feed)
 
 
-@RESTARTS
 @pytest.mark.parametrize("run", range(KILL_RUNS))
 def test_worker_sigkilled_and_restarted(
     private_stack: EmbeddedStack, tmp_path: Path, run: int
@@ -305,7 +297,6 @@ def test_worker_sigkilled_and_restarted(
     verify(private_stack, feed, ended, f"worker SIGKILL #{run + 1}")
 
 
-@RESTARTS
 def test_one_of_two_workers_sigkilled(private_stack: EmbeddedStack, tmp_path: Path) -> None:
     first = spawn_worker(private_stack, tmp_path, "pair-a", ENV, wait=False)
     second = spawn_worker(private_stack, tmp_path, "pair-b", ENV, wait=False)
@@ -354,7 +345,6 @@ def test_redis_restarted_empty(private_stack: EmbeddedStack, tmp_path: Path) -> 
     verify(private_stack, feed, ended, "redis restarted empty")
 
 
-@RESTARTS
 def test_hsm_unavailable_across_a_worker_restart(
     private_stack: EmbeddedStack, tmp_path: Path
 ) -> None:
