@@ -35,9 +35,10 @@ Faust's own ``seek`` is moved onto the consumer thread (it called aiokafka from 
 loop's thread), so a seek never falls between the moment records leave aiokafka and
 the moment they are stamped.
 
-It only ever holds back records a seek superseded, so a worker without rebalances never
-sees it act, on Kafka and tansu alike. Installed once by ``zoneapp.application``; tested
-in ``tests/unit/agents/test_fence.py`` and by the fault suite's broker cut.
+It acts only where a seek superseded fetched records or left a read offset stale, so a
+worker without rebalances never sees it act, on Kafka and tansu alike. Installed once by ``zoneapp.application``; tested
+in ``tests/unit/agents/test_fence.py``, ``tests/integration/test_reseek.py`` (every kind
+of seek on a real partition) and by the fault suite (kill-and-restart, broker cut).
 """
 
 from __future__ import annotations
