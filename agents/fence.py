@@ -35,10 +35,17 @@ Faust's own ``seek`` is moved onto the consumer thread (it called aiokafka from 
 loop's thread), so a seek never falls between the moment records leave aiokafka and
 the moment they are stamped.
 
+- when ``perform_seek`` sets a stream partition's read offset back to the committed
+  offset after records fetched *since* the seek were handed over (it seeks partition
+  by partition and sets the read offsets at the end), keeps the read offset at the
+  last of them: the next record would otherwise look like a gap, and Faust would
+  commit past records still waiting in the agent's buffer.
+
 It acts only where a seek superseded fetched records or left a read offset stale, so a
-worker without rebalances never sees it act, on Kafka and tansu alike. Installed once by ``zoneapp.application``; tested
-in ``tests/unit/agents/test_fence.py``, ``tests/integration/test_reseek.py`` (every kind
-of seek on a real partition) and by the fault suite (kill-and-restart, broker cut).
+worker without rebalances never sees it act, on Kafka and tansu alike. Installed once
+by ``zoneapp.application``; tested in ``tests/unit/agents/test_fence.py``,
+``tests/integration/test_reseek.py`` (every kind of seek on a real partition) and by
+the fault suite (kill-and-restart, broker cut).
 """
 
 from __future__ import annotations
@@ -98,14 +105,28 @@ def _fence_of_consumer(consumer: Any) -> Fence | None:
 
 
 def _note_seek_reads(consumer: Any, before: Mapping[Any, int]) -> None:
-    """Remember the read offsets a seek just set, with the seek counts they belong to."""
+    """After a seek of stream partitions: the read offsets it set, with the seek counts
+    they belong to, so a stale hand-over cannot overwrite them (the restore rule).
+
+    A record fetched after the seek and already handed over while the seek's caller
+    still awaited (``perform_seek`` sets the read offsets only once every partition is
+    sought) keeps the read offset at that record: set back to the committed offset,
+    the next record would look like a gap, and Faust would commit past records still
+    waiting in the agent's buffer.
+    """
     fence = _fence_of_consumer(consumer)
     if fence is None:
         return
     reads = consumer.__dict__.setdefault("_zoneapp_seek_reads", {})
-    for tp, count in fence.seeks.items():
-        if before.get(tp) != count:
-            reads[tp] = (count, consumer._read_offset[tp])
+    delivered = consumer.__dict__.get("_zoneapp_delivered", {})
+    for tp, count in list(fence.seeks.items()):
+        if before.get(tp) == count or not _redeliverable(consumer, tp.topic):
+            continue
+        read = consumer._read_offset[tp]
+        handed = delivered.get(tp)
+        if handed is not None and handed[0] == count and (read is None or handed[1] > read):
+            read = consumer._read_offset[tp] = handed[1]
+        reads[tp] = (count, read)
 
 
 def _redeliverable(consumer: Any, topic: str) -> bool:
@@ -132,7 +153,6 @@ def install() -> None:
     original_getmany = consumer_cls.getmany
     original_perform_seek = consumer_cls.perform_seek
     original_consumer_seek = consumer_cls.seek
-    original_seek_wait = thread._seek_wait
 
     def seek_to(self: Any, tp: Any, offset: int) -> None:
         original_seek_to(self, tp, offset)
@@ -140,9 +160,10 @@ def install() -> None:
 
     def request_offset_reset(self: Any, tps: Any, strategy: Any) -> Any:
         tps = list(tps)
-        result = original_reset(self, tps, strategy)
-        fence_of(self).sought(tps)
-        return result
+        try:
+            return original_reset(self, tps, strategy)
+        finally:  # counted even if it failed part way: some partitions may be reset
+            fence_of(self).sought(tps)
 
     async def _fetch_records(self: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
         records = await original_fetch(self, consumer, *args, **kwargs)
@@ -203,8 +224,11 @@ def install() -> None:
                         tp.topic, tp.partition, message.offset,
                     )  # fmt: skip
                 continue
+            stream = _redeliverable(self, message.topic)
+            if stream:
+                self.__dict__.setdefault("_zoneapp_delivered", {})[tp] = (count, message.offset)
             yield tp, message
-            if fence.seeks.get(tp, 0) != count:
+            if stream and fence.seeks.get(tp, 0) != count:
                 # Sought while the drain loop handed this record over; it has just set
                 # the read offset to this record's: the seek's must stand.
                 noted = self.__dict__.get("_zoneapp_seek_reads", {}).get(tp)
@@ -223,17 +247,9 @@ def install() -> None:
         await original_consumer_seek(self, partition, offset)
         _note_seek_reads(self, before)
 
-    async def _seek_wait(self: Any, consumer: Any, partitions: Any) -> None:
-        # Recovery's seek of changelog partitions sets the read offsets itself.
-        fence = fence_of(consumer._fetcher)
-        before = dict(fence.seeks)
-        await original_seek_wait(self, consumer, partitions)
-        _note_seek_reads(self.consumer, before)
-
     fetcher_cls.seek_to = seek_to
     fetcher_cls.request_offset_reset = request_offset_reset
     thread._fetch_records = _fetch_records
-    thread._seek_wait = _seek_wait
     delegate._seek = _seek
     consumer_cls._wait_next_records = _wait_next_records
     consumer_cls.getmany = getmany

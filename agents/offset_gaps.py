@@ -36,6 +36,7 @@ from typing import Any
 
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from zoneapp.agents.fence import fence_of
 
 log = logging.getLogger("zoneapp.offsets")
 _PATCHED = "_zoneapp_offset_patches"
@@ -153,8 +154,17 @@ def install() -> None:
 
     async def _fetch_records(self: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
         rewinder = self.__dict__.setdefault("_zoneapp_rewinder", Rewinder())
+        fence = fence_of(consumer._fetcher)
+        seeks = dict(fence.seeks)
         before = rewinder.positions(consumer)
         records = await original_fetch(self, consumer, *args, **kwargs)
+        for tp in list(records or ()):
+            if fence.seeks.get(tp, 0) != seeks.get(tp, 0):
+                # Sought meanwhile (a rebalance's seek to the committed offset, on the
+                # thread's other worker): the position read before is stale, and what
+                # was served is what that seek asked for.
+                before.pop(tp, None)
+                rewinder.rewinding.pop(tp, None)
         return rewinder.filter(consumer, before, records)
 
     cls._add_gap = _add_gap

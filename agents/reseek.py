@@ -13,8 +13,9 @@ Seen on Apache Kafka 4.4 and tansu with two workers started together and records
 produced during their second rebalance (``tests/integration/web`` on a loaded machine,
 half of the feed unprocessed; reproduced with ``DEVLOG=1`` showing the drop).
 
-**What.** :func:`install` wraps the aiokafka driver's ``seek_to_committed``: after the
-original seek, each stream partition (acks enabled, not a table changelog) without a
+**What.** :func:`install` replaces the aiokafka driver's ``seek_to_committed``: every
+partition is sought to its committed offset (all read first, then sought together), and
+each stream partition (acks enabled, not a table changelog) without a
 committed offset is sought to its beginning, and one committed at 0 is sought to 0:
 where a consumer without a commit starts under ``auto_offset_reset=earliest`` (the
 setting zoneapp runs with; under ``latest`` the patch stands aside). Records handled but
@@ -24,6 +25,7 @@ ids make the repeat harmless (README, "Delivery").
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -47,9 +49,20 @@ def stream_partitions(app: Any, committed: Mapping[Any, int | None]) -> tuple[li
 
 
 async def seek_uncommitted(app: Any, consumer: Any) -> Mapping[Any, int | None]:
-    """``consumer.seek_to_committed()``, then the partitions it leaves alone; on the
-    consumer thread's loop."""
-    committed: Mapping[Any, int | None] = await consumer.seek_to_committed()
+    """What ``consumer.seek_to_committed()`` does, then the partitions it leaves alone;
+    on the consumer thread's loop.
+
+    The committed offsets are read first, all at once, and the seeks then made together:
+    aiokafka's own ``seek_to_committed`` awaits a round trip between two partitions'
+    seeks, and a fetch that runs in between delivers records Faust then mistakes for an
+    offset gap (agents/fence.py).
+    """
+    tps = sorted(consumer.assignment())
+    offsets = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
+    committed: dict[Any, int | None] = dict(zip(tps, offsets, strict=True))
+    for tp, offset in committed.items():
+        if offset and offset > 0:
+            consumer.seek(tp, offset)
     if app.conf.consumer_auto_offset_reset != "earliest":
         return committed
     beginning, zero = stream_partitions(app, committed)
