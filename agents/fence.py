@@ -29,17 +29,16 @@ generator its drain loop reads) then:
 - on a stream topic, delivers a current record that lies below Faust's read offset
   instead of dropping it as already read (it would never be acked, so the partition's
   commit stalls, or a later gap commits past it): aiokafka never serves a record
-  below its position, so such a read offset is stale, and a repeat is harmless.
-
-Faust's own ``seek`` is moved onto the consumer thread (it called aiokafka from the event
-loop's thread), so a seek never falls between the moment records leave aiokafka and
-the moment they are stamped.
-
+  below its position, so such a read offset is stale, and a repeat is harmless;
 - when ``perform_seek`` sets a stream partition's read offset back to the committed
   offset after records fetched *since* the seek were handed over (it seeks partition
   by partition and sets the read offsets at the end), keeps the read offset at the
   last of them: the next record would otherwise look like a gap, and Faust would
   commit past records still waiting in the agent's buffer.
+
+Faust's own ``seek`` is moved onto the consumer thread (it called aiokafka from the event
+loop's thread), so a seek never falls between the moment records leave aiokafka and
+the moment they are stamped.
 
 It acts only where a seek superseded fetched records or left a read offset stale, so a
 worker without rebalances never sees it act, on Kafka and tansu alike. Installed once
@@ -63,12 +62,10 @@ _PATCHED = "_zoneapp_fence_patches"
 
 
 class Fence:
-    """How many times each partition was sought (one per aiokafka fetcher), and how many
-    fetched records were held back because of it."""
+    """How many times each partition was sought (one per aiokafka fetcher)."""
 
     def __init__(self) -> None:
         self.seeks: dict[Any, int] = {}
-        self.dropped = 0
 
     def sought(self, tps: Iterable[Any]) -> None:
         for tp in tps:
@@ -102,6 +99,12 @@ def _fence_of_consumer(consumer: Any) -> Fence | None:
     aiokafka_consumer = getattr(thread, "_consumer", None)
     fetcher = getattr(aiokafka_consumer, "_fetcher", None)
     return None if fetcher is None else fetcher.__dict__.get("_zoneapp_fence")
+
+
+def _seek_counts(consumer: Any) -> dict[Any, int]:
+    """The consumer's seek counts now (empty before its first seek)."""
+    fence = _fence_of_consumer(consumer)
+    return dict(fence.seeks) if fence is not None else {}
 
 
 def _note_seek_reads(consumer: Any, before: Mapping[Any, int]) -> None:
@@ -194,11 +197,13 @@ def install() -> None:
             if batch is None or count is None:
                 yield tp, message
                 continue
+            fence = batch.fence
+            sought_since = fence.seeks.get(tp, 0) != count
             read = self._read_offset[tp]
             if (
                 read is not None
                 and message.offset < read
-                and batch.fence.seeks.get(tp, 0) == count
+                and not sought_since
                 and _redeliverable(self, message.topic)
             ):
                 # A current record below the read offset: Faust would drop it as already
@@ -213,9 +218,7 @@ def install() -> None:
                         "re-delivering from there instead of dropping",
                         tp.topic, tp.partition, read, message.offset,
                     )  # fmt: skip
-            fence = batch.fence
-            if fence.seeks.get(tp, 0) != count:
-                fence.dropped += 1
+            if sought_since:
                 if tp not in held:
                     held.add(tp)
                     log.info(
@@ -236,14 +239,12 @@ def install() -> None:
                     self._read_offset[tp] = noted[1]
 
     async def perform_seek(self: Any) -> None:
-        fence = _fence_of_consumer(self)
-        before = dict(fence.seeks) if fence is not None else {}
+        before = _seek_counts(self)
         await original_perform_seek(self)
         _note_seek_reads(self, before)
 
     async def seek(self: Any, partition: Any, offset: int) -> None:
-        fence = _fence_of_consumer(self)
-        before = dict(fence.seeks) if fence is not None else {}
+        before = _seek_counts(self)
         await original_consumer_seek(self, partition, offset)
         _note_seek_reads(self, before)
 
