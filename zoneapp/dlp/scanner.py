@@ -14,6 +14,7 @@ Findings name the input path and the detector, never the value or the view.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Container, Iterable, Mapping, Sequence
 from types import MappingProxyType
@@ -133,6 +134,36 @@ def _compiles(pattern: str) -> bool:
 _CONTROLS = re.compile(r"[\t\r\x0b\x0c\x1c-\x1f]")
 
 
+class _Undecodable:
+    """Texts a decoder has already found nothing in, so repeated values (a tenant id,
+    a content type, a merchant name) are not decoded again on every record.
+
+    Holds Python's ``hash`` of each text, never the text: the worker keeps no record
+    values here.  ``hash`` is SipHash keyed with the interpreter's random per-process
+    secret, so nobody can craft a text that collides with a cached one and skips
+    decoding; with ``PYTHONHASHSEED`` set the secret is known, and the cache is off.
+    Bounded: emptied when it reaches :attr:`LIMIT` entries per decoder.
+    """
+
+    LIMIT = 1 << 16
+
+    def __init__(self) -> None:
+        self.enabled = os.environ.get("PYTHONHASHSEED", "random") in ("", "random")
+        self._seen: dict[str, set[int]] = {}
+
+    def known(self, decoder: str, text: str) -> bool:
+        seen = self._seen.get(decoder)
+        return seen is not None and hash(text) in seen
+
+    def add(self, decoder: str, text: str) -> None:
+        if not self.enabled:
+            return
+        seen = self._seen.setdefault(decoder, set())
+        if len(seen) >= self.LIMIT:
+            seen.clear()
+        seen.add(hash(text))
+
+
 def _level0(raw: Sequence[str], items: Sequence[int]) -> tuple[list[str], list[int], str]:
     """Normalized views (and differing raw ones) of the input texts, and their join."""
     joined = JOIN.join(raw)
@@ -183,10 +214,12 @@ class Scanner:
             patterns.append(Pattern(len(self._kinds), regex))
             self._kinds.append((-1, decoder))
         self.engine: Engine = make_engine(patterns, engine)
-        # Opaque texts (keyed transforms' outputs) skip the decoder triggers altogether.
+        # Opaque texts (keyed transforms' outputs) skip the decoder triggers altogether:
+        # a second pass over them costs less than the trigger hits their base64 gives.
         self._opaque_engine: Engine = make_engine(
             [p for p in patterns if self._kinds[p.id][0] >= 0], engine
         )
+        self._undecodable = _Undecodable()
         self._custom = _CustomDetectors(custom) if custom else None
 
     def scan(self, items: Iterable[tuple[str, str]], opaque: Container[int] = ()) -> list[Finding]:
@@ -199,30 +232,30 @@ class Scanner:
         pairs = items if isinstance(items, list | tuple) else list(items)
         if not pairs:
             return []
-        texts: list[str] = []
-        origins: list[int] = []
-        passes: list[tuple[int, str, Engine]] = []
-        plain = [i for i in range(len(pairs)) if i not in opaque] if opaque else range(len(pairs))
-        groups = [(plain, self.engine)]
         if opaque:
-            groups.append(([i for i in range(len(pairs)) if i in opaque], self._opaque_engine))
-        for group, group_engine in groups:
-            if group:
-                level, level_origins, joined = _level0([pairs[i][1] for i in group], group)
-                passes.append((len(texts), joined, group_engine))
-                texts += level
-                origins += level_origins
+            plain = [i for i in range(len(pairs)) if i not in opaque]
+            texts, origins, joined = _level0([pairs[i][1] for i in plain], plain)
+            hidden = [i for i in range(len(pairs)) if i in opaque]
+            more, more_origins, more_joined = _level0([pairs[i][1] for i in hidden], hidden)
+            passes = [(0, joined, self.engine), (len(texts), more_joined, self._opaque_engine)]
+            joins = [joined, more_joined]
+            texts += more
+            origins += more_origins
+        else:
+            texts, origins, joined = _level0([text for _, text in pairs], range(len(pairs)))
+            passes = [(0, joined, self.engine)]
+            joins = [joined]
         limits = self.limits
         kinds = self._kinds
-        joins = [joined for _, joined, _ in passes]
+        undecodable = self._undecodable
         candidates: dict[tuple[int, int], set[str]] = {}
         overflow: set[int] = set()
         depth, views, chars = 0, 0, 0
         while passes:
             derived: list[str] = []
             derived_origins: list[int] = []
-            for start, joined, pass_engine in passes:
-                for pid, segment in pass_engine.matches(joined):
+            for start, joined, engine in passes:
+                for pid, segment in engine.matches(joined):
                     view = start + segment
                     index, mode = kinds[pid]
                     if index >= 0:
@@ -231,10 +264,15 @@ class Scanner:
                     origin = origins[view]
                     if origin in overflow:
                         continue
-                    for text in decode(texts[view], mode):
-                        norm = normalize(text)
-                        if norm == texts[view]:
+                    text = texts[view]
+                    if undecodable.known(mode, text):
+                        continue
+                    produced = False
+                    for decoded in decode(text, mode):
+                        norm = normalize(decoded)
+                        if norm == text:
                             continue
+                        produced = True
                         views += 1
                         chars += len(norm)
                         if depth >= limits.depth or views > limits.views or chars > limits.chars:
@@ -242,6 +280,8 @@ class Scanner:
                             break
                         derived.append(norm)
                         derived_origins.append(origin)
+                    if not produced:
+                        undecodable.add(mode, text)
             passes = []
             if derived:
                 joined = JOIN.join(derived)

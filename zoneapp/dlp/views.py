@@ -125,8 +125,8 @@ def decode(text: str, decoder: str) -> list[str]:
             views.append(unquote_plus(text, errors="replace"))
         return views
     if decoder == "base64":
-        tokens = [m.group() for m in _B64.finditer(text)]
-        if _B64_WRAPPED.fullmatch(text):
+        tokens = _B64.findall(text)
+        if " " in text and _B64_WRAPPED.fullmatch(text):
             # Wrapped or grouped: every line or group but the last of one length, a
             # multiple of 4 (ordinary words are not).
             parts = text.split()

@@ -235,3 +235,39 @@ def test_opaque_items_are_scanned_but_not_decoded() -> None:
     assert pairs(ALL.scan([("a", encoded)])) == [("a", "CREDIT_CARD")]
     assert ALL.scan([("a", encoded)], opaque={0}) == []
     assert pairs(ALL.scan([("a", CARD)], opaque={0})) == [("a", "CREDIT_CARD")]
+
+
+# -- the undecodable cache ---------------------------------------------------------------
+
+
+def test_undecodable_cache_holds_hashes_only_and_never_hides_a_value() -> None:
+    import base64
+
+    from zoneapp.dlp.scanner import _Undecodable
+
+    scanner = build_scanner(list(BUILTIN_DETECTORS), [])
+    clean = ("tenant", "initech-store-eu-west")  # a base64-alphabet token of random bytes
+    hidden = ("notes", base64.b64encode(b"card 4111111111111111").decode())
+    for _ in range(3):  # the second and third scans run with the cache warm
+        assert scanner.scan([clean]) == []
+        assert pairs(scanner.scan([clean, hidden])) == [("notes", "CREDIT_CARD")]
+    seen = scanner._undecodable._seen
+    assert seen and all(isinstance(h, int) for entries in seen.values() for h in entries)
+    assert hash(clean[1]) in seen["base64"]
+    assert hash(hidden[1]) not in seen["base64"]  # it decoded to text: never cached
+
+    bounded = _Undecodable()
+    for i in range(_Undecodable.LIMIT + 10):
+        bounded.add("base64", f"token-{i}")
+    assert 0 < len(bounded._seen["base64"]) <= _Undecodable.LIMIT
+
+
+def test_undecodable_cache_is_off_with_a_known_hash_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoneapp.dlp.scanner import _Undecodable
+
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    cache = _Undecodable()
+    cache.add("base64", "initech-store-eu-west")
+    assert not cache.known("base64", "initech-store-eu-west")
+    monkeypatch.setenv("PYTHONHASHSEED", "random")
+    assert _Undecodable().enabled
