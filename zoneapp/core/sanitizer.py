@@ -24,7 +24,6 @@ Decisions:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import time
@@ -157,8 +156,8 @@ SUBJECT_PURPOSE = "subject"
 
 def subject_hash(key: bytes, tenant: str, subject: str) -> str:
     """The keyed hash a subject is indexed by in the vault: no plaintext id in Redis."""
-    mac = hmac.new(key, tenant.encode() + b"\x1f" + subject.encode(), hashlib.sha256)
-    return letters(mac.digest()[:16])
+    mac = hmac.digest(key, tenant.encode() + b"\x1f" + subject.encode(), "sha256")
+    return letters(mac[:16])
 
 
 class BoundarySanitizer:
@@ -384,6 +383,7 @@ class BoundarySanitizer:
         children = node.children
         wildcard = node.wildcard
         places = self._places
+        applied = ctx.applied
         base = places.get(path, "") if path else ""
         for key, value in obj.items():
             named = children.get(key)
@@ -400,6 +400,16 @@ class BoundarySanitizer:
                 continue
             if child is wildcard:
                 scan.append((child_path, key))
+            rule = child.rule
+            if rule is not None and rule.is_keep:
+                # The commonest rule, inlined: what _apply and _transform would do.
+                applied["keep"] = applied.get("keep", 0) + 1
+                if type(value) is str:
+                    scan.append((child_path, value))
+                else:
+                    self._collect(value, child_path, scan)
+                out[key] = value
+                continue
             result = self._apply(value, child, child_path, depth + 1, ctx, scan)
             if result is not SUPPRESS:
                 out[key] = result

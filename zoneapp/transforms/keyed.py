@@ -7,7 +7,6 @@ the HSM or Redis per record.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from typing import Any
@@ -85,8 +84,8 @@ class HashTransform(Transform):
             return None
         data = canonical_bytes(value, self.name)
         key = ctx.keyring.hmac_key(self.spec.zone, self.purpose)
-        mac = hmac.new(key, ctx.tenant.encode() + _SEP + self._prefix + data, hashlib.sha256)
-        return "h1." + b64url(mac.digest())
+        mac = hmac.digest(key, ctx.tenant.encode() + _SEP + self._prefix + data, "sha256")
+        return "h1." + b64url(mac)
 
 
 class TokenizeTransform(Transform):
@@ -127,16 +126,12 @@ class TokenizeTransform(Transform):
             # One token per occurrence: nothing links two sightings of the same value.
             mac = secrets.token_bytes(32)
         else:
-            mac = hmac.new(
-                ctx.keyring.hmac_key(self.spec.zone, self.purpose), message, hashlib.sha256
-            ).digest()
+            mac = hmac.digest(ctx.keyring.hmac_key(self.spec.zone, self.purpose), message, "sha256")
         token = card_token(data, mac) if self.format == "card" else "tok_" + letters(mac[:16])
         # The fingerprint is compared for every occurrence, cached or not: a token that
         # the vault holds for another value is a collision, never a silent merge.
         fingerprint = b64url(
-            hmac.new(
-                ctx.keyring.hmac_key(self.spec.zone, self.fp_purpose), message, hashlib.sha256
-            ).digest()
+            hmac.digest(ctx.keyring.hmac_key(self.spec.zone, self.fp_purpose), message, "sha256")
         )
         known = ctx.stored_tokens.fingerprint(ctx.tenant, token)
         if known == fingerprint:
