@@ -406,23 +406,22 @@ _COLUMNS = (
     "boundary",
     "zones",
     "field",
-    "class in",
+    "arrives",
     "rule",
+    "rule class",
     "transform",
     "output",
-    "class out",
+    "leaves",
     "outcome",
 )
 
 
 def explain(proof: FlowProof) -> str:
-    """The table of paths, hops and classes ``check-policy --explain`` prints."""
+    """The table of paths, hops and classes ``check-policy --explain`` prints: one row per
+    hop; a hop handles the field as the higher of ``arrives`` and ``rule class``."""
     rows: list[tuple[str, ...]] = []
     for number, path in enumerate(proof.paths, 1):
         for index, h in enumerate(path.hops, 1):
-            level_in = str(h.effective)
-            if h.declared is not None and h.declared != h.arrives:
-                level_in += f" (arrives {h.arrives}, rule says {h.declared})"
             rows.append(
                 (
                     str(number),
@@ -430,8 +429,9 @@ def explain(proof: FlowProof) -> str:
                     h.boundary,
                     f"{h.source_zone}>{h.destination_zone}",
                     h.field,
-                    level_in,
+                    str(h.arrives),
                     h.rule or "-",
+                    str(h.declared) if h.declared is not None else "-",
                     h.transform or "-",
                     h.output or "-",
                     str(h.leaves) if h.leaves is not None else "-",
