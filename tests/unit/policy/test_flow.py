@@ -115,6 +115,41 @@ def test_a_value_reproducing_transform_downstream_is_a_keep() -> None:
     assert "'generalize' (fields.account) moves it unsanitized" in refused(text)
 
 
+def test_a_higher_class_downstream_raises_the_field_for_the_hops_after_it() -> None:
+    """The middle boundary (within the confidential zone) calls region confidential: from
+    there on it is confidential, though it entered as internal."""
+    text = (
+        ZONES
+        + _boundary(
+            "to-confidential", "restricted.in", "confidential.mid",
+            "fields:\n  region: {transform: keep, class: internal}\n",
+        )
+        + _boundary(
+            "within-confidential", "confidential.mid", "confidential.mid2",
+            "fields:\n  region: {transform: keep, class: confidential}\n",
+        )
+        + _boundary(
+            "to-public", "confidential.mid2", "public.out",
+            "fields:\n  region: {transform: keep, class: public}\n",
+        )
+    )  # fmt: skip
+    msg = refused(text)
+    assert "hop 3, boundary 'to-public'" in msg
+    assert "field region arrives as confidential, written by 'within-confidential'" in msg
+
+
+def test_a_sanitized_output_is_never_above_its_input() -> None:
+    """output_class (or the destination's level) is a ceiling: a public input stays public."""
+    text = chain(
+        "fields:\n  tag: {transform: hash, class: public, output_class: confidential}\n",
+        "fields:\n  tag: {transform: keep, class: public}\n",
+    )
+    proof = prove(text)
+    assert proof.ok, proof.problems
+    [tag] = [p for p in proof.paths if p.hops[0].field == "tag" and len(p.hops) == 2]
+    assert [h.leaves for h in tag.hops] == [Level.PUBLIC, Level.PUBLIC]
+
+
 def test_a_leak_at_the_third_hop_is_found() -> None:
     text = chain(
         "fields:\n  region: {transform: keep, class: internal}\n",
@@ -190,6 +225,27 @@ def test_a_derive_output_is_followed_to_the_next_hop() -> None:
         "to: age_range, class: restricted, output_class: public}",
     )
     assert prove(declared).ok
+
+
+@pytest.mark.parametrize(
+    ("upstream", "source", "field"),
+    [
+        # The derive reads an object holding the sanitized field ...
+        ("customer.ssn: {transform: mask, class: restricted}", "customer", "customer.ssn"),
+        # ... or a field inside an object kept whole upstream.
+        ("customer: {transform: keep, class: confidential}", "customer.ssn", "customer"),
+    ],
+)
+def test_a_derive_is_fed_by_fields_inside_and_around_its_source(
+    upstream: str, source: str, field: str
+) -> None:
+    text = chain(
+        f"fields:\n  {upstream}\n",
+        f"fields:\n  id: {{transform: hash}}\n"
+        f"derive:\n  copy: {{from: {source}, transform: keep, class: public}}\n",
+    )
+    msg = refused(text)
+    assert f"field {field} arrives as confidential" in msg and "(derive.copy)" in msg
 
 
 # -- keep on an object ---------------------------------------------------------------------
@@ -310,13 +366,18 @@ def test_the_key_and_headers_are_followed_too() -> None:
 
 def test_fields_the_next_boundary_does_not_name_stop_there() -> None:
     text = chain(
-        "fields:\n  notes: {transform: keep, class: confidential}\n  id: {transform: hash}\n",
-        "unclassified: block\nfields:\n  id: {transform: hash}\n",
+        "fields:\n  notes: {transform: keep, class: confidential}\n  id: {transform: hash}\n"
+        "  ssn: suppress\n",
+        "unclassified: block\nfields:\n  id: {transform: hash}\n"
+        "  ssn: {transform: keep, class: public}\n",
     )
     proof = prove(text)
     assert proof.ok, proof.problems
     [notes] = [p for p in proof.paths if p.hops[0].field == "notes"]
     assert [h.outcome for h in notes.hops] == ["kept", "blocked"]
+    # A suppressed field never reaches the next boundary (whose keep would leak it).
+    [ssn] = [p for p in proof.paths if p.hops[0].field == "ssn" and p.topics[0] == "restricted.in"]
+    assert [(h.boundary, h.outcome) for h in ssn.hops] == [("to-confidential", "suppressed")]
 
 
 def test_a_cycle_of_boundaries_is_refused() -> None:

@@ -54,6 +54,14 @@ def test_a_policy_leaking_through_two_hops_fails_the_check(tmp_path: Path) -> No
     assert "into zone 'public' (public)" in out.stderr
     assert "email" not in out.stderr  # hashed again at the second hop: no leak
     assert "OK (version" not in out.stdout
+    # The README's example, word for word.
+    assert out.stderr.splitlines()[1] == (
+        "  - leak on path 2, hop 2, boundary 'to-public' (restricted.users -> "
+        "confidential.users -> public.users): field region arrives as confidential, written "
+        "by 'to-confidential' (keep fields.region); the rule's class public cannot lower it, "
+        "and 'keep' (fields.region) moves it unsanitized into zone 'public' (public); "
+        "sanitize it at this hop or before it"
+    )
 
 
 def test_explain_prints_the_table_even_when_the_proof_fails(tmp_path: Path) -> None:
@@ -74,9 +82,13 @@ def test_the_example_policy_is_proven_and_explained() -> None:
     assert out.returncode == 0, out.stderr
     assert "flow proof: 55 field paths, 67 hops; every class reaches lower zones only" in out.stdout
     rows = [line.split() for line in out.stdout.splitlines()]
-    # The age range: derived from the date of birth, public by its declared output class.
-    hops = [r for r in rows if len(r) > 9 and r[9] == "age_range" and r[2] != "profiles-to-public"]
-    assert hops and hops[0][4:9] == [
-        "date_of_birth", "restricted", "derive.age_range", "restricted", "generalize",
+    # The age range, as the README shows it: derived from the date of birth, public by its
+    # declared output class, then kept.
+    assert [r for r in rows if r[:1] == ["37"]] == [
+        ["37", "1", "user-pii-to-confidential", "restricted>confidential", "date_of_birth",
+         "restricted", "derive.age_range", "restricted", "generalize", "age_range", "public",
+         "sanitized"],
+        ["37", "2", "profiles-to-public", "confidential>public", "age_range", "public",
+         "fields.age_range", "public", "keep", "age_range", "public", "kept"],
     ]  # fmt: skip
     assert out.stdout.rstrip().endswith("no class reaches a lower zone unsanitized")
