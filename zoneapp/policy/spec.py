@@ -1,7 +1,7 @@
 """The zone policy file, as data: the shape the YAML must have.
 
-Rules are written compactly: every key of a rule other than ``transform`` and
-``class`` is a parameter of the transform::
+Rules are written compactly: every key of a rule other than ``transform``,
+``class`` and ``output_class`` is a parameter of the transform::
 
     card_number: {transform: tokenize, class: restricted, format: card}
     merchant: keep            # shorthand for {transform: keep}
