@@ -181,7 +181,11 @@ def prove_flow(policy: CompiledPolicy) -> FlowProof:
         for topic in b.sources:
             readers.setdefault(topic, []).append(b)
     prover = _Prover(readers)
-    problems: list[str] = []
+    problems = [
+        f"boundaries {' -> '.join(cycle)} form a cycle: records would circulate for ever; "
+        "a destination topic must not lead back to its own boundary"
+        for cycle in _cycles(policy.boundaries, readers)
+    ]
     try:
         for b in policy.boundaries:
             for flow in _entering(b):
@@ -191,12 +195,39 @@ def prove_flow(policy: CompiledPolicy) -> FlowProof:
             f"the policy's boundaries make more than {MAX_HOPS} hops of field paths: "
             "too many to prove; split the policy"
         )
-    problems.extend(prover.cycles)
     for number, path in enumerate(prover.paths, 1):
         hop = path.leak
         if hop is not None:
             problems.append(_leak_message(number, path, hop))
     return FlowProof(tuple(prover.paths), tuple(dict.fromkeys(problems)))
+
+
+def _cycles(
+    boundaries: Sequence[CompiledBoundary], readers: dict[str, list[CompiledBoundary]]
+) -> list[list[str]]:
+    """Cycles of boundaries (a destination read, hop by hop, by the first one again), one
+    per loop-closing edge, each starting at its first boundary by name. Found on the
+    topics alone: a record circulates even when every field is suppressed on the way."""
+    found: dict[tuple[str, ...], list[str]] = {}
+    done: set[str] = set()
+
+    def visit(b: CompiledBoundary, stack: list[str]) -> None:
+        stack.append(b.name)
+        for reader in readers.get(b.destination, []):
+            if reader.name in stack:
+                loop = stack[stack.index(reader.name) :]
+                start = loop.index(min(loop))
+                ring = (*loop[start:], *loop[:start])
+                found.setdefault(ring, [*ring, ring[0]])
+            elif reader.name not in done:
+                visit(reader, stack)
+        stack.pop()
+        done.add(b.name)
+
+    for b in boundaries:
+        if b.name not in done:
+            visit(b, [])
+    return list(found.values())
 
 
 def _leak_message(number: int, path: FlowPath, hop: Hop) -> str:
@@ -251,7 +282,6 @@ class _Prover:
     def __init__(self, readers: dict[str, list[CompiledBoundary]]) -> None:
         self.readers = readers
         self.paths: list[FlowPath] = []
-        self.cycles: list[str] = []
         self.hops = 0
 
     def follow(
@@ -261,13 +291,7 @@ class _Prover:
         done: tuple[Hop, ...],
         topics: tuple[str, ...],
     ) -> None:
-        on_path = [h.boundary for h in done]
-        if b.name in on_path:
-            cycle = " -> ".join([*on_path[on_path.index(b.name) :], b.name])
-            self.cycles.append(
-                f"boundaries {cycle} form a cycle: records would circulate for ever; "
-                "a destination topic must not lead back to its own boundary"
-            )
+        if any(h.boundary == b.name for h in done):  # a cycle: refused by _cycles
             self.paths.append(FlowPath(topics, done))
             return
         topics = (*topics, b.destination)
