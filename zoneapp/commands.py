@@ -20,6 +20,8 @@ from zoneapp.ops import reconcile as reconciliation
 from zoneapp.ops.ledger import Ledger
 from zoneapp.ops.reconcile import Window
 from zoneapp.policy import PolicyError, load_policy
+from zoneapp.policy.flow import explain as explain_flow
+from zoneapp.policy.flow import prove_flow
 from zoneapp.runtime import Runtime
 from zoneapp.vault import build_vault
 from zoneapp.web.auth import hash_key, new_key
@@ -27,12 +29,19 @@ from zoneapp.web.auth import hash_key, new_key
 log = logging.getLogger(__name__)
 
 
-def check_policy_file(path: str) -> tuple[bool, str]:
-    """Validate a policy file; returns (ok, a human summary or the errors)."""
+def check_policy_file(path: str, explain: bool = False) -> tuple[bool, str, str]:
+    """Validate a policy file and prove its flows (:mod:`zoneapp.policy.flow`); returns
+    (ok, the report for stdout, the errors for stderr). ``explain`` adds the table of
+    every path, hop and class to the report, whether the proof holds or not."""
     try:
         policy = load_policy(path)
     except PolicyError as exc:
-        return False, str(exc)
+        return False, "", str(exc)
+    proof = prove_flow(policy)
+    table = explain_flow(proof) if explain else ""
+    if not proof.ok:
+        problems = "\n".join(f"  - {p}" for p in proof.problems)
+        return False, table, f"{path}: the flow proof refuses the policy:\n{problems}"
     lines = [f"{path}: OK (version {policy.version}, sha256 {policy.digest})"]
     for b in policy.boundaries:
         rules = sum(1 for _ in b.fields.rules()) + len(b.derived)
@@ -41,7 +50,13 @@ def check_policy_file(path: str) -> tuple[bool, str]:
             f"({b.destination_zone.name}), {rules} field rules, unclassified fields: "
             f"{'block' if b.unclassified_blocks else 'suppress'}"
         )
-    return True, "\n".join(lines)
+    lines.append(
+        f"  flow proof: {len(proof.paths)} field paths, {proof.hop_count} hops; every class "
+        "reaches lower zones only through sanitizing transforms"
+    )
+    if table:
+        lines.append(table)
+    return True, "\n".join(lines), ""
 
 
 def _describe(exc: BaseException) -> str:
@@ -79,14 +94,18 @@ def render_ledger(ledger: Ledger) -> str:
 
 
 def register_commands(app: faust.App, runtime: Runtime) -> None:
-    @app.command(argument("path", required=False))
-    async def check_policy(self: AppCommand, path: str | None = None) -> Any:
-        """Validate a zone policy file (default: ZONEAPP_POLICY) and exit non-zero if it is bad."""
-        ok, text = check_policy_file(path or runtime.settings.policy_path)
-        if ok:
-            self.say(text)
-        else:
-            print(text, file=sys.stderr, flush=True)
+    @app.command(
+        argument("path", required=False),
+        option("--explain", is_flag=True, default=False, help="print every field path by hop"),
+    )
+    async def check_policy(self: AppCommand, path: str | None = None, explain: bool = False) -> Any:
+        """Validate a zone policy file (default: ZONEAPP_POLICY), prove that no field class
+        reaches a lower zone unsanitized, and exit non-zero if it is bad."""
+        ok, report, errors = check_policy_file(path or runtime.settings.policy_path, explain)
+        if report:
+            self.say(report)
+        if not ok:
+            print(errors, file=sys.stderr, flush=True)
             raise SystemExit(1)
 
     @app.command(

@@ -32,6 +32,9 @@ class CompiledRule:
     path: str
     transform: Transform
     level: Level
+    #: The declared class of a sanitizing transform's output (``output_class``), or None:
+    #: the flow proof then takes the destination zone's level (:mod:`zoneapp.policy.flow`).
+    output_level: Level | None = None
     name: str = field(init=False)
     #: ``keep`` is applied inline on the hot path, without a call.
     is_keep: bool = field(init=False)

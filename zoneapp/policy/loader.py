@@ -402,7 +402,12 @@ class _Compiler:
             dloc: Loc = (*loc, "derive", out_path)
             params = {k: v for k, v in d.params.items() if k != "from"}
             rule = RuleSpec.model_validate(
-                {"transform": d.transform, "class": d.classification, **params}
+                {
+                    "transform": d.transform,
+                    "class": d.classification,
+                    "output_class": d.output_class,
+                    **params,
+                }
             )
             compiled = self._rule(dloc, out_path, rule, src, dest_zone)
             try:
@@ -493,16 +498,42 @@ class _Compiler:
         except ParamError as exc:
             self.fail(loc, str(exc))
             return None
-        if level > dest.level:
-            copies = transform.reproduces_value()
-            if copies is not None:
-                self.fail(
-                    loc,
-                    f"{rule.transform!r} {copies}, so it would move a {level} field into "
-                    f"{dest.name!r} ({dest.level})",
-                )
-                return None
-        return CompiledRule(path=path, transform=transform, level=level)
+        copies = transform.reproduces_value()
+        if level > dest.level and copies is not None:
+            self.fail(
+                loc,
+                f"{rule.transform!r} {copies}, so it would move a {level} field into "
+                f"{dest.name!r} ({dest.level})",
+            )
+            return None
+        output = self._output_level(loc, rule, copies, dest)
+        return CompiledRule(path=path, transform=transform, level=level, output_level=output)
+
+    def _output_level(
+        self, loc: Loc, rule: RuleSpec, copies: str | None, dest: Zone
+    ) -> Level | None:
+        """``output_class``: only a sanitizing transform has an output class of its own
+        (``keep`` and a transform that can reproduce the value pass the input's on,
+        ``suppress`` outputs nothing), and it cannot be above the zone it is written to."""
+        if rule.output_class is None:
+            return None
+        output = Level.parse(rule.output_class)
+        if rule.transform in ("keep", "suppress") or copies is not None:
+            why = copies if copies is not None else "does not sanitize"
+            self.fail(
+                (*loc, "output_class"),
+                f"{rule.transform!r} {why}: only a sanitizing transform declares the class "
+                "of its output",
+            )
+            return None
+        if output > dest.level:
+            self.fail(
+                (*loc, "output_class"),
+                f"output class {output} is above the destination zone {dest.name!r} "
+                f"({dest.level}) it is written to",
+            )
+            return None
+        return output
 
     def _insert(self, root: RuleNode, loc: Loc, path: str, rule: CompiledRule) -> None:
         try:

@@ -1,13 +1,17 @@
 """The zone policy file, as data: the shape the YAML must have.
 
-Rules are written compactly: every key of a rule other than ``transform`` and
-``class`` is a parameter of the transform::
+Rules are written compactly: every key of a rule other than ``transform``,
+``class`` and ``output_class`` is a parameter of the transform::
 
     card_number: {transform: tokenize, class: restricted, format: card}
     merchant: keep            # shorthand for {transform: keep}
+    age_range: {transform: generalize, to: age_range, class: restricted, output_class: public}
 
 A rule without ``class`` is taken to be as sensitive as its source zone, so a
-bare ``keep`` can never move data down a level by accident.
+bare ``keep`` can never move data down a level by accident. ``class`` is what goes
+in; ``output_class`` (sanitizing transforms only) what comes out, for the flow proof
+(:mod:`zoneapp.policy.flow`); without it the output is as sensitive as the
+destination zone.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class RuleSpec(_Strict):
 
     transform: str
     classification: str | None = Field(default=None, alias="class")
+    #: The class of a sanitizing transform's output, when the author declares it lower
+    #: than the destination zone (the flow proof's default; :mod:`zoneapp.policy.flow`).
+    output_class: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -42,7 +49,7 @@ class RuleSpec(_Strict):
             return {"transform": data}
         return data
 
-    @field_validator("classification")
+    @field_validator("classification", "output_class")
     @classmethod
     def _level(cls, value: str | None) -> str | None:
         if value is not None:
