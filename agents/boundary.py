@@ -150,7 +150,8 @@ def _processor(
                 raise
             runtime.on_batch_done()
             if on_batch is not None:
-                on_batch(boundary.name, records, outcomes, time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                on_batch(boundary.name, records, outcomes, elapsed, guard.delayed)
 
     process.__name__ = f"boundary_{boundary.name.replace('-', '_').replace('.', '_')}"
     return process
