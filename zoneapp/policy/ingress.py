@@ -243,11 +243,18 @@ def _allowed(root: Any, node: Any, prefix: str, depth: int, refs: frozenset[str]
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#") and ref not in refs:
         out += _allowed(root, _resolve(root, ref), prefix, depth + 1, refs | {ref})
+    closed = node.get("additionalProperties") is False or node.get("unevaluatedProperties") is False
+    # A branch's own openness does not open a closed object: its "any key" is dropped.
+    any_key = _join(prefix, "*")
     for key in _COMBINATORS:
         sub = node.get(key)
         subs = sub if isinstance(sub, list) else [sub] if isinstance(sub, dict) else []
         for s in subs:
-            out += [p for p in _allowed(root, s, prefix, depth + 1, refs) if p != prefix]
+            out += [
+                p
+                for p in _allowed(root, s, prefix, depth + 1, refs)
+                if p != prefix and not (closed and p == any_key)
+            ]
     types = node.get("type")
     type_list = types if isinstance(types, list) else [types]
     props = node.get("properties")
@@ -258,13 +265,10 @@ def _allowed(root: Any, node: Any, prefix: str, depth: int, refs: frozenset[str]
         if isinstance(props, dict):
             for name, sub in props.items():
                 out += _allowed(root, sub, _join(prefix, str(name)), depth + 1, refs)
-        closed = node.get("additionalProperties") is False or (
-            node.get("unevaluatedProperties") is False
-        )
         if isinstance(node.get("patternProperties"), dict) or not closed:
             extra = node.get("additionalProperties")
             sub = extra if isinstance(extra, dict) else True
-            out += _allowed(root, sub, _join(prefix, "*"), depth + 1, refs)
+            out += _allowed(root, sub, any_key, depth + 1, refs)
     is_array = "array" in type_list or any(k in node for k in ("items", "prefixItems"))
     if is_array:
         items: list[Any] = []

@@ -473,7 +473,7 @@ class _Compiler:
         for topic, name in by_topic.items():
             where: Loc = (*loc, "ingress", "schema") + (() if isinstance(named, str) else (topic,))
             if topic not in b.source:
-                self.fail(where, "is not a source of this boundary")
+                self.fail(where, f"{topic!r} is not a source of this boundary")
                 continue
             if name is None:
                 schemas[topic] = None
