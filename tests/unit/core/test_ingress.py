@@ -31,9 +31,7 @@ def gate(policy: CompiledPolicy, clock: Clock) -> IngressGate:
     return g
 
 
-async def parse(
-    policy: CompiledPolicy, keyring: KeyRing, records: list[RawRecord]
-) -> list[Any]:
+async def parse(policy: CompiledPolicy, keyring: KeyRing, records: list[RawRecord]) -> list[Any]:
     sanitizer = BoundarySanitizer(policy, policy.boundary(BOUNDARY))
     for zone, purpose in sorted(sanitizer.hmac_purposes()):
         keyring.require_hmac(zone, purpose)
@@ -67,9 +65,7 @@ async def test_schema_invalid_records_are_quarantined_with_places(
 
 
 @pytest.mark.parametrize("over_limit", ["quarantine", "delay"])
-async def test_over_the_limit_per_tenant(
-    tmp_path: Path, keyring: KeyRing, over_limit: str
-) -> None:
+async def test_over_the_limit_per_tenant(tmp_path: Path, keyring: KeyRing, over_limit: str) -> None:
     policy = ingress_policy(
         tmp_path, {"rate_limit": {"rate": 10, "burst": 2, "over_limit": over_limit}}
     )
@@ -92,7 +88,14 @@ async def test_over_the_limit_per_tenant(
 async def test_per_tenant_and_key_buckets(tmp_path: Path, keyring: KeyRing) -> None:
     policy = ingress_policy(
         tmp_path,
-        {"rate_limit": {"rate": 1, "burst": 1, "per": "tenant_and_key", "over_limit": "quarantine"}},
+        {
+            "rate_limit": {
+                "rate": 1,
+                "burst": 1,
+                "per": "tenant_and_key",
+                "over_limit": "quarantine",
+            }
+        },
     )
     records = [
         raw(payment(), key=b'"k1"', offset=0),

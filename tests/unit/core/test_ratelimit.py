@@ -85,9 +85,7 @@ def test_inventing_tenant_ids_gets_one_more_bucket_not_a_burst_each(clock: Clock
     assert len(buckets) == slots
 
 
-@pytest.mark.parametrize(
-    ("rate", "burst", "slots"), [(0, 1, 1), (-1, 1, 1), (1, 0, 1), (1, 1, 0)]
-)
+@pytest.mark.parametrize(("rate", "burst", "slots"), [(0, 1, 1), (-1, 1, 1), (1, 0, 1), (1, 1, 0)])
 def test_bad_parameters_are_refused(rate: float, burst: int, slots: int) -> None:
     with pytest.raises(ValueError):
         TokenBuckets(rate=rate, burst=burst, max_buckets=slots)

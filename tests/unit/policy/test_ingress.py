@@ -212,7 +212,7 @@ def test_the_rate_limit_is_compiled_with_its_defaults(tmp_path: Path) -> None:
         10_000,
     )
     ok, text = check_policy_file(str(tmp_path / "policy.yaml"))
-    assert "rate limit: 50/s, burst 100, per tenant, over the limit: delay" in text
+    assert ok and "rate limit: 50/s, burst 100, per tenant, over the limit: delay" in text
 
 
 @pytest.mark.parametrize(
