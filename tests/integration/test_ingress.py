@@ -184,7 +184,7 @@ def test_schema_invalid_and_rate_limited_records_are_quarantined_end_to_end(
     assert len(asyncio.run(read(stack, "confidential.user-profiles", 6))) == 6
 
     def zones_counted() -> dict[str, Any] | None:
-        view = json.loads(get(worker.web_port, "/zones", VIEWER))
+        view: dict[str, Any] = json.loads(get(worker.web_port, "/zones", VIEWER))
         found = {b["name"]: b for b in view["boundaries"]}
         pay, users = found["payments-to-confidential"], found["user-pii-to-confidential"]
         assert pay["reasons"] == {"rate_limited": 1, "schema_invalid": 1}, pay["reasons"]
