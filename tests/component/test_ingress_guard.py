@@ -197,3 +197,20 @@ async def test_delay_holds_the_batch_and_loses_nothing(
     }
     assert samples["zoneapp_records_rate_delayed_total"] == 5
     assert samples["zoneapp_records_forwarded_total"] == 8
+
+
+async def test_a_long_wait_is_logged_without_the_tenant(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = ingress_policy(tmp_path, {"rate_limit": {"rate": 1, "burst": 1}})
+    t = Time()
+    guard, sink = guard_of(policy, keyring, vault, t)
+    batch = [raw(payment(tenant_id=SECRET_TENANT), offset=i) for i in range(7)]
+    with caplog.at_level("WARNING", logger="zoneapp.pipeline.guard"):
+        await guard.handle(batch)
+    assert t.slept == [pytest.approx(6.0)] and len(sink.on("confidential.payments")) == 7
+    assert (
+        f"boundary {BOUNDARY}: the ingress rate limit holds the batch for 6.0s "
+        "(6 records over it); nothing is lost"
+    ) in caplog.text
+    assert SECRET_TENANT not in caplog.text

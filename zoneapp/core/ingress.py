@@ -103,7 +103,16 @@ class IngressGate:
                     items[i] = Quarantine([self._limited])
                     continue
             schema = schemas.get(p.record.topic)
-            if schema is None or p.doc is None or schema.is_valid(p.doc):
+            if schema is None or p.doc is None:
+                continue
+            try:
+                if schema.is_valid(p.doc):
+                    continue
+                failures = schema.failures(p.doc)
+            except Exception as exc:  # the validator failed on it: never forward it
+                items[i] = Quarantine(
+                    [Problem("internal_error", detail=f"schema validator: {type(exc).__name__}")]
+                )
                 continue
             items[i] = Quarantine(
                 [
@@ -115,7 +124,7 @@ class IngressGate:
                             f"instance {f.instance_path or '/'}"
                         ),
                     )
-                    for f in schema.failures(p.doc)
+                    for f in failures
                 ]
                 or [Problem("schema_invalid", detail="does not match its schema")]
             )

@@ -53,6 +53,8 @@ from zoneapp.vault import TokenVault, VaultUnavailableError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: A rate-limit wait at least this long (seconds) is logged.
+LONG_RATE_WAIT = 5.0
 TRANSIENT = (KeyProviderError, VaultUnavailableError, ConnectionError, TimeoutError, OSError)
 
 
@@ -222,6 +224,14 @@ class BoundaryGuard:
             self.stats.rate_buckets = len(buckets)
             self.stats.rate_overflow = buckets.overflow
         if admitted.wait > 0:
+            if admitted.wait >= LONG_RATE_WAIT:
+                log.warning(
+                    "boundary %s: the ingress rate limit holds the batch for %.1fs "
+                    "(%d records over it); nothing is lost",
+                    self.boundary.name,
+                    admitted.wait,
+                    len(admitted.delayed),
+                )
             self.stats.rate_delayed += len(admitted.delayed)
             self.stats.rate_delay_seconds += admitted.wait
             self.stats.waiting_on = "rate limit"
