@@ -131,3 +131,16 @@ async def test_the_bucket_refills_on_the_clock(tmp_path: Path, keyring: KeyRing)
     assert reasons(g.admit(one).items) == ["rate_limited"]
     clock.now += 0.5
     assert reasons(g.admit(one).items) == [None]
+
+
+async def test_tombstones_count_against_the_topics_tenant_and_skip_the_schema(
+    tmp_path: Path, keyring: KeyRing
+) -> None:
+    policy = ingress_policy(
+        tmp_path,
+        {"schema": SCHEMA, "rate_limit": {"rate": 1, "burst": 1, "over_limit": "quarantine"}},
+    )
+    records = [raw(None, offset=0), raw(None, offset=1), raw(payment(), offset=2)]
+    admitted = gate(policy, Clock()).admit(await parse(policy, keyring, records))
+    # No tenant binding: tombstones share the tenant-less bucket; acme has its own.
+    assert reasons(admitted.items) == [None, "rate_limited", None]

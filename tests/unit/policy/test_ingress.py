@@ -240,3 +240,11 @@ def test_the_validator_bench_runs_on_the_bench_records() -> None:
     measured = figures(records=100, repeat=1)
     assert set(measured["jsonschema-rs"]) == {"compile_ms", "valid_us", "invalid_us"}
     assert all(v > 0 for v in measured["jsonschema-rs"].values())
+
+
+def test_at_most_five_failures_are_reported_per_record() -> None:
+    schema = load_schema(SCHEMA.name, SCHEMA.parent)
+    doc = payment(items=[{"sku": 1, "quantity": "x", "price": "y"} for _ in range(4)])
+    failures = schema.failures(doc)
+    assert len(failures) == 5
+    assert all(f.field_path.startswith("items[].") for f in failures)
