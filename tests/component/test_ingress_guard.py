@@ -9,6 +9,7 @@ reconciled from the lineage headers by reconcile's own ledger.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,31 @@ async def test_a_long_wait_is_logged_without_the_tenant(
         "(6 records over it); nothing is lost"
     ) in caplog.text
     assert SECRET_TENANT not in caplog.text
+
+
+async def test_a_batch_stopped_mid_wait_has_produced_nothing(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    policy = ingress_policy(tmp_path, {"rate_limit": {"rate": 1, "burst": 1}})
+    waiting = asyncio.Event()
+
+    async def forever(seconds: float) -> None:
+        waiting.set()
+        await asyncio.Event().wait()
+
+    sink = MemorySink()
+    guard = BoundaryGuard(
+        policy,
+        policy.boundary(BOUNDARY),
+        keyring,
+        CachingTokenVault(vault),
+        sink,
+        sleep=forever,
+    )
+    task = asyncio.create_task(guard.handle([raw(payment(), offset=i) for i in range(3)]))
+    await asyncio.wait_for(waiting.wait(), 10)
+    assert guard.stats.waiting_on == "rate limit"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sink.sent == [] and guard.stats.forwarded == 0

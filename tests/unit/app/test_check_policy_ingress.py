@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tests.ingress import payment_schema, write_policy
 
-from .test_check_policy_command import run
+from .test_check_policy_command import REPO, run
 
 SCHEMA = "schemas/payment.schema.json"
 
@@ -36,3 +37,30 @@ def test_check_policy_refuses_a_schema_that_does_not_load(tmp_path: Path) -> Non
     assert out.returncode == 1
     assert str(tmp_path / SCHEMA) in out.stderr and "does not load" in out.stderr
     assert "boundaries[0].ingress.schema" in out.stderr and "at /type" in out.stderr
+
+
+def test_the_readme_lines_for_the_example_schema_on_the_example_policy(tmp_path: Path) -> None:
+    """The example policy with the example schema, as the README shows check-policy's lines."""
+    example = REPO / "deploy" / "policies"
+    anchor = "    destination: confidential.payments\n"
+    text = (example / "ecommerce.yaml").read_text()
+    ingress = (
+        "    ingress:\n      schema: schemas/payment.schema.json\n"
+        "      rate_limit: {rate: 100, burst: 200, over_limit: quarantine}\n"
+    )
+    policy = tmp_path / "ecommerce.yaml"
+    policy.write_text(text.replace(anchor, anchor + ingress))
+    shutil.copytree(example / "schemas", tmp_path / "schemas")
+    out = run("check-policy", str(policy))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    start = lines.index(
+        "    schema of restricted.payments: schemas/payment.schema.json "
+        "(https://json-schema.org/draft/2020-12/schema)"
+    )
+    assert lines[start + 1 : start + 3] == [
+        "      allowed by the schema but named by no rule (dropped): "
+        "device_fingerprint, ip_address, risk_score, user_agent",
+        "    rate limit: 100/s, burst 200, per tenant, over the limit: quarantine, "
+        "at most 10000 buckets",
+    ]
