@@ -58,7 +58,9 @@ def ingress_lines(b: CompiledBoundary) -> list[str]:
         if schema is None:
             lines.append(f"    schema of {topic}: none")
             continue
-        lines.append(f"    schema of {topic}: {schema.name} ({schema.draft})")
+        lines.append(
+            f"    schema of {topic}: {schema.name} ({schema.draft}, sha256 {schema.digest[:12]})"
+        )
         unnamed = unnamed_fields(schema, b.fields)
         if unnamed:
             lines.append(

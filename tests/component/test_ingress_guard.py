@@ -10,7 +10,7 @@ reconciled from the lineage headers by reconcile's own ledger.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.observability import metrics
 from zoneapp.ops.ledger import Ledger
 from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.observer import NoObserver
 from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledPolicy
 from zoneapp.vault import CachingTokenVault, MemoryTokenVault
@@ -243,3 +244,34 @@ async def test_a_batch_stopped_mid_wait_has_produced_nothing(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sink.sent == [] and guard.stats.forwarded == 0
+
+
+class Steps(NoObserver):
+    """Records the batch steps the guard reports (what tracing turns into spans)."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, dict[str, int | str]]] = []
+
+    def on_step_start(self, name: str, attributes: Mapping[str, int | str]) -> None:
+        self.steps.append((name, dict(attributes)))
+
+
+async def test_the_wait_is_a_batch_step_for_the_observer(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    policy = ingress_policy(tmp_path, {"rate_limit": {"rate": 10, "burst": 1}})
+    t, steps = Time(), Steps()
+    guard = BoundaryGuard(
+        policy,
+        policy.boundary(BOUNDARY),
+        keyring,
+        CachingTokenVault(vault),
+        MemorySink(),
+        clock=t.clock,
+        sleep=t.sleep,
+        observer=steps,
+    )
+    await guard.handle([raw(payment(), offset=i) for i in range(4)])
+    assert ("ingress.delay", {"zoneapp.delayed": 3}) in steps.steps

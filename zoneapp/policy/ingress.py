@@ -22,6 +22,7 @@ Decisions (README, "Ingress checks"):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class RecordSchema:
     name: str
     file: Path
     draft: str
+    #: SHA-256 of the file: the policy's own hash does not cover it (README, Ingress checks).
+    digest: str
     #: Field paths (policy syntax) the schema allows; ``*`` is any key, ``[]`` any item.
     allowed: tuple[str, ...]
     declared: frozenset[str]
@@ -173,6 +176,7 @@ def load_schema(name: str, base: Path) -> RecordSchema:
         name=name,
         file=path,
         draft=draft,
+        digest=hashlib.sha256(raw).hexdigest(),
         allowed=tuple(sorted(set(_allowed(schema, schema, "", 0, frozenset())))),
         declared=frozenset(_declared(schema)),
         validator=validator,

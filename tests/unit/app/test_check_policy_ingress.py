@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -54,10 +55,13 @@ def test_the_readme_lines_for_the_example_schema_on_the_example_policy(tmp_path:
     out = run("check-policy", str(policy))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
+    digest = hashlib.sha256((example / "schemas" / "payment.schema.json").read_bytes())
     start = lines.index(
         "    schema of restricted.payments: schemas/payment.schema.json "
-        "(https://json-schema.org/draft/2020-12/schema)"
+        f"(https://json-schema.org/draft/2020-12/schema, sha256 {digest.hexdigest()[:12]})"
     )
+    readme = (REPO / "README.md").read_text()
+    assert "\n".join(lines[start : start + 3]) in readme
     assert lines[start + 1 : start + 3] == [
         "      allowed by the schema but named by no rule (dropped): "
         "device_fingerprint, ip_address, risk_score, user_agent",
