@@ -92,7 +92,8 @@ def register_boundary_agents(
     """Create the agents of every boundary this worker runs; returns them by boundary name.
 
     ``on_batch(boundary, records, outcomes, seconds)`` is called after each finished batch
-    (the per-partition stats tables, zoneapp.tables.stats).
+    (the per-partition stats tables, zoneapp.tables.stats), with ``delayed=`` (indices of
+    the records that waited for the ingress rate limit) when there are any.
     """
     sink = FaustSink(app, runtime.settings.topic_partitions)
     policy = runtime.policy
@@ -150,7 +151,10 @@ def _processor(
                 raise
             runtime.on_batch_done()
             if on_batch is not None:
-                on_batch(boundary.name, records, outcomes, time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                # ``delayed`` only when records waited for the ingress rate limit.
+                extra = {"delayed": guard.delayed} if guard.delayed else {}
+                on_batch(boundary.name, records, outcomes, elapsed, **extra)
 
     process.__name__ = f"boundary_{boundary.name.replace('-', '_').replace('.', '_')}"
     return process

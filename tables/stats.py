@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import faust
@@ -83,19 +83,26 @@ class StatsCounters:
         return stats
 
     def on_batch(
-        self, boundary: str, records: Sequence[Any], outcomes: Sequence[Any], elapsed: float
+        self,
+        boundary: str,
+        records: Sequence[Any],
+        outcomes: Sequence[Any],
+        elapsed: float,
+        delayed: Collection[int] = (),
     ) -> None:
-        """Count a finished batch (synchronous, no I/O: called on the hot path)."""
+        """Count a finished batch (synchronous, no I/O: called on the hot path).
+        ``delayed``: indices of the records that waited for the ingress rate limit."""
         latency = elapsed / max(1, len(records))
         current: PartitionStats | None = None
-        for record, outcome in zip(records, outcomes, strict=True):
+        waited = set(delayed)
+        for i, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
             if (
                 current is None
                 or current.partition != record.partition
                 or current.topic != record.topic
             ):
                 current = self._counters(boundary, record.topic, record.partition)
-            current.on_record(record.offset, outcome, latency)
+            current.on_record(record.offset, outcome, latency, i in waited)
 
 
 class StatsTables(StatsCounters):

@@ -19,9 +19,10 @@ from zoneapp.keys import KeyAdmin, KeyRing, build_key_admin, build_key_provider
 from zoneapp.ops import reconcile as reconciliation
 from zoneapp.ops.ledger import Ledger
 from zoneapp.ops.reconcile import Window
-from zoneapp.policy import PolicyError, load_policy
+from zoneapp.policy import CompiledBoundary, PolicyError, load_policy
 from zoneapp.policy.flow import explain as explain_flow
 from zoneapp.policy.flow import prove_flow
+from zoneapp.policy.ingress import unnamed_fields
 from zoneapp.runtime import Runtime
 from zoneapp.vault import build_vault
 from zoneapp.web.auth import hash_key, new_key
@@ -50,6 +51,7 @@ def check_policy_file(path: str, explain: bool = False) -> tuple[bool, str, str]
             f"({b.destination_zone.name}), {rules} field rules, unclassified fields: "
             f"{'block' if b.unclassified_blocks else 'suppress'}"
         )
+        lines.extend(ingress_lines(b))
     lines.append(
         f"  flow proof: {len(proof.paths)} field paths, {proof.hop_count} hops; every class "
         "reaches lower zones only through sanitizing transforms"
@@ -57,6 +59,33 @@ def check_policy_file(path: str, explain: bool = False) -> tuple[bool, str, str]
     if table:
         lines.append(table)
     return True, "\n".join(lines), ""
+
+
+def ingress_lines(b: CompiledBoundary) -> list[str]:
+    """check-policy's ingress lines: each schema, the fields it allows that no rule names
+    (what default-deny drops, or what blocks the record), and the rate limit."""
+    if b.ingress is None:
+        return []
+    lines: list[str] = []
+    drop = "quarantine the record (unclassified: block)" if b.unclassified_blocks else "dropped"
+    for topic in b.sources:
+        schema = b.ingress.schemas.get(topic)
+        if schema is None:
+            lines.append(f"    schema of {topic}: none")
+            continue
+        lines.append(
+            f"    schema of {topic}: {schema.name} ({schema.draft}, sha256 {schema.digest[:12]})"
+        )
+        unnamed = unnamed_fields(schema, b.fields)
+        if unnamed:
+            lines.append(
+                f"      allowed by the schema but named by no rule ({drop}): {', '.join(unnamed)}"
+            )
+        else:
+            lines.append("      every field the schema allows is named by a rule")
+    if b.ingress.rate_limit is not None:
+        lines.append(f"    rate limit: {b.ingress.rate_limit.describe()}")
+    return lines
 
 
 def _describe(exc: BaseException) -> str:

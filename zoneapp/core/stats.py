@@ -55,6 +55,12 @@ class BoundaryStats:
     internal_errors: int = 0
     dependency_retries: int = 0
     waiting_on: str | None = None
+    #: Ingress rate limit (zoneapp.core.ingress): records that waited, seconds waited,
+    #: buckets in memory, takes charged to the shared overflow bucket.
+    rate_delayed: int = 0
+    rate_delay_seconds: float = 0.0
+    rate_buckets: int = 0
+    rate_overflow: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     detectors: Counter[str] = field(default_factory=Counter)
     transforms: Counter[str] = field(default_factory=Counter)
@@ -95,6 +101,10 @@ class BoundaryStats:
             "internal_errors": self.internal_errors,
             "dependency_retries": self.dependency_retries,
             "waiting_on": self.waiting_on,
+            "rate_delayed": self.rate_delayed,
+            "rate_delay_seconds": round(self.rate_delay_seconds, 3),
+            "rate_buckets": self.rate_buckets,
+            "rate_overflow": self.rate_overflow,
             "reasons": dict(self.reasons),
             "detectors": dict(self.detectors),
             "transforms": dict(self.transforms),
@@ -109,7 +119,8 @@ LATENCY_BOUNDS: tuple[float, ...] = tuple(round(1e-5 * 2**i, 8) for i in range(2
 #: Seconds of history kept in a row for rates over the last minute.
 RATE_WINDOW = 60.0
 _SAMPLE_EVERY = 5.0
-COUNTERS = ("consumed", "forwarded", "quarantined", "suppressed_fields", "errors")
+#: ``rate_delayed``: records that waited for their boundary's ingress rate limit.
+COUNTERS = ("consumed", "forwarded", "quarantined", "suppressed_fields", "errors", "rate_delayed")
 
 
 def bucket_of(seconds: float) -> int:
@@ -154,6 +165,7 @@ class PartitionStats:
     quarantined: int = 0
     suppressed_fields: int = 0
     errors: int = 0
+    rate_delayed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     detectors: Counter[str] = field(default_factory=Counter)
     transforms: Counter[str] = field(default_factory=Counter)
@@ -190,12 +202,14 @@ class PartitionStats:
         stats.updated = float(row.get("updated", 0.0))
         return stats
 
-    def on_record(self, offset: int, outcome: Any, latency: float) -> None:
-        """Count one record's outcome (a sanitizer Forward or Quarantine); never its value."""
+    def on_record(self, offset: int, outcome: Any, latency: float, delayed: bool = False) -> None:
+        """Count one record's outcome (a sanitizer Forward or Quarantine); never its value.
+        ``delayed``: it waited for the ingress rate limit."""
         if offset <= self.offset:
             return
         self.offset = offset
         self.consumed += 1
+        self.rate_delayed += delayed
         if count_outcome(self, outcome) == "internal_error":
             self.errors += 1
         self.latency_buckets[bucket_of(latency)] += 1

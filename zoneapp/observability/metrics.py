@@ -23,6 +23,10 @@ _COUNTERS = {
         "Fields dropped by default-deny or suppress rules.",
     ),
     "errors": ("zoneapp_errors_total", "Records quarantined because of an internal error."),
+    "rate_delayed": (
+        "zoneapp_records_rate_delayed_total",
+        "Records that waited for the boundary's ingress rate limit (over_limit: delay).",
+    ),
 }
 _BREAKDOWNS = {
     "reasons": ("zoneapp_violations_total", "reason", "Quarantined records by first reason."),

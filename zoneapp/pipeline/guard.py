@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from zoneapp.core.ingress import IngressGate
 from zoneapp.core.sanitizer import (
     BoundarySanitizer,
     Forward,
@@ -52,6 +53,8 @@ from zoneapp.vault import TokenVault, VaultUnavailableError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: A rate-limit wait at least this long (seconds) is logged.
+LONG_RATE_WAIT = 5.0
 TRANSIENT = (KeyProviderError, VaultUnavailableError, ConnectionError, TimeoutError, OSError)
 
 
@@ -69,6 +72,7 @@ class BoundaryGuard:
         open_keys: Callable[[], Awaitable[None]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: BoundaryObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy
         self.boundary = boundary
@@ -89,6 +93,10 @@ class BoundaryGuard:
         self._hold = Backoff(first=0.1, maximum=max_backoff, attempts=None)
         self._open_keys = open_keys
         self._sleep = sleep
+        # Schema and rate limit (zoneapp.core.ingress); ``clock`` drives its token buckets.
+        self.ingress = IngressGate.of(boundary, clock)
+        #: Indices of the last batch's records that waited for the rate limit (stats rows).
+        self.delayed: list[int] = []
         for zone, purpose in sorted(self.sanitizer.hmac_purposes()):
             keyring.require_hmac(zone, purpose)
         self.subject_keys = (
@@ -162,6 +170,8 @@ class BoundaryGuard:
         with self._step("keys.prepare"):
             await self._until_ok("HSM", self._prepare_keys)
         parsed = [self._parse(record) for record in records]
+        if self.ingress is not None:
+            parsed = await self._admit(parsed)
         subject_keys: dict[tuple[str, str], Any] = {}
         if self.subject_keys is not None:
             wanted = {
@@ -203,6 +213,32 @@ class BoundaryGuard:
             stats.on_latency(elapsed)
             count_outcome(stats, o)
         return outcomes
+
+    async def _admit(self, parsed: list[Parsed | Quarantine]) -> list[Parsed | Quarantine]:
+        """Ingress checks; with ``over_limit: delay`` the batch waits here (backpressure)."""
+        assert self.ingress is not None
+        admitted = self.ingress.admit(parsed)
+        self.delayed = admitted.delayed
+        buckets = self.ingress.buckets
+        if buckets is not None:
+            self.stats.rate_buckets = len(buckets)
+            self.stats.rate_overflow = buckets.overflow
+        if admitted.wait > 0:
+            if admitted.wait >= LONG_RATE_WAIT:
+                log.warning(
+                    "boundary %s: the ingress rate limit holds the batch for %.1fs "
+                    "(%d records over it); nothing is lost",
+                    self.boundary.name,
+                    admitted.wait,
+                    len(admitted.delayed),
+                )
+            self.stats.rate_delayed += len(admitted.delayed)
+            self.stats.rate_delay_seconds += admitted.wait
+            self.stats.waiting_on = "rate limit"
+            with self._step("ingress.delay", **{"zoneapp.delayed": len(admitted.delayed)}):
+                await self._sleep(admitted.wait)
+            self.stats.waiting_on = None
+        return admitted.items
 
     def _parse(self, record: RawRecord) -> Parsed | Quarantine:
         started = time.time_ns() if self._timed else 0

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from zoneapp.dlp import Scanner
+from zoneapp.policy.ingress import CompiledIngress
 from zoneapp.policy.levels import Level
 from zoneapp.policy.spec import PolicySpec
 from zoneapp.transforms import Transform
@@ -130,6 +131,8 @@ class CompiledBoundary:
     #: The name of that normalizer, for ``erase`` and ``check-policy``.
     subject_normalizer_name: str = "trim"
     trace_policy: TracePolicy = field(default_factory=TracePolicy)
+    #: Schema and rate limit checks on entry (zoneapp.policy.ingress); None: none.
+    ingress: CompiledIngress | None = None
 
     def key_tenant(self, topic: str) -> str:
         """The tenant a record key of ``topic`` is transformed under: never the body's, so a

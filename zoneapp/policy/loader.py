@@ -32,6 +32,13 @@ from zoneapp.policy.compiled import (
     Zone,
 )
 from zoneapp.policy.errors import ParamError, PolicyError
+from zoneapp.policy.ingress import (
+    CompiledIngress,
+    RateLimit,
+    RecordSchema,
+    SchemaLoadError,
+    load_schema,
+)
 from zoneapp.policy.levels import Level
 from zoneapp.policy.spec import BoundarySpec, PolicySpec, RuleSpec
 from zoneapp.policy.subjects import NORMALIZERS
@@ -455,7 +462,48 @@ class _Compiler:
             subject_normalizer=NORMALIZERS[normalizer],
             subject_normalizer_name=normalizer,
             trace_policy=self._trace_policy(loc, b),
+            ingress=self._ingress(loc, b),
         )
+
+    def _ingress(self, loc: Loc, b: BoundarySpec) -> CompiledIngress | None:
+        """``ingress:``: each schema loaded and compiled once (relative to the policy file)."""
+        spec = b.ingress
+        named = spec.schema_
+        by_topic: dict[str, str | None] = (
+            dict.fromkeys(b.source, named) if named is None or isinstance(named, str) else named
+        )
+        schemas: dict[str, RecordSchema | None] = {}
+        loaded: dict[str, RecordSchema] = {}
+        base = Path(self.source).parent
+        for topic, name in by_topic.items():
+            where: Loc = (*loc, "ingress", "schema") + (() if isinstance(named, str) else (topic,))
+            if topic not in b.source:
+                self.fail(where, f"{topic!r} is not a source of this boundary")
+                continue
+            if name is None:
+                schemas[topic] = None
+                continue
+            if name not in loaded:
+                try:
+                    loaded[name] = load_schema(name, base)
+                except SchemaLoadError as exc:
+                    self.fail(where, f"the JSON Schema {str(base / name)!r} does not load: {exc}")
+                    continue
+            schemas[topic] = loaded[name]
+        for topic in b.source:
+            if isinstance(named, dict) and topic not in named:
+                self.fail(
+                    (*loc, "ingress", "schema"),
+                    f"source {topic!r} has no schema entry (name a file, or null for none)",
+                )
+        limit = spec.rate_limit
+        rate = (
+            None
+            if limit is None
+            else RateLimit(limit.rate, limit.burst, limit.per, limit.over_limit, limit.max_buckets)
+        )
+        ingress = CompiledIngress(schemas, rate)
+        return ingress if ingress.active else None
 
     def _trace_policy(self, loc: Loc, b: BoundarySpec) -> TracePolicy:
         """``trace:`` and the header rules for traceparent / tracestate, together."""

@@ -124,6 +124,31 @@ class TraceSpec(_Strict):
     tracestate_keys: list[str] = Field(default_factory=list)
 
 
+class RateLimitSpec(_Strict):
+    """A token bucket per tenant (or per tenant and record key) of one boundary."""
+
+    #: Records per second each bucket refills with.
+    rate: float = Field(gt=0, le=1_000_000)
+    #: Records a bucket holds: how many may pass at once after an idle spell.
+    burst: int = Field(ge=1, le=1_000_000)
+    #: ``tenant``: one bucket per tenant id; ``tenant_and_key``: per tenant and Kafka key.
+    per: Literal["tenant", "tenant_and_key"] = "tenant"
+    #: ``delay``: the batch waits (backpressure, nothing lost); ``quarantine``: the
+    #: record is quarantined as ``rate_limited``.
+    over_limit: Literal["delay", "quarantine"] = "delay"
+    #: Buckets kept in memory per boundary and worker (zoneapp.core.ratelimit).
+    max_buckets: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
+class IngressSpec(_Strict):
+    """Checks on records entering the boundary, before any transform (README, Ingress checks)."""
+
+    #: A JSON Schema file (path relative to the policy file) every record must match, or
+    #: ``{source topic: file or null}`` naming one per source (null: no schema for it).
+    schema_: str | dict[str, str | None] | None = Field(default=None, alias="schema")
+    rate_limit: RateLimitSpec | None = None
+
+
 class BoundarySpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     source: list[str] = Field(min_length=1)
@@ -146,6 +171,7 @@ class BoundarySpec(_Strict):
     derive: dict[str, DeriveSpec] = Field(default_factory=dict)
     allow: list[AllowSpec] = Field(default_factory=list)
     trace: TraceSpec = Field(default_factory=TraceSpec)
+    ingress: IngressSpec = Field(default_factory=IngressSpec)
 
     @field_validator("source", mode="before")
     @classmethod
