@@ -127,7 +127,7 @@ class ReleaseException:
                 "bad_request",
                 f"exception.transform.name: one of {', '.join(TRANSFORMS_ALLOWED)}",
             )
-        params = body.get("params") or {}
+        params = body.get("params", {})
         if not isinstance(params, Mapping):
             raise ReleaseError("bad_request", "exception.transform.params: an object")
         return cls("transform", path, transform=str(name), params=dict(params))

@@ -173,10 +173,8 @@ class ReleaseView(ProtectedView):
 
 
 def officer_only(principal: Principal) -> Officer:
-    officer = officer_of(principal)
-    if not officer.zones:
-        raise ReleaseError("forbidden", "needs a zone-wide officer:<zone> role")
-    return officer
+    """The caller as an officer; the service refuses (and audits) one of no zone."""
+    return officer_of(principal)
 
 
 @blueprint.route("/quarantine", name="quarantine")
