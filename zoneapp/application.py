@@ -209,8 +209,10 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         log.info("%s", runtime.totals_line())
 
     from zoneapp.commands import register_commands
+    from zoneapp.release_commands import register_release_commands
 
     register_commands(app, runtime)
+    register_release_commands(app, runtime)
     return app, runtime
 
 
