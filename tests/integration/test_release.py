@@ -167,15 +167,15 @@ def test_quarantine_request_second_officer_release(
     def released(out: dict[str, list[Any]]) -> bool:
         return any(header(r, "zoneapp-release-id") for r in out["confidential.payments"])
 
-    out = asyncio.run(read_all(stack.bootstrap, ["confidential.payments"], released, 60))
-    mine = [r for r in out["confidential.payments"] if header(r, "zoneapp-release-id")]
+    outputs = asyncio.run(read_all(stack.bootstrap, ["confidential.payments"], released, 60))
+    mine = [r for r in outputs["confidential.payments"] if header(r, "zoneapp-release-id")]
     assert len(mine) == 1
     [record] = mine
     assert header(record, "zoneapp-release-id") == rid.encode()
     assert header(record, "zoneapp-record-id") == phone_id.encode()
     doc = json.loads(record.value)
     assert doc["notes"] == phone_note and doc["customer"]["email"].startswith("tok_")
-    assert all(CARD.encode() not in (r.value or b"") for r in out["confidential.payments"])
+    assert all(CARD.encode() not in (r.value or b"") for r in outputs["confidential.payments"])
 
     # reconcile counts the released record and still balances.
     def ledger() -> dict[str, Any] | None:
