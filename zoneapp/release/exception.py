@@ -69,9 +69,11 @@ def with_exception(
                 zone=boundary.source_zone.name,
             ),
         )
-    except ParamError as exc:
-        # Our own parameter checks name the parameter, never a record value.
-        raise ReleaseError("bad_exception", f"transform parameters: {exc}") from None
+    except ParamError:
+        # A fixed text: a parameter error may quote the caller's parameter.
+        raise ReleaseError(
+            "bad_exception", "the transform's parameters are not valid (as check-policy checks)"
+        ) from None
     if transform.reproduces_value() is not None:
         raise ReleaseError("bad_exception", "the transform would copy the value across")
     rule = CompiledRule(path=exception.path, transform=transform, level=boundary.source_zone.level)
