@@ -29,6 +29,7 @@ from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.pipeline.sink import MemorySink
 from zoneapp.release import (
     RELEASE_HEADER,
+    Officer,
     MemoryQuarantine,
     MemoryReleaseStore,
     ReleaseService,
@@ -448,3 +449,34 @@ async def test_malformed_bodies_and_roles(rweb: ReleaseWeb) -> None:
         assert status == 403, who
     assert (await rweb.call("GET", "/releases/nope", "analyst"))[0] == 404
     assert (await rweb.call("GET", "/releases/nope/approve", "bob"))[0] == 405
+
+
+async def test_an_approved_release_left_unfinished_runs_on_resume(rweb: ReleaseWeb) -> None:
+    """A worker stopped between the approval and the run: the next one resumes it."""
+    status, release, _ = await rweb.call(
+        "POST", "/releases", "alice", allow_phone([rweb.violations["phone"]])
+    )
+    assert status == 201
+    service = rweb.service
+    stored = service.get(release["id"])
+    assert stored is not None
+    service.book.approve(stored, Officer("bob", "bob", frozenset({"restricted"})))
+    await service.store.put(stored.to_row())  # approved, never run
+    assert rweb.released() == []
+    assert service.resume() == 1 and service.resume() == 0  # not started twice
+    await service.wait_idle()
+    assert service.resume() == 0
+    done = (await rweb.call("GET", f"/releases/{release['id']}", "analyst"))[1]
+    assert done["state"] == "done" and done["counts"]["released"] == 1
+    assert len(rweb.released()) == 1
+
+
+async def test_a_worker_not_keeping_the_releases_answers_503(rweb: ReleaseWeb) -> None:
+    class Elsewhere(MemoryReleaseStore):
+        def serving(self) -> bool:
+            return False
+
+    rweb.service.store = Elsewhere()
+    for method, path in (("GET", "/releases"), ("POST", "/releases/x/approve")):
+        status, body, _ = await rweb.call(method, path, "bob")
+        assert (status, body["error"]) == (503, "not_serving")

@@ -48,6 +48,10 @@ def test_transform_replaces_one_rule_on_a_copy(policy: CompiledPolicy) -> None:
         ReleaseException("transform", "notes", transform="mask", params={"keep_last": 999}),
         ReleaseException("transform", "notes", transform="mask", params={"nope": 1}),
         ReleaseException("transform", "a..b", transform="suppress"),
+        # Valid parameters, but the output would copy the value (the loader's own check).
+        ReleaseException(
+            "transform", "notes", transform="generalize", params={"to": "prefix", "length": 40}
+        ),
     ],
 )
 def test_exceptions_that_cannot_apply_are_refused(

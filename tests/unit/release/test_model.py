@@ -202,3 +202,12 @@ def test_a_row_of_an_unknown_version_is_not_read() -> None:
     row = filed(ReleaseBook(ttl=60, clock=Clock())).to_row()
     with pytest.raises(ValueError):
         Release.from_row({**row, "v": 99})
+
+
+def test_the_time_to_live_is_a_setting() -> None:
+    from zoneapp.settings import Settings
+
+    assert Settings.from_env({}).release_ttl == 86_400
+    assert Settings.from_env({"ZONEAPP_RELEASE_TTL_S": "600"}).release_ttl == 600
+    with pytest.raises(ValueError):
+        ReleaseBook(ttl=0)
