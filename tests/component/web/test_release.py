@@ -29,9 +29,9 @@ from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.pipeline.sink import MemorySink
 from zoneapp.release import (
     RELEASE_HEADER,
-    Officer,
     MemoryQuarantine,
     MemoryReleaseStore,
+    Officer,
     ReleaseService,
 )
 from zoneapp.stack import free_port
