@@ -126,16 +126,17 @@ def test_quarantine_request_second_officer_release(
     assert code == 0, err
     assert found[phone_id]["violation_id"] in out and PHONE not in out and CARD not in out
 
-    # Request by alice, for both records, allowing PHONE at notes.
+    # Request by alice (through the CLI), for both records, allowing PHONE at notes.
     ids = [found[phone_id]["violation_id"], found[card_id]["violation_id"]]
-    body = {
-        "boundary": BOUNDARY,
-        "violation_ids": ids,
-        "reason": "the customer asked for a call back",
-        "exception": {"allow": {"detector": "PHONE", "path": "notes"}},
-    }
-    status, release, _ = call(port, "POST", "/releases", "alice", body)
-    assert status == 201 and release["state"] == "pending", release
+    code, out, err = cli(
+        stack, port, tmp / "alice.key", "release-request", "--boundary", BOUNDARY,
+        "--violation", ids[0], "--violation", ids[1],
+        "--reason", "the customer asked for a call back", "--allow", "PHONE", "--path", "notes",
+    )  # fmt: skip
+    assert code == 0, err
+    release = json.loads(out)
+    assert release["state"] == "pending" and release["violation_ids"] == ids
+    assert release["exception"] == {"allow": {"detector": "PHONE", "path": "notes"}}
     rid = release["id"]
 
     # One officer alone cannot release: not with the same key, nor a case variant.
@@ -156,6 +157,10 @@ def test_quarantine_request_second_officer_release(
         return body if status == 200 and body["state"] == "done" else None
 
     finished = wait_for(done, 120, "the release to finish")
+    code, out, err = cli(stack, port, tmp / "analyst.key", "release-show", rid)
+    assert code == 0 and json.loads(out)["counts"] == finished["counts"], err
+    code, out, err = cli(stack, port, tmp / "analyst.key", "releases")
+    assert code == 0 and [r["id"] for r in json.loads(out)["items"]] == [rid], err
     assert finished["counts"] == {"released": 1, "quarantined": 1, "not_found": 0}
     card = finished["results"][ids[1]]
     assert card["outcome"] == "quarantined"
