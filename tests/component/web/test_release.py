@@ -75,6 +75,8 @@ class ReleaseWeb:
     #: kind ("phone", "card") -> violation id.
     violations: dict[str, str]
     quarantined: MemoryQuarantine
+    index: MemoryViolations
+    runtime: Any
 
     async def call(
         self, method: str, path: str, who: str | None, body: Any = None
@@ -159,7 +161,7 @@ async def rweb(tmp_path: Path, broker: int) -> AsyncIterator[ReleaseWeb]:
         TestServer(server.web_app, host="127.0.0.1", port=port)
     )
     await client.start_server()
-    yield ReleaseWeb(client, service, audit, sink, clock, ids, quarantine)
+    yield ReleaseWeb(client, service, audit, sink, clock, ids, quarantine, violations, runtime)
     await client.close()
     await state.close()
     await runtime.close()
@@ -480,3 +482,67 @@ async def test_a_worker_not_keeping_the_releases_answers_503(rweb: ReleaseWeb) -
     for method, path in (("GET", "/releases"), ("POST", "/releases/x/approve")):
         status, body, _ = await rweb.call(method, path, "bob")
         assert (status, body["error"]) == (503, "not_serving")
+
+
+async def test_a_record_blocked_for_another_reason_previews_as_its_problems(
+    rweb: ReleaseWeb,
+) -> None:
+    policy = rweb.runtime.require_policy()
+    boundary = policy.boundary(BOUNDARY)
+    sink = MemorySink()
+    guard = BoundaryGuard(policy, boundary, rweb.runtime.keyring, rweb.runtime.vault, sink)
+    doc = {**order("acme", 9), "customer": CARD}  # an object expected: wrong_type
+    await guard.handle([RawRecord("restricted.orders", 1, 60, None, orjson.dumps(doc), [], 5)])
+    [(topic, key, value, headers)] = sink.on("restricted.quarantine")
+    rweb.quarantined.append(topic, key, value, headers, 5)
+    [(_, _, event, _)] = sink.on(policy.security_topic)
+    rweb.index.store(policy.security_topic, 0, 9, event)
+    vid = orjson.loads(event or b"")["id"]
+    status, body, raw = await rweb.call("GET", f"/quarantine/{vid}", "bob")
+    assert status == 200 and body["forwardable"] is False and "record" not in body
+    assert [(p["reason"], p["field_path"]) for p in body["problems"]] == [
+        ("wrong_type", "customer")
+    ]
+    no_value_in(raw)
+
+
+async def test_a_record_gone_from_the_quarantine_topic_is_not_found(rweb: ReleaseWeb) -> None:
+    status, release, _ = await rweb.call(
+        "POST", "/releases", "alice", allow_phone([rweb.violations["phone"]])
+    )
+    assert status == 201
+    rweb.quarantined.topics.clear()  # retention deleted it meanwhile
+    assert (await rweb.call("POST", f"/releases/{release['id']}/approve", "bob"))[0] == 202
+    await rweb.service.wait_idle()
+    done = (await rweb.call("GET", f"/releases/{release['id']}", "bob"))[1]
+    assert done["state"] == "done" and done["counts"] == {
+        "released": 0,
+        "quarantined": 0,
+        "not_found": 1,
+    }
+    assert rweb.released() == []
+
+
+async def test_without_an_audit_no_step_happens(rweb: ReleaseWeb) -> None:
+    class Broken:
+        async def write(self, event: dict[str, Any]) -> None:
+            raise ConnectionError("audit.access unreachable")
+
+    good = rweb.service.audit
+    status, release, _ = await rweb.call(
+        "POST", "/releases", "alice", allow_phone([rweb.violations["phone"]])
+    )
+    rweb.service.audit = Broken()
+    status, body, _ = await rweb.call(
+        "POST", "/releases", "alice", allow_phone([rweb.violations["card"]])
+    )
+    assert (status, body["error"]) == (503, "audit_unavailable")
+    assert len(rweb.service.all()) == 1
+    status, body, _ = await rweb.call("POST", f"/releases/{release['id']}/approve", "bob")
+    assert (status, body["error"]) == (503, "audit_unavailable")
+    status, _, _ = await rweb.call("GET", f"/quarantine/{rweb.violations['phone']}", "bob")
+    assert status == 503
+    await rweb.service.wait_idle()
+    assert rweb.released() == []
+    assert rweb.service.get(release["id"]).state == "pending"  # type: ignore[union-attr]
+    rweb.service.audit = good
