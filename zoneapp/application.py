@@ -229,7 +229,7 @@ def register_releases(app: faust.App, runtime: Runtime, web_state: WebState) -> 
         await app.producer.flush()
 
     service = ReleaseService(
-        policy,
+        runtime.require_policy,
         store=store,
         quarantine=KafkaQuarantine(settings),
         sink=FaustSink(app, settings.topic_partitions),

@@ -25,11 +25,14 @@ everywhere else).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from zoneapp.access.fields import AuditSink, audit_event
 from zoneapp.core.sanitizer import BoundarySanitizer, Forward, Quarantine
@@ -133,7 +136,7 @@ class ReleaseService:
 
     def __init__(
         self,
-        policy: CompiledPolicy,
+        policy: CompiledPolicy | Callable[[], CompiledPolicy],
         *,
         store: ReleaseStore,
         quarantine: QuarantineSource,
@@ -147,7 +150,8 @@ class ReleaseService:
         clock: Callable[[], float] = time.time,
         boundaries: Iterable[str] | None = None,
     ) -> None:
-        self.policy = policy
+        # A getter follows the runtime's current policy (a reload), a policy stays fixed.
+        self._policy = policy if callable(policy) else (lambda: policy)
         self.store = store
         self.quarantine = quarantine
         self.sink = sink
@@ -163,6 +167,10 @@ class ReleaseService:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return self._policy()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -234,6 +242,7 @@ class ReleaseService:
             if any(e.get("boundary") != boundary for e in events):
                 raise ReleaseError("wrong_boundary", "a listed record is of another boundary")
             with_exception(self.policy, b, exception)  # refused now, not at approval
+            self._no_values(reason, exception, filter)
             ids = [str(e["id"]) for e in events]
             released = self.released_ids()
             if any(v in released for v in ids):
@@ -264,6 +273,19 @@ class ReleaseService:
         )
         await self.store.put(release.to_row())
         return release
+
+    def _no_values(
+        self, reason: str, exception: ReleaseException, filter: Mapping[str, Any] | None
+    ) -> None:
+        """The request's own text goes into the table, its changelog and every answer:
+        refused if a DLP detector flags any of it (an officer pasting a card number)."""
+        texts = [reason, orjson.dumps(exception.to_json()).decode()]
+        if filter is not None:
+            texts.append(orjson.dumps(dict(filter)).decode())
+        if any(self.policy.scanner.scan_text(t) for t in texts if isinstance(t, str)):
+            raise ReleaseError(
+                "bad_request", "the request holds text a DLP detector flags; leave values out"
+            )
 
     async def approve(self, release_id: str, officer: Officer) -> Release:
         """The second officer's approval; the release then runs in the background."""
@@ -320,8 +342,36 @@ class ReleaseService:
         """Re-run the boundary on the listed records with the exception (module docstring)."""
         try:
             await self._run(release_id)
-        except Exception as exc:  # stays approved/releasing: resumed on the next start
+        except ReleaseError as exc:  # it can never run (the policy changed): done, nothing out
+            log.error("release %s refused: %s", release_id[:64], exc.code)
+            await self._refuse(release_id, exc)
+        except Exception as exc:  # stays approved/releasing: resumed by the worker's timer
             log.error("release %s failed: %s", release_id[:64], type(exc).__name__)
+
+    async def _refuse(self, release_id: str, exc: ReleaseError) -> None:
+        async with self._lock:
+            release = self.get(release_id)
+            if release is None or release.state != RELEASING:
+                return
+            problem = {
+                "reason": "release_refused",
+                "field_path": "$value",
+                "detector": None,
+                "detail": exc.code,
+            }
+            results = {
+                vid: {"outcome": STILL_QUARANTINED, "problems": [problem]}
+                for vid in release.violation_ids
+            }
+            self.book.finish(release, results)
+            await self._audit(
+                release.approved_by or "unknown",
+                "release.run",
+                release.zone,
+                f"refused:{exc.code}",
+                release_id=release.id,
+            )
+            await self.store.put(release.to_row())
 
     async def _run(self, release_id: str) -> None:
         async with self._lock:
@@ -475,8 +525,6 @@ class ReleaseService:
         return value
 
     def _masked(self, outcome: Forward) -> dict[str, Any]:
-        import orjson
-
         key: Any = None
         if outcome.key is not None:
             key = self._mask(orjson.loads(outcome.key))
@@ -490,6 +538,4 @@ class ReleaseService:
 
 
 def with_allowed(boundary: CompiledBoundary, allowed: set[tuple[str, str]]) -> CompiledBoundary:
-    import dataclasses
-
     return dataclasses.replace(boundary, allowed=frozenset(allowed))

@@ -546,3 +546,45 @@ async def test_without_an_audit_no_step_happens(rweb: ReleaseWeb) -> None:
     assert rweb.released() == []
     assert rweb.service.get(release["id"]).state == "pending"  # type: ignore[union-attr]
     rweb.service.audit = good
+
+
+async def test_a_request_carrying_a_value_is_refused(rweb: ReleaseWeb) -> None:
+    """The request's own text is kept in the table and shown to analysts: no values."""
+    body = allow_phone([rweb.violations["phone"]])
+    status, answer, raw = await rweb.call(
+        "POST", "/releases", "alice", {**body, "reason": f"card {CARD} is a test card"}
+    )
+    assert (status, answer["error"]) == (400, "bad_request") and CARD.encode() not in raw
+    filtered = {**body, "filter": {"field_path": EMAILS["acme"]}}
+    del filtered["violation_ids"]
+    status, answer, raw = await rweb.call("POST", "/releases", "alice", filtered)
+    assert status == 400 and EMAILS["acme"].encode() not in raw
+    assert rweb.service.all() == []
+    assert [e["outcome"] for e in rweb.audit.events if e["action"] == "release.request"] == [
+        "refused:bad_request",
+        "refused:bad_request",
+    ]
+
+
+async def test_an_exception_that_no_longer_applies_releases_nothing(rweb: ReleaseWeb) -> None:
+    """Filed under one policy, run under another where the exception is invalid (here: a
+    detector the policy no longer enables): done, every record still quarantined, why."""
+    status, release, _ = await rweb.call(
+        "POST", "/releases", "alice", allow_phone([rweb.violations["phone"]])
+    )
+    assert status == 201
+    store = rweb.service.store
+    row = dict(store.get(release["id"]) or {})
+    row["exception"] = {"allow": {"detector": "US_SSN", "path": "notes"}}
+    await store.put(row)
+    assert (await rweb.call("POST", f"/releases/{release['id']}/approve", "bob"))[0] == 202
+    await rweb.service.wait_idle()
+    done = (await rweb.call("GET", f"/releases/{release['id']}", "bob"))[1]
+    assert done["state"] == "done" and done["counts"]["quarantined"] == 1
+    [result] = done["results"].values()
+    assert result["problems"][0]["reason"] == "release_refused"
+    assert result["problems"][0]["detail"] == "bad_exception"
+    assert rweb.released() == []
+    assert ("release.run", "refused:bad_exception") in [
+        (e["action"], e["outcome"]) for e in rweb.audit.events
+    ]
