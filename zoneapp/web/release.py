@@ -19,7 +19,8 @@ Routes (bearer keys, ``zoneapp.web.auth``):
 Errors are ``{"error": code, "detail": fixed text}``: 400 malformed, 401/429 as every
 route, 403 ``forbidden`` or ``same_officer``, 404 unknown, 409 ``expired``,
 ``not_pending`` or ``already_released``, 503 the audit or the worker keeping releases
-unavailable. No error carries a value or echoes the caller's text.
+unavailable (also ``unavailable`` when the broker does not answer). No error carries a
+value or echoes the caller's text.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from zoneapp.release import Officer, ReleaseError, ReleaseException, ReleaseService
 from zoneapp.release.model import MAX_RECORDS
-from zoneapp.web.auth import Principal
+from zoneapp.web.auth import Forbidden, Principal
 from zoneapp.web.base import BadRequest, ProtectedView
 from zoneapp.web.cluster import Cluster, ClusterAuthError
 from zoneapp.web.state import WebState
@@ -165,6 +166,11 @@ class ReleaseView(ProtectedView):
             return await self.release_answer(state, principal, request, **match)
         except ReleaseError as exc:
             return self.reply(STATUS.get(exc.code, 400), {"error": exc.code, "detail": str(exc)})
+        except (BadRequest, Forbidden):
+            raise
+        except Exception as exc:  # the broker, a timeout: said by kind, never by content
+            log.warning("release route failed: %s", type(exc).__name__)
+            return self.reply(503, {"error": "unavailable", "detail": type(exc).__name__})
 
     async def release_answer(
         self, state: WebState, principal: Principal, request: Request, **match: str

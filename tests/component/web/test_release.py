@@ -588,3 +588,13 @@ async def test_an_exception_that_no_longer_applies_releases_nothing(rweb: Releas
     assert ("release.run", "refused:bad_exception") in [
         (e["action"], e["outcome"]) for e in rweb.audit.events
     ]
+
+
+async def test_a_quarantine_that_cannot_be_read_answers_503(rweb: ReleaseWeb) -> None:
+    class Unreachable(MemoryQuarantine):
+        async def find(self, topic: str, violation_ids: Any) -> Any:
+            raise TimeoutError(f"reading {topic} took too long")
+
+    rweb.service.quarantine = Unreachable()
+    status, body, _ = await rweb.call("GET", f"/quarantine/{rweb.violations['phone']}", "bob")
+    assert (status, body) == (503, {"error": "unavailable", "detail": "TimeoutError"})
