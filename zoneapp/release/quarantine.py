@@ -114,6 +114,23 @@ class KafkaQuarantine:
         self.settings = settings
         self.timeout = timeout
 
+    async def _partitions(self, topic: str) -> int:
+        """The topic's partition count, from the admin API (a consumer with no subscription
+        knows no topic's partitions on real Kafka; tansu lists them all)."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.broker_urls(),
+            client_id="zoneapp-release-admin",
+            **self.settings.security.aiokafka_kwargs(),
+        )
+        await admin.start()
+        try:
+            described = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        return sum(len(t["partitions"]) for t in described if t.get("error_code") == 0)
+
     async def find(self, topic: str, violation_ids: Iterable[str]) -> dict[str, QuarantinedRecord]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -128,9 +145,7 @@ class KafkaQuarantine:
         )
         await consumer.start()
         try:
-            await consumer.topics()  # a metadata request: the partitions of every topic
-            parts = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            tps = [TopicPartition(topic, p) for p in range(await self._partitions(topic))]
             if not tps:
                 return found
             consumer.assign(tps)
