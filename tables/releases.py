@@ -52,6 +52,18 @@ class ReleasesTable:
             fut = self.table.send_changelog(PARTITION, key, row)
             await asyncio.wait_for(fut, 30.0)
 
+    def owner(self) -> str | None:
+        """The web URL of the worker keeping the releases (Faust's router), or None."""
+        try:
+            hosts = self.app.router.table_metadata(self.table.name)
+        except Exception:
+            return None
+        name = self.table.changelog_topic.get_topic_name()
+        for host, topics in hosts.items():
+            if PARTITION in (topics.get(name) or ()):
+                return str(host).rstrip("/")
+        return None
+
     def serving(self) -> bool:
         name = self.table.changelog_topic.get_topic_name()
         try:

@@ -223,3 +223,27 @@ def test_quarantine_request_second_officer_release(
     assert ("release.run", "done", "bob") in mine_steps
     assert all(PHONE not in json.dumps(s) for s in steps)
     again.stop(timeout=WORKER_STOP_TIMEOUT)
+
+
+def test_a_second_worker_names_the_one_keeping_the_releases(
+    release_env: tuple[EmbeddedStack, Path, dict[str, str]],
+) -> None:
+    stack, tmp, env = release_env
+    group = {**env, "ZONEAPP_APP_ID": APP_ID + "-pair"}
+    first = spawn_worker(stack, tmp, "pair-1", group)
+    second = spawn_worker(stack, tmp, "pair-2", group)
+    ports = {first.web_port, second.web_port}
+
+    def split() -> tuple[int, dict[str, Any]] | None:
+        answers = {port: call(port, "GET", "/releases", "analyst")[:2] for port in ports}
+        keeping = [p for p, (status, _) in answers.items() if status == 200]
+        others = [body for status, body in answers.values() if status == 503]
+        if len(keeping) == 1 and len(others) == 1 and others[0].get("owner"):
+            return keeping[0], others[0]
+        return None
+
+    keeper, refused = wait_for(split, 120, "one worker keeping the releases, one naming it")
+    assert refused["error"] == "not_serving"
+    assert refused["owner"].endswith(f":{keeper}")
+    first.stop(timeout=WORKER_STOP_TIMEOUT)
+    second.stop(timeout=WORKER_STOP_TIMEOUT)

@@ -78,6 +78,10 @@ class ReleaseStore(Protocol):
         """True when this process keeps the rows (the active owner of their partition)."""
         ...
 
+    def owner(self) -> str | None:
+        """The web URL of the worker that keeps them, when another one does."""
+        ...
+
 
 @dataclass
 class MemoryReleaseStore:
@@ -96,6 +100,9 @@ class MemoryReleaseStore:
 
     def serving(self) -> bool:
         return True
+
+    def owner(self) -> str | None:
+        return None
 
 
 class ReleaseSink:

@@ -72,6 +72,7 @@ STATUS = {
     "not_approved": 409,
     "audit_unavailable": 503,
     "not_serving": 503,
+    "incomplete": 503,
 }
 
 
@@ -92,10 +93,20 @@ def officer_of(principal: Principal) -> Officer:
     )
 
 
+class NotServing(ReleaseError):
+    """This worker does not keep the releases; ``owner`` is the one that does, if known."""
+
+    def __init__(self, owner: str | None) -> None:
+        super().__init__("not_serving", "releases are kept by another worker of this group")
+        self.owner = owner
+
+
 def service_of(request: Request) -> ReleaseService:
     service = request.app.get(RELEASES)  # type: ignore[attr-defined]
-    if service is None or not service.store.serving():
-        raise ReleaseError("not_serving", "releases are kept by another worker of this group")
+    if service is None:
+        raise NotServing(None)
+    if not service.store.serving():
+        raise NotServing(service.store.owner())
     return service  # type: ignore[no-any-return]
 
 
@@ -164,6 +175,9 @@ class ReleaseView(ProtectedView):
     ) -> Response:
         try:
             return await self.release_answer(state, principal, request, **match)
+        except NotServing as exc:  # the worker to ask instead (a URL of the group's, no value)
+            body = {"error": exc.code, "detail": str(exc), "owner": exc.owner}
+            return self.reply(503, body)
         except ReleaseError as exc:
             return self.reply(STATUS.get(exc.code, 400), {"error": exc.code, "detail": str(exc)})
         except (BadRequest, Forbidden):
@@ -261,7 +275,7 @@ class Releases(ReleaseView):
             if page["next_cursor"] is not None:
                 raise ReleaseError("too_many", f"at most {MAX_RECORDS} records per request")
             if page["incomplete"]:
-                raise ReleaseError("not_serving", "a worker did not answer; try again")
+                raise ReleaseError("incomplete", "a worker did not answer; try again")
             events = [
                 e
                 for e in page["items"]

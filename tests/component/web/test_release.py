@@ -478,10 +478,17 @@ async def test_a_worker_not_keeping_the_releases_answers_503(rweb: ReleaseWeb) -
         def serving(self) -> bool:
             return False
 
+        def owner(self) -> str | None:
+            return "http://worker-2:6066"
+
     rweb.service.store = Elsewhere()
     for method, path in (("GET", "/releases"), ("POST", "/releases/x/approve")):
         status, body, _ = await rweb.call(method, path, "bob")
-        assert (status, body["error"]) == (503, "not_serving")
+        assert (status, body["error"], body["owner"]) == (
+            503,
+            "not_serving",
+            "http://worker-2:6066",
+        )
 
 
 async def test_a_record_blocked_for_another_reason_previews_as_its_problems(
