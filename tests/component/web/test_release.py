@@ -605,3 +605,22 @@ async def test_a_quarantine_that_cannot_be_read_answers_503(rweb: ReleaseWeb) ->
     rweb.service.quarantine = Unreachable()
     status, body, _ = await rweb.call("GET", f"/quarantine/{rweb.violations['phone']}", "bob")
     assert (status, body) == (503, {"error": "unavailable", "detail": "TimeoutError"})
+
+
+async def test_a_keyed_transform_exception_gets_its_key(rweb: ReleaseWeb) -> None:
+    """``hash`` at a path the policy keeps: the release's guard derives the HMAC key."""
+    body = {
+        "boundary": BOUNDARY,
+        "violation_ids": [rweb.violations["card"]],
+        "reason": "downstream joins on the note, never reads it",
+        "exception": {"transform": {"name": "hash", "path": "notes"}},
+    }
+    status, release, _ = await rweb.call("POST", "/releases", "alice", body)
+    assert status == 201, release
+    assert (await rweb.call("POST", f"/releases/{release['id']}/approve", "bob"))[0] == 202
+    await rweb.service.wait_idle()
+    done = (await rweb.call("GET", f"/releases/{release['id']}", "bob"))[1]
+    assert done["counts"]["released"] == 1, done
+    [(_, _, value, _)] = rweb.released()
+    notes = orjson.loads(value or b"")["notes"]
+    assert isinstance(notes, str) and CARD not in notes and "card" not in notes
