@@ -246,6 +246,8 @@ class ReleaseService:
         try:
             b = self.boundary(boundary)
             zone = b.source_zone.name
+            if zone not in officer.zones:  # the role first: nothing else is told
+                raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
             if any(e.get("boundary") != boundary for e in events):
                 raise ReleaseError("wrong_boundary", "a listed record is of another boundary")
             with_exception(self.policy, b, exception)  # refused now, not at approval
