@@ -19,14 +19,17 @@ import faust
 from mode import Service
 
 from zoneapp.agents import fence, offset_gaps, reseek
-from zoneapp.agents.boundary import register_boundary_agents
+from zoneapp.agents.boundary import FaustSink, register_boundary_agents
 from zoneapp.observability import setup as tracing
+from zoneapp.release import KafkaQuarantine, ReleaseService
 from zoneapp.runtime import Runtime
 from zoneapp.settings import PREFIX, KafkaSecurity, Settings, SettingsError
+from zoneapp.tables.releases import ReleasesTable
 from zoneapp.tables.stats import register_stats_tables
 from zoneapp.tables.violations import register_violations_table
 from zoneapp.web.access import faust_audit_sink
 from zoneapp.web.cluster import Cluster
+from zoneapp.web.release import register_release_web
 from zoneapp.web.routes import FAUST_VIEWS_OFF, register_web
 from zoneapp.web.state import WebState
 
@@ -153,6 +156,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         audit=faust_audit_sink(app),
     )
     register_web(app, web_state)
+    register_releases(app, runtime, web_state)
     register_boundary_agents(app, runtime, on_batch=on_batch)
 
     @app.service
@@ -205,9 +209,44 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
         log.info("%s", runtime.totals_line())
 
     from zoneapp.commands import register_commands
+    from zoneapp.release_commands import register_release_commands
 
     register_commands(app, runtime)
+    register_release_commands(app, runtime)
     return app, runtime
+
+
+def register_releases(app: faust.App, runtime: Runtime, web_state: WebState) -> None:
+    """Approved release from quarantine (zoneapp.release): its table, routes and the timer
+    that runs approved releases left unfinished (after a restart)."""
+    policy = runtime.policy
+    if policy is None:
+        return
+    settings = runtime.settings
+    store = ReleasesTable(app, runtime)
+
+    async def flush() -> None:
+        await app.producer.flush()
+
+    service = ReleaseService(
+        runtime.require_policy,
+        store=store,
+        quarantine=KafkaQuarantine(settings),
+        sink=FaustSink(app, settings.topic_partitions),
+        keyring=lambda: runtime.keyring,
+        vault=lambda: runtime.vault,
+        audit=web_state.reveal.audit,
+        ttl=settings.release_ttl,
+        open_keys=runtime.open_keys,
+        flush=flush,
+        boundaries=[b.name for b in runtime.boundaries],
+    )
+    register_release_web(app, service)
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def resume_releases() -> None:
+        if store.serving() and service.resume():
+            log.info("releases: resuming approved releases that did not finish")
 
 
 _built: tuple[faust.App, Runtime] | None = None

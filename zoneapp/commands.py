@@ -118,6 +118,7 @@ def render_ledger(ledger: Ledger) -> str:
     lines.append(
         f"{verdict}: {summary['source_records']} source records, {summary['forwarded']} "
         f"forwarded, {summary['quarantined']} quarantined, {summary['duplicated']} duplicated"
+        + (f", {summary['released']} released from quarantine" if summary.get("released") else "")
     )
     return "\n".join(lines)
 

@@ -9,6 +9,10 @@ destination topic or the source zone's quarantine topic. Then:
 - **missing**: a source offset, below the boundary's committed offset, with none;
 - **duplicated**: an output beyond the first for the same source offset (at-least-once
   redelivery; the consumer drops it with ``zoneapp.core.dedupe``);
+- **released**: a source offset whose quarantined record was later released by an
+  officer's approved release (a destination record with ``zoneapp-release-id``): counted
+  apart, neither as a second forward nor as a duplicate, since its quarantine output is
+  still there (a release run twice counts as duplicated);
 - offsets at or above the committed offset are **in flight**, not missing;
 - a partition with records but no commit of the workers' group is **uncommitted**: not
   OK, since nothing there can be shown handled (workers never ran, or the wrong group).
@@ -50,10 +54,15 @@ class PartitionLedger:
     uncommitted: bool = False
     forwarded: Counter[int] = field(default_factory=Counter)
     quarantined: Counter[int] = field(default_factory=Counter)
+    #: Source offsets released from quarantine, by how many released outputs name them.
+    released: Counter[int] = field(default_factory=Counter)
 
-    def output(self, offset: int, *, quarantine: bool) -> None:
+    def output(self, offset: int, *, quarantine: bool, released: bool = False) -> None:
         if self.start <= offset < self.committed:
-            (self.quarantined if quarantine else self.forwarded)[offset] += 1
+            if released and not quarantine:
+                self.released[offset] += 1
+            else:
+                (self.quarantined if quarantine else self.forwarded)[offset] += 1
 
     @property
     def missing(self) -> list[int]:
@@ -64,7 +73,8 @@ class PartitionLedger:
     @property
     def duplicated(self) -> int:
         both = self.forwarded + self.quarantined
-        return sum(n - 1 for n in both.values() if n > 1)
+        again = sum(n - 1 for n in self.released.values() if n > 1)
+        return sum(n - 1 for n in both.values() if n > 1) + again
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -75,6 +85,7 @@ class PartitionLedger:
             "source_records": len(self.source),
             "forwarded": len(self.forwarded),
             "quarantined": len(self.quarantined),
+            "released": len(self.released),
             "missing": [list(r) for r in ranges(self.missing)],
             "missing_count": len(self.missing),
             "duplicated": self.duplicated,
@@ -107,7 +118,8 @@ class Ledger:
         except ValueError:
             return
         if key in self.partitions:
-            self.partitions[key].output(number, quarantine=quarantine)
+            released = bool(lineage.get("zoneapp-release-id"))
+            self.partitions[key].output(number, quarantine=quarantine, released=released)
 
     @property
     def missing(self) -> int:
@@ -131,6 +143,7 @@ class Ledger:
             "duplicated": sum(r["duplicated"] for r in rows),
             "forwarded": sum(r["forwarded"] for r in rows),
             "quarantined": sum(r["quarantined"] for r in rows),
+            "released": sum(r["released"] for r in rows),
             "source_records": sum(r["source_records"] for r in rows),
             "partitions": rows,
         }

@@ -38,7 +38,7 @@ __all__ = ["Busy", "LedgerRuns", "Window", "reconcile"]
 
 #: Lineage headers the ledger reads; nothing else of an output is looked at.
 LINEAGE = ("zoneapp-boundary", "zoneapp-source-topic", "zoneapp-source-partition",
-           "zoneapp-source-offset")  # fmt: skip
+           "zoneapp-source-offset", "zoneapp-release-id")  # fmt: skip
 
 
 INT64 = 1 << 63

@@ -9,6 +9,10 @@ Keys are configured HASHED in a YAML or JSON file named by ``ZONEAPP_API_KEYS_FI
       - name: soc
         hash: "sha256$<hex>"                        # accepted for keys with >= 128 bits
         roles: [analyst, "officer:restricted:acme"]
+      - name: soc-laptop
+        hash: "sha256$<hex>"
+        roles: ["officer:restricted"]
+        person: soc                                 # optional: one person, several keys
 
 Roles:
 
@@ -16,6 +20,9 @@ Roles:
 * ``analyst`` - violations and token metadata; includes ``viewer``.
 * ``officer:<zone>`` - may resolve tokens of that zone; ``officer:<zone>:<tenant>`` only
   that tenant's. (Detokenize/decrypt endpoints use :meth:`Principal.may_resolve`.)
+  A zone-wide officer may also preview, request and approve releases from the zone's
+  quarantine (``zoneapp.web.release``); ``person`` names who holds a key, so that two
+  keys of one person never count as two officers (the two-person rule).
 
 A presented key is compared with every configured hash in constant time; a key that
 verified once is remembered by a per-process keyed digest, so scrypt runs once per key
@@ -121,6 +128,8 @@ class Principal:
 
     name: str
     roles: frozenset[Role]
+    #: Who holds the key (the entry's ``person``, else its name): the two-person rule.
+    person: str = ""
 
     def may_view_stats(self) -> bool:
         return any(r.name in (VIEWER, ANALYST) for r in self.roles)
@@ -130,6 +139,10 @@ class Principal:
 
     def officer_zones(self) -> set[str]:
         return {r.zone for r in self.roles if r.name == OFFICER and r.zone}
+
+    def zone_officer_zones(self) -> set[str]:
+        """Zones this caller is an officer of for every tenant (no tenant scope)."""
+        return {r.zone for r in self.roles if r.name == OFFICER and r.zone and r.tenant is None}
 
     def may_resolve(self, zone: str, tenant: str | None = None) -> bool:
         """May this caller reverse tokens/ciphertexts of ``zone`` (and ``tenant``)?"""
@@ -156,6 +169,10 @@ class KeyEntry:
     name: str
     hash: str = field(repr=False)
     roles: frozenset[Role]
+    person: str | None = None
+
+    def principal(self) -> Principal:
+        return Principal(self.name, self.roles, self.person or self.name)
 
     def __post_init__(self) -> None:
         scheme = self.hash.split("$", 1)[0]
@@ -218,8 +235,11 @@ class ApiKeys:
             roles = item.get("roles")
             if not isinstance(digest, str) or not isinstance(roles, list) or not roles:
                 raise AuthConfigError(f"API key {item['name']!r}: needs a hash and roles")
+            person = item.get("person")
+            if person is not None and (not isinstance(person, str) or not person.strip()):
+                raise AuthConfigError(f"API key {item['name']!r}: person must be a name")
             entries.append(
-                KeyEntry(item["name"], digest, frozenset(Role.parse(str(r)) for r in roles))
+                KeyEntry(item["name"], digest, frozenset(Role.parse(str(r)) for r in roles), person)
             )
         return cls(entries)
 
@@ -259,7 +279,7 @@ class ApiKeys:
         entry = self._good.get(marker)
         if entry is not None:
             self._good.move_to_end(marker)
-            return Principal(entry.name, entry.roles)
+            return entry.principal()
         if marker in self._bad:
             self._bad.move_to_end(marker)
             raise Unauthorized("unknown key")
@@ -299,7 +319,7 @@ class ApiKeys:
         self.remember(marker, entry)
         if entry is None:
             raise Unauthorized("unknown key")
-        return Principal(entry.name, entry.roles)
+        return entry.principal()
 
 
 class ApiKeyFile:
@@ -370,7 +390,7 @@ class Authenticator:
         keys.remember(marker, entry)
         if entry is None:
             raise Unauthorized("unknown key")
-        return Principal(entry.name, entry.roles)
+        return entry.principal()
 
     def close(self) -> None:
         if self._executor is not None:

@@ -84,3 +84,16 @@ def test_a_partition_never_committed_is_not_ok() -> None:
     summary = ledger.summary()
     assert not summary["ok"] and summary["missing"] == 0 and summary["uncommitted"] == ["src/0"]
     assert "NOT COMMITTED src/0" in render_ledger(ledger)
+
+
+def test_a_released_record_is_counted_apart_and_the_ledger_balances() -> None:
+    """A quarantined record an approved release forwarded later (zoneapp-release-id): not a
+    second forward, not a duplicate; released twice (a resumed run) it is one duplicate."""
+    ledger = ledger_of(3, [(0, False), (1, True), (2, True)])
+    ledger.output({**lineage(1), "zoneapp-release-id": "r-1"}, quarantine=False)
+    summary = ledger.summary()
+    assert ledger.ok and summary["missing"] == 0 and summary["duplicated"] == 0
+    assert (summary["forwarded"], summary["quarantined"], summary["released"]) == (1, 2, 1)
+    assert "1 released from quarantine" in render_ledger(ledger)
+    ledger.output({**lineage(1), "zoneapp-release-id": "r-1"}, quarantine=False)
+    assert ledger.summary()["duplicated"] == 1 and ledger.summary()["released"] == 1

@@ -1,0 +1,550 @@
+"""Release from quarantine, end to end: file, approve, re-run the boundary, keep the record.
+
+What the worker does once a second officer approved (``ReleaseService.approve``):
+
+1. reads each listed record's original from the source zone's quarantine topic
+   (``zoneapp.release.quarantine``);
+2. runs them through a :class:`~zoneapp.pipeline.guard.BoundaryGuard` of the boundary with
+   the exception applied (``zoneapp.release.exception``): keys, vault writes, fail-closed
+   retries, default-deny and the DLP scan are the guard's own;
+3. what the guard forwards goes to the boundary's destination with a ``zoneapp-release-id``
+   header added to its lineage; what it would quarantine again is *not* produced again (its
+   original stays where it is, in the quarantine topic) and the release keeps why: reason,
+   place and detector of each problem, never a value;
+4. the outcome per record is stored in the releases table and audited.
+
+Every step, allowed or refused, is written to ``audit.access`` (``release.request``,
+``release.approve``, ``release.run``, ``release.preview``) before it takes effect: an
+audit that cannot be written refuses the step. A release that was approved but did not
+finish (the worker stopped) runs again when the worker starts (:meth:`resume`); its
+records may then reach the destination twice, with the same ``zoneapp-release-id`` and
+``zoneapp-record-id``, which is how a consumer recognises the repeat (at-least-once, as
+everywhere else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from zoneapp.access.fields import AuditSink, audit_event
+from zoneapp.core.sanitizer import BoundarySanitizer, Forward, Quarantine
+from zoneapp.core.stats import BoundaryStats
+from zoneapp.dlp import joined_views
+from zoneapp.keys.envelope import KeyRing
+from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.sink import Headers, Sink
+from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy
+from zoneapp.release.exception import with_exception
+from zoneapp.release.model import (
+    APPROVED,
+    DONE,
+    NOT_FOUND,
+    RELEASED,
+    RELEASING,
+    STILL_QUARANTINED,
+    Officer,
+    Release,
+    ReleaseBook,
+    ReleaseError,
+    ReleaseException,
+)
+from zoneapp.release.quarantine import QuarantineSource
+from zoneapp.vault import TokenVault
+
+log = logging.getLogger(__name__)
+
+RELEASE_HEADER = "zoneapp-release-id"
+MASK = "[masked:{}]"
+
+
+class ReleaseStore(Protocol):
+    """Where release rows live: a Faust table in a worker (``zoneapp.tables.releases``)."""
+
+    def get(self, release_id: str) -> Mapping[str, Any] | None: ...
+
+    def rows(self) -> Iterable[Mapping[str, Any]]: ...
+
+    async def put(self, row: dict[str, Any]) -> None: ...
+
+    def serving(self) -> bool:
+        """True when this process keeps the rows (the active owner of their partition)."""
+        ...
+
+    def owner(self) -> str | None:
+        """The web URL of the worker that keeps them, when another one does."""
+        ...
+
+
+@dataclass
+class MemoryReleaseStore:
+    """Rows in a dict (in-process tests and tools)."""
+
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, release_id: str) -> Mapping[str, Any] | None:
+        return self.data.get(release_id)
+
+    def rows(self) -> Iterable[Mapping[str, Any]]:
+        return list(self.data.values())
+
+    async def put(self, row: dict[str, Any]) -> None:
+        self.data[str(row["id"])] = row
+
+    def serving(self) -> bool:
+        return True
+
+    def owner(self) -> str | None:
+        return None
+
+
+class ReleaseSink:
+    """Forwards to the destination with the release header; swallows re-quarantines
+    (the original stays in the quarantine topic; the release row says why)."""
+
+    def __init__(self, sink: Sink, destination: str, release_id: str) -> None:
+        self.sink = sink
+        self.destination = destination
+        self.release_id = release_id.encode()
+        self.forwarded = 0
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        timestamp_ms: int | None,
+    ) -> None:
+        if topic != self.destination:
+            return
+        self.forwarded += 1
+        await self.sink.send(
+            topic, key, value, [*headers, (RELEASE_HEADER, self.release_id)], timestamp_ms
+        )
+
+
+def problems_of(outcome: Quarantine) -> list[dict[str, Any]]:
+    return [
+        {"reason": p.reason, "field_path": p.path, "detector": p.detector, "detail": p.detail}
+        for p in outcome.problems
+    ]
+
+
+class ReleaseService:
+    """File, approve, run and show releases (module docstring)."""
+
+    def __init__(
+        self,
+        policy: CompiledPolicy | Callable[[], CompiledPolicy],
+        *,
+        store: ReleaseStore,
+        quarantine: QuarantineSource,
+        sink: Sink,
+        keyring: Callable[[], KeyRing],
+        vault: Callable[[], TokenVault],
+        audit: AuditSink,
+        ttl: float,
+        open_keys: Callable[[], Awaitable[None]] | None = None,
+        flush: Callable[[], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.time,
+        boundaries: Iterable[str] | None = None,
+    ) -> None:
+        # A getter follows the runtime's current policy (a reload), a policy stays fixed.
+        self._policy = policy if callable(policy) else (lambda: policy)
+        self.store = store
+        self.quarantine = quarantine
+        self.sink = sink
+        self._keyring = keyring
+        self._vault = vault
+        self.audit = audit
+        self.book = ReleaseBook(ttl, clock)
+        self.clock = clock
+        self._open_keys = open_keys
+        self._flush = flush
+        #: Boundaries this worker runs: only their records can be released here.
+        self.boundaries = set(boundaries) if boundaries is not None else None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[str] = set()
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return self._policy()
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, release_id: str) -> Release | None:
+        row = self.store.get(release_id)
+        if row is None:
+            return None
+        try:
+            return Release.from_row(row)
+        except (ValueError, KeyError, TypeError, ReleaseError):
+            log.warning("releases: unreadable row %s", release_id[:64])
+            return None
+
+    def all(self) -> list[Release]:
+        found = []
+        for row in self.store.rows():
+            try:
+                found.append(Release.from_row(row))
+            except (ValueError, KeyError, TypeError, ReleaseError):
+                continue
+        return sorted(found, key=lambda r: r.requested_at, reverse=True)
+
+    def released_ids(self) -> dict[str, str]:
+        """violation id -> the done release that released it."""
+        out: dict[str, str] = {}
+        for release in self.all():
+            if release.state == DONE:
+                for vid, result in release.results.items():
+                    if result.get("outcome") == RELEASED:
+                        out.setdefault(vid, release.id)
+        return out
+
+    def boundary(self, name: str) -> CompiledBoundary:
+        if self.boundaries is not None and name not in self.boundaries:
+            raise ReleaseError("unknown_boundary", "this worker does not run that boundary")
+        try:
+            return self.policy.boundary(name)
+        except KeyError:
+            raise ReleaseError("unknown_boundary", "no such boundary") from None
+
+    # -- audit -------------------------------------------------------------------------
+
+    async def _audit(self, who: str, action: str, zone: str | None, outcome: str, **f: Any) -> None:
+        try:
+            await self.audit.write(
+                audit_event(who=who, action=action, zone=zone, tenant=None, outcome=outcome, **f)
+            )
+        except Exception as exc:
+            log.error("release: audit write failed: %s", type(exc).__name__)
+            raise ReleaseError("audit_unavailable", "the audit topic cannot be written") from None
+
+    # -- steps -------------------------------------------------------------------------
+
+    async def request(
+        self,
+        officer: Officer,
+        *,
+        boundary: str,
+        events: Sequence[Mapping[str, Any]],
+        exception: ReleaseException,
+        reason: str,
+        filter: Mapping[str, Any] | None = None,
+    ) -> Release:
+        """File a request for the quarantined records of ``events`` (violation events)."""
+        zone = None
+        try:
+            b = self.boundary(boundary)
+            zone = b.source_zone.name
+            if zone not in officer.zones:  # the role first: nothing else is told
+                raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
+            if any(e.get("boundary") != boundary for e in events):
+                raise ReleaseError("wrong_boundary", "a listed record is of another boundary")
+            with_exception(self.policy, b, exception)  # refused now, not at approval
+            self._no_values(reason, exception, filter)
+            ids = [str(e["id"]) for e in events]
+            released = self.released_ids()
+            if any(v in released for v in ids):
+                raise ReleaseError("already_released", "a listed record was released already")
+            release = self.book.file(
+                officer,
+                boundary=boundary,
+                zone=zone,
+                violation_ids=ids,
+                exception=exception,
+                reason=reason,
+                filter=filter,
+            )
+        except ReleaseError as exc:
+            if exc.code != "audit_unavailable":
+                await self._audit(officer.name, "release.request", zone, f"refused:{exc.code}",
+                                  boundary=boundary)  # fmt: skip
+            raise
+        await self._audit(
+            officer.name,
+            "release.request",
+            zone,
+            "allowed",
+            release_id=release.id,
+            boundary=boundary,
+            records=len(release.violation_ids),
+            exception=exception.kind,
+        )
+        await self.store.put(release.to_row())
+        return release
+
+    def _no_values(
+        self, reason: str, exception: ReleaseException, filter: Mapping[str, Any] | None
+    ) -> None:
+        """The request's own text goes into the table, its changelog and every answer:
+        refused if a DLP detector flags any of it (an officer pasting a card number)."""
+        texts = [reason, orjson.dumps(exception.to_json()).decode()]
+        if filter is not None:
+            texts.append(orjson.dumps(dict(filter)).decode())
+        if any(self.policy.scanner.scan_text(t) for t in texts if isinstance(t, str)):
+            raise ReleaseError(
+                "bad_request", "the request holds text a DLP detector flags; leave values out"
+            )
+
+    async def approve(self, release_id: str, officer: Officer) -> Release:
+        """The second officer's approval; the release then runs in the background."""
+        async with self._lock:
+            release = self.get(release_id)
+            if release is None:
+                raise ReleaseError("unknown_release", "no such release")
+            try:
+                self.book.approve(release, officer)
+            except ReleaseError as exc:
+                await self._audit(officer.name, "release.approve", release.zone,
+                                  f"refused:{exc.code}", release_id=release.id)  # fmt: skip
+                if exc.code == "expired":
+                    await self.store.put(release.to_row())
+                raise
+            await self._audit(
+                officer.name, "release.approve", release.zone, "allowed", release_id=release.id
+            )
+            await self.store.put(release.to_row())
+        self._spawn(release.id)
+        return release
+
+    def _spawn(self, release_id: str) -> None:
+        if release_id in self._running:
+            return
+        self._running.add(release_id)
+        task = asyncio.create_task(self.run(release_id))
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._running.discard(release_id)
+
+        task.add_done_callback(done)
+
+    async def wait_idle(self) -> None:
+        """Until every running release finished (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def resume(self) -> int:
+        """Run again the releases approved but not done (after a restart, or a run that
+        failed); the worker calls it every few seconds while it keeps the releases."""
+        todo = [
+            r.id
+            for r in self.all()
+            if r.state in (APPROVED, RELEASING) and r.id not in self._running
+        ]
+        for rid in todo:
+            self._spawn(rid)
+        return len(todo)
+
+    async def run(self, release_id: str) -> None:
+        """Re-run the boundary on the listed records with the exception (module docstring)."""
+        try:
+            await self._run(release_id)
+        except ReleaseError as exc:  # it can never run (the policy changed): done, nothing out
+            log.error("release %s refused: %s", release_id[:64], exc.code)
+            await self._refuse(release_id, exc)
+        except Exception as exc:  # stays approved/releasing: resumed by the worker's timer
+            log.error("release %s failed: %s", release_id[:64], type(exc).__name__)
+
+    async def _refuse(self, release_id: str, exc: ReleaseError) -> None:
+        async with self._lock:
+            release = self.get(release_id)
+            if release is None or release.state != RELEASING:
+                return
+            problem = {
+                "reason": "release_refused",
+                "field_path": "$value",
+                "detector": None,
+                "detail": exc.code,
+            }
+            results = {
+                vid: {"outcome": STILL_QUARANTINED, "problems": [problem]}
+                for vid in release.violation_ids
+            }
+            self.book.finish(release, results)
+            await self._audit(
+                release.approved_by or "unknown",
+                "release.run",
+                release.zone,
+                f"refused:{exc.code}",
+                release_id=release.id,
+            )
+            await self.store.put(release.to_row())
+
+    async def _run(self, release_id: str) -> None:
+        async with self._lock:
+            release = self.get(release_id)
+            if release is None or release.state not in (APPROVED, RELEASING):
+                return
+            self.book.start(release)
+            await self.store.put(release.to_row())
+        boundary = self.boundary(release.boundary)
+        variant = with_exception(self.policy, boundary, release.exception)
+        found = await self.quarantine.find(
+            boundary.source_zone.quarantine_topic, release.violation_ids
+        )
+        listed = [vid for vid in release.violation_ids if vid in found]
+        records = [found[vid].record for vid in listed]
+        results: dict[str, dict[str, Any]] = {
+            vid: {"outcome": NOT_FOUND} for vid in release.violation_ids if vid not in found
+        }
+        if records:
+            sink = ReleaseSink(self.sink, variant.destination, release.id)
+            guard = BoundaryGuard(
+                self.policy,
+                variant,
+                self._keyring(),
+                self._vault(),
+                sink,
+                BoundaryStats(
+                    variant.name, variant.source_zone.name, variant.destination_zone.name
+                ),
+                open_keys=self._open_keys,
+            )
+            outcomes = await guard.handle(records)
+            if self._flush is not None:
+                await self._flush()
+            for vid, outcome in zip(listed, outcomes, strict=True):
+                rid = found[vid].record.record_id
+                if isinstance(outcome, Forward):
+                    results[vid] = {"outcome": RELEASED, "record_id": rid}
+                else:
+                    results[vid] = {
+                        "outcome": STILL_QUARANTINED,
+                        "record_id": rid,
+                        "problems": problems_of(outcome),
+                    }
+        async with self._lock:
+            self.book.finish(release, results)
+            counts = release.counts()
+            await self._audit(
+                release.approved_by or "unknown",
+                "release.run",
+                release.zone,
+                "done",
+                release_id=release.id,
+                released=counts[RELEASED],
+                still_quarantined=counts[STILL_QUARANTINED],
+                not_found=counts[NOT_FOUND],
+            )
+            await self.store.put(release.to_row())
+        log.info(
+            "release %s: %d released, %d still quarantined, %d not found",
+            release.id,
+            counts[RELEASED],
+            counts[STILL_QUARANTINED],
+            counts[NOT_FOUND],
+        )
+
+    # -- preview -----------------------------------------------------------------------
+
+    async def preview(self, officer: Officer, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The record as the boundary would forward it, every value a detector flags
+        masked (``[masked:DETECTOR]``); or, when it cannot be forwarded for another
+        reason, only its problems. For zone-wide officers of the source zone; audited."""
+        vid = str(event.get("id"))
+        zone = None
+        try:
+            boundary = self.boundary(str(event.get("boundary")))
+            zone = boundary.source_zone.name
+            if zone not in officer.zones:
+                raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
+            found = await self.quarantine.find(boundary.source_zone.quarantine_topic, [vid])
+            if vid not in found:
+                raise ReleaseError("not_found", "the record is no longer in the quarantine topic")
+        except ReleaseError as exc:
+            if exc.code != "audit_unavailable":
+                await self._audit(officer.name, "release.preview", zone, f"refused:{exc.code}",
+                                  violation_id=vid)  # fmt: skip
+            raise
+        await self._audit(officer.name, "release.preview", zone, "allowed", violation_id=vid)
+        return await self._preview(boundary, found[vid])
+
+    async def _preview(self, boundary: CompiledBoundary, quarantined: Any) -> dict[str, Any]:
+        keyring = self._keyring()
+        if self._open_keys is not None:
+            await self._open_keys()
+        allowed = set(boundary.allowed)
+        record = quarantined.record
+        for _ in range(8):
+            variant = with_allowed(boundary, allowed)
+            sanitizer = BoundarySanitizer(self.policy, variant)
+            for zone, purpose in sorted(sanitizer.hmac_purposes()):
+                keyring.require_hmac(zone, purpose)
+            await keyring.prepare()
+            try:
+                outcome = sanitizer.sanitize(record, keyring)
+            except Exception as exc:
+                log.warning("release preview: %s", type(exc).__name__)
+                return {"violation_id": quarantined.violation_id, "forwardable": False,
+                        "problems": [{"reason": "internal_error", "field_path": "$value",
+                                      "detector": None, "detail": type(exc).__name__}]}  # fmt: skip
+            if isinstance(outcome, Forward):
+                return {
+                    "violation_id": quarantined.violation_id,
+                    "record_id": record.record_id,
+                    "forwardable": True,
+                    "destination": boundary.destination,
+                    "record": self._masked(outcome),
+                }
+            dlp = [(p.path, p.detector) for p in outcome.problems if p.reason == "dlp"]
+            if len(dlp) != len(outcome.problems) or not dlp:
+                break
+            allowed.update((path, det) for path, det in dlp if det is not None)
+        return {
+            "violation_id": quarantined.violation_id,
+            "record_id": record.record_id,
+            "forwardable": False,
+            "problems": problems_of(outcome) if isinstance(outcome, Quarantine) else [],
+        }
+
+    def _flagged(self, text: str) -> str | None:
+        hits = self.policy.scanner.scan_text(text)
+        return hits[0] if hits else None
+
+    def _mask(self, value: Any) -> Any:
+        if isinstance(value, str) or (
+            isinstance(value, int | float) and not isinstance(value, bool)
+        ):
+            hit = self._flagged(str(value))
+            return MASK.format(hit) if hit else value
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                hit = self._flagged(str(k))
+                out[MASK.format(hit) if hit else k] = self._mask(v)
+            return out
+        if isinstance(value, list):
+            items = [self._mask(v) for v in value]
+            joined = [v for v in value if isinstance(v, str | int | float)]
+            if len(joined) > 1 and any(self._flagged(view) for view in joined_views(joined)):
+                return [MASK.format("SPLIT") for _ in items]
+            return items
+        return value
+
+    def _masked(self, outcome: Forward) -> dict[str, Any]:
+        key: Any = None
+        if outcome.key is not None:
+            key = self._mask(orjson.loads(outcome.key))
+        value = None if outcome.value is None else self._mask(orjson.loads(outcome.value))
+        headers = [
+            [name, self._mask(raw.decode("utf-8", "replace"))]
+            for name, raw in outcome.headers
+            if not name.startswith("zoneapp-")
+        ]
+        return {"key": key, "value": value, "headers": headers}
+
+
+def with_allowed(boundary: CompiledBoundary, allowed: set[tuple[str, str]]) -> CompiledBoundary:
+    return dataclasses.replace(boundary, allowed=frozenset(allowed))
