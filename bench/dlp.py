@@ -129,31 +129,45 @@ class _Recorder:
         return getattr(self.scanner, name)
 
 
-def _per_call_us(fn: Callable[[], object], calls: int, repeat: int = 5) -> float:
+def _per_call_us(fn: Callable[[int], object], calls: int, repeat: int = 5) -> float:
+    """Best µs per call of ``fn(chunk)`` over ``repeat`` chunks of ``calls`` calls each.
+
+    Each repetition gets its own chunk of fresh records: the scanner's cache of values
+    it found nothing to decode in (tenant ids, content types) must not make a repeat of
+    the same records look cheaper than new traffic is.
+    """
     best = float("inf")
-    for _ in range(repeat):
+    for chunk in range(repeat):
         started = time.perf_counter()
-        fn()
+        fn(chunk)
         best = min(best, time.perf_counter() - started)
     return best / calls * 1e6
 
 
-def figures(records: int = 2000, seed: int = 7) -> dict[str, float]:
-    """µs per record for the scan (per engine) and the sanitizer, and the false-block rate."""
+def figures(records: int = 2000, seed: int = 7, repeat: int = 5) -> dict[str, float]:
+    """µs per record for the scan (per engine) and the sanitizer, and the false-block rate.
+
+    The sanitizer runs as in a worker in its steady state: the token vault's cache
+    (:class:`~zoneapp.vault.cache.StoredTokenCache`) knows the tokens of earlier records,
+    so a repeat customer's e-mail costs no vault entry; every card is new.  A warm-up
+    chunk comes first; each timed chunk is new records.
+    """
     from bench.__main__ import POLICY
-    from zoneapp.core.sanitizer import BoundarySanitizer, RawRecord
+    from zoneapp.core.sanitizer import BoundarySanitizer, Forward, RawRecord
     from zoneapp.keys.envelope import KeyRing
     from zoneapp.keys.memory import MemoryKeyProvider
     from zoneapp.policy import load_policy
     from zoneapp.stack.demo import make_payment
     from zoneapp.stack.embedded import run_sync
+    from zoneapp.vault.cache import StoredTokenCache
 
     rng = random.Random(seed)
     raws = []
-    for i in range(records):
+    for i in range(records * (repeat + 1)):
         key, value, headers = make_payment(rng)
         body = json.dumps(value, separators=(",", ":")).encode()
         raws.append(RawRecord("restricted.payments", 0, i, key, body, headers, 0))
+    chunks = [raws[k * records : (k + 1) * records] for k in range(repeat + 1)]
 
     async def ring() -> KeyRing:
         provider = MemoryKeyProvider()
@@ -168,29 +182,39 @@ def figures(records: int = 2000, seed: int = 7) -> dict[str, float]:
     policy = load_policy(POLICY)
     sanitizer = BoundarySanitizer(policy, policy.boundary("payments-to-confidential"))
     keyring = run_sync(ring())
+    known = StoredTokenCache()
 
-    def sanitize_all() -> None:
-        for r in raws:
-            sanitizer.sanitize(r, keyring)
+    def sanitize(chunk: Sequence[RawRecord]) -> None:
+        for r in chunk:
+            out = sanitizer.sanitize(r, keyring, known)
+            if isinstance(out, Forward):
+                for e in out.vault_entries:  # what the caching vault learns once stored
+                    known.add(e.tenant, e.token, e.fingerprint)
 
-    out: dict[str, float] = {"sanitize_us": _per_call_us(sanitize_all, len(raws))}
+    sanitize(chunks[0])
+    out: dict[str, float] = {
+        "sanitize_us": _per_call_us(lambda k: sanitize(chunks[k + 1]), records, repeat)
+    }
     recorder = _Recorder(policy.scanner)
     sanitizer.scanner = recorder  # type: ignore[assignment]
-    sanitize_all()
+    sanitize(raws)
     sanitizer.scanner = policy.scanner
     calls = recorder.calls
+    scans = [calls[k * records : (k + 1) * records] for k in range(repeat + 1)]
     out["fields_per_record"] = sum(len(items) for items, _ in calls) / len(calls)
     custom = [(c.name, c.pattern, c.ignore_case) for c in policy.spec.dlp.custom]
     for engine in ("hyperscan", "re"):
         scanner = build_scanner(policy.spec.dlp.detectors, custom, engine=engine)
 
-        def scan_all(s: Scanner = scanner) -> None:
-            for items, opaque in calls:
+        def scan(k: int, s: Scanner = scanner) -> None:
+            for items, opaque in scans[k + 1]:  # chunk 0 is the warm-up
                 s.scan(items, opaque)
 
-        out[f"scan_{engine}_us"] = _per_call_us(scan_all, len(calls))
-    out["prefilter_re2_set_us"] = _re2_set_us(policy.scanner, calls)
-    out["prefilter_hyperscan_us"] = _hyperscan_pass_us(policy.scanner, calls)
+        scan(-1)
+        out[f"scan_{engine}_us"] = _per_call_us(scan, records, repeat)
+    first = scans[0]
+    out["prefilter_re2_set_us"] = _re2_set_us(policy.scanner, first)
+    out["prefilter_hyperscan_us"] = _hyperscan_pass_us(policy.scanner, first)
     rate, _ = false_block_rate(build_scanner(list(BUILTIN_DETECTORS), []))
     out["false_block_rate"] = rate
     return out
@@ -217,7 +241,7 @@ def _re2_set_us(
             for text in record:
                 rset.Match(text)
 
-    return _per_call_us(run, len(texts))
+    return _per_call_us(lambda _chunk: run(), len(texts))
 
 
 def _hyperscan_pass_us(
@@ -233,7 +257,7 @@ def _hyperscan_pass_us(
         for text in joined:
             engine.matches(text)
 
-    return _per_call_us(run, len(joined))
+    return _per_call_us(lambda _chunk: run(), len(joined))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
