@@ -8,6 +8,7 @@ the HSM or Redis per record.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from typing import Any
 
@@ -162,6 +163,22 @@ def vault_aad(tenant: str, field_class: str, token: str) -> Aad:
 _PHONE = PhoneDetector()
 
 
+_GROUPS = re.compile(r"[0-9]+|[^0-9]+")
+
+
+def _laid_out(digits: str, layout: list[str]) -> str:
+    """``digits`` written in the groups and separators of ``layout``."""
+    out = []
+    at = 0
+    for part in layout:
+        if part[0].isdigit():
+            out.append(digits[at : at + len(part)])
+            at += len(part)
+        else:
+            out.append(part)
+    return "".join(out)
+
+
 def card_token(data: bytes, mac: bytes) -> str:
     """Format-preserving card token: same length, separators and last four.
 
@@ -176,14 +193,13 @@ def card_token(data: bytes, mac: bytes) -> str:
     if not (12 <= len(compact) <= 19 and compact.isascii() and compact.isdigit()):
         raise ValueError("transform 'tokenize' (format card) expects 12-19 digits")
     body_len = len(compact) - 4
+    # The input's layout: its digit groups' lengths and the separators between them.
+    layout = _GROUPS.findall(text) if len(compact) != len(text) else None
     # 256 bits of MAC as decimal: 77 digits, of which the low ones are uniform enough.
     body = list(str(int.from_bytes(mac, "big"))[-body_len:].rjust(body_len, "0"))
     for step in range(10 * body_len):
         candidate = "".join(body) + compact[-4:]
-        token = candidate
-        if len(compact) != len(text):
-            it = iter(candidate)
-            token = "".join(next(it) if c.isdigit() else c for c in text)
+        token = candidate if layout is None else _laid_out(candidate, layout)
         if not luhn_ok(candidate) and not holds_card(token) and not _PHONE.find(token, "", ()):
             return token
         # Changing one digit by one always changes the Luhn sum mod 10.
