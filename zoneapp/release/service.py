@@ -509,41 +509,118 @@ class ReleaseService:
             "problems": problems_of(outcome) if isinstance(outcome, Quarantine) else [],
         }
 
-    def _flagged(self, text: str) -> str | None:
-        hits = self.policy.scanner.scan_text(text)
-        return hits[0] if hits else None
-
-    def _mask(self, value: Any) -> Any:
-        if isinstance(value, str) or (
-            isinstance(value, int | float) and not isinstance(value, bool)
-        ):
-            hit = self._flagged(str(value))
-            return MASK.format(hit) if hit else value
-        if isinstance(value, dict):
-            out: dict[str, Any] = {}
-            for k, v in value.items():
-                hit = self._flagged(str(k))
-                out[MASK.format(hit) if hit else k] = self._mask(v)
-            return out
-        if isinstance(value, list):
-            items = [self._mask(v) for v in value]
-            joined = [v for v in value if isinstance(v, str | int | float)]
-            if len(joined) > 1 and any(self._flagged(view) for view in joined_views(joined)):
-                return [MASK.format("SPLIT") for _ in items]
-            return items
-        return value
-
     def _masked(self, outcome: Forward) -> dict[str, Any]:
-        key: Any = None
-        if outcome.key is not None:
-            key = self._mask(orjson.loads(outcome.key))
-        value = None if outcome.value is None else self._mask(orjson.loads(outcome.value))
+        """The output with every place the boundary's own scan flags masked (see
+        :class:`PreviewMask`); everything masked when that cannot be done surely."""
         headers = [
-            [name, self._mask(raw.decode("utf-8", "replace"))]
+            (name, raw.decode("utf-8", "replace"))
             for name, raw in outcome.headers
-            if not name.startswith("zoneapp-")
+            if not name.lower().startswith("zoneapp-")
         ]
-        return {"key": key, "value": value, "headers": headers}
+        try:
+            key = None if outcome.key is None else orjson.loads(outcome.key)
+            value = None if outcome.value is None else orjson.loads(outcome.value)
+            return PreviewMask(self.policy.scanner).apply(key, value, headers)
+        except Exception as exc:  # fail closed: nothing of the record is shown
+            log.warning("release preview: masking failed (%s); all masked", type(exc).__name__)
+            return {
+                "key": None if outcome.key is None else MASK.format("ALL"),
+                "value": None if outcome.value is None else MASK.format("ALL"),
+                "headers": [[name, MASK.format("ALL")] for name, _ in headers],
+            }
+
+
+class PreviewMask:
+    """Masks a would-be output the way the boundary scans it.
+
+    The sanitizer scans ``(path, text)`` pairs: concrete field paths (``emp.ssn``,
+    ``tags[0][0]``, ``$key``, ``$headers.name``), field names under the path they name,
+    and the joined views of an array's adjacent short scalars under ``path[]``. The same
+    pairs are built from the output here (a superset: every field name, small numbers,
+    floats in both spellings) and scanned with the scanner's ``scan``, so path-context
+    detectors (a bare 9-digit SSN at ``emp.ssn``) and split values flag where the
+    boundary flagged them. Each flagged path is masked whole (``[masked:DETECTOR]``), a
+    flagged field name is replaced, a joined ``path[]`` hit masks every item of the
+    array. A finding this walk cannot place raises, and the caller masks everything.
+    """
+
+    def __init__(self, scanner: Any) -> None:
+        self.scanner = scanner
+        self.values: list[tuple[str, str]] = []
+        self.names: list[tuple[str, str]] = []
+        #: path -> every (container, slot) holding a value at that path.
+        self.slots: dict[str, list[tuple[Any, Any]]] = {}
+
+    def apply(self, key: Any, value: Any, headers: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        root: dict[str, Any] = {"key": key, "value": value}
+        if key is not None:
+            self._walk(root, "key", "$key")
+        if value is not None:
+            self._walk(root, "value", "")
+        rows = [[name, text] for name, text in headers]
+        for row in rows:
+            path = f"$headers.{row[0].lower()}"
+            self.slots.setdefault(path, []).append((row, 1))
+            self.values.append((path, row[1]))
+        scan = self.scanner.scan
+        by_value = {(f.path, f.detector) for f in scan(self.values)}
+        by_name = {(f.path, f.detector) for f in scan(self.names)}
+        both = {(f.path, f.detector) for f in scan([*self.values, *self.names])}
+        # A hit only the joint scan finds cannot be told apart: value and name masked.
+        unsure = both - by_value - by_name
+        for path, detector in sorted(by_value | unsure):
+            if path.endswith("[]"):
+                for container, slot in self._at(path[:-2]):
+                    items = container[slot]
+                    if not isinstance(items, list):
+                        raise LookupError("a joined hit off an array")
+                    container[slot] = [MASK.format(detector) for _ in items]
+            else:
+                for container, slot in self._at(path):
+                    container[slot] = MASK.format(detector)
+        for path, detector in sorted(by_name | unsure):
+            for container, slot in self._at(path):
+                if not isinstance(container, dict):
+                    raise LookupError("a field name off an object")
+                if slot not in container:
+                    continue  # renamed already (a second detector on the same name)
+                masked, n = MASK.format(detector), 1
+                while masked in container:
+                    n += 1
+                    masked = f"{MASK.format(detector)}#{n}"
+                container[masked] = container.pop(slot)
+        return {"key": root["key"], "value": root["value"], "headers": rows}
+
+    def _at(self, path: str) -> list[tuple[Any, Any]]:
+        slots = self.slots.get(path)
+        if not slots:
+            raise LookupError("a finding at a path the walk did not see")
+        return slots
+
+    def _walk(self, container: Any, slot: Any, path: str) -> None:
+        self.slots.setdefault(path, []).append((container, slot))
+        value = container[slot]
+        if isinstance(value, str):
+            self.values.append((path, value))
+        elif isinstance(value, bool) or value is None:
+            return
+        elif isinstance(value, int):
+            self.values.append((path, str(value)))
+        elif isinstance(value, float):
+            self.values.append((path, repr(value).replace(".", ";")))
+            self.values.append((path, repr(value)))
+        elif isinstance(value, dict):
+            for name in list(value):
+                child = f"{path}.{name}" if path else str(name)
+                self.names.append((child, str(name)))
+                self._walk(value, name, child)
+        elif isinstance(value, list):
+            for i in range(len(value)):
+                self._walk(value, i, f"{path}[{i}]")
+            if len(value) > 1:
+                self.values.extend((f"{path}[]", view) for view in joined_views(value))
+        else:
+            raise TypeError("not a JSON value")
 
 
 def with_allowed(boundary: CompiledBoundary, allowed: set[tuple[str, str]]) -> CompiledBoundary:
