@@ -7,6 +7,12 @@ one); ``transform`` puts one sanitizing rule at one field path of a copy of the 
 (``keep`` is refused, and so is a transform that would copy the value, as the policy
 loader refuses it). Default-deny, the key and header rules, tenant checks and the DLP scan
 of every output are the boundary's own.
+
+The policy with the changed boundary must pass the flow proof (``zoneapp.policy.flow``,
+as ``check-policy`` requires): a transform exception declares its field at the source
+zone's class, and a boundary downstream that keeps that field would move it, unsanitized,
+into a lower zone. An exception whose policy the proof refuses is ``bad_exception``, at
+the request and again when the release runs (the policy may have changed in between).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from zoneapp.policy.compiled import (
     RuleNode,
 )
 from zoneapp.policy.errors import ParamError
+from zoneapp.policy.flow import prove_flow
 from zoneapp.policy.loader import parse_path
 from zoneapp.release.model import ReleaseError, ReleaseException
 from zoneapp.transforms import TransformSpec, build_transform
@@ -44,7 +51,31 @@ def detectors_of(policy: CompiledPolicy) -> set[str]:
 def with_exception(
     policy: CompiledPolicy, boundary: CompiledBoundary, exception: ReleaseException
 ) -> CompiledBoundary:
-    """``boundary`` with ``exception``; ReleaseError (``bad_exception``) when it cannot be."""
+    """``boundary`` with ``exception``; ReleaseError (``bad_exception``) when it cannot be,
+    or when the policy with it fails the flow proof (module docstring)."""
+    variant = _apply(policy, boundary, exception)
+    changed = dataclasses.replace(
+        policy,
+        boundaries=[variant if b.name == boundary.name else b for b in policy.boundaries],
+    )
+    try:
+        proof = prove_flow(changed)
+    except Exception as exc:  # a proof that cannot be made does not hold
+        raise ReleaseError(
+            "bad_exception", f"the flow proof could not run ({type(exc).__name__})"
+        ) from None
+    if not proof.ok:
+        # The proof's own text names boundaries, fields and classes (policy text, no values).
+        raise ReleaseError(
+            "bad_exception",
+            "the policy with this exception fails the flow proof: " + proof.problems[0],
+        )
+    return variant
+
+
+def _apply(
+    policy: CompiledPolicy, boundary: CompiledBoundary, exception: ReleaseException
+) -> CompiledBoundary:
     if exception.kind == "allow":
         assert exception.detector is not None
         if exception.detector not in detectors_of(policy):

@@ -250,8 +250,9 @@ class ReleaseService:
                 raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
             if any(e.get("boundary") != boundary for e in events):
                 raise ReleaseError("wrong_boundary", "a listed record is of another boundary")
-            with_exception(self.policy, b, exception)  # refused now, not at approval
+            # The caller's text is scanned before any refusal could quote it.
             self._no_values(reason, exception, filter)
+            with_exception(self.policy, b, exception)  # refused now, not at approval
             ids = [str(e["id"]) for e in events]
             released = self.released_ids()
             if any(v in released for v in ids):

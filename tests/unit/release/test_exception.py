@@ -62,3 +62,50 @@ def test_exceptions_that_cannot_apply_are_refused(
         with_exception(policy, boundary, exc)
     assert refused.value.code == "bad_exception"
     assert "999" not in str(refused.value)
+
+
+FLOW = """
+version: "flow-7"
+tenant_id: tenant_id
+security_topic: security.violations
+zones:
+  - {name: restricted, level: restricted}
+  - {name: confidential, level: confidential}
+  - {name: public, level: public}
+dlp: {detectors: [CREDIT_CARD, US_SSN]}
+boundaries:
+  - name: a
+    source: restricted.hr
+    destination: confidential.hr
+    unclassified: block
+    fields:
+      tenant_id: {transform: keep, class: public}
+      note: {transform: keep, class: confidential}
+  - name: b
+    source: confidential.hr
+    destination: public.hr
+    fields:
+      tenant_id: {transform: keep, class: public}
+      ssn: {transform: keep, class: public}
+"""
+
+
+def test_an_exception_opening_a_path_the_flow_proof_refuses_is_refused(tmp_path: Path) -> None:
+    from zoneapp.policy.flow import prove_flow
+
+    path = tmp_path / "flow.yaml"
+    path.write_text(FLOW)
+    flow = load_policy(path)
+    assert prove_flow(flow).ok  # the policy itself holds
+    # ssn enters a at restricted; generalized it reaches confidential.hr, where b keeps it
+    # into public.hr: the proof refuses the policy with this exception.
+    exc = ReleaseException(
+        "transform", "ssn", transform="generalize", params={"to": "prefix", "length": 4}
+    )
+    with pytest.raises(ReleaseError) as refused:
+        with_exception(flow, flow.boundary("a"), exc)
+    assert refused.value.code == "bad_exception"
+    assert "flow proof" in str(refused.value)
+    # Suppressing it opens nothing: allowed.
+    fine = ReleaseException("transform", "ssn", transform="suppress")
+    assert with_exception(flow, flow.boundary("a"), fine).name == "a"
