@@ -45,6 +45,17 @@ class ReleasesTable:
     def rows(self) -> Iterable[Mapping[str, Any]]:
         return [row for row in list(self.table.data.values()) if isinstance(row, dict)]
 
+    def size(self) -> int:
+        return len(self.table.data)
+
+    async def delete(self, release_id: str) -> None:
+        """Drop a row; a tombstone in the changelog drops it on recovery too."""
+        async with self._lock:
+            if self.table.data.pop(release_id, None) is None:
+                return
+            fut = self.table.send_changelog(PARTITION, release_id, None)
+            await asyncio.wait_for(fut, 30.0)
+
     async def put(self, row: dict[str, Any]) -> None:
         async with self._lock:
             key = str(row["id"])

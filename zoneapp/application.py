@@ -237,6 +237,7 @@ def register_releases(app: faust.App, runtime: Runtime, web_state: WebState) -> 
         vault=lambda: runtime.vault,
         audit=web_state.reveal.audit,
         ttl=settings.release_ttl,
+        retention=settings.release_retention,
         open_keys=runtime.open_keys,
         flush=flush,
         boundaries=[b.name for b in runtime.boundaries],
@@ -247,6 +248,8 @@ def register_releases(app: faust.App, runtime: Runtime, web_state: WebState) -> 
     async def resume_releases() -> None:
         if store.serving() and service.resume():
             log.info("releases: resuming approved releases that did not finish")
+        if store.serving():
+            await service.purge()
 
 
 _built: tuple[faust.App, Runtime] | None = None

@@ -264,6 +264,8 @@ class Settings:
     violations_keep: int = 10_000
     #: Seconds a release request waits for its second officer (zoneapp.release).
     release_ttl: float = 86_400.0
+    #: Seconds a done or expired release is kept in the releases table before it is purged.
+    release_retention: float = 30 * 86_400.0
     #: Detokenize/decrypt calls per second per caller, and the burst allowed.
     access_rate: int = 5
     access_burst: int = 20
@@ -358,6 +360,9 @@ class Settings:
             reconcile_cache=float(_int(env, "RECONCILE_CACHE_S", 30, 1, 3600)),
             violations_keep=_int(env, "VIOLATIONS_KEEP", defaults.violations_keep, 10, 10**7),
             release_ttl=float(_int(env, "RELEASE_TTL_S", 86_400, 60, 30 * 86_400)),
+            release_retention=float(
+                _int(env, "RELEASE_RETENTION_S", 30 * 86_400, 3_600, 365 * 86_400)
+            ),
             access_rate=_int(env, "ACCESS_RATE", defaults.access_rate, 1, 100_000),
             access_burst=_int(env, "ACCESS_BURST", defaults.access_burst, 1, 100_000),
             environment=environment,

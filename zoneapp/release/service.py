@@ -46,7 +46,9 @@ from zoneapp.release.exception import with_exception
 from zoneapp.release.model import (
     APPROVED,
     DONE,
+    EXPIRED,
     NOT_FOUND,
+    PENDING,
     RELEASED,
     RELEASING,
     STILL_QUARANTINED,
@@ -63,6 +65,19 @@ log = logging.getLogger(__name__)
 
 RELEASE_HEADER = "zoneapp-release-id"
 MASK = "[masked:{}]"
+#: Pending requests one officer may have open at a time, and one source zone: a request
+#: is a human's work for a second human, and each one is kept, listed and audited.
+MAX_OPEN_PER_OFFICER = 20
+MAX_OPEN_PER_ZONE = 100
+#: Releases per page of ``GET /releases`` (default, most).
+PAGE = 50
+MAX_PAGE = 500
+#: What the audit says for a boundary the caller named that the policy does not have.
+UNKNOWN = "(unknown)"
+#: Seconds between two purges of old rows.
+PURGE_EVERY = 60.0
+#: States a release holds its records in: another release of them is refused.
+HOLDING = (APPROVED, RELEASING)
 
 
 class ReleaseStore(Protocol):
@@ -72,7 +87,13 @@ class ReleaseStore(Protocol):
 
     def rows(self) -> Iterable[Mapping[str, Any]]: ...
 
+    def size(self) -> int:
+        """How many rows there are (cheap: the released-ids index is rebuilt when it moves)."""
+        ...
+
     async def put(self, row: dict[str, Any]) -> None: ...
+
+    async def delete(self, release_id: str) -> None: ...
 
     def serving(self) -> bool:
         """True when this process keeps the rows (the active owner of their partition)."""
@@ -95,8 +116,14 @@ class MemoryReleaseStore:
     def rows(self) -> Iterable[Mapping[str, Any]]:
         return list(self.data.values())
 
+    def size(self) -> int:
+        return len(self.data)
+
     async def put(self, row: dict[str, Any]) -> None:
         self.data[str(row["id"])] = row
+
+    async def delete(self, release_id: str) -> None:
+        self.data.pop(release_id, None)
 
     def serving(self) -> bool:
         return True
@@ -156,6 +183,7 @@ class ReleaseService:
         flush: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
         boundaries: Iterable[str] | None = None,
+        retention: float = 30 * 86_400.0,
     ) -> None:
         # A getter follows the runtime's current policy (a reload), a policy stays fixed.
         self._policy = policy if callable(policy) else (lambda: policy)
@@ -174,6 +202,12 @@ class ReleaseService:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()
+        #: Seconds a done or expired release is kept before it is purged.
+        self.retention = retention
+        self._purged_at = float("-inf")
+        # violation id -> the release holding or having released it (see _held).
+        self._index: dict[str, dict[str, str]] = {}
+        self._index_size = -1
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -200,15 +234,111 @@ class ReleaseService:
                 continue
         return sorted(found, key=lambda r: r.requested_at, reverse=True)
 
+    def page(self, zones: Iterable[str] | None, limit: int, cursor: str | None) -> dict[str, Any]:
+        """Releases of ``zones`` (None: every zone), newest first, ``limit`` at a time;
+        ``cursor`` is the ``next_cursor`` of the page before."""
+        wanted = None if zones is None else set(zones)
+        items = [r for r in self.all() if wanted is None or r.zone in wanted]
+        start = 0
+        if cursor is not None:
+            ids = [r.id for r in items]
+            start = ids.index(cursor) + 1 if cursor in ids else len(items)
+        chunk = items[start : start + limit]
+        more = start + limit < len(items)
+        return {"items": chunk, "next_cursor": chunk[-1].id if more and chunk else None}
+
+    def _rows_index(self) -> dict[str, dict[str, str]]:
+        """violation id -> {state: release id} of the releases that released it (``done``)
+        or hold it (approved, releasing). Kept as rows are written here; rebuilt from the
+        store when its size moves (recovery from the changelog, another worker's rows)."""
+        if self.store.size() != self._index_size:
+            self._index = {}
+            for release in self.all():
+                self._note(release)
+            self._index_size = self.store.size()
+        return self._index
+
+    def _note(self, release: Release) -> None:
+        for vid in release.violation_ids:
+            held = self._index.get(vid)
+            if held is not None and release.id in held.values():
+                self._index[vid] = held = {k: v for k, v in held.items() if v != release.id}
+            if release.state in HOLDING:
+                self._index.setdefault(vid, {})[release.state] = release.id
+            elif (
+                release.state == DONE
+                and (release.results.get(vid) or {}).get("outcome") == RELEASED
+            ):
+                self._index.setdefault(vid, {}).setdefault(DONE, release.id)
+            if vid in self._index and not self._index[vid]:
+                del self._index[vid]
+
+    async def _put(self, release: Release) -> None:
+        await self.store.put(release.to_row())
+        self._rows_index()
+        self._note(release)
+        self._index_size = self.store.size()
+
     def released_ids(self) -> dict[str, str]:
         """violation id -> the done release that released it."""
-        out: dict[str, str] = {}
-        for release in self.all():
-            if release.state == DONE:
-                for vid, result in release.results.items():
-                    if result.get("outcome") == RELEASED:
-                        out.setdefault(vid, release.id)
-        return out
+        return {v: held[DONE] for v, held in self._rows_index().items() if DONE in held}
+
+    def _held(self, release: Release | None, ids: Iterable[str]) -> bool:
+        """True when a listed record was released, or is held by another approved or
+        running release (two requests for one record: only the first one to run)."""
+        index = self._rows_index()
+        mine = None if release is None else release.id
+        for vid in ids:
+            for state, rid in (index.get(vid) or {}).items():
+                if rid != mine and (state == DONE or release is not None):
+                    return True
+        return False
+
+    async def purge(self) -> int:
+        """Delete done and expired releases older than the retention (once a minute at
+        most; the worker's timer calls it). Their audit events stay in ``audit.access``."""
+        now = self.clock()
+        if now - self._purged_at < PURGE_EVERY or not self.store.serving():
+            return 0
+        self._purged_at = now
+        cutoff = now - self.retention
+        old = [
+            r.id
+            for r in self.all()
+            if (r.state == DONE and (r.finished_at or r.requested_at) < cutoff)
+            or (r.state_at(now) == EXPIRED and r.expires_at < cutoff)
+        ]
+        for rid in old:
+            async with self._lock:
+                await self.store.delete(rid)
+        if old:
+            self._index_size = -1
+            log.info("releases: purged %d done or expired releases", len(old))
+        return len(old)
+
+    def _open_requests(self, officer: Officer, zone: str) -> None:
+        now = self.clock()
+        mine = by_zone = 0
+        for r in self.all():
+            if r.state_at(now) != PENDING:
+                continue
+            by_zone += r.zone == zone
+            mine += r.requester_identity == officer.identity
+        if mine >= MAX_OPEN_PER_OFFICER:
+            raise ReleaseError(
+                "too_many_open", f"at most {MAX_OPEN_PER_OFFICER} open requests per officer"
+            )
+        if by_zone >= MAX_OPEN_PER_ZONE:
+            raise ReleaseError(
+                "too_many_open", f"at most {MAX_OPEN_PER_ZONE} open requests per zone"
+            )
+
+    def lookup(self, name: str) -> CompiledBoundary | None:
+        """The boundary ``name`` names here, or None (no error: the caller checks roles)."""
+        try:
+            return self.boundary(name)
+        except ReleaseError:
+            return None
 
     def boundary(self, name: str) -> CompiledBoundary:
         if self.boundaries is not None and name not in self.boundaries:
@@ -243,10 +373,18 @@ class ReleaseService:
     ) -> Release:
         """File a request for the quarantined records of ``events`` (violation events)."""
         zone = None
+        found = self.lookup(boundary)
+        # Only a policy boundary's name goes into the audit, never the caller's text.
+        named = found.name if found is not None else UNKNOWN
         try:
-            b = self.boundary(boundary)
+            # The role first: an officer of no zone, or of another zone, is told nothing.
+            if not officer.zones:
+                raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
+            if found is None:
+                raise ReleaseError("unknown_boundary", "no such boundary on this worker")
+            b = found
             zone = b.source_zone.name
-            if zone not in officer.zones:  # the role first: nothing else is told
+            if zone not in officer.zones:
                 raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
             if any(e.get("boundary") != boundary for e in events):
                 raise ReleaseError("wrong_boundary", "a listed record is of another boundary")
@@ -254,9 +392,9 @@ class ReleaseService:
             self._no_values(reason, exception, filter)
             with_exception(self.policy, b, exception)  # refused now, not at approval
             ids = [str(e["id"]) for e in events]
-            released = self.released_ids()
-            if any(v in released for v in ids):
+            if self._held(None, ids):
                 raise ReleaseError("already_released", "a listed record was released already")
+            self._open_requests(officer, zone)
             release = self.book.file(
                 officer,
                 boundary=boundary,
@@ -269,7 +407,7 @@ class ReleaseService:
         except ReleaseError as exc:
             if exc.code != "audit_unavailable":
                 await self._audit(officer.name, "release.request", zone, f"refused:{exc.code}",
-                                  boundary=boundary)  # fmt: skip
+                                  boundary=named)  # fmt: skip
             raise
         await self._audit(
             officer.name,
@@ -277,11 +415,11 @@ class ReleaseService:
             zone,
             "allowed",
             release_id=release.id,
-            boundary=boundary,
+            boundary=named,
             records=len(release.violation_ids),
             exception=exception.kind,
         )
-        await self.store.put(release.to_row())
+        await self._put(release)
         return release
 
     def _no_values(
@@ -305,16 +443,22 @@ class ReleaseService:
                 raise ReleaseError("unknown_release", "no such release")
             try:
                 self.book.approve(release, officer)
+                if self._held(release, release.violation_ids):
+                    release.state, release.approved_by, release.approved_at = PENDING, None, None
+                    raise ReleaseError(
+                        "already_released",
+                        "a listed record was released, or is being released, by another release",
+                    )
             except ReleaseError as exc:
                 await self._audit(officer.name, "release.approve", release.zone,
                                   f"refused:{exc.code}", release_id=release.id)  # fmt: skip
                 if exc.code == "expired":
-                    await self.store.put(release.to_row())
+                    await self._put(release)
                 raise
             await self._audit(
                 officer.name, "release.approve", release.zone, "allowed", release_id=release.id
             )
-            await self.store.put(release.to_row())
+            await self._put(release)
         self._spawn(release.id)
         return release
 
@@ -381,7 +525,7 @@ class ReleaseService:
                 f"refused:{exc.code}",
                 release_id=release.id,
             )
-            await self.store.put(release.to_row())
+            await self._put(release)
 
     async def _run(self, release_id: str) -> None:
         async with self._lock:
@@ -389,9 +533,11 @@ class ReleaseService:
             if release is None or release.state not in (APPROVED, RELEASING):
                 return
             self.book.start(release)
-            await self.store.put(release.to_row())
+            await self._put(release)
+            if self._held(release, release.violation_ids):  # refused, done: nothing out
+                raise ReleaseError("already_released", "another release took a listed record")
         boundary = self.boundary(release.boundary)
-        variant = with_exception(self.policy, boundary, release.exception)
+        variant = without_rate_limit(with_exception(self.policy, boundary, release.exception))
         found = await self.quarantine.find(
             boundary.source_zone.quarantine_topic, release.violation_ids
         )
@@ -439,7 +585,7 @@ class ReleaseService:
                 still_quarantined=counts[STILL_QUARANTINED],
                 not_found=counts[NOT_FOUND],
             )
-            await self.store.put(release.to_row())
+            await self._put(release)
         log.info(
             "release %s: %d released, %d still quarantined, %d not found",
             release.id,
@@ -456,8 +602,13 @@ class ReleaseService:
         reason, only its problems. For zone-wide officers of the source zone; audited."""
         vid = str(event.get("id"))
         zone = None
+        named = self.lookup(str(event.get("boundary")))
         try:
-            boundary = self.boundary(str(event.get("boundary")))
+            if not officer.zones:
+                raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
+            if named is None:
+                raise ReleaseError("unknown_boundary", "no such boundary on this worker")
+            boundary = named
             zone = boundary.source_zone.name
             if zone not in officer.zones:
                 raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
@@ -622,6 +773,16 @@ class PreviewMask:
                 self.values.extend((f"{path}[]", view) for view in joined_views(value))
         else:
             raise TypeError("not a JSON value")
+
+
+def without_rate_limit(boundary: CompiledBoundary) -> CompiledBoundary:
+    """The boundary without its ingress rate limit (its schema checks stay): a release is
+    a human decision over records that were counted once already, and ``rate_limited``
+    records would otherwise be limited again, as one burst."""
+    ingress = boundary.ingress
+    if ingress is None or ingress.rate_limit is None:
+        return boundary
+    return dataclasses.replace(boundary, ingress=dataclasses.replace(ingress, rate_limit=None))
 
 
 def with_allowed(boundary: CompiledBoundary, allowed: set[tuple[str, str]]) -> CompiledBoundary:

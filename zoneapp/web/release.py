@@ -14,13 +14,16 @@ Routes (bearer keys, ``zoneapp.web.auth``):
   "path", "params"}}}``); zone-wide officers of the source zone.
 * ``POST /releases/{id}/approve``: a second zone-wide officer, another person, approves;
   the worker then runs the release (202).
-* ``GET /releases``, ``GET /releases/{id}``: requests and their outcome per record.
+* ``GET /releases`` (``?limit=&cursor=``, newest first, pages of ``PAGE``, at most
+  ``MAX_PAGE``), ``GET /releases/{id}``: requests and their outcome per record. Analysts
+  see every zone's (as they see every violation); an officer who is not an analyst sees
+  the releases of the zones it is a zone-wide officer of, and 404 for another's.
 
 Errors are ``{"error": code, "detail": fixed text}``: 400 malformed, 401/429 as every
 route, 403 ``forbidden`` or ``same_officer``, 404 unknown, 409 ``expired``,
-``not_pending`` or ``already_released``, 503 the audit or the worker keeping releases
-unavailable (also ``unavailable`` when the broker does not answer). No error carries a
-value or echoes the caller's text.
+``not_pending``, ``already_released`` or ``too_many_open``, 503 the audit or the worker
+keeping releases unavailable (also ``unavailable`` when the broker does not answer). No
+error carries a value or echoes the caller's text.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from faust.web import Request, Response
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from zoneapp.release import Officer, ReleaseError, ReleaseException, ReleaseService
-from zoneapp.release.model import MAX_RECORDS
+from zoneapp.release.model import MAX_RECORDS, Release
+from zoneapp.release.service import MAX_PAGE, PAGE
 from zoneapp.web.auth import Forbidden, Principal
 from zoneapp.web.base import BadRequest, ProtectedView
 from zoneapp.web.cluster import Cluster, ClusterAuthError
@@ -69,6 +73,7 @@ STATUS = {
     "expired": 409,
     "not_pending": 409,
     "already_released": 409,
+    "too_many_open": 409,
     "not_approved": 409,
     "audit_unavailable": 503,
     "not_serving": 503,
@@ -192,6 +197,27 @@ class ReleaseView(ProtectedView):
         raise NotImplementedError
 
 
+def visible_zones(principal: Principal) -> set[str] | None:
+    """Zones whose releases the caller may read; None: every zone (an analyst)."""
+    return None if principal.may_view_violations() else principal.zone_officer_zones()
+
+
+def may_read(principal: Principal, release: Release) -> bool:
+    zones = visible_zones(principal)
+    return zones is None or release.zone in zones
+
+
+def page_args(query: Mapping[str, str]) -> tuple[int, str | None]:
+    raw = query.get("limit")
+    try:
+        limit = PAGE if raw is None else int(raw)
+    except ValueError:
+        raise BadRequest(f"limit: 1 to {MAX_PAGE}") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit: 1 to {MAX_PAGE}")
+    return limit, query.get("cursor") or None
+
+
 def officer_only(principal: Principal) -> Officer:
     """The caller as an officer; the service refuses (and audits) one of no zone."""
     return officer_of(principal)
@@ -233,7 +259,10 @@ class Releases(ReleaseView):
         service = service_of(request)
         now = service.clock()
         if request.method != "POST":
-            return self.ok({"items": [r.as_json(now) for r in service.all()]})
+            limit, cursor = page_args(request.query)
+            page = service.page(visible_zones(principal), limit, cursor)
+            page["items"] = [r.as_json(now) for r in page["items"]]
+            return self.ok(page)
         officer = officer_only(principal)
         body = await body_of(request)
         boundary = body.get("boundary")
@@ -300,7 +329,7 @@ class ReleaseOne(ReleaseView):
     ) -> Response:
         service = service_of(request)
         release = service.get(match["id"])
-        if release is None:
+        if release is None or not may_read(principal, release):
             raise ReleaseError("unknown_release", "no such release")
         return self.ok(release.as_json(service.clock()))
 
