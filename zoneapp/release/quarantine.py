@@ -12,16 +12,26 @@ sanitizer drops them anyway).
 fetch responses (tansu's ``ListOffsets(latest)`` is wrong after multi-record batches),
 keeping only the records asked for: a release is rare and human-paced, and the topic's
 retention bounds the read. :class:`MemoryQuarantine` holds records for in-process tests.
+
+Anyone who may produce to a quarantine topic could write a forged record under a known
+violation id (ids are listed to analysts), in another partition, read first. So every
+copy under an id is read, and an id is only answered when all its copies are the same
+record (key, value, headers, timestamp, source place, boundary: a guard's retry writes
+the same one twice); copies that differ answer nothing for that id (:func:`pick`), and
+the service checks the copy's boundary and source place against the violation's.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from zoneapp.core.sanitizer import LINEAGE_PREFIX, RawRecord
+
+log = logging.getLogger(__name__)
 
 VIOLATION_HEADER = "zoneapp-violation-id"
 
@@ -73,6 +83,39 @@ def original(
         return None
 
 
+def pick(copies: Sequence[QuarantinedRecord]) -> QuarantinedRecord | None:
+    """The one record all ``copies`` of a violation id are; None when they differ."""
+    if not copies:
+        return None
+    first = copies[0]
+
+    def same(c: QuarantinedRecord) -> bool:
+        a, b = c.record, first.record
+        return c.boundary == first.boundary and (
+            a.topic,
+            a.partition,
+            a.offset,
+            a.key,
+            a.value,
+            list(a.headers),
+            a.timestamp_ms,
+        ) == (b.topic, b.partition, b.offset, b.key, b.value, list(b.headers), b.timestamp_ms)
+
+    if all(same(c) for c in copies[1:]):
+        return first
+    log.warning("quarantine: copies under violation id %s differ; none is used", first.violation_id)
+    return None
+
+
+def picked(copies: dict[str, list[QuarantinedRecord]]) -> dict[str, QuarantinedRecord]:
+    out = {}
+    for vid, found in copies.items():
+        one = pick(found)
+        if one is not None:
+            out[vid] = one
+    return out
+
+
 class QuarantineSource(Protocol):
     async def find(self, topic: str, violation_ids: Iterable[str]) -> dict[str, QuarantinedRecord]:
         """The originals of ``violation_ids`` still in ``topic``, by violation id."""
@@ -99,12 +142,12 @@ class MemoryQuarantine:
 
     async def find(self, topic: str, violation_ids: Iterable[str]) -> dict[str, QuarantinedRecord]:
         wanted = set(violation_ids)
-        found: dict[str, QuarantinedRecord] = {}
+        found: dict[str, list[QuarantinedRecord]] = {}
         for offset, (key, value, headers, ts) in enumerate(self.topics.get(topic, [])):
             rec = original(topic, 0, offset, key, value, headers, ts)
             if rec is not None and rec.violation_id in wanted:
-                found.setdefault(rec.violation_id, rec)
-        return found
+                found.setdefault(rec.violation_id, []).append(rec)
+        return picked(found)
 
 
 class KafkaQuarantine:
@@ -135,7 +178,7 @@ class KafkaQuarantine:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         wanted = set(violation_ids)
-        found: dict[str, QuarantinedRecord] = {}
+        found: dict[str, list[QuarantinedRecord]] = {}
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.broker_urls(),
             group_id=None,
@@ -147,14 +190,14 @@ class KafkaQuarantine:
         try:
             tps = [TopicPartition(topic, p) for p in range(await self._partitions(topic))]
             if not tps:
-                return found
+                return {}
             consumer.assign(tps)
             begin = await consumer.beginning_offsets(tps)
             for tp in tps:
                 consumer.seek(tp, begin[tp])
             todo = set(tps)
             deadline = time.monotonic() + self.timeout
-            while todo and len(found) < len(wanted):
+            while todo:  # to the end: every copy of an id counts (module docstring)
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"reading {topic} took too long")
                 batches = await consumer.getmany(*todo, timeout_ms=1000)
@@ -165,11 +208,11 @@ class KafkaQuarantine:
                             list(r.headers), r.timestamp,
                         )  # fmt: skip
                         if rec is not None and rec.violation_id in wanted:
-                            found.setdefault(rec.violation_id, rec)
+                            found.setdefault(rec.violation_id, []).append(rec)
                 for tp in list(todo):
                     end = consumer.highwater(tp)
                     if end is not None and await consumer.position(tp) >= end:
                         todo.discard(tp)
         finally:
             await consumer.stop()
-        return found
+        return picked(found)

@@ -541,6 +541,7 @@ class ReleaseService:
         found = await self.quarantine.find(
             boundary.source_zone.quarantine_topic, release.violation_ids
         )
+        found = {v: q for v, q in found.items() if bound(q, boundary.name, None)}
         listed = [vid for vid in release.violation_ids if vid in found]
         records = [found[vid].record for vid in listed]
         results: dict[str, dict[str, Any]] = {
@@ -613,6 +614,8 @@ class ReleaseService:
             if zone not in officer.zones:
                 raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
             found = await self.quarantine.find(boundary.source_zone.quarantine_topic, [vid])
+            if vid in found and not bound(found[vid], boundary.name, event):
+                del found[vid]  # a copy that is not the violation's record: never shown
             if vid not in found:
                 raise ReleaseError("not_found", "the record is no longer in the quarantine topic")
         except ReleaseError as exc:
@@ -773,6 +776,22 @@ class PreviewMask:
                 self.values.extend((f"{path}[]", view) for view in joined_views(value))
         else:
             raise TypeError("not a JSON value")
+
+
+def bound(quarantined: Any, boundary: str, event: Mapping[str, Any] | None) -> bool:
+    """The quarantined copy is the violation's record: its boundary, and (given the
+    violation event) the source place the event recorded."""
+    if quarantined.boundary != boundary:
+        return False
+    if event is None:
+        return True
+    source = event.get("source") or {}
+    record = quarantined.record
+    return (source.get("topic"), source.get("partition"), source.get("offset")) == (
+        record.topic,
+        record.partition,
+        record.offset,
+    )
 
 
 def without_rate_limit(boundary: CompiledBoundary) -> CompiledBoundary:

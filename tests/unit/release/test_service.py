@@ -164,3 +164,36 @@ async def test_the_listing_pages_and_keeps_to_the_callers_zones(tmp_path: Path) 
     assert [r.id for r in second["items"] + third["items"]] == ids[::-1][2:]
     assert third["next_cursor"] is None
     assert b.service.page({"confidential"}, 10, None)["items"] == []
+
+
+async def test_a_forged_copy_under_a_known_violation_id_is_never_used(tmp_path: Path) -> None:
+    b = await bench(tmp_path, POLICY, "hr", [{"tenant_id": "acme", "note": CARD}])
+    topic = "restricted.quarantine"
+    [(key, value, headers, ts)] = b.quarantine.topics[topic]
+    # Someone who may produce to the quarantine topic writes another record under its id.
+    b.quarantine.append(topic, key, b'{"tenant_id":"acme","note":"forged"}', headers, ts)
+    with pytest.raises(ReleaseError) as refused:
+        await b.service.preview(officer("alice"), b.events[0])
+    assert refused.value.code == "not_found"
+    allow = ReleaseException("allow", "note", "CREDIT_CARD")
+    r = await b.service.request(
+        officer("alice"), boundary="hr", events=b.events, exception=allow, reason="ok"
+    )
+    await b.service.approve(r.id, officer("bob"))
+    await b.service.wait_idle()
+    assert b.out.on("confidential.hr") == []
+    # The same record twice (a guard's retry) is still the record.
+    b.quarantine.topics[topic] = [(key, value, headers, ts)] * 2
+    preview = await b.service.preview(officer("alice"), b.events[0])
+    assert preview["forwardable"] is True
+
+
+async def test_a_copy_from_another_source_place_is_not_previewed(tmp_path: Path) -> None:
+    b = await bench(tmp_path, POLICY, "hr", [{"tenant_id": "acme", "note": CARD}])
+    topic = "restricted.quarantine"
+    [(key, value, headers, ts)] = b.quarantine.topics[topic]
+    moved = [(k, b"7" if k == "zoneapp-source-offset" else v) for k, v in headers]
+    b.quarantine.topics[topic] = [(key, value, moved, ts)]
+    with pytest.raises(ReleaseError) as refused:
+        await b.service.preview(officer("alice"), b.events[0])
+    assert refused.value.code == "not_found"
