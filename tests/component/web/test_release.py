@@ -624,3 +624,27 @@ async def test_a_keyed_transform_exception_gets_its_key(rweb: ReleaseWeb) -> Non
     [(_, _, value, _)] = rweb.released()
     notes = orjson.loads(value or b"")["notes"]
     assert isinstance(notes, str) and CARD not in notes and "card" not in notes
+
+
+async def test_the_release_listing_pages_and_keeps_to_the_callers_zones(rweb: ReleaseWeb) -> None:
+    made = []
+    for kind in ("phone", "card"):
+        rweb.clock.now += 1
+        status, body, _ = await rweb.call(
+            "POST", "/releases", "alice", allow_phone([rweb.violations[kind]])
+        )
+        assert status == 201, body
+        made.append(body["id"])
+    status, page, _ = await rweb.call("GET", "/releases?limit=1", "analyst")
+    assert status == 200 and [r["id"] for r in page["items"]] == [made[1]]
+    status, page, _ = await rweb.call(
+        "GET", f"/releases?limit=1&cursor={page['next_cursor']}", "analyst"
+    )
+    assert [r["id"] for r in page["items"]] == [made[0]] and page["next_cursor"] is None
+    assert (await rweb.call("GET", "/releases?limit=0", "analyst"))[0] == 400
+    # An officer of another zone sees none of them, not even by id.
+    status, page, _ = await rweb.call("GET", "/releases", "dave-conf")
+    assert status == 200 and page["items"] == []
+    assert (await rweb.call("GET", f"/releases/{made[0]}", "dave-conf"))[0] == 404
+    status, page, _ = await rweb.call("GET", "/releases", "bob")
+    assert {r["id"] for r in page["items"]} == set(made)

@@ -211,3 +211,13 @@ def test_the_time_to_live_is_a_setting() -> None:
     assert Settings.from_env({"ZONEAPP_RELEASE_TTL_S": "600"}).release_ttl == 600
     with pytest.raises(ValueError):
         ReleaseBook(ttl=0)
+
+
+def test_the_retention_is_a_setting() -> None:
+    from zoneapp.settings import Settings
+
+    assert Settings.from_env({}).release_retention == 30 * 86_400
+    env = {"ZONEAPP_RELEASE_RETENTION_S": "7200"}
+    assert Settings.from_env(env).release_retention == 7200
+    with pytest.raises(ValueError):
+        Settings.from_env({"ZONEAPP_RELEASE_RETENTION_S": "60"})  # under an hour
