@@ -274,10 +274,11 @@ class ReleaseService:
                 del self._index[vid]
 
     async def _put(self, release: Release) -> None:
+        current = self.store.size() == self._index_size
         await self.store.put(release.to_row())
-        self._rows_index()
-        self._note(release)
-        self._index_size = self.store.size()
+        if current:  # else the next look rebuilds it, this row included
+            self._note(release)
+            self._index_size = self.store.size()
 
     def released_ids(self) -> dict[str, str]:
         """violation id -> the done release that released it."""

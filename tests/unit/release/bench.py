@@ -64,6 +64,7 @@ async def bench(
     boundary: str,
     docs: list[dict[str, Any]],
     headers: list[list[tuple[str, bytes]]] | None = None,
+    store: MemoryReleaseStore | None = None,
     **service: Any,
 ) -> Bench:
     path = tmp_path / "policy.yaml"
@@ -87,7 +88,8 @@ async def bench(
     for topic, key, value, hdrs in sink.on(b.source_zone.quarantine_topic):
         quarantine.append(topic, key, value, list(hdrs))
     events = [orjson.loads(s[2] or b"") for s in sink.on(policy.security_topic)]
-    out, audit, store, clock = MemorySink(), Audit(), MemoryReleaseStore(), Clock()
+    out, audit, clock = MemorySink(), Audit(), Clock()
+    store = store if store is not None else MemoryReleaseStore()
     svc = ReleaseService(
         policy,
         store=store,

@@ -3,11 +3,13 @@ audit text, one release per record, open-request caps, retention and paging."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from zoneapp.release import ReleaseError, ReleaseException
+from zoneapp.release import MemoryReleaseStore, ReleaseError, ReleaseException
 from zoneapp.release.model import DONE, RELEASED, STILL_QUARANTINED
 from zoneapp.release.service import MAX_OPEN_PER_OFFICER, PURGE_EVERY
 
@@ -197,3 +199,34 @@ async def test_a_copy_from_another_source_place_is_not_previewed(tmp_path: Path)
     with pytest.raises(ReleaseError) as refused:
         await b.service.preview(officer("alice"), b.events[0])
     assert refused.value.code == "not_found"
+
+
+class CountingStore(MemoryReleaseStore):
+    """Counts full reads of the rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scans = 0
+
+    def rows(self) -> Iterable[Mapping[str, Any]]:
+        self.scans += 1
+        return super().rows()
+
+
+async def test_released_ids_come_from_an_index_not_a_scan_per_call(tmp_path: Path) -> None:
+    store = CountingStore()
+    b = await bench(tmp_path, POLICY, "hr", [{"tenant_id": "acme", "note": CARD}], store=store)
+    allow = ReleaseException("allow", "note", "CREDIT_CARD")
+    r = await b.service.request(
+        officer("alice"), boundary="hr", events=b.events, exception=allow, reason="ok"
+    )
+    await b.service.approve(r.id, officer("bob"))
+    await b.service.wait_idle()
+    before = store.scans
+    for _ in range(5):
+        assert b.service.released_ids() == {b.events[0]["id"]: r.id}
+    assert store.scans == before
+    # A row that arrives by another way (recovery) is seen: the index is rebuilt.
+    store.data["other"] = {**store.data[r.id], "id": "other"}
+    assert b.service.released_ids() == {b.events[0]["id"]: r.id}
+    assert store.scans == before + 1
