@@ -65,10 +65,11 @@ def with_exception(
             "bad_exception", f"the flow proof could not run ({type(exc).__name__})"
         ) from None
     if not proof.ok:
-        # The proof's own text names boundaries, fields and classes (policy text, no values).
+        # A fixed text: the proof's own names the exception's path (the caller's text).
         raise ReleaseError(
             "bad_exception",
-            "the policy with this exception fails the flow proof: " + proof.problems[0],
+            "the policy with this exception fails the flow proof: a field would reach a "
+            "lower zone unsanitized through a boundary downstream (check-policy explains)",
         )
     return variant
 
