@@ -1,0 +1,189 @@
+"""Shadow mode: what the candidate would do differently, in counts and places, and nothing
+else: no value in the report, no vault write, no data key, no produced record."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.records import SENSITIVE, payment, raw
+from zoneapp.core.sanitizer import RawRecord
+from zoneapp.keys.envelope import KeyRing
+from zoneapp.pipeline.guard import BoundaryGuard
+from zoneapp.pipeline.policies import BoundaryGuards, PolicySwitch
+from zoneapp.pipeline.shadow import field_places, merge_reports, policy_names
+from zoneapp.pipeline.sink import MemorySink
+from zoneapp.policy import CompiledBoundary, CompiledPolicy, compile_policy_text
+from zoneapp.vault import CachingTokenVault, MemoryTokenVault
+
+from .policy_files import BASE, edited, write
+
+BOUNDARY = "payments-to-confidential"
+#: Drops notes, forwards card_last4, tokenizes the zip code, blocks unnamed fields.
+CANDIDATE = edited(
+    ("      notes: {transform: keep, class: confidential}", "      notes: {transform: suppress}"),
+    (
+        "      card_last4: {transform: suppress}",
+        "      card_last4: {transform: keep, class: confidential}",
+    ),
+    (
+        "      customer.zip: {transform: generalize, class: confidential, to: prefix, length: 3}",
+        "      customer.zip: {transform: tokenize, class: restricted, field_class: zip}",
+    ),
+    (
+        "    subject_id: customer.email\n    unclassified: suppress",
+        "    subject_id: customer.email\n    unclassified: block",
+    ),
+    version="unit-fixture.candidate",
+)
+#: A field name that is itself a value: it may never appear in a report.
+DATA_KEY = "ssn 219456789"
+PHONE_NOTE = "call me on +1 415 555 2671"
+
+
+def batch() -> list[RawRecord]:
+    return [
+        raw(payment(), offset=0),
+        raw(payment(payment_id="p1", **{DATA_KEY: "x"}), offset=1),
+        raw(payment(payment_id="p2", notes=PHONE_NOTE), offset=2),
+        raw(payment(payment_id="p3"), offset=3),
+    ]
+
+
+async def run(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault, *, candidate: bool
+) -> tuple[PolicySwitch, MemorySink]:
+    policy_file = write(tmp_path / "policy.yaml", BASE)
+    candidate_file = write(tmp_path / "candidate.yaml", CANDIDATE) if candidate else None
+    switch = PolicySwitch.load(
+        str(policy_file), candidate_path=str(candidate_file) if candidate_file else None
+    )
+    sink = MemorySink()
+    cached = CachingTokenVault(vault)
+
+    def build(policy: CompiledPolicy, boundary: CompiledBoundary) -> BoundaryGuard:
+        return BoundaryGuard(policy, boundary, keyring, cached, sink)
+
+    guards = BoundaryGuards(switch, BOUNDARY, build)
+    if candidate:
+        result = await switch.load_candidate("start")
+        assert result.candidate_error is None and switch.candidate is not None
+    await guards.handle(batch())
+    return switch, sink
+
+
+async def test_the_report_names_what_the_candidate_would_change(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    switch, sink = await run(tmp_path, keyring, vault, candidate=True)
+    report = switch.reports[BOUNDARY].as_json()
+    assert report["records"] == 4
+    # p1: the active policy drops the unnamed field, the candidate blocks the record; the
+    # field's name is the producer's text, shown as "*".
+    assert report["would_quarantine"] == {
+        "records": 1,
+        "because": [{"reason": "unclassified_field", "path": "*", "detector": None, "records": 1}],
+    }
+    # p2: a phone number in notes: quarantined now, forwarded by the candidate (it drops notes).
+    assert report["would_forward"] == {
+        "records": 1,
+        "despite": [{"reason": "dlp", "path": "notes", "detector": "PHONE", "records": 1}],
+    }
+    assert report["detectors"] == [
+        {"path": "notes", "detector": "PHONE", "active": 1, "candidate": 0}
+    ]
+    assert report["same_verdict"] == 2
+    assert report["fields"] == {"would_drop": {"notes": 2}, "would_keep": {"card_last4": 2}}
+    assert (
+        report["transforms"]["generalize"]["candidate"]
+        < report["transforms"]["generalize"]["active"]
+    )
+    assert (
+        report["transforms"]["tokenize"]["candidate"] > report["transforms"]["tokenize"]["active"]
+    )
+    assert report["vault_writes_skipped"] > 0
+    text = orjson.dumps(report)
+    for value in [*SENSITIVE, DATA_KEY, "219456789", "415 555 2671"]:
+        assert value.encode() not in text, value
+    # The candidate produced nothing: only the active policy's outputs were sent.
+    hashes = {dict(s[3]).get("zoneapp-policy-hash") for s in sink.on("confidential.payments")}
+    assert hashes == {hashlib.sha256(BASE.encode()).hexdigest().encode()}
+    assert len(sink.on("confidential.payments")) == 3 and len(sink.on("security.violations")) == 1
+
+
+async def test_shadow_costs_the_vault_and_the_hsm_nothing(tmp_path: Path, keyring: KeyRing) -> None:
+    """Same batch, with and without a candidate: the same vault contents, writes and round
+    trips (the candidate's zip tokens and its subjects' keys are never stored), and no data
+    key created for it (its tokens and ciphertexts are thrown away)."""
+    plain, shadowed = MemoryTokenVault(), MemoryTokenVault()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    await run(tmp_path / "a", keyring, plain, candidate=False)
+    deks = keyring.stats["deks_created"]
+    switch, _ = await run(tmp_path / "b", keyring, shadowed, candidate=True)
+    assert switch.reports[BOUNDARY].records == 4
+    assert switch.reports[BOUNDARY].vault_writes_skipped > 0
+    assert set(shadowed.data) == set(plain.data) and plain.data
+    assert set(shadowed.subject_key_data) == set(plain.subject_key_data)
+    assert shadowed.subjects == plain.subjects
+    assert (shadowed.writes, shadowed.round_trips) == (plain.writes, plain.round_trips)
+    assert keyring.stats["deks_created"] == deks
+
+
+def test_field_places_hide_keys_the_policy_does_not_name() -> None:
+    policy = compile_policy_text(BASE.encode(), "p.yaml")
+    boundary = policy.boundary(BOUNDARY)
+    names = policy_names(boundary)
+    out = orjson.dumps(
+        {
+            "notes": "x",
+            "jane.doe@example.com": 1,
+            "customer": {"email": "tok_x", "4111111111111111": {"deep": 1}},
+            "items": [{"sku": "A"}, {"sku": "B", "ssn 219456789": 2}],
+        }
+    )
+    places = field_places(out, [boundary.fields], names)
+    assert places == {"notes", "*", "customer.email", "customer.*", "items[].sku", "items[].*"}
+
+
+def test_reports_of_several_workers_add_up() -> None:
+    one = {
+        "boundary": "b",
+        "records": 2,
+        "same_verdict": 1,
+        "would_forward": {"records": 0, "despite": []},
+        "would_quarantine": {
+            "records": 1,
+            "because": [{"reason": "dlp", "path": "notes", "detector": "PHONE", "records": 1}],
+        },
+        "fields": {"would_drop": {"notes": 1}, "would_keep": {}},
+        "detectors": [{"path": "notes", "detector": "PHONE", "active": 0, "candidate": 1}],
+        "transforms": {"keep": {"active": 3, "candidate": 2}},
+        "not_compared": 0,
+        "errors": 0,
+        "batches_skipped": 0,
+        "vault_writes_skipped": 1,
+    }
+    [merged] = merge_reports([one, one])
+    assert merged["records"] == 4 and merged["would_quarantine"]["records"] == 2
+    assert merged["would_quarantine"]["because"][0]["records"] == 2
+    assert merged["fields"]["would_drop"] == {"notes": 2}
+    assert merged["detectors"] == [
+        {"path": "notes", "detector": "PHONE", "active": 0, "candidate": 2}
+    ]
+    assert merged["transforms"] == {"keep": {"active": 6, "candidate": 4}}
+
+
+@pytest.mark.parametrize("candidate", [False, True])
+async def test_a_swap_resets_the_report(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault, candidate: bool
+) -> None:
+    switch, _ = await run(tmp_path, keyring, vault, candidate=candidate)
+    assert bool(switch.reports) is candidate
+    write(tmp_path / "policy.yaml", BASE.replace("unit-fixture.1", "unit-fixture.3"))
+    await switch.reload("SIGHUP")
+    assert switch.reports == {}
+    assert (switch.candidate is not None) is candidate
