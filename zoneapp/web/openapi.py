@@ -18,6 +18,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "Missing or unknown API key (see WWW-Authenticate).",
         403: "The key lacks the role this endpoint needs.",
         404: "Not found.",
+        409: "Not every worker applied the command (each worker's result is in the body).",
         410: "Gone: the data subject was erased.",
         422: "The input was altered, malformed, or bound to another field or topic.",
         429: "Rate limited (see Retry-After).",
@@ -81,6 +82,56 @@ def _reveal(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
         },
     }
     return {"get": get, "post": post}
+
+
+def _command(summary: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    """An admin POST fanned out to every worker (``zoneapp.web.policy``)."""
+    op: dict[str, Any] = {
+        "summary": summary,
+        "description": "Needs an API key with the admin role.",
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": _json({"type": "object"}, "Every worker applied it or already had it."),
+            **_errors(400, 401, 403, 409, 429),
+        },
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return {"post": op}
+
+
+def _policy_paths(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "/policy": _get(
+            "Each worker's active policy (version, SHA-256, generation), its candidate and "
+            "its last reload error.",
+            _json(obj),
+            secured="viewer, analyst or admin",
+            errors=(401, 403),
+        ),
+        "/policy/reload": _command(
+            "Re-read the policy files on this worker and every peer; an invalid file leaves "
+            "the old policy active and is reported with its file, line and problem.",
+            None,
+        ),
+        "/policy/promote": _command(
+            "Make the shadowed candidate with this SHA-256 the active policy on every "
+            "worker, written over its policy file.",
+            {
+                "type": "object",
+                "required": ["sha256"],
+                "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+            },
+        ),
+        "/shadow": _get(
+            "What the candidate policy would do differently, per boundary: records it would "
+            "forward or quarantine, fields it would drop or keep, detector hits (counts and "
+            "places, never values).",
+            _json(obj),
+            secured="analyst or admin",
+            errors=(401, 403),
+        ),
+    }
 
 
 def spec() -> dict[str, Any]:
@@ -241,6 +292,7 @@ def spec() -> dict[str, Any]:
                 }
             },
             "/openapi.json": _get("This description.", _json(obj)),
+            **_policy_paths(obj),
         },
         "components": {
             "securitySchemes": {
