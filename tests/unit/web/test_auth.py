@@ -41,7 +41,9 @@ def test_roles_parse(text: str, role: Role) -> None:
     assert str(role) == text
 
 
-@pytest.mark.parametrize("text", ["admin:x", "root", "officer", "officer:", "viewer:x", "officer:a:b:c"])
+@pytest.mark.parametrize(
+    "text", ["admin:x", "root", "officer", "officer:", "viewer:x", "officer:a:b:c"]
+)
 def test_bad_roles_are_refused(text: str) -> None:
     with pytest.raises(AuthConfigError):
         Role.parse(text)
