@@ -6,6 +6,7 @@ Created when the app module is imported (no I/O), opened when the worker starts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from zoneapp.core.stats import BoundaryStats
@@ -50,6 +51,8 @@ class Runtime:
     hsm_calls_at_first_batch: int | None = None
     #: The active policy generation and its candidate (hot reload, shadow mode).
     _policies: PolicySwitch | None = None
+    #: Told about each new active generation, after ``policy`` is updated (web state).
+    swap_listeners: list[Callable[[PolicyGeneration], None]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -111,6 +114,8 @@ class Runtime:
     def on_policy_swap(self, generation: PolicyGeneration) -> None:
         """Everything that asks ``require_policy()`` (views, commands) sees the new one."""
         self.policy = generation.policy
+        for listener in self.swap_listeners:
+            listener(generation)
 
     def require_policy(self) -> CompiledPolicy:
         if self.policy is None:

@@ -242,3 +242,20 @@ async def test_a_peer_that_does_not_answer_is_reported(pair: list[Any], tmp_path
     assert status == 409 and body["missing"] == [b.url]
     assert [w["status"] for w in body["workers"]] == ["unchanged"]
     shutil.rmtree(tmp_path / "b")
+
+
+async def test_token_classes_of_a_reloaded_policy_are_known_and_old_ones_kept(
+    pair: list[Any],
+) -> None:
+    """Token metadata for officers: a class the new policy tokenizes is found in its zone,
+    and tokens of a class it no longer uses keep theirs."""
+    (a, _), _ = pair
+    Path(a.state.runtime.settings.policy_path).write_text(
+        BASE.replace(
+            "      customer.email: {transform: tokenize, class: restricted, field_class: email}",
+            "      customer.email: {transform: tokenize, class: restricted, field_class: mail}",
+        )
+    )
+    assert (await a.state.runtime.policies.reload("test")).status == "applied"
+    assert a.state.tokens.zones["mail"] == {"restricted"}
+    assert a.state.tokens.zones["email"] == {"restricted"}
