@@ -10,8 +10,11 @@ import orjson
 import pytest
 
 from tests.records import SENSITIVE, payment, raw
-from zoneapp.core.sanitizer import RawRecord
+from tests.unit.conftest import ZONES
+from zoneapp.core.sanitizer import BoundarySanitizer, RawRecord
 from zoneapp.keys.envelope import KeyRing
+from zoneapp.keys.memory import MemoryKeyProvider
+from zoneapp.keys.wrappers import CountingKeyProvider, KeyCalls
 from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.pipeline.policies import BoundaryGuards, PolicySwitch
 from zoneapp.pipeline.shadow import field_places, merge_reports, policy_names
@@ -114,23 +117,37 @@ async def test_the_report_names_what_the_candidate_would_change(
     assert len(sink.on("confidential.payments")) == 3 and len(sink.on("security.violations")) == 1
 
 
-async def test_shadow_costs_the_vault_and_the_hsm_nothing(tmp_path: Path, keyring: KeyRing) -> None:
+async def test_shadow_costs_the_vault_and_the_hsm_nothing(
+    tmp_path: Path, provider: MemoryKeyProvider
+) -> None:
     """Same batch, with and without a candidate: the same vault contents, writes and round
-    trips (the candidate's zip tokens and its subjects' keys are never stored), and no data
-    key created for it (its tokens and ciphertexts are thrown away)."""
+    trips (the candidate's zip tokens and its subjects' keys are never stored), the same
+    data keys wrapped; the only extra key-store calls derive the HMAC working keys of the
+    purposes only the candidate uses (its zip tokens), once."""
     plain, shadowed = MemoryTokenVault(), MemoryTokenVault()
+    plain_calls, shadow_calls = KeyCalls(), KeyCalls()
+    plain_ring = KeyRing(CountingKeyProvider(provider, plain_calls), ZONES)
+    shadow_ring = KeyRing(CountingKeyProvider(provider, shadow_calls), ZONES)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    await run(tmp_path / "a", keyring, plain, candidate=False)
-    deks = keyring.stats["deks_created"]
-    switch, _ = await run(tmp_path / "b", keyring, shadowed, candidate=True)
+    await run(tmp_path / "a", plain_ring, plain, candidate=False)
+    switch, _ = await run(tmp_path / "b", shadow_ring, shadowed, candidate=True)
     assert switch.reports[BOUNDARY].records == 4
     assert switch.reports[BOUNDARY].vault_writes_skipped > 0
     assert set(shadowed.data) == set(plain.data) and plain.data
     assert set(shadowed.subject_key_data) == set(plain.subject_key_data)
     assert shadowed.subjects == plain.subjects
     assert (shadowed.writes, shadowed.round_trips) == (plain.writes, plain.round_trips)
-    assert keyring.stats["deks_created"] == deks
+    assert shadow_ring.stats["deks_created"] == plain_ring.stats["deks_created"] == len(ZONES)
+    policy = compile_policy_text(BASE.encode(), "a")
+    candidate = compile_policy_text(CANDIDATE.encode(), "b")
+    only_candidate = BoundarySanitizer(candidate, candidate.boundary(BOUNDARY)).hmac_purposes() - (
+        BoundarySanitizer(policy, policy.boundary(BOUNDARY)).hmac_purposes()
+    )
+    assert only_candidate  # the zip tokens' purposes
+    expected = plain_calls.by_operation.copy()
+    expected["derive"] += len(only_candidate)
+    assert shadow_calls.by_operation == expected
 
 
 def test_field_places_hide_keys_the_policy_does_not_name() -> None:
