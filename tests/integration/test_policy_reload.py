@@ -184,23 +184,7 @@ def test_a_worker_survives_a_bad_policy_and_applies_a_good_one(
     policy_file.write_text(good)
     key_file = tmp_path / "admin.key"
     key_file.write_text(ADMIN_KEY)
-    cli = subprocess.run(
-        [
-            *faust_command(),
-            "-A",
-            "zoneapp",
-            "reload-policy",
-            "--url",
-            f"http://127.0.0.1:{port}",
-            "--key-file",
-            str(key_file),
-        ],
-        env={**os.environ, **stack.env(), "ZONEAPP_POLICY": str(policy_file)},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    cli = admin_command(stack, policy_file, key_file, port, "reload-policy")
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert f"applied; active version 2026.12.1 (sha256 {sha(good)})" in cli.stdout
     assert ADMIN_KEY not in cli.stdout + cli.stderr + worker.log_path.read_text()
@@ -212,7 +196,47 @@ def test_a_worker_survives_a_bad_policy_and_applies_a_good_one(
         line.startswith("zoneapp_policy_reload_failed{") and line.endswith(" 0")
         for line in metrics(port).splitlines()
     )
+
+    # 4. A new candidate, shadowed after a SIGHUP, then promoted with one command.
+    promoted = good.replace(
+        "      currency: {transform: keep, class: internal}",
+        "      currency: {transform: suppress}",
+    ).replace('version: "2026.12.1"', 'version: "2026.12.2"')
+    (tmp_path / "candidate.yaml").write_text(promoted)
+    os.kill(worker.pid, signal.SIGHUP)
+    wait_for(lambda: "candidate 2026.12.2" in worker.log_path.read_text(), 60, "the new candidate")
+    cli = admin_command(stack, policy_file, key_file, port, "promote-policy", sha(promoted))
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert f"applied; active version 2026.12.2 (sha256 {sha(promoted)})" in cli.stdout
+    assert policy_file.read_text() == promoted  # a restart keeps it
+    fourth = asyncio.run(outputs(bootstrap, asyncio.run(produce(bootstrap, batch("d")))))
+    for r in fourth.values():
+        assert lineage(r) == ("2026.12.2", sha(promoted))
+        assert "currency" not in orjson.loads(r.value)
     worker.check_alive()
+
+
+def admin_command(
+    stack: EmbeddedStack, policy_file: Path, key_file: Path, port: int, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``faust -A zoneapp <args> --url <worker> --key-file <admin key>``, as an operator runs it."""
+    return subprocess.run(
+        [
+            *faust_command(),
+            "-A",
+            "zoneapp",
+            *args,
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--key-file",
+            str(key_file),
+        ],
+        env={**os.environ, **stack.env(), "ZONEAPP_POLICY": str(policy_file)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_watching_worker_applies_a_changed_file_by_itself(
