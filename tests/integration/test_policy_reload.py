@@ -172,6 +172,13 @@ def test_a_worker_survives_a_bad_policy_and_applies_a_good_one(
         line.startswith("zoneapp_policy_reload_failed{") and line.endswith(" 1")
         for line in metrics(port).splitlines()
     )
+    # The CLI says the same, on stderr, and exits 1.
+    key_file = tmp_path / "admin.key"
+    key_file.write_text(ADMIN_KEY)
+    refused = admin_command(stack, policy_file, key_file, port, "reload-policy")
+    assert refused.returncode == 1, refused.stdout + refused.stderr[-2000:]
+    assert f"refused; active version 2026.11.1 (sha256 {sha(original)})" in refused.stderr
+    assert f"line {bad_line}, boundaries[0].fields.payment_id" in refused.stderr
     worker.check_alive()
     second = asyncio.run(outputs(bootstrap, asyncio.run(produce(bootstrap, batch("b")))))
     for r in second.values():
@@ -182,8 +189,6 @@ def test_a_worker_survives_a_bad_policy_and_applies_a_good_one(
         'version: "2026.11.1"', 'version: "2026.12.1"'
     )
     policy_file.write_text(good)
-    key_file = tmp_path / "admin.key"
-    key_file.write_text(ADMIN_KEY)
     cli = admin_command(stack, policy_file, key_file, port, "reload-policy")
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert f"applied; active version 2026.12.1 (sha256 {sha(good)})" in cli.stdout

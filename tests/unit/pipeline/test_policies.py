@@ -267,3 +267,103 @@ async def test_a_candidate_with_other_topics_is_not_shadowed(
     assert render([{"worker": "w", **switch.state()}]).count(
         'zoneapp_policy_candidate_failures_total{worker="w"} 1'
     )
+
+
+async def test_compiling_does_not_hold_the_event_loop(
+    switch: PolicySwitch, policy_file: Path
+) -> None:
+    """Compiling a policy takes about a second (the DLP engine): the agents keep running."""
+    write(policy_file, NOTES_SUPPRESSED)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    started = asyncio.get_running_loop().time()
+    assert (await switch.reload("SIGHUP")).status == APPLIED
+    took = asyncio.get_running_loop().time() - started
+    ticker.cancel()
+    assert took > 0.2 and ticks >= 0.5 * took / 0.01
+
+
+async def test_the_error_is_what_check_policy_says(switch: PolicySwitch, policy_file: Path) -> None:
+    from zoneapp.commands import check_policy_file
+
+    write(policy_file, INVALID)
+    result = await switch.reload("SIGHUP")
+    assert (False, result.error) == check_policy_file(str(policy_file))
+
+
+#: Each change a running worker cannot apply, and what the refusal names.
+ZONES = "  - {name: confidential, level: confidential}"
+RESTART_NEEDED = {
+    "sources": (("    source: restricted.payments\n", "    source: restricted.payments-v2\n"),),
+    "source zone": (
+        (ZONES, ZONES + '\n  - {name: vault, level: restricted, topic_prefix: "vault."}'),
+        ("    source: restricted.payments\n", "    source: vault.payments\n"),
+    ),
+    "destination zone": (
+        (ZONES, ZONES + '\n  - {name: analytics, level: confidential, topic_prefix: "bi."}'),
+        ("    destination: confidential.payments\n", "    destination: bi.payments\n"),
+    ),
+    "quarantine topic": (("quarantine_suffix: quarantine", "quarantine_suffix: held"),),
+    "security_topic": (("security_topic: security.violations", "security_topic: security.events"),),
+    "added": (
+        (
+            "  - name: user-pii-to-confidential\n",
+            "  - name: more-pii\n    source: restricted.more\n    destination: confidential.more\n"
+            "    fields: {tenant_id: {transform: keep, class: internal}}\n"
+            "  - name: user-pii-to-confidential\n",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(RESTART_NEEDED))
+async def test_every_topology_change_needs_a_restart(
+    switch: PolicySwitch, policy_file: Path, change: str
+) -> None:
+    from .policy_files import edited
+
+    write(policy_file, edited(*RESTART_NEEDED[change]))
+    result = await switch.reload("SIGHUP")
+    assert result.status == REFUSED, result
+    assert change in (result.error or "") and "restart the worker" in (result.error or "")
+    assert switch.active.sha256 == sha(BASE)
+
+
+async def test_rules_detectors_limits_and_allow_lists_apply_live(
+    switch: PolicySwitch, policy_file: Path
+) -> None:
+    from .policy_files import edited
+
+    text = edited(
+        ("  max_depth: 16", "  max_depth: 12"),
+        ("  detectors: [CREDIT_CARD, US_SSN, IBAN, EMAIL, PHONE]", "  detectors: [CREDIT_CARD]"),
+        ("      cvv: {transform: suppress}", "      cvv: {transform: mask, class: restricted}"),
+        (
+            "    unclassified: suppress\n",
+            "    unclassified: block\n"
+            "    allow:\n      - {path: notes, detectors: [CREDIT_CARD]}\n",
+        ),
+        ("subject_normalizer: email", "subject_normalizer: trim"),
+    )
+    write(policy_file, text)
+    assert (await switch.reload("SIGHUP")).status == APPLIED
+    assert switch.active.policy.max_depth == 12
+
+
+async def test_a_promoted_candidate_file_that_stays_is_not_shadowed(
+    tmp_path: Path, policy_file: Path
+) -> None:
+    candidate = write(tmp_path / "candidate.yaml", NOTES_SUPPRESSED)
+    switch = PolicySwitch.load(str(policy_file), candidate_path=str(candidate))
+    await switch.load_candidate("start")
+    assert (await switch.promote(sha(NOTES_SUPPRESSED), "cli")).status == APPLIED
+    result = await switch.reload("SIGHUP")
+    assert result.status == UNCHANGED and switch.candidate is None
+    assert result.candidate_error is None and not switch.changed_on_disk()

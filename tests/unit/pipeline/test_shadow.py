@@ -11,15 +11,22 @@ import pytest
 
 from tests.records import SENSITIVE, payment, raw
 from tests.unit.conftest import ZONES
-from zoneapp.core.sanitizer import BoundarySanitizer, RawRecord
+from zoneapp.core.sanitizer import BoundarySanitizer, Outcome, Problem, Quarantine, RawRecord
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.keys.memory import MemoryKeyProvider
 from zoneapp.keys.wrappers import CountingKeyProvider, KeyCalls
 from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.pipeline.policies import BoundaryGuards, PolicySwitch
-from zoneapp.pipeline.shadow import field_places, merge_reports, policy_names
+from zoneapp.pipeline.shadow import (
+    ShadowBoundary,
+    ShadowReport,
+    field_places,
+    merge_reports,
+    policy_names,
+)
 from zoneapp.pipeline.sink import MemorySink
 from zoneapp.policy import CompiledBoundary, CompiledPolicy, compile_policy_text
+from zoneapp.transforms import NO_KNOWN_TOKENS
 from zoneapp.vault import CachingTokenVault, MemoryTokenVault
 
 from .policy_files import BASE, edited, write
@@ -40,6 +47,7 @@ CANDIDATE = edited(
         "    subject_id: customer.email\n    unclassified: suppress",
         "    subject_id: customer.email\n    unclassified: block",
     ),
+    ("        x-request-id: {transform: keep, class: internal}\n", ""),
     version="unit-fixture.candidate",
 )
 #: A field name that is itself a value: it may never appear in a report.
@@ -49,7 +57,7 @@ PHONE_NOTE = "call me on +1 415 555 2671"
 
 def batch() -> list[RawRecord]:
     return [
-        raw(payment(), offset=0),
+        raw(payment(), offset=0, headers=[("X-Request-Id", b"r-1"), ("x-unlisted", b"v")]),
         raw(payment(payment_id="p1", **{DATA_KEY: "x"}), offset=1),
         raw(payment(payment_id="p2", notes=PHONE_NOTE), offset=2),
         raw(payment(payment_id="p3"), offset=3),
@@ -99,7 +107,10 @@ async def test_the_report_names_what_the_candidate_would_change(
         {"path": "notes", "detector": "PHONE", "active": 1, "candidate": 0}
     ]
     assert report["same_verdict"] == 2
-    assert report["fields"] == {"would_drop": {"notes": 2}, "would_keep": {"card_last4": 2}}
+    assert report["fields"] == {
+        "would_drop": {"notes": 2, "$headers.x-request-id": 1},
+        "would_keep": {"card_last4": 2},
+    }
     assert (
         report["transforms"]["generalize"]["candidate"]
         < report["transforms"]["generalize"]["active"]
@@ -158,7 +169,7 @@ def test_field_places_hide_keys_the_policy_does_not_name() -> None:
         {
             "notes": "x",
             "jane.doe@example.com": 1,
-            "customer": {"email": "tok_x", "4111111111111111": {"deep": 1}},
+            "customer": {"email": {"a rule on an object": 1}, "4111111111111111": {"deep": 1}},
             "items": [{"sku": "A"}, {"sku": "B", "ssn 219456789": 2}],
         }
     )
@@ -204,3 +215,40 @@ async def test_a_swap_resets_the_report(
     await switch.reload("SIGHUP")
     assert switch.reports == {}
     assert (switch.candidate is not None) is candidate
+
+
+async def test_what_only_the_vault_knows_is_not_compared(
+    keyring: KeyRing, provider: MemoryKeyProvider
+) -> None:
+    """An active token_collision or internal_error cannot be reproduced without the vault;
+    a candidate that cannot get its keys skips the batch; neither touches the outcomes."""
+    policy = compile_policy_text(BASE.encode(), "a")
+    candidate = compile_policy_text(CANDIDATE.encode(), "b")
+    boundary = policy.boundary(BOUNDARY)
+    await keyring.prepare()
+    records = [raw(payment(), offset=0), raw(payment(), offset=1)]
+    outcomes: list[Outcome] = [
+        Quarantine([Problem("token_collision", "card_number")]),
+        Quarantine([Problem("internal_error")]),
+    ]
+    shadow = ShadowBoundary(boundary, candidate, keyring)
+    report = ShadowReport(BOUNDARY, policy.digest, candidate.digest, 0.0)
+    provider.store.available = False  # the candidate's new HMAC purposes cannot be derived
+    await shadow.observe(report, records, outcomes, NO_KNOWN_TOKENS)
+    assert (report.batches_skipped, report.records) == (1, 0)
+    provider.store.available = True
+    await shadow.observe(report, records, outcomes, NO_KNOWN_TOKENS)
+    assert (report.records, report.not_compared, report.same_verdict) == (2, 2, 0)
+    assert [o.reason for o in outcomes if isinstance(o, Quarantine)] == [
+        "token_collision",
+        "internal_error",
+    ]
+
+
+async def test_a_candidate_equal_to_the_active_policy_is_not_shadowed(tmp_path: Path) -> None:
+    policy_file = write(tmp_path / "policy.yaml", BASE)
+    candidate_file = write(tmp_path / "candidate.yaml", BASE)
+    switch = PolicySwitch.load(str(policy_file), candidate_path=str(candidate_file))
+    result = await switch.load_candidate("start")
+    assert switch.candidate is None and result.candidate_error is None
+    assert switch.report(BOUNDARY) is None
