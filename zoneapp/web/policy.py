@@ -1,7 +1,8 @@
 """Policy routes: the active and candidate policy of every worker, reload, promote, shadow.
 
 * ``GET /policy`` (viewer, analyst or admin): each worker's active generation (version,
-  SHA-256, when and by what it was loaded), candidate, and last reload error.
+  SHA-256, when and by what it was loaded), candidate, and last reload error (its text
+  only for admin: it quotes the policy, tenant ids of a binding included).
 * ``POST /policy/reload`` (admin): the worker asked re-reads its policy files, then asks
   every peer to do the same with a signed call (``/_cluster/policy/reload``); the answer
   lists each worker's result. 200 when every worker applied it or already had it, 409
@@ -42,6 +43,8 @@ blueprint = web.Blueprint("zoneapp")
 blueprint.view_name_separator = "."
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
+#: What a viewer or analyst sees instead of a reload error's text.
+ADMIN_ONLY = "(the error text needs the admin role)"
 #: The name a command's trigger carries: the key entry's name (never the key), printable.
 _NAME = re.compile(r"[^A-Za-z0-9_.:@-]")
 
@@ -154,6 +157,11 @@ class Policy(ProtectedView):
         workers, missing = await every_worker_state(state)
         for w in workers:
             w.pop("shadow", None)
+            if not principal.may_change_policy():
+                # Error texts quote the policy (tenant ids of a binding, patterns): admin only.
+                for key in ("last_error", "candidate_error"):
+                    if w.get(key) is not None:
+                        w[key] = ADMIN_ONLY
         active = {str(w["active"]["sha256"]) for w in workers}
         return self.ok({"consistent": len(active) == 1, "workers": workers, "missing": missing})
 
@@ -190,7 +198,9 @@ class Shadow(ProtectedView):
                     "path": candidate.path,
                     "loaded_at": candidate.loaded_at,
                 },
-                "candidate_error": switch.candidate_error,
+                "candidate_error": switch.candidate_error
+                if switch.candidate_error is None or principal.may_change_policy()
+                else ADMIN_ONLY,
                 "workers": {
                     "shadowing": len(same),
                     "other": len(workers) - len(same),

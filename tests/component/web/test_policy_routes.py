@@ -233,6 +233,12 @@ async def test_a_bad_reload_is_refused_everywhere_and_raises_the_metric(pair: li
     assert status == 409 and [w["status"] for w in body["workers"]] == ["applied", "refused"]
     status, _, got = await a.call("GET", "/policy", "admin")
     assert orjson.loads(got)["consistent"] is False
+    errors = [w["last_error"] for w in orjson.loads(got)["workers"]]
+    assert errors[0] is None and "line 26" in errors[1]
+    status, _, got = await a.call("GET", "/policy", "viewer")
+    viewed = orjson.loads(got)["workers"]
+    assert [w["last_error"] for w in viewed] == [None, "(the error text needs the admin role)"]
+    assert [w["reload_failed"] for w in viewed] == [False, True]
 
 
 async def test_a_peer_that_does_not_answer_is_reported(pair: list[Any], tmp_path: Path) -> None:
@@ -259,3 +265,15 @@ async def test_token_classes_of_a_reloaded_policy_are_known_and_old_ones_kept(
     assert (await a.state.runtime.policies.reload("test")).status == "applied"
     assert a.state.tokens.zones["mail"] == {"restricted"}
     assert a.state.tokens.zones["email"] == {"restricted"}
+
+
+async def test_a_refused_candidate_is_named_to_admins_only(pair: list[Any]) -> None:
+    (a, _), _ = pair
+    Path(a.state.runtime.settings.policy_candidate or "").write_text(INVALID)
+    result = await a.state.runtime.policies.reload("test")
+    assert result.candidate_error is not None and "line 26" in result.candidate_error
+    admin = orjson.loads((await a.call("GET", "/shadow", "admin"))[2])
+    analyst = orjson.loads((await a.call("GET", "/shadow", "analyst"))[2])
+    assert "line 26" in admin["candidate_error"]
+    assert analyst["candidate_error"] == "(the error text needs the admin role)"
+    assert admin["candidate"]["sha256"] == sha(CANDIDATE)  # the previous one stays shadowed
