@@ -18,7 +18,6 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "Missing or unknown API key (see WWW-Authenticate).",
         403: "The key lacks the role this endpoint needs.",
         404: "Not found.",
-        409: "Not every worker applied the command (each worker's result is in the body).",
         410: "Gone: the data subject was erased.",
         422: "The input was altered, malformed, or bound to another field or topic.",
         429: "Rate limited (see Retry-After).",
@@ -86,13 +85,37 @@ def _reveal(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _command(summary: str, body: dict[str, Any] | None) -> dict[str, Any]:
     """An admin POST fanned out to every worker (``zoneapp.web.policy``)."""
+    result = {
+        "type": "object",
+        "required": ["ok", "workers", "missing"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "workers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["worker", "status", "active"],
+                    "properties": {
+                        "worker": {"type": "string"},
+                        "status": {"enum": ["applied", "unchanged", "refused"]},
+                        "active": {"type": "object"},
+                        "error": {"type": ["string", "null"]},
+                        "candidate": {"type": ["object", "null"]},
+                        "candidate_error": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            "missing": {"type": "array", "items": {"type": "string"}},
+        },
+    }
     op: dict[str, Any] = {
         "summary": summary,
         "description": "Needs an API key with the admin role.",
         "security": [{"bearer": []}],
         "responses": {
-            "200": _json({"type": "object"}, "Every worker applied it or already had it."),
-            **_errors(400, 401, 403, 409, 429),
+            "200": _json(result, "Every worker applied it or already had it."),
+            "409": _json(result, "A worker refused it (its error says why) or did not answer."),
+            **_errors(400, 401, 403, 429),
         },
     }
     if body is not None:
