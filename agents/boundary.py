@@ -159,7 +159,8 @@ def _processor(
             if on_batch is not None:
                 elapsed = time.perf_counter() - started
                 # ``delayed`` only when records waited for the ingress rate limit.
-                extra = {"delayed": guard.delayed} if guard.delayed else {}
+                delayed = guards.last.delayed if guards.last is not None else []
+                extra = {"delayed": delayed} if delayed else {}
                 on_batch(boundary.name, records, outcomes, elapsed, **extra)
 
     process.__name__ = f"boundary_{boundary.name.replace('-', '_').replace('.', '_')}"

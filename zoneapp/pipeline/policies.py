@@ -11,7 +11,9 @@ exactly one policy: the old one if it started before the swap, the new one other
 
 Decisions:
 
-- **An invalid file changes nothing.** The old generation stays active; the error is
+- **An invalid file changes nothing.** Invalid is what ``check-policy`` refuses: the
+  loader's checks and the flow proof (``zoneapp.policy.flow``; a live change must not
+  open a leak across hops). The old generation stays active; the error is
   logged with the file, line and problem (``PolicyError``), counted
   (``zoneapp_policy_reload_failures_total``) and shown as
   ``zoneapp_policy_reload_failed 1`` until a reload succeeds.
@@ -22,6 +24,8 @@ Decisions:
   other change (rules, classes, detectors, allow lists, limits, tenants, version)
   applies live.
 - **A file whose bytes did not change is "unchanged"**: no new generation.
+- **An unchanged ingress rate limit keeps its token buckets** across a reload (no fresh
+  burst for every tenant); a changed one starts with full buckets.
 - **Promote** writes the candidate's bytes (those that were shadowed, checked by their
   SHA-256) over the active policy file, atomically (a temporary file and a rename), so
   a restart keeps the promoted policy; a file that cannot be written refuses the promote.
@@ -43,6 +47,7 @@ from zoneapp.core.sanitizer import Outcome, RawRecord
 from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.pipeline.shadow import ShadowBoundary, ShadowReport
 from zoneapp.policy import CompiledBoundary, CompiledPolicy, PolicyError, compile_policy_text
+from zoneapp.policy.flow import prove_flow
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +206,11 @@ class PolicySwitch:
             raise PolicyError(
                 [f"ZONEAPP_BOUNDARIES names boundaries not in it: {', '.join(sorted(unknown))}"],
                 policy.source,
+            )
+        proof = prove_flow(policy)
+        if not proof.ok:
+            raise PolicyError(
+                ["the flow proof refuses the policy:", *proof.problems], policy.source
             )
         changes = restart_needed(self.active.policy, policy, self.selected)
         if changes:
@@ -448,6 +458,8 @@ class BoundaryGuards:
         self._build = build
         self._guards: dict[int, tuple[CompiledPolicy, BoundaryGuard]] = {}
         self._shadows: dict[tuple[int, int], ShadowBoundary] = {}
+        #: The guard of the last batch handled (the agent reads its ``delayed``).
+        self.last: BoundaryGuard | None = None
         switch.preflights.append(self._preflight)
 
     def _preflight(self, policy: CompiledPolicy, role: str) -> None:
@@ -464,6 +476,9 @@ class BoundaryGuards:
         # Keep the active generation's guard and the newest one only.
         active = self.switch.active.policy
         self._guards = {k: v for k, v in self._guards.items() if v[0] is active}
+        current = self._guards.get(id(active))
+        if current is not None:
+            _carry_rate_limit(current[1], guard)
         self._guards[id(policy)] = (policy, guard)
         return guard
 
@@ -482,7 +497,7 @@ class BoundaryGuards:
 
     async def handle(self, records: Sequence[RawRecord]) -> list[Outcome]:
         generation = self.switch.active  # read once: the whole batch under one generation
-        guard = self.guard_for(generation.policy)
+        guard = self.last = self.guard_for(generation.policy)
         outcomes = await guard.handle(records)
         candidate = self.switch.candidate
         if candidate is not None and self.switch.active is generation:
@@ -495,6 +510,18 @@ class BoundaryGuards:
                     report.batches_skipped += 1
                     log.warning("shadow %s: batch skipped (%s)", self.boundary, type(exc).__name__)
         return outcomes
+
+
+def _carry_rate_limit(old: BoundaryGuard, new: BoundaryGuard) -> None:
+    """An unchanged ingress rate limit keeps its token buckets across a reload, so a
+    reload never hands every tenant a fresh burst; a changed one starts full."""
+    if (
+        old.ingress is not None
+        and new.ingress is not None
+        and old.ingress.buckets is not None
+        and new.ingress.limit == old.ingress.limit
+    ):
+        new.ingress.buckets = old.ingress.buckets
 
 
 def _read(path: str) -> bytes:

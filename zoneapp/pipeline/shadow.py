@@ -19,8 +19,10 @@ Decisions:
   HMAC working key for a purpose only the candidate uses (read-only, once).
 - **It cannot change what crosses.** The shadow runs after the active batch was produced;
   an exception in it is counted (``errors``, ``batches_skipped``) and logged by type only.
-- Records the active policy quarantined as ``token_collision`` or ``internal_error`` are
-  ``not_compared``: the candidate cannot see the vault's answer.
+- The candidate's ingress schemas are checked (``schema_invalid``); its rate limit is not
+  simulated. Records the active policy quarantined as ``token_collision``,
+  ``internal_error`` or ``rate_limited`` are ``not_compared``: only the vault or the live
+  token buckets know.
 - Its cost is a second sanitizer pass per record on the worker's event loop.
 """
 
@@ -35,15 +37,25 @@ from typing import Any
 
 import orjson
 
-from zoneapp.core.sanitizer import LINEAGE_PREFIX, BoundarySanitizer, Forward, Outcome, RawRecord
+from zoneapp.core.ingress import IngressGate
+from zoneapp.core.sanitizer import (
+    LINEAGE_PREFIX,
+    BoundarySanitizer,
+    Forward,
+    Outcome,
+    Parsed,
+    Quarantine,
+    RawRecord,
+)
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy, RuleNode
+from zoneapp.policy.ingress import CompiledIngress
 from zoneapp.transforms import KnownTokens
 
 log = logging.getLogger(__name__)
 
 #: Active verdicts the candidate cannot reproduce without the vault (see module docstring).
-NOT_COMPARED = frozenset({"token_collision", "internal_error"})
+NOT_COMPARED = frozenset({"token_collision", "internal_error", "rate_limited"})
 
 
 def policy_names(*boundaries: CompiledBoundary) -> frozenset[str]:
@@ -262,6 +274,14 @@ class ShadowBoundary:
         self.active = active
         self.candidate = candidate_policy.boundary(active.name)
         self.sanitizer = BoundarySanitizer(candidate_policy, self.candidate)
+        # The candidate's schemas are checked; its rate limit is not simulated (its token
+        # buckets would be a second budget beside the live one).
+        ingress = self.candidate.ingress
+        self.schemas = (
+            IngressGate(CompiledIngress(ingress.schemas, None))
+            if ingress is not None and any(v is not None for v in ingress.schemas.values())
+            else None
+        )
         self.keyring = keyring
         for zone, purpose in sorted(self.sanitizer.hmac_purposes()):
             keyring.require_hmac(zone, purpose)  # derived (read-only) by the next prepare()
@@ -290,12 +310,21 @@ class ShadowBoundary:
                 report.not_compared += 1
                 continue
             try:
-                candidate = self.sanitizer.sanitize(record, self.keyring, known, {})
+                candidate = self._outcome(record, known)
             except Exception as exc:
                 report.errors += 1
                 self._log_once(exc)
                 continue
             self._compare(report, active, candidate)
+
+    def _outcome(self, record: RawRecord, known: KnownTokens) -> Outcome:
+        parsed = self.sanitizer.parse(record, self.keyring)
+        if isinstance(parsed, Parsed) and self.schemas is not None:
+            parsed = self.schemas.admit([parsed]).items[0]
+        if isinstance(parsed, Quarantine):
+            return parsed
+        assert isinstance(parsed, Parsed)
+        return self.sanitizer.finish(parsed, self.keyring, known, {})
 
     def _compare(self, report: ShadowReport, active: Outcome, candidate: Outcome) -> None:
         report.transforms_active.update(active.applied)

@@ -61,6 +61,8 @@ INVALID = BASE.replace(
     "      order_id: {transform: keep, class: restricted}\n      customer.email",
 )
 assert INVALID != BASE
+#: Where the refusal points: the line of the bad rule.
+BAD_LINE = 1 + INVALID.splitlines().index("      order_id: {transform: keep, class: restricted}")
 DATA_KEY = "ssn 219456789"
 
 
@@ -219,7 +221,7 @@ async def test_a_bad_reload_is_refused_everywhere_and_raises_the_metric(pair: li
     assert [w["status"] for w in body["workers"]] == ["refused", "refused"]
     for served, w in zip((a, b), body["workers"], strict=True):
         assert served.state.runtime.settings.policy_path in w["error"]  # file, line, problem
-        assert "line 26, boundaries[0].fields.order_id: 'keep' would move" in w["error"]
+        assert f"line {BAD_LINE}, boundaries[0].fields.order_id: 'keep' would move" in w["error"]
         assert w["active"]["sha256"] == sha(BASE)
     status, _, got = await a.call("GET", "/metrics", "viewer")
     text = got.decode()
@@ -234,7 +236,7 @@ async def test_a_bad_reload_is_refused_everywhere_and_raises_the_metric(pair: li
     status, _, got = await a.call("GET", "/policy", "admin")
     assert orjson.loads(got)["consistent"] is False
     errors = [w["last_error"] for w in orjson.loads(got)["workers"]]
-    assert errors[0] is None and "line 26" in errors[1]
+    assert errors[0] is None and f"line {BAD_LINE}" in errors[1]
     status, _, got = await a.call("GET", "/policy", "viewer")
     viewed = orjson.loads(got)["workers"]
     assert [w["last_error"] for w in viewed] == [None, "(the error text needs the admin role)"]
@@ -271,9 +273,9 @@ async def test_a_refused_candidate_is_named_to_admins_only(pair: list[Any]) -> N
     (a, _), _ = pair
     Path(a.state.runtime.settings.policy_candidate or "").write_text(INVALID)
     result = await a.state.runtime.policies.reload("test")
-    assert result.candidate_error is not None and "line 26" in result.candidate_error
+    assert result.candidate_error is not None and f"line {BAD_LINE}" in result.candidate_error
     admin = orjson.loads((await a.call("GET", "/shadow", "admin"))[2])
     analyst = orjson.loads((await a.call("GET", "/shadow", "analyst"))[2])
-    assert "line 26" in admin["candidate_error"]
+    assert f"line {BAD_LINE}" in admin["candidate_error"]
     assert analyst["candidate_error"] == "(the error text needs the admin role)"
     assert admin["candidate"]["sha256"] == sha(CANDIDATE)  # the previous one stays shadowed

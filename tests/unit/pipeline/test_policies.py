@@ -295,7 +295,30 @@ async def test_the_error_is_what_check_policy_says(switch: PolicySwitch, policy_
 
     write(policy_file, INVALID)
     result = await switch.reload("SIGHUP")
-    assert (False, result.error) == check_policy_file(str(policy_file))
+    ok, _, errors = check_policy_file(str(policy_file))
+    assert not ok and errors == result.error
+
+
+async def test_a_reload_that_opens_a_leak_across_two_hops_is_refused(tmp_path: Path) -> None:
+    """Each boundary on its own is fine, so the loader accepts it; check-policy's flow
+    proof refuses it, and so does a reload (a live change must not open a leak)."""
+    from tests.unit.policy.test_flow import chain
+
+    safe = chain(
+        "fields:\n  tenant: {transform: keep, class: internal}\n",
+        "fields:\n  tenant: {transform: hash, class: internal}\n",
+    )
+    leaking = chain(
+        "fields:\n  tenant: {transform: keep, class: internal}\n",
+        "fields:\n  tenant: {transform: keep, class: public}\n",
+    )
+    policy_file = write(tmp_path / "flow.yaml", safe)
+    switch = PolicySwitch.load(str(policy_file))
+    write(policy_file, leaking)
+    result = await switch.reload("SIGHUP")
+    assert result.status == REFUSED and switch.active.sha256 == sha(safe)
+    assert "the flow proof refuses the policy" in (result.error or "")
+    assert "boundary 'to-public'" in (result.error or "") and "hop 2" in (result.error or "")
 
 
 #: Each change a running worker cannot apply, and what the refusal names.
@@ -367,3 +390,32 @@ async def test_a_promoted_candidate_file_that_stays_is_not_shadowed(
     result = await switch.reload("SIGHUP")
     assert result.status == UNCHANGED and switch.candidate is None
     assert result.candidate_error is None and not switch.changed_on_disk()
+
+
+async def test_an_unchanged_rate_limit_keeps_its_buckets_across_a_reload(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    """A reload must not hand every tenant a fresh burst: the same limit keeps its token
+    buckets; a changed limit starts with full ones."""
+    from tests.ingress import write_policy
+
+    limit = {"rate": 0.001, "burst": 2, "over_limit": "quarantine"}
+    policy_file = write_policy(tmp_path, {"rate_limit": limit})
+    switch = PolicySwitch.load(str(policy_file))
+    sink = MemorySink()
+    guards = guards_of(switch, keyring, vault, sink)
+
+    def reasons(outcomes: list[Any]) -> list[str]:
+        return [getattr(o, "reason", "forwarded") for o in outcomes]
+
+    first = await guards.handle([raw(payment(), offset=o) for o in range(2)])
+    assert reasons(first) == ["forwarded", "forwarded"]  # the burst is spent
+    text = policy_file.read_text().replace("unit-fixture.1", "unit-fixture.2")
+    policy_file.write_text(text)
+    assert (await switch.reload("SIGHUP")).status == APPLIED
+    after = await guards.handle([raw(payment(), offset=2)])
+    assert reasons(after) == ["rate_limited"]
+    write_policy(tmp_path, {"rate_limit": {**limit, "burst": 3}})
+    assert (await switch.reload("SIGHUP")).status == APPLIED
+    changed = await guards.handle([raw(payment(), offset=o) for o in range(3, 7)])
+    assert reasons(changed) == ["forwarded", "forwarded", "forwarded", "rate_limited"]

@@ -252,3 +252,42 @@ async def test_a_candidate_equal_to_the_active_policy_is_not_shadowed(tmp_path: 
     result = await switch.load_candidate("start")
     assert switch.candidate is None and result.candidate_error is None
     assert switch.report(BOUNDARY) is None
+
+
+async def test_a_candidate_schema_is_checked_in_shadow(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    """A candidate that adds an ingress schema reports the records it would quarantine as
+    schema_invalid, with the schema's field path, never the value."""
+    from tests.ingress import payment_schema, write_policy
+
+    active = write(tmp_path / "policy.yaml", BASE)
+    candidate = write_policy(
+        tmp_path / "c",
+        {"schema": "schemas/payment.schema.json"},
+        {"schemas/payment.schema.json": payment_schema()},
+    )
+    switch = PolicySwitch.load(str(active), candidate_path=str(candidate))
+    sink = MemorySink()
+    cached = CachingTokenVault(vault)
+
+    def build(policy: CompiledPolicy, boundary: CompiledBoundary) -> BoundaryGuard:
+        return BoundaryGuard(policy, boundary, keyring, cached, sink)
+
+    guards = BoundaryGuards(switch, BOUNDARY, build)
+    assert (await switch.load_candidate("start")).candidate_error is None
+    await guards.handle(
+        [
+            raw(payment(), offset=0),
+            raw(payment(payment_id="not an id 219456789"), offset=1),
+            raw(payment(**{DATA_KEY: "x"}), offset=2),
+        ]
+    )
+    report = switch.reports[BOUNDARY].as_json()
+    assert report["would_quarantine"]["records"] == 2
+    causes = report["would_quarantine"]["because"]
+    assert {c["reason"] for c in causes} == {"schema_invalid"}
+    assert "payment_id" in {c["path"] for c in causes}
+    text = orjson.dumps(report)
+    assert b"219456789" not in text and DATA_KEY.encode() not in text
+    assert len(sink.on("confidential.payments")) == 3  # the active policy forwarded all
