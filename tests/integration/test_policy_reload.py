@@ -245,3 +245,54 @@ def admin_command(
         text=True,
         timeout=120,
     )
+
+
+def test_a_watching_worker_applies_a_changed_file_by_itself(
+    stack: EmbeddedStack, run_worker: RunWorker, tmp_path: Path
+) -> None:
+    """ZONEAPP_POLICY_WATCH_S: the worker polls its file; a bad file is refused once (not
+    at every poll), a good one is applied without a signal or a command."""
+    run = uuid.uuid4().hex[:8]
+    policy_file = tmp_path / "policy.yaml"
+    shutil.copy(EXAMPLE, policy_file)
+    original = policy_file.read_text()
+    keys = tmp_path / "api-keys.json"
+    keys.write_text(
+        json.dumps(
+            {
+                "keys": [
+                    {
+                        "name": "watch-viewer",
+                        "sha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest(),
+                        "roles": ["viewer"],
+                    }
+                ]
+            }
+        )
+    )
+    worker = run_worker(
+        {
+            "ZONEAPP_POLICY": str(policy_file),
+            "ZONEAPP_POLICY_WATCH_S": "1",
+            "ZONEAPP_API_KEYS_FILE": str(keys),
+            "ZONEAPP_APP_ID": f"watch-{run}",
+        },
+        boundaries="payments-to-confidential",
+    )
+    policy_file.write_text(original.replace('version: "2026.11.1"', "version: [unclosed"))
+    wait_for(lambda: "reload (watch) refused" in worker.log_path.read_text(), 60, "a refused watch")
+    time.sleep(3)  # three polls: the same bad bytes are not refused (and logged) again
+    assert worker.log_path.read_text().count("reload (watch) refused") == 1
+    good = original.replace('version: "2026.11.1"', 'version: "2026.12.watch"')
+    policy_file.write_text(good)
+
+    def active() -> Any:
+        status, _, body = http(worker.web_port, "/policy", ADMIN_KEY)
+        assert status == 200, body[:200]
+        [w] = json.loads(body)["workers"]
+        return w if w["active"]["sha256"] == sha(good) else None
+
+    state = wait_for(active, 60, "the watched file to become the active policy")
+    assert state["active"]["version"] == "2026.12.watch" and state["active"]["trigger"] == "watch"
+    assert state["reload_failed"] is False and state["reload_failures"] == 1
+    worker.check_alive()
