@@ -18,7 +18,8 @@ from faust.types import EventT
 from zoneapp.core.sanitizer import RawRecord
 from zoneapp.observability import setup as tracing
 from zoneapp.pipeline.guard import BoundaryGuard
-from zoneapp.policy import CompiledBoundary
+from zoneapp.pipeline.policies import BoundaryGuards
+from zoneapp.policy import CompiledBoundary, CompiledPolicy
 from zoneapp.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -119,28 +120,33 @@ def _processor(
     on_batch: Callable[..., None] | None = None,
 ) -> Any:
     settings = runtime.settings
-    policy = runtime.require_policy()
 
-    async def process(stream: faust.StreamT[bytes]) -> None:
-        guard = BoundaryGuard(
+    def build(policy: CompiledPolicy, compiled: CompiledBoundary) -> BoundaryGuard:
+        return BoundaryGuard(
             policy,
-            boundary,
+            compiled,
             runtime.keyring,
             runtime.vault,
             sink,
-            runtime.stats[boundary.name],
+            runtime.stats[compiled.name],
             max_backoff=settings.retry_max_backoff,
             open_keys=runtime.open_keys,
             # Tracing is the guard's observer (spans, or W3C context only), per OTEL_*.
-            observer=tracing.current().observer(policy, boundary),
+            observer=tracing.current().observer(policy, compiled),
         )
+
+    # The guard of whichever policy generation is active when a batch starts (hot
+    # reload: zoneapp.pipeline.policies); a candidate policy is shadowed beside it.
+    guards = BoundaryGuards(runtime.policies, boundary.name, build)
+
+    async def process(stream: faust.StreamT[bytes]) -> None:
         async for events in cast(faust.Stream[bytes], stream).take_events(
             settings.batch_size, within=settings.batch_within
         ):
             started = time.perf_counter()
             records = [raw_record(e) for e in events]
             try:
-                outcomes = await guard.handle(records)
+                outcomes = await guards.handle(records)
             except BaseException:
                 # take_events acks the batch in a `finally`. A batch that did not finish
                 # (worker stopping mid-retry) must not be committed: mark its messages as
@@ -153,7 +159,8 @@ def _processor(
             if on_batch is not None:
                 elapsed = time.perf_counter() - started
                 # ``delayed`` only when records waited for the ingress rate limit.
-                extra = {"delayed": guard.delayed} if guard.delayed else {}
+                delayed = guards.last.delayed if guards.last is not None else []
+                extra = {"delayed": delayed} if delayed else {}
                 on_batch(boundary.name, records, outcomes, elapsed, **extra)
 
     process.__name__ = f"boundary_{boundary.name.replace('-', '_').replace('.', '_')}"

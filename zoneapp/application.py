@@ -20,6 +20,7 @@ from mode import Service
 
 from zoneapp.agents import fence, offset_gaps, reseek
 from zoneapp.agents.boundary import FaustSink, register_boundary_agents
+from zoneapp.agents.policy_control import install_policy_control
 from zoneapp.observability import setup as tracing
 from zoneapp.release import KafkaQuarantine, ReleaseService
 from zoneapp.runtime import Runtime
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
     register_web(app, web_state)
     register_releases(app, runtime, web_state)
     register_boundary_agents(app, runtime, on_batch=on_batch)
+    install_policy_control(app, runtime)  # SIGHUP, the candidate, watching (hot reload)
 
     @app.service
     class RuntimeService(Service):

@@ -6,8 +6,10 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import faust
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -177,6 +179,7 @@ def register_commands(app: faust.App, runtime: Runtime) -> None:
             raise SystemExit(1)
 
     register_admin_commands(app, runtime)
+    register_policy_commands(app, runtime)
 
 
 # -- key and vault administration ------------------------------------------------------
@@ -353,3 +356,110 @@ async def _reveal(self: AppCommand, runtime: Runtime, zone: str, call: Any) -> N
         await producer.stop()
         await vault.close()
         await provider.close()
+
+
+# -- policy: reload and promote on running workers ------------------------------------
+
+
+def worker_url(runtime: Runtime) -> str:
+    """This host's worker, from the web settings (a wildcard bind means loopback)."""
+    s = runtime.settings
+    host = s.web_host or ("127.0.0.1" if s.web_bind in ("", "0.0.0.0", "::") else s.web_bind)
+    return f"{s.web_tls.scheme}://{host}:{s.web_port}"
+
+
+def _admin_key(key_file: str | None) -> str:
+    """An admin API key from a file or stdin: never a command-line argument."""
+    try:
+        text = Path(key_file).read_text() if key_file else sys.stdin.readline()
+    except OSError as exc:
+        print(f"zoneapp: cannot read {key_file}: {exc.strerror}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    key = text.strip()
+    if not key:
+        print("zoneapp: no API key (give --key-file or pipe it on stdin)", file=sys.stderr)
+        raise SystemExit(2)
+    return key
+
+
+def render_policy_command(body: Any) -> str:
+    """One line per worker: what it did, and the policy it now runs (or why it refused)."""
+    lines = []
+    for w in body.get("workers", []):
+        active = w.get("active") or {}
+        line = (
+            f"{w.get('worker')}: {w.get('status')}; active version {active.get('version')} "
+            f"(sha256 {active.get('sha256')})"
+        )
+        if w.get("error"):
+            line += f"\n  {w['error']}"
+        candidate = w.get("candidate")
+        if candidate:
+            line += (
+                f"\n  candidate in shadow: version {candidate.get('version')} "
+                f"(sha256 {candidate.get('sha256')})"
+            )
+        if w.get("candidate_error"):
+            line += f"\n  candidate refused: {w['candidate_error']}"
+        lines.append(line)
+    for url in body.get("missing", []):
+        lines.append(f"{url}: did not answer")
+    return "\n".join(lines)
+
+
+async def _policy_command(
+    self: AppCommand, runtime: Runtime, path: str, payload: Any, url: str | None, key: str
+) -> None:
+    base = (url or worker_url(runtime)).rstrip("/")
+    tls = runtime.settings.web_tls
+    connector = aiohttp.TCPConnector(
+        ssl=tls.client_context() if base.startswith("https:") else False
+    )
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(60)) as http,
+            http.post(
+                base + path, json=payload or {}, headers={"Authorization": f"Bearer {key}"}
+            ) as resp,
+        ):
+            status, data = resp.status, await resp.read()
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        print(f"zoneapp: {base} did not answer: {_describe(exc)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        body = {}
+    if status in (200, 409) and "workers" in body:
+        (self.say if status == 200 else _stderr)(render_policy_command(body))
+    else:
+        _stderr(f"zoneapp: {base}{path}: HTTP {status}: {body.get('detail') or body.get('error')}")
+    if status != 200:
+        raise SystemExit(1)
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def register_policy_commands(app: faust.App, runtime: Runtime) -> None:
+    url = option("--url", help="a worker's web URL (default: this host's ZONEAPP_WEB_* settings)")
+    key_file = option("--key-file", help="file holding an admin API key (default: stdin)")
+
+    @app.command(url, key_file)
+    async def reload_policy(
+        self: AppCommand, url: str | None = None, key_file: str | None = None
+    ) -> Any:
+        """Make the workers re-read their policy files (POST /policy/reload, admin key); the
+        old policy stays where the new one is invalid. Exits 1 if any worker refused."""
+        await _policy_command(self, runtime, "/policy/reload", None, url, _admin_key(key_file))
+
+    @app.command(argument("sha256"), url, key_file)
+    async def promote_policy(
+        self: AppCommand, sha256: str, url: str | None = None, key_file: str | None = None
+    ) -> Any:
+        """Make the shadowed candidate with this SHA-256 the active policy on every worker,
+        written over its policy file (POST /policy/promote, admin key)."""
+        await _policy_command(
+            self, runtime, "/policy/promote", {"sha256": sha256}, url, _admin_key(key_file)
+        )

@@ -6,12 +6,14 @@ Created when the app module is imported (no I/O), opened when the worker starts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from zoneapp.core.stats import BoundaryStats
 from zoneapp.keys import DEVELOPMENT_ONLY, KeyCalls, KeyProvider, build_key_provider
 from zoneapp.keys.envelope import KeyRing
-from zoneapp.policy import CompiledBoundary, CompiledPolicy, PolicyError, load_policy
+from zoneapp.pipeline.policies import PolicyGeneration, PolicySwitch
+from zoneapp.policy import CompiledBoundary, CompiledPolicy, PolicyError
 from zoneapp.settings import Settings
 from zoneapp.vault import TokenVault, build_token_vault
 
@@ -47,6 +49,10 @@ class Runtime:
     hsm_calls: KeyCalls = field(default_factory=KeyCalls)
     #: HSM calls made by the end of the first batch: the start-up cost, for the benchmark.
     hsm_calls_at_first_batch: int | None = None
+    #: The active policy generation and its candidate (hot reload, shadow mode).
+    _policies: PolicySwitch | None = None
+    #: Told about each new active generation, after ``policy`` is updated (web state).
+    swap_listeners: list[Callable[[PolicyGeneration], None]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -54,10 +60,16 @@ class Runtime:
         if refused is not None:
             return cls(settings, None, refused)
         try:
-            policy = load_policy(settings.policy_path)
+            switch = PolicySwitch.load(
+                settings.policy_path,
+                selected=settings.boundaries,
+                candidate_path=settings.policy_candidate,
+            )
         except PolicyError as exc:
             return cls(settings, None, str(exc))
-        runtime = cls(settings, policy)
+        policy = switch.active.policy
+        runtime = cls(settings, policy, _policies=switch)
+        switch.on_swap = runtime.on_policy_swap
         unknown = set(settings.boundaries) - {b.name for b in policy.boundaries}
         if unknown:
             runtime.policy = None
@@ -83,6 +95,27 @@ class Runtime:
     def zones_used(self) -> set[str]:
         """Only the zones this worker reads from: it never opens a higher zone's keys."""
         return {b.source_zone.name for b in self.boundaries}
+
+    @property
+    def policies(self) -> PolicySwitch:
+        """The policy switch (built over ``policy`` for a runtime made without one)."""
+        if self._policies is None:
+            policy = self.require_policy()
+            self._policies = PolicySwitch(
+                policy,
+                b"",
+                self.settings.policy_path,
+                selected=self.settings.boundaries,
+                candidate_path=self.settings.policy_candidate,
+                on_swap=self.on_policy_swap,
+            )
+        return self._policies
+
+    def on_policy_swap(self, generation: PolicyGeneration) -> None:
+        """Everything that asks ``require_policy()`` (views, commands) sees the new one."""
+        self.policy = generation.policy
+        for listener in self.swap_listeners:
+            listener(generation)
 
     def require_policy(self) -> CompiledPolicy:
         if self.policy is None:

@@ -244,6 +244,10 @@ class Settings:
     keys_url: str = "pkcs11:///usr/lib/softhsm/libsofthsm2.so?token=zoneapp"
     pkcs11_pin: Secret | None = field(default=None, repr=False)
     policy_path: str = DEFAULT_POLICY
+    #: A candidate policy run in shadow mode beside the active one (zoneapp.pipeline.shadow).
+    policy_candidate: str | None = None
+    #: Seconds between checks of the policy files for a change (0: only SIGHUP or a command).
+    policy_watch: float = 0.0
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     datadir: str = ".zoneapp/worker"
@@ -344,6 +348,8 @@ class Settings:
             keys_url=env.get(PREFIX + "KEYS", defaults.keys_url),
             pkcs11_pin=_secret(env, "PKCS11_PIN"),
             policy_path=env.get(PREFIX + "POLICY", defaults.policy_path),
+            policy_candidate=env.get(PREFIX + "POLICY_CANDIDATE") or None,
+            policy_watch=float(_int(env, "POLICY_WATCH_S", 0, 0, 3600)),
             web_port=_int(env, "WEB_PORT", defaults.web_port, 1, 65535),
             web_bind=env.get(PREFIX + "WEB_BIND", defaults.web_bind),
             datadir=env.get(PREFIX + "DATADIR", defaults.datadir),

@@ -56,7 +56,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
                         "roles": roles,
                     }
                     for name, key, roles in (
-                        ("all", ALL_ROLES, ["viewer", "analyst", "officer:restricted"]),
+                        ("all", ALL_ROLES, ["viewer", "analyst", "officer:restricted", "admin"]),
                         *((n, k, r) for n, (k, r) in NARROW.items()),
                     )
                 ]

@@ -23,6 +23,8 @@ Roles:
   A zone-wide officer may also preview, request and approve releases from the zone's
   quarantine (``zoneapp.web.release``); ``person`` names who holds a key, so that two
   keys of one person never count as two officers (the two-person rule).
+* ``admin`` - may reload and promote the policy and read the shadow report
+  (``zoneapp.web.policy``); nothing else, not even statistics.
 
 A presented key is compared with every configured hash in constant time; a key that
 verified once is remembered by a per-process keyed digest, so scrypt runs once per key
@@ -66,6 +68,7 @@ log = logging.getLogger(__name__)
 VIEWER = "viewer"
 ANALYST = "analyst"
 OFFICER = "officer"
+ADMIN = "admin"
 
 #: scrypt cost: about 30 ms per hash on this machine's class of CPU.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -110,12 +113,13 @@ class Role:
     @classmethod
     def parse(cls, text: str) -> Role:
         parts = str(text).strip().split(":")
-        if parts[0] in (VIEWER, ANALYST) and len(parts) == 1:
+        if parts[0] in (VIEWER, ANALYST, ADMIN) and len(parts) == 1:
             return cls(parts[0])
         if parts[0] == OFFICER and len(parts) in (2, 3) and all(parts[1:]):
             return cls(OFFICER, parts[1], parts[2] if len(parts) == 3 else None)
         raise AuthConfigError(
-            f"unknown role {text!r}: use viewer, analyst, officer:<zone> or officer:<zone>:<tenant>"
+            f"unknown role {text!r}: use viewer, analyst, admin, officer:<zone> or "
+            "officer:<zone>:<tenant>"
         )
 
     def __str__(self) -> str:
@@ -136,6 +140,10 @@ class Principal:
 
     def may_view_violations(self) -> bool:
         return any(r.name == ANALYST for r in self.roles)
+
+    def may_change_policy(self) -> bool:
+        """Reload or promote the policy (``admin``)."""
+        return any(r.name == ADMIN for r in self.roles)
 
     def officer_zones(self) -> set[str]:
         return {r.zone for r in self.roles if r.name == OFFICER and r.zone}

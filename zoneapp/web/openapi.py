@@ -83,6 +83,80 @@ def _reveal(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     return {"get": get, "post": post}
 
 
+def _command(summary: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    """An admin POST fanned out to every worker (``zoneapp.web.policy``)."""
+    result = {
+        "type": "object",
+        "required": ["ok", "workers", "missing"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "workers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["worker", "status", "active"],
+                    "properties": {
+                        "worker": {"type": "string"},
+                        "status": {"enum": ["applied", "unchanged", "refused"]},
+                        "active": {"type": "object"},
+                        "error": {"type": ["string", "null"]},
+                        "candidate": {"type": ["object", "null"]},
+                        "candidate_error": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            "missing": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    op: dict[str, Any] = {
+        "summary": summary,
+        "description": "Needs an API key with the admin role.",
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": _json(result, "Every worker applied it or already had it."),
+            "409": _json(result, "A worker refused it (its error says why) or did not answer."),
+            **_errors(400, 401, 403, 429),
+        },
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return {"post": op}
+
+
+def _policy_paths(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "/policy": _get(
+            "Each worker's active policy (version, SHA-256, generation), its candidate and "
+            "its last reload error.",
+            _json(obj),
+            secured="viewer, analyst or admin",
+            errors=(401, 403),
+        ),
+        "/policy/reload": _command(
+            "Re-read the policy files on this worker and every peer; an invalid file leaves "
+            "the old policy active and is reported with its file, line and problem.",
+            None,
+        ),
+        "/policy/promote": _command(
+            "Make the shadowed candidate with this SHA-256 the active policy on every "
+            "worker, written over its policy file.",
+            {
+                "type": "object",
+                "required": ["sha256"],
+                "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+            },
+        ),
+        "/shadow": _get(
+            "What the candidate policy would do differently, per boundary: records it would "
+            "forward or quarantine, fields it would drop or keep, detector hits (counts and "
+            "places, never values).",
+            _json(obj),
+            secured="analyst or admin",
+            errors=(401, 403),
+        ),
+    }
+
+
 def spec() -> dict[str, Any]:
     obj = {"type": "object", "additionalProperties": True}
     stats = {"$ref": "#/components/schemas/Stats"}
@@ -241,6 +315,7 @@ def spec() -> dict[str, Any]:
                 }
             },
             "/openapi.json": _get("This description.", _json(obj)),
+            **_policy_paths(obj),
         },
         "components": {
             "securitySchemes": {

@@ -8,11 +8,11 @@ from typing import Any
 import faust
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from zoneapp.web import access, views
+from zoneapp.web import access, policy, views
 from zoneapp.web.state import WEB_STATE, WebState
 
 #: Every route of the operators' API (module-level views on these blueprints).
-BLUEPRINTS = (views.blueprint, access.blueprint)
+BLUEPRINTS = (views.blueprint, access.blueprint, policy.blueprint)
 
 #: Faust's own views, off: ``/table`` would serve table contents to anyone; ``/router``
 #: shows the cluster's topology (table_route does not need it); graph, stats and

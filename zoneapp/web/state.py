@@ -114,6 +114,8 @@ class WebState:
         settings = runtime.settings
         keys = ApiKeyFile(settings.api_keys_file)
         zones = frozenset(runtime.policy.zones) if runtime.policy is not None else frozenset()
+        tokens = TokenDirectory(lambda: runtime.vault, runtime.policy, settings.vault_url)
+        runtime.swap_listeners.append(lambda generation: tokens.add_policy(generation.policy))
         return cls(
             runtime=runtime,
             stats=stats,
@@ -121,7 +123,7 @@ class WebState:
             cluster=cluster,
             keys=keys,
             gate=Authenticator(keys.current, rate=settings.auth_rate, burst=settings.auth_burst),
-            tokens=TokenDirectory(lambda: runtime.vault, runtime.policy, settings.vault_url),
+            tokens=tokens,
             reveal=RevealLimits.of(settings, audit, zones),
             ledgers=ledgers or LedgerRuns(ttl=settings.reconcile_cache),
         )

@@ -57,6 +57,12 @@ class TokenDirectory:
     def vault(self) -> TokenVault:
         return self._vault()
 
+    def add_policy(self, policy: CompiledPolicy) -> None:
+        """A reloaded policy's token classes join the known ones: tokens made under an
+        earlier policy keep their zone (officers of it still see their metadata)."""
+        for field_class, zones in token_zones(policy).items():
+            self.zones.setdefault(field_class, set()).update(zones)
+
     def _info(self, stored: StoredToken) -> TokenInfo:
         if stored.zone is not None:
             zones: tuple[str, ...] = (stored.zone,)

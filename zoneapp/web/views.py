@@ -294,8 +294,11 @@ class Metrics(ProtectedView):
 
     async def render(self, state: WebState) -> Response:
         rows, _missing = await cluster_rows(state)
+        # Imported here: zoneapp.web.policy builds on this module's neighbours, not on it.
+        from zoneapp.web.policy import policy_metrics
+
         return self.text(
-            metrics.render(rows),
+            metrics.render(rows) + await policy_metrics(state),
             content_type="text/plain; version=0.0.4",
             headers=dict(SECURITY_HEADERS),
         )

@@ -53,6 +53,7 @@ KEYS: dict[str, tuple[str, list[str]]] = {
     "officer-globex": ("zk_officer-globex-component-0123456", ["officer:restricted:globex"]),
     "officer-confidential": ("zk_officer-conf-component-01234567", ["officer:confidential"]),
     "officer-public": ("zk_officer-public-component-0123456", ["officer:public"]),
+    "admin": ("zk_admin-component-0123456789abcdef", ["admin"]),
 }
 #: A key no entry has: 401, like no key at all.
 BOGUS = "zk_bogus-component-not-configured-0123"

@@ -73,6 +73,8 @@ class Rule:
     forbidden: tuple[str, ...] = ()
     #: The 200 body holds the value asked for (``/detokenize``, ``/decrypt``).
     reveals: bool = False
+    #: A POST-only command: Faust's HEAD answers 405 for it, before any key is looked at.
+    post_only: bool = False
 
     def __post_init__(self) -> None:
         if self.kind == "key":  # every configured key is named: allowed or forbidden
@@ -90,6 +92,11 @@ def violation(prefix: str) -> Target:
 
 def reveal(route: str) -> Target:
     return lambda web: (route, reveal_params(web, route))
+
+
+def active_policy(path: str) -> Target:
+    """Promote the policy already active: allowed, idempotent, and it writes no file."""
+    return lambda web: (path, {"sha256": web.state.runtime.policies.active.sha256})
 
 
 def key_rule(target: Target, allowed: tuple[str, ...], **kw: bool) -> Rule:
@@ -116,11 +123,18 @@ RULES: dict[str, Rule] = {
     ),
     "/detokenize": key_rule(reveal("/detokenize"), ACME_OFFICERS, reveals=True),
     "/decrypt": key_rule(reveal("/decrypt"), ACME_OFFICERS, reveals=True),
+    "/policy": key_rule(at("/policy"), (*STATS_ROLES, "admin")),
+    "/policy/reload": key_rule(at("/policy/reload"), ("admin",), post_only=True),
+    "/policy/promote": key_rule(active_policy("/policy/promote"), ("admin",), post_only=True),
+    "/shadow": key_rule(at("/shadow"), ("analyst", "admin")),
     "/_cluster/stats": Rule("signed", at("/_cluster/stats")),
+    "/_cluster/policy": Rule("signed", at("/_cluster/policy")),
+    "/_cluster/policy/reload": Rule("signed", at("/_cluster/policy/reload")),
+    "/_cluster/policy/promote": Rule("signed", active_policy("/_cluster/policy/promote")),
     "/_cluster/violations": Rule("signed", at("/_cluster/violations", limit="5")),
     "/_cluster/violations/{id}": Rule("signed", violation("/_cluster/violations")),
 }
-assert set(RULES["/detokenize"].forbidden) == {"viewer", "analyst", *NOT_ACME_OFFICERS}
+assert set(RULES["/detokenize"].forbidden) == {"viewer", "analyst", "admin", *NOT_ACME_OFFICERS}
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -161,6 +175,10 @@ async def test_access(serve: ServeWeb, method: str, route: str) -> None:
 
     async def call(who: str | None, *, signed: bool = False) -> tuple[int, dict[str, str], bytes]:
         return await web.call(method, path, who, body=body, signed=signed, params=params)
+
+    if head and rule.post_only:
+        assert (await call(None))[0] == 405 and (await call("admin"))[0] == 405
+        return
 
     if rule.kind == "public":
         status, headers, got = await call(None)

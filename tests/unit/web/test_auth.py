@@ -31,6 +31,7 @@ def keys_with(*entries: dict[str, object]) -> ApiKeys:
     [
         ("viewer", Role("viewer")),
         ("analyst", Role("analyst")),
+        ("admin", Role("admin")),
         ("officer:restricted", Role("officer", "restricted")),
         ("officer:restricted:acme", Role("officer", "restricted", "acme")),
     ],
@@ -40,10 +41,23 @@ def test_roles_parse(text: str, role: Role) -> None:
     assert str(role) == text
 
 
-@pytest.mark.parametrize("text", ["admin", "officer", "officer:", "viewer:x", "officer:a:b:c"])
+@pytest.mark.parametrize(
+    "text", ["admin:x", "root", "officer", "officer:", "viewer:x", "officer:a:b:c"]
+)
 def test_bad_roles_are_refused(text: str) -> None:
     with pytest.raises(AuthConfigError):
         Role.parse(text)
+
+
+def test_admin_changes_the_policy_and_sees_nothing_else() -> None:
+    """``admin`` reloads and promotes the policy (zoneapp.web.policy); it is no viewer,
+    analyst or officer, and no other role changes the policy."""
+    admin = Principal("ops", frozenset({Role("admin")}))
+    assert admin.may_change_policy()
+    assert not admin.may_view_stats() and not admin.may_view_violations()
+    assert not admin.officer_zones() and not admin.may_resolve("restricted")
+    for other in ("viewer", "analyst", "officer:restricted"):
+        assert not Principal("x", frozenset({Role.parse(other)})).may_change_policy()
 
 
 def test_scrypt_hash_authenticates_and_names_the_entry() -> None:
