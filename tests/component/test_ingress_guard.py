@@ -223,10 +223,14 @@ async def test_a_batch_stopped_mid_wait_has_produced_nothing(
 ) -> None:
     policy = ingress_policy(tmp_path, {"rate_limit": {"rate": 1, "burst": 1}})
     waiting = asyncio.Event()
+    t = Time()
+    hang = True
 
-    async def forever(seconds: float) -> None:
-        waiting.set()
-        await asyncio.Event().wait()
+    async def sleep(seconds: float) -> None:
+        if hang:
+            waiting.set()
+            await asyncio.Event().wait()
+        await t.sleep(seconds)
 
     sink = MemorySink()
     guard = BoundaryGuard(
@@ -235,15 +239,54 @@ async def test_a_batch_stopped_mid_wait_has_produced_nothing(
         keyring,
         CachingTokenVault(vault),
         sink,
-        sleep=forever,
+        clock=t.clock,
+        sleep=sleep,
     )
-    task = asyncio.create_task(guard.handle([raw(payment(), offset=i) for i in range(3)]))
+    batch = [raw(payment(), offset=i) for i in range(3)]
+    task = asyncio.create_task(guard.handle(batch))
     await asyncio.wait_for(waiting.wait(), 10)
     assert guard.stats.waiting_on == "rate limit"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sink.sent == [] and guard.stats.forwarded == 0
+    assert guard.stats.waiting_on is None
+    # Redelivered at once: its tokens were given back, so it waits 2 s again, not 5 s.
+    hang = False
+    await guard.handle(batch)
+    assert t.slept == [pytest.approx(2.0)] and len(sink.on("confidential.payments")) == 3
+
+
+async def test_delay_is_capped_by_max_wait_and_says_so(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = ingress_policy(tmp_path, {"rate_limit": {"rate": 1, "burst": 1, "max_wait": 2}})
+    t = Time()
+    guard, sink = guard_of(policy, keyring, vault, t)
+    stats = MemoryStats(policy.boundaries)
+    batch = [raw(payment(tenant_id=SECRET_TENANT), offset=i) for i in range(5)]
+    with caplog.at_level("WARNING", logger="zoneapp.pipeline.guard"):
+        await run(guard, stats, batch)
+    assert t.slept == [pytest.approx(2.0)]
+    assert len(sink.on("confidential.payments")) == 3
+    events = [orjson.loads(v or b"") for _, _, v, _ in sink.on("security.violations")]
+    assert [e["reason"] for e in events] == ["rate_limited"] * 2
+    assert events[0]["findings"][0]["detail"] == "over 1/s (burst 1): would wait over 2s"
+    assert (
+        f"boundary {BOUNDARY}: 2 records would wait more than 2s for the ingress rate limit "
+        "(max_wait); quarantined as rate_limited"
+    ) in caplog.text
+    assert SECRET_TENANT not in caplog.text
+    summary = reconcile(policy, sink, range(5))
+    assert summary["ok"] and summary["forwarded"] == 3 and summary["quarantined"] == 2
+    stats.flush()
+    samples = {
+        (s.name, s.labels.get("reason")): s.value
+        for family in text_string_to_metric_families(metrics.render(stats.local_rows()))
+        for s in family.samples
+        if s.labels.get("boundary") == BOUNDARY
+    }
+    assert samples[("zoneapp_violations_total", "rate_limited")] == 2
 
 
 class Steps(NoObserver):

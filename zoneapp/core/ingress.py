@@ -18,7 +18,11 @@ Decisions:
 - **delay** waits once per batch, for the longest wait any of its records needs
   (:meth:`IngressGate.admit` returns it; the guard sleeps). Kafka delivers a partition
   in order, so a tenant over its limit also holds back the records behind it in its
-  partitions: that is what backpressure on a log is. Nothing is lost or skipped.
+  partitions: that is what backpressure on a log is. **The wait is capped**: a record
+  that would wait more than ``max_wait`` takes no token and is quarantined as
+  ``rate_limited`` (a worker never hangs on a flood; the quarantine says so). A batch
+  cancelled mid-wait gives its tokens back (:meth:`IngressGate.give_back`): its records
+  were never released and will be redelivered, and charged then.
 - **quarantine** quarantines what is over the limit as ``rate_limited``; the detail
   names the limit, never the tenant (the violation's topic and offset find the record).
 """
@@ -26,11 +30,12 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
-from zoneapp.core.ratelimit import TokenBuckets
+from zoneapp.core.ratelimit import Charge, RateLimiter, TokenBuckets
 from zoneapp.core.sanitizer import Parsed, Problem, Quarantine
 from zoneapp.policy.compiled import CompiledBoundary
 from zoneapp.policy.ingress import CompiledIngress
@@ -45,6 +50,10 @@ class Admitted:
     wait: float = 0.0
     #: Indices (in the batch) of the records that made it wait.
     delayed: list[int] = field(default_factory=list)
+    #: The tokens the batch took (``delay``), returned if it is never released.
+    charges: list[Charge] = field(default_factory=list)
+    #: Records quarantined because they would have waited more than ``max_wait``.
+    too_long: int = 0
 
 
 class IngressGate:
@@ -56,18 +65,35 @@ class IngressGate:
         self.ingress = ingress
         limit = ingress.rate_limit
         self.limit = limit
-        self.buckets = (
-            TokenBuckets(limit.rate, limit.burst, limit.max_buckets, clock)
-            if limit is not None
-            else None
-        )
         self._per_key = limit is not None and limit.per == "tenant_and_key"
+        self.buckets: RateLimiter | None = None
+        self._limited: dict[str, Problem] = {}
+        self._too_long: dict[str, Problem] = {}
+        if limit is not None:
+            tenants = TokenBuckets(
+                limit.tenant_rate,
+                limit.tenant_burst,
+                limit.max_buckets,
+                clock,
+                new_buckets=limit.new_buckets,
+            )
+            keys = (
+                TokenBuckets(limit.rate, limit.burst, limit.max_buckets, clock, overflow=False)
+                if self._per_key
+                else None
+            )
+            self.buckets = RateLimiter(tenants, keys, clock)
+            per_tenant = f"over {limit.tenant_rate:g}/s (burst {limit.tenant_burst})"
+            per_key = f"over {limit.rate:g}/s (burst {limit.burst}) per key"
+            if self._per_key:
+                per_tenant += " per tenant"
+            for which, detail in (("tenant", per_tenant), ("key", per_key)):
+                self._limited[which] = Problem("rate_limited", detail=detail)
+                self._too_long[which] = Problem(
+                    "rate_limited", detail=f"{detail}: would wait over {limit.max_wait:g}s"
+                )
         self._delay = limit is not None and limit.over_limit == "delay"
-        self._limited = (
-            None
-            if limit is None
-            else Problem("rate_limited", detail=f"over {limit.rate:g}/s (burst {limit.burst})")
-        )
+        self._max_wait = math.inf if limit is None else limit.max_wait
 
     @classmethod
     def of(
@@ -75,13 +101,20 @@ class IngressGate:
     ) -> IngressGate | None:
         return None if boundary.ingress is None else cls(boundary.ingress, clock)
 
-    def _bucket_key(self, parsed: Parsed) -> Hashable:
+    def _bucket_key(self, parsed: Parsed) -> tuple[Hashable, Hashable]:
+        """(tenant, key digest); the digest is None unless ``per: tenant_and_key``."""
         tenant = parsed.tenant if parsed.doc is not None else parsed.key_tenant
         if not self._per_key:
-            return tenant
+            return tenant, None
         key = parsed.record.key
         digest = None if key is None else hashlib.blake2b(key, digest_size=16).digest()
-        return (tenant, digest)
+        return tenant, digest
+
+    def give_back(self, admitted: Admitted) -> None:
+        """Return the tokens of a batch that was never released (cancelled mid-wait)."""
+        if self.buckets is not None:
+            self.buckets.give_back(admitted.charges)
+        admitted.charges = []
 
     def admit(self, batch: Sequence[Parsed | Quarantine]) -> Admitted:
         out = Admitted(list(batch))
@@ -92,16 +125,23 @@ class IngressGate:
             if not isinstance(p, Parsed):
                 continue
             if buckets is not None:
-                key = self._bucket_key(p)
+                tenant, key = self._bucket_key(p)
                 if self._delay:
-                    wait = buckets.reserve(key)
+                    got = buckets.reserve(tenant, key, self._max_wait)
+                    if isinstance(got, str):
+                        out.too_long += 1
+                        items[i] = Quarantine([self._too_long[got]])
+                        continue
+                    wait, charges = got
+                    out.charges += charges
                     if wait > 0:
                         out.delayed.append(i)
                         out.wait = max(out.wait, wait)
-                elif not buckets.try_take(key):
-                    assert self._limited is not None
-                    items[i] = Quarantine([self._limited])
-                    continue
+                else:
+                    empty = buckets.try_take(tenant, key)
+                    if empty is not None:
+                        items[i] = Quarantine([self._limited[empty]])
+                        continue
             schema = schemas.get(p.record.topic)
             if schema is None or p.doc is None:
                 continue

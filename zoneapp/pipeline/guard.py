@@ -223,6 +223,15 @@ class BoundaryGuard:
         if buckets is not None:
             self.stats.rate_buckets = len(buckets)
             self.stats.rate_overflow = buckets.overflow
+        if admitted.too_long:
+            assert self.ingress.limit is not None
+            log.warning(
+                "boundary %s: %d records would wait more than %gs for the ingress rate limit "
+                "(max_wait); quarantined as rate_limited",
+                self.boundary.name,
+                admitted.too_long,
+                self.ingress.limit.max_wait,
+            )
         if admitted.wait > 0:
             if admitted.wait >= LONG_RATE_WAIT:
                 log.warning(
@@ -235,9 +244,16 @@ class BoundaryGuard:
             self.stats.rate_delayed += len(admitted.delayed)
             self.stats.rate_delay_seconds += admitted.wait
             self.stats.waiting_on = "rate limit"
-            with self._step("ingress.delay", **{"zoneapp.delayed": len(admitted.delayed)}):
-                await self._sleep(admitted.wait)
-            self.stats.waiting_on = None
+            try:
+                with self._step("ingress.delay", **{"zoneapp.delayed": len(admitted.delayed)}):
+                    await self._sleep(admitted.wait)
+            except BaseException:
+                # Nothing of the batch was released: it will be redelivered and charged
+                # then, so its tokens go back now (no double charge).
+                self.ingress.give_back(admitted)
+                raise
+            finally:
+                self.stats.waiting_on = None
         return admitted.items
 
     def _parse(self, record: RawRecord) -> Parsed | Quarantine:

@@ -106,12 +106,29 @@ class RateLimit:
     per: Literal["tenant", "tenant_and_key"]
     over_limit: Literal["delay", "quarantine"]
     max_buckets: int
+    #: The tenant as a whole (``per: tenant_and_key``); with ``per: tenant``: rate, burst.
+    tenant_rate: float = 0.0
+    tenant_burst: int = 0
+    new_buckets: int = 10
+    max_wait: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.per == "tenant" or not self.tenant_rate:
+            object.__setattr__(self, "tenant_rate", self.tenant_rate or self.rate)
+            object.__setattr__(self, "tenant_burst", self.tenant_burst or self.burst)
 
     def describe(self) -> str:
-        per = "tenant" if self.per == "tenant" else "tenant and key"
+        if self.per == "tenant":
+            limit = f"{self.rate:g}/s, burst {self.burst}, per tenant"
+        else:
+            limit = (
+                f"{self.rate:g}/s, burst {self.burst}, per tenant and key, within "
+                f"{self.tenant_rate:g}/s, burst {self.tenant_burst} per tenant"
+            )
+        wait = f" (at most {self.max_wait:g}s)" if self.over_limit == "delay" else ""
         return (
-            f"{self.rate:g}/s, burst {self.burst}, per {per}, over the limit: {self.over_limit}, "
-            f"at most {self.max_buckets} buckets"
+            f"{limit}, over the limit: {self.over_limit}{wait}, "
+            f"at most {self.max_buckets} buckets, {self.new_buckets} new per refill"
         )
 
 

@@ -500,7 +500,17 @@ class _Compiler:
         rate = (
             None
             if limit is None
-            else RateLimit(limit.rate, limit.burst, limit.per, limit.over_limit, limit.max_buckets)
+            else RateLimit(
+                limit.rate,
+                limit.burst,
+                limit.per,
+                limit.over_limit,
+                limit.max_buckets,
+                tenant_rate=limit.tenant_rate or 0.0,
+                tenant_burst=limit.tenant_burst or 0,
+                new_buckets=limit.new_buckets,
+                max_wait=limit.max_wait,
+            )
         )
         ingress = CompiledIngress(schemas, rate)
         return ingress if ingress.active else None

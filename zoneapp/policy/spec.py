@@ -138,6 +138,28 @@ class RateLimitSpec(_Strict):
     over_limit: Literal["delay", "quarantine"] = "delay"
     #: Buckets kept in memory per boundary and worker (zoneapp.core.ratelimit).
     max_buckets: int = Field(default=10_000, ge=1, le=1_000_000)
+    #: ``per: tenant_and_key`` only, and then required: the limit of the tenant as a
+    #: whole, which every one of its keys' records is charged to as well.
+    tenant_rate: float | None = Field(default=None, gt=0, le=1_000_000)
+    tenant_burst: int | None = Field(default=None, ge=1, le=1_000_000)
+    #: New tenant buckets at most this many at once and per refill interval (burst /
+    #: rate seconds); more newcomers share the overflow bucket (zoneapp.core.ratelimit).
+    new_buckets: int = Field(default=10, ge=1, le=1_000_000)
+    #: ``delay``: a record that would wait longer (seconds) is quarantined as
+    #: ``rate_limited`` instead, so a batch never waits longer than this.
+    max_wait: float = Field(default=60.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _tenant_limit(self) -> RateLimitSpec:
+        both = self.tenant_rate is not None and self.tenant_burst is not None
+        if self.per == "tenant_and_key" and not both:
+            raise ValueError(
+                "per: tenant_and_key needs tenant_rate and tenant_burst: the limit of the "
+                "tenant as a whole, which each key's records count against too"
+            )
+        if self.per == "tenant" and (self.tenant_rate is not None or self.tenant_burst is not None):
+            raise ValueError("tenant_rate and tenant_burst go with per: tenant_and_key only")
+        return self
 
 
 class IngressSpec(_Strict):

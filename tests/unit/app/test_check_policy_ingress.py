@@ -28,7 +28,7 @@ def test_check_policy_lists_what_default_deny_drops_and_the_rate_limit(tmp_path:
     ) in out.stdout
     assert (
         "rate limit: 100/s, burst 200, per tenant, over the limit: quarantine, "
-        "at most 10000 buckets"
+        "at most 10000 buckets, 10 new per refill"
     ) in out.stdout
 
 
@@ -66,5 +66,5 @@ def test_the_readme_lines_for_the_example_schema_on_the_example_policy(tmp_path:
         "      allowed by the schema but named by no rule (dropped): "
         "device_fingerprint, ip_address, risk_score, user_agent",
         "    rate limit: 100/s, burst 200, per tenant, over the limit: quarantine, "
-        "at most 10000 buckets",
+        "at most 10000 buckets, 10 new per refill",
     ]

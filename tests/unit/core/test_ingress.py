@@ -93,6 +93,8 @@ async def test_per_tenant_and_key_buckets(tmp_path: Path, keyring: KeyRing) -> N
                 "rate": 1,
                 "burst": 1,
                 "per": "tenant_and_key",
+                "tenant_rate": 10,
+                "tenant_burst": 10,
                 "over_limit": "quarantine",
             }
         },
@@ -106,7 +108,53 @@ async def test_per_tenant_and_key_buckets(tmp_path: Path, keyring: KeyRing) -> N
     g = gate(policy, Clock())
     admitted = g.admit(await parse(policy, keyring, records))
     assert reasons(admitted.items) == [None, None, "rate_limited", None]
-    assert g.buckets is not None and len(g.buckets) == 3
+    limited = admitted.items[2]
+    assert isinstance(limited, Quarantine)
+    assert limited.problems[0].detail == "over 1/s (burst 1) per key"
+    assert g.buckets is not None and g.buckets.keys is not None and len(g.buckets.keys) == 3
+    assert len(g.buckets.tenants) == 2
+
+
+@pytest.mark.parametrize("invent", ["key", "tenant"])
+async def test_inventing_keys_or_tenants_does_not_multiply_the_burst(
+    tmp_path: Path, keyring: KeyRing, invent: str
+) -> None:
+    """The review's case (README, Rate limits): 0.001/s, burst 1, quarantine; 300 records,
+    a new key (or a new unbound tenant id) per record."""
+    limit: dict[str, object] = {"rate": 0.001, "burst": 1, "over_limit": "quarantine"}
+    if invent == "key":
+        limit |= {"per": "tenant_and_key", "tenant_rate": 0.001, "tenant_burst": 1}
+    policy = ingress_policy(tmp_path, {"rate_limit": limit})
+    records = [
+        raw(
+            payment(tenant_id="acme" if invent == "key" else f"t{i}"),
+            key=f'"k{i}"'.encode(),
+            offset=i,
+        )
+        for i in range(300)
+    ]
+    admitted = gate(policy, Clock()).admit(await parse(policy, keyring, records))
+    forwarded = reasons(admitted.items).count(None)
+    # A new key: the tenant's burst. New tenant ids: new_buckets (10) fresh bursts, plus
+    # the overflow bucket's one.
+    assert forwarded == (1 if invent == "key" else 11)
+    assert reasons(admitted.items).count("rate_limited") == 300 - forwarded
+
+
+async def test_delay_quarantines_what_would_wait_over_max_wait(
+    tmp_path: Path, keyring: KeyRing
+) -> None:
+    policy = ingress_policy(
+        tmp_path, {"rate_limit": {"rate": 1, "burst": 2, "over_limit": "delay", "max_wait": 3}}
+    )
+    records = [raw(payment(), offset=i) for i in range(8)]
+    admitted = gate(policy, Clock()).admit(await parse(policy, keyring, records))
+    # Two at once, then waits of 1, 2 and 3 s; the rest would wait longer.
+    assert reasons(admitted.items) == [None] * 5 + ["rate_limited"] * 3
+    assert admitted.wait == pytest.approx(3.0) and admitted.too_long == 3
+    limited = admitted.items[5]
+    assert isinstance(limited, Quarantine)
+    assert limited.problems[0].detail == "over 1/s (burst 2): would wait over 3s"
 
 
 async def test_rate_limit_comes_before_the_schema(tmp_path: Path, keyring: KeyRing) -> None:

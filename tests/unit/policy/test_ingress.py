@@ -211,8 +211,42 @@ def test_the_rate_limit_is_compiled_with_its_defaults(tmp_path: Path) -> None:
         "delay",
         10_000,
     )
+    # per tenant: the tenant bucket is the limit itself; 10 new buckets; waits up to 60 s.
+    assert (limit.tenant_rate, limit.tenant_burst, limit.new_buckets, limit.max_wait) == (
+        50,
+        100,
+        10,
+        60.0,
+    )
     ok, text, _ = check_policy_file(str(tmp_path / "policy.yaml"))
-    assert ok and "rate limit: 50/s, burst 100, per tenant, over the limit: delay" in text
+    assert (
+        ok
+        and (
+            "rate limit: 50/s, burst 100, per tenant, over the limit: delay (at most 60s), "
+            "at most 10000 buckets, 10 new per refill"
+        )
+        in text
+    )
+
+
+def test_a_per_key_limit_has_its_tenant_limit(tmp_path: Path) -> None:
+    policy = ingress_policy(
+        tmp_path,
+        {
+            "rate_limit": {
+                "rate": 5,
+                "burst": 10,
+                "per": "tenant_and_key",
+                "tenant_rate": 50,
+                "tenant_burst": 100,
+            }
+        },
+    )
+    ingress = policy.boundary(BOUNDARY).ingress
+    assert ingress is not None and ingress.rate_limit is not None
+    assert (ingress.rate_limit.tenant_rate, ingress.rate_limit.tenant_burst) == (50, 100)
+    ok, text, _ = check_policy_file(str(tmp_path / "policy.yaml"))
+    assert ok and "5/s, burst 10, per tenant and key, within 50/s, burst 100 per tenant" in text
 
 
 @pytest.mark.parametrize(
@@ -224,6 +258,11 @@ def test_the_rate_limit_is_compiled_with_its_defaults(tmp_path: Path) -> None:
         {"rate": 10, "burst": 5, "per": "key"},
         {"rate": 10, "burst": 5, "max_buckets": 0},
         {"burst": 5},
+        {"rate": 10, "burst": 5, "per": "tenant_and_key"},  # no tenant limit
+        {"rate": 10, "burst": 5, "per": "tenant_and_key", "tenant_rate": 10},
+        {"rate": 10, "burst": 5, "tenant_rate": 10, "tenant_burst": 5},  # per tenant
+        {"rate": 10, "burst": 5, "new_buckets": 0},
+        {"rate": 10, "burst": 5, "max_wait": 0},
     ],
 )
 def test_a_bad_rate_limit_is_refused(tmp_path: Path, limit: dict[str, Any]) -> None:
