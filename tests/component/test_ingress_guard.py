@@ -257,6 +257,18 @@ async def test_a_batch_stopped_mid_wait_has_produced_nothing(
     assert t.slept == [pytest.approx(2.0)] and len(sink.on("confidential.payments")) == 3
 
 
+async def test_newcomers_beyond_new_buckets_share_the_overflow_bucket(
+    tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault
+) -> None:
+    limit = {"rate": 0.001, "burst": 1, "over_limit": "quarantine", "new_buckets": 2}
+    policy = ingress_policy(tmp_path, {"rate_limit": limit})
+    guard, sink = guard_of(policy, keyring, vault, Time())
+    await guard.handle([raw(payment(tenant_id=f"t{i}"), offset=i) for i in range(6)])
+    # Two new buckets, then the overflow bucket's one token for the four others.
+    assert len(sink.on("confidential.payments")) == 3
+    assert guard.stats.rate_buckets == 2 and guard.stats.rate_overflow == 4
+
+
 async def test_delay_is_capped_by_max_wait_and_says_so(
     tmp_path: Path, keyring: KeyRing, vault: MemoryTokenVault, caplog: pytest.LogCaptureFixture
 ) -> None:
