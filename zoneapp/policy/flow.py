@@ -35,7 +35,9 @@ Class rules (README, "The flow proof"):
   name, so it meets every named rule beside the wildcard; ``[]`` meets only ``[]``.
   A field no rule takes is dropped (``unclassified: suppress``) or blocks the record.
 - **Derive** reads the source record: any field at, inside or around its ``from``
-  path feeds it, with that field's class.
+  path feeds it, with that field's class, and what it outputs is at the derive's
+  output path (a field inside ``from`` at the same place inside it), ``keep`` too:
+  the next hop meets it there, never at the path it was read from.
 - The record key (``$key``) and each named header (``$headers.<name>``) are fields
   too; unlisted headers never cross, and the ``zoneapp-*`` lineage headers are
   rewritten at every hop (they name topics and offsets, not record contents).
@@ -168,6 +170,8 @@ class _Reach:
     parts: Parts
     node_parts: Parts
     outcome: str = ""
+    #: Where a kept value lands when not at ``parts`` (a derive's output path).
+    out: Parts | None = None
 
 
 class _TooLarge(Exception):
@@ -334,7 +338,8 @@ class _Prover:
         elif rule.is_keep or rule.transform.reproduces_value() is not None:
             leaves = effective
             outcome = KEPT if effective <= dest.level else LEAK
-            out_parts = reach.parts if rule.is_keep else reach.node_parts
+            kept_at = reach.parts if reach.out is None else reach.out
+            out_parts = kept_at if rule.is_keep else reach.node_parts
         else:
             ceiling = rule.output_level if rule.output_level is not None else dest.level
             leaves = min(effective, ceiling)
@@ -375,7 +380,13 @@ def _reaches(b: CompiledBoundary, flow: _Flow) -> Iterator[_Reach]:
     yield from _walk(b.fields, parts, 0, (), unclassified)
     for d in b.derived:
         if _feeds(parts, d.source):
-            yield _Reach(d.rule, f"derive.{format_path(d.output)}", parts, d.output)
+            # The sanitizer writes the value read at ``from`` to the output path: a field
+            # inside the source lands at the same place inside the output, a field at or
+            # around it (its value holds the source's) lands at the output itself. Never
+            # at the field's own path: ``keep`` on a derive copies to ``d.output``.
+            inside = parts[len(d.source) :]
+            out = (*d.output, *inside)
+            yield _Reach(d.rule, f"derive.{format_path(d.output)}", parts, d.output, out=out)
 
 
 def _walk(node: RuleNode, parts: Parts, i: int, here: Parts, unclassified: str) -> Iterator[_Reach]:

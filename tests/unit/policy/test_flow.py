@@ -227,6 +227,44 @@ def test_a_derive_output_is_followed_to_the_next_hop() -> None:
     assert prove(declared).ok
 
 
+def test_a_field_a_derive_keeps_is_followed_at_the_derive_output_not_its_source() -> None:
+    """Review repro: the first hop suppresses emp.ssn and derives ssn_copy from it with
+    keep; the second keeps ssn_copy into public. The sanitizer writes the SSN at ssn_copy,
+    so the proof must follow it there (it used to follow it at emp.ssn, which the second
+    boundary does not name, and pass)."""
+    text = chain(
+        """
+        fields:
+          emp.ssn: {transform: suppress, class: confidential}
+        derive:
+          ssn_copy: {from: emp.ssn, transform: keep, class: confidential}
+        """,
+        "fields:\n  ssn_copy: {transform: keep, class: public}\n",
+    )
+    msg = refused(text)
+    assert "hop 2, boundary 'to-public'" in msg
+    assert "field ssn_copy arrives as confidential, written by 'to-confidential'" in msg
+    assert "(keep derive.ssn_copy) from emp.ssn;" in msg
+    [path] = [p for p in prove(text).paths if p.leak is not None]
+    assert [(h.output, h.outcome) for h in path.hops] == [("ssn_copy", "kept"), ("ssn_copy", LEAK)]
+
+
+def test_a_field_inside_a_derive_source_lands_inside_the_derive_output() -> None:
+    """A derive keeping an object copies it whole: emp.ssn, read through ``from: emp``,
+    is at person.ssn downstream, where a public keep leaks it."""
+    text = chain(
+        """
+        fields:
+          emp.ssn: {transform: keep, class: confidential}
+        derive:
+          person: {from: emp, transform: keep, class: confidential}
+        """,
+        "fields:\n  person.ssn: {transform: keep, class: public}\n",
+    )
+    msg = refused(text)
+    assert "field person.ssn arrives as confidential" in msg and "from emp.ssn" in msg
+
+
 @pytest.mark.parametrize(
     ("upstream", "source", "field"),
     [
