@@ -12,10 +12,14 @@ below C without a sanitizing transform.
 Class rules (README, "The flow proof"):
 
 - **Entering.** Any boundary's source topic may be written by producers of its zone,
-  so every boundary is also a path's first hop. There a field has the class its rule
-  declares (``class``; without one, the source zone's level). A field a ``derive``
-  reads has the class of the derive rule, and of the field rule that covers it: one
-  value, the higher of its declarations.
+  so every boundary is also a path's first hop. There a field has the highest class
+  any boundary *reading that topic* declares for it (``class``; a rule without one
+  declares the source zone's level): one value has one class, so a second boundary
+  on the same topic cannot call a field public that the first calls restricted. A
+  field a ``derive`` reads has the class of the derive rule too. A field no reader
+  names has the class of the object or wildcard rule around it, if any (a rule
+  without ``class`` declares the source zone's level; no rule: it is dropped). A quarantine, security or audit topic is never a
+  source (it holds unsanitized originals or events about them): refused.
 - **Arriving.** Downstream, a field has the class the upstream boundary wrote it
   with; when the rule that takes it declares a higher class, that one. A declaration
   lower than what arrives changes nothing: a downstream author cannot relabel data.
@@ -54,6 +58,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from zoneapp.policy.compiled import (
+    AUDIT_TOPIC,
     ITEMS,
     WILDCARD,
     CompiledBoundary,
@@ -105,7 +110,8 @@ class Hop:
     destination_level: Level
     #: The field as it arrives here.
     field: str
-    #: Its class as it arrives: declared at the first hop, written upstream after it.
+    #: Its class as it arrives: at the first hop the highest any reader of the topic
+    #: declares, after it what the boundary upstream wrote.
     arrives: Level
     #: The class the rule that takes it declares (``class``, else the source zone's).
     declared: Level | None
@@ -190,10 +196,16 @@ def prove_flow(policy: CompiledPolicy) -> FlowProof:
         "a destination topic must not lead back to its own boundary"
         for cycle in _cycles(policy.boundaries, readers)
     ]
+    problems += _operational_sources(policy)
     try:
         for b in policy.boundaries:
-            for flow in _entering(b):
-                prover.follow(b, flow, (), ("|".join(b.sources),))
+            # One first hop per source topic (topics whose readers agree share it).
+            groups: dict[tuple[_Flow, ...], list[str]] = {}
+            for topic in b.sources:
+                groups.setdefault(_entering(readers[topic]), []).append(topic)
+            for flows, topics in groups.items():
+                for flow in flows:
+                    prover.follow(b, flow, (), ("|".join(topics),))
     except _TooLarge:
         problems.append(
             f"the policy's boundaries make more than {MAX_HOPS} hops of field paths: "
@@ -248,6 +260,8 @@ def _leak_message(number: int, path: FlowPath, hop: Hop) -> str:
             how += f" from {' -> '.join(fields)}"
     else:
         how = f"is declared {hop.effective} at its first hop"
+        if hop.declared is not None and hop.declared < hop.arrives:
+            how += f" (the highest class a boundary reading {path.topics[0]} gives it)"
     if hop.declared is not None and hop.declared < hop.arrives:
         how += f"; the rule's class {hop.declared} cannot lower it"
     return (
@@ -258,16 +272,39 @@ def _leak_message(number: int, path: FlowPath, hop: Hop) -> str:
     )
 
 
-def _entering(b: CompiledBoundary) -> list[_Flow]:
-    """The fields a boundary's own producers may write, with their declared classes."""
-    declared: dict[Parts, Level] = {(KEY,): b.key_rule.level}
-    for name, rule in b.header_rules.items():
-        declared[(HEADERS, name)] = rule.level
-    for parts, rule in _rules_under(b.fields, ()):
-        declared[parts] = max(declared.get(parts, Level.PUBLIC), rule.level)
-    for d in b.derived:
-        declared[d.source] = max(declared.get(d.source, Level.PUBLIC), d.rule.level)
-    return [_Flow(parts, level) for parts, level in declared.items()]
+def _operational_sources(policy: CompiledPolicy) -> list[str]:
+    """A quarantine topic holds originals as they arrived, the security and audit topics
+    events about them: no boundary may read one (the loader refuses it too)."""
+    special = {z.quarantine_topic: "quarantine" for z in policy.zones.values()}
+    special[policy.security_topic] = "security"
+    special[AUDIT_TOPIC] = "audit"
+    return [
+        f"boundary {b.name!r} reads the {special[t]} topic {t!r}: it holds unsanitized "
+        "originals or events about them, which no boundary may forward"
+        for b in policy.boundaries
+        for t in b.sources
+        if t in special
+    ]
+
+
+def _entering(readers: Sequence[CompiledBoundary]) -> tuple[_Flow, ...]:
+    """The fields a topic's producers may write, each with the highest class any boundary
+    reading the topic declares for it: one value has one class, and a reader that calls
+    it lower (to keep it into a lower zone) does not get to decide for the others."""
+    declared: dict[Parts, Level] = {}
+
+    def declare(parts: Parts, level: Level) -> None:
+        declared[parts] = max(declared.get(parts, Level.PUBLIC), level)
+
+    for b in readers:
+        declare((KEY,), b.key_rule.level)
+        for name, rule in b.header_rules.items():
+            declare((HEADERS, name), rule.level)
+        for parts, rule in _rules_under(b.fields, ()):
+            declare(parts, rule.level)
+        for d in b.derived:
+            declare(d.source, d.rule.level)
+    return tuple(_Flow(parts, level) for parts, level in declared.items())
 
 
 def _rules_under(node: RuleNode, parts: Parts) -> Iterator[tuple[Parts, CompiledRule]]:

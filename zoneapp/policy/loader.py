@@ -380,10 +380,27 @@ class _Compiler:
             )
         if b.destination in b.source:
             self.fail((*loc, "destination"), "the destination is also a source")
+        quarantines = {z.quarantine_topic: z.name for z in policy.zones.values()}
         if b.destination == src.quarantine_topic:
             self.fail(
                 (*loc, "destination"), "the destination is the source zone's quarantine topic"
             )
+        elif b.destination in quarantines:
+            self.fail(
+                (*loc, "destination"),
+                f"the destination is zone {quarantines[b.destination]!r}'s quarantine topic, "
+                "which holds originals for review and release",
+            )
+        for j, topic in enumerate(b.source):
+            if topic in quarantines:
+                # Originals as they arrived: a boundary reading them would forward raw data
+                # under its own (possibly lower) classes. An approved release re-runs them.
+                self.fail(
+                    (*loc, "source", j),
+                    f"{topic!r} is zone {quarantines[topic]!r}'s quarantine topic: it holds "
+                    "unsanitized originals, which no boundary reads (an approved release "
+                    "re-runs a quarantined record through its own boundary)",
+                )
 
         key_rule = self._rule((*loc, "key"), "$key", b.key, src, dest_zone)
         if key_rule is not None and not key_rule.transform.deterministic:

@@ -171,6 +171,79 @@ def test_the_proof_passes_when_every_hop_sanitizes() -> None:
     assert prove(text).ok
 
 
+# -- one topic, several readers -------------------------------------------------------------
+
+
+def test_a_field_has_the_highest_class_any_reader_of_its_topic_gives_it() -> None:
+    """Review repro: two boundaries read restricted.in; one calls emp.ssn restricted and
+    encrypts it, the other calls it public and keeps it into public. Each is fine on its
+    own, and the proof used to take each boundary's word for what enters it."""
+    text = ZONES + (
+        _boundary(
+            "to-confidential", "restricted.in", "confidential.mid",
+            "fields:\n  emp.ssn: {transform: encrypt, class: restricted}\n"
+            "  emp.name: {transform: keep, class: confidential}\n",
+        )
+        + _boundary(
+            "to-public", "restricted.in", "public.out",
+            "fields:\n  emp.ssn: {transform: keep, class: public}\n",
+        )
+    )  # fmt: skip
+    msg = refused(text)
+    assert msg.startswith("leak on path") and "hop 1, boundary 'to-public'" in msg
+    assert (
+        "field emp.ssn is declared restricted at its first hop (the highest class a "
+        "boundary reading restricted.in gives it); the rule's class public cannot lower it"
+    ) in msg
+    # A reader keeping an object holds the other reader's restricted field inside it.
+    whole = text.replace(
+        "emp.ssn: {transform: keep, class: public}", "emp: {transform: keep, class: public}"
+    )
+    assert "field emp.ssn is declared restricted" in refused(whole)
+    # Agreeing on the class, each reader sanitizing it for its zone, passes.
+    fine = text.replace(
+        "emp.ssn: {transform: keep, class: public}", "emp.ssn: {transform: hash, class: restricted}"
+    )
+    assert prove(fine).ok
+
+
+def test_a_boundary_may_not_read_a_quarantine_topic() -> None:
+    """Review repro: a boundary reading restricted.quarantine (raw originals) keeping
+    emp.ssn as public into public used to be proven and loaded."""
+    text = ZONES + _boundary(
+        "quarantine-to-public", "restricted.quarantine", "public.dump",
+        "fields:\n  emp.ssn: {transform: keep, class: public}\n",
+    )  # fmt: skip
+    with pytest.raises(PolicyError) as info:
+        compiled(text)
+    assert "boundaries[0].source[0]: 'restricted.quarantine' is zone 'restricted''s " in str(
+        info.value
+    )
+    assert "quarantine topic: it holds unsanitized originals" in str(info.value)
+    # Nor write another zone's quarantine topic (the source zone's is refused already).
+    text = ZONES + _boundary(
+        "into-quarantine", "restricted.in", "public.quarantine",
+        "fields:\n  id: {transform: hash}\n",
+    )  # fmt: skip
+    with pytest.raises(PolicyError, match="the destination is zone 'public''s quarantine topic"):
+        compiled(text)
+
+
+def test_the_proof_refuses_a_boundary_reading_a_quarantine_or_the_security_topic() -> None:
+    """The proof does not rely on the loader for it: a compiled policy whose boundary
+    reads an operational topic (here patched in after loading) is refused."""
+    policy = compiled(
+        chain("fields:\n  id: {transform: hash}\n", "fields:\n  id: {transform: hash}\n")
+    )
+    policy.boundaries[0].sources = ("restricted.quarantine", policy.security_topic)
+    problems = prove_flow(policy).problems
+    assert (
+        "boundary 'to-confidential' reads the quarantine topic 'restricted.quarantine': it holds "
+        "unsanitized originals or events about them, which no boundary may forward"
+    ) in problems
+    assert any("reads the security topic 'security.violations'" in p for p in problems)
+
+
 # -- derive --------------------------------------------------------------------------------
 
 
