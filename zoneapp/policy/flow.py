@@ -17,9 +17,9 @@ Class rules (README, "The flow proof"):
   declares the source zone's level): one value has one class, so a second boundary
   on the same topic cannot call a field public that the first calls restricted. A
   field a ``derive`` reads has the class of the derive rule too. A field no reader
-  names has the class of the object or wildcard rule around it, if any (a rule
-  without ``class`` declares the source zone's level; no rule: it is dropped). A quarantine, security or audit topic is never a
-  source (it holds unsanitized originals or events about them): refused.
+  names has the class of the object or wildcard rule around it, if any (no rule: it
+  is dropped). A quarantine, security or audit topic is never a source (it holds
+  unsanitized originals or events about them): refused.
 - **Arriving.** Downstream, a field has the class the upstream boundary wrote it
   with; when the rule that takes it declares a higher class, that one. A declaration
   lower than what arrives changes nothing: a downstream author cannot relabel data.
