@@ -23,7 +23,7 @@ from zoneapp.ops.ledger import Ledger
 from zoneapp.ops.reconcile import Window
 from zoneapp.policy import CompiledBoundary, PolicyError, load_policy
 from zoneapp.policy.flow import explain as explain_flow
-from zoneapp.policy.flow import prove_flow
+from zoneapp.policy.flow import prove_flow, refusal, trace_crossings
 from zoneapp.policy.ingress import unnamed_fields
 from zoneapp.runtime import Runtime
 from zoneapp.vault import build_vault
@@ -43,8 +43,7 @@ def check_policy_file(path: str, explain: bool = False) -> tuple[bool, str, str]
     proof = prove_flow(policy)
     table = explain_flow(proof) if explain else ""
     if not proof.ok:
-        problems = "\n".join(f"  - {p}" for p in proof.problems)
-        return False, table, f"{path}: the flow proof refuses the policy:\n{problems}"
+        return False, table, refusal(path, proof)
     lines = [f"{path}: OK (version {policy.version}, sha256 {policy.digest})"]
     for b in policy.boundaries:
         rules = sum(1 for _ in b.fields.rules()) + len(b.derived)
@@ -58,6 +57,7 @@ def check_policy_file(path: str, explain: bool = False) -> tuple[bool, str, str]
         f"  flow proof: {len(proof.paths)} field paths, {proof.hop_count} hops; every class "
         "reaches lower zones only through sanitizing transforms"
     )
+    lines.append(f"  {trace_crossings(policy)}")
     if table:
         lines.append(table)
     return True, "\n".join(lines), ""

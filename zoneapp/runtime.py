@@ -14,6 +14,7 @@ from zoneapp.keys import DEVELOPMENT_ONLY, KeyCalls, KeyProvider, build_key_prov
 from zoneapp.keys.envelope import KeyRing
 from zoneapp.pipeline.policies import PolicyGeneration, PolicySwitch
 from zoneapp.policy import CompiledBoundary, CompiledPolicy, PolicyError
+from zoneapp.policy.flow import prove_flow, refusal
 from zoneapp.settings import Settings
 from zoneapp.vault import TokenVault, build_token_vault
 
@@ -68,6 +69,13 @@ class Runtime:
         except PolicyError as exc:
             return cls(settings, None, str(exc))
         policy = switch.active.policy
+        # Fail closed on a policy that leaks across hops: each boundary on its own passed
+        # the loader, but the worker never starts on what `check-policy` refuses (a reload
+        # refuses it too, zoneapp.pipeline.policies); there is no override.
+        proof = prove_flow(policy)
+        if not proof.ok:
+            hint = "\n  (faust -A zoneapp check-policy --explain FILE shows every path)"
+            return cls(settings, None, refusal(settings.policy_path, proof) + hint)
         runtime = cls(settings, policy, _policies=switch)
         switch.on_swap = runtime.on_policy_swap
         unknown = set(settings.boundaries) - {b.name for b in policy.boundaries}

@@ -43,8 +43,16 @@ Class rules (README, "The flow proof"):
   output path (a field inside ``from`` at the same place inside it), ``keep`` too:
   the next hop meets it there, never at the path it was read from.
 - The record key (``$key``) and each named header (``$headers.<name>``) are fields
-  too; unlisted headers never cross, and the ``zoneapp-*`` lineage headers are
+  too; other producer headers never cross, and the ``zoneapp-*`` lineage headers are
   rewritten at every hop (they name topics and offsets, not record contents).
+- **Not in the proof: the trace context.** ``traceparent`` and ``tracestate`` are
+  written fresh by the tracing layer at every hop, but not from nothing: with
+  ``trace.continue`` (the default) the producer's trace id crosses, 16 bytes the
+  producer chose (a random id from its tracing SDK, or anything in 32 hex digits),
+  and ``tracestate`` members cross for the vendor keys in ``trace.tracestate_keys``
+  (producer text, each DLP-scanned). They are no record field and have no class, so
+  the proof cannot weigh them; :func:`trace_crossings` names the boundaries they
+  cross and ``check-policy`` prints it. ``trace: {continue: false}`` stops the id.
 - A cycle of boundaries is refused: records would circulate forever, and a proof
   over an unbounded path is none.
 
@@ -68,7 +76,17 @@ from zoneapp.policy.compiled import (
 )
 from zoneapp.policy.levels import Level
 
-__all__ = ["MAX_HOPS", "FlowPath", "FlowProof", "Hop", "explain", "format_path", "prove_flow"]
+__all__ = [
+    "MAX_HOPS",
+    "FlowPath",
+    "FlowProof",
+    "Hop",
+    "explain",
+    "format_path",
+    "prove_flow",
+    "refusal",
+    "trace_crossings",
+]
 
 #: The proof refuses a policy whose paths have more hops than this in all (fail closed
 #: rather than run for ever on a policy with very many chained boundaries).
@@ -216,6 +234,30 @@ def prove_flow(policy: CompiledPolicy) -> FlowProof:
         if hop is not None:
             problems.append(_leak_message(number, path, hop))
     return FlowProof(tuple(prover.paths), tuple(dict.fromkeys(problems)))
+
+
+def refusal(path: str, proof: FlowProof) -> str:
+    """Why a policy file is refused, one line per problem: what ``check-policy`` prints and
+    the worker stops with (it never runs a policy the proof refuses)."""
+    problems = "\n".join(f"  - {p}" for p in proof.problems)
+    return f"{path}: the flow proof refuses the policy:\n{problems}"
+
+
+def trace_crossings(policy: CompiledPolicy) -> str:
+    """What of a producer's trace context crosses which boundaries: outside the proof
+    (no class to weigh), so ``check-policy`` states it rather than stay silent."""
+    ids = [b.name for b in policy.boundaries if b.trace_policy.continue_trace]
+    states = [
+        f"{b.name} ({', '.join(sorted(b.trace_policy.tracestate_keys))})"
+        for b in policy.boundaries
+        if b.trace_policy.tracestate_keys
+    ]
+    parts = [
+        "the producer's trace id (16 producer-chosen bytes) crosses "
+        + (", ".join(ids) if ids else "no boundary"),
+        "tracestate members (DLP-scanned) cross " + (", ".join(states) if states else "none"),
+    ]
+    return "trace context, not in the flow proof: " + "; ".join(parts)
 
 
 def _cycles(

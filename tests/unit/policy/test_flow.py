@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from zoneapp.policy import CompiledPolicy, Level, PolicyError, compile_policy_text, load_policy
-from zoneapp.policy.flow import LEAK, FlowProof, explain, prove_flow
+from zoneapp.policy.flow import LEAK, FlowProof, explain, prove_flow, trace_crossings
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -489,6 +489,21 @@ def test_fields_the_next_boundary_does_not_name_stop_there() -> None:
     # A suppressed field never reaches the next boundary (whose keep would leak it).
     [ssn] = [p for p in proof.paths if p.hops[0].field == "ssn" and p.topics[0] == "restricted.in"]
     assert [(h.boundary, h.outcome) for h in ssn.hops] == [("to-confidential", "suppressed")]
+
+
+def test_the_trace_context_is_outside_the_proof_and_named_per_boundary() -> None:
+    """traceparent/tracestate carry producer-chosen bytes across every hop that lets them,
+    which no field rule governs: the proof passes and trace_crossings says where."""
+    text = chain(
+        "fields:\n  id: {transform: hash}\ntrace: {tracestate_keys: [dd]}\n",
+        "fields:\n  id: {transform: hash}\ntrace: {continue: false}\n",
+    )
+    assert prove(text).ok
+    assert trace_crossings(compiled(text)) == (
+        "trace context, not in the flow proof: the producer's trace id (16 producer-chosen "
+        "bytes) crosses to-confidential; tracestate members (DLP-scanned) cross "
+        "to-confidential (dd)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,12 @@ def test_the_example_policy_is_proven_and_explained() -> None:
     out = check_policy("--explain", "deploy/policies/ecommerce.yaml")
     assert out.returncode == 0, out.stderr
     assert "flow proof: 55 field paths, 67 hops; every class reaches lower zones only" in out.stdout
+    # What the proof does not weigh is said, not left out: the example continues traces.
+    assert (
+        "  trace context, not in the flow proof: the producer's trace id (16 producer-chosen "
+        "bytes) crosses payments-to-confidential, user-pii-to-confidential, profiles-to-public;"
+    ) in out.stdout
+    assert "tracestate members (DLP-scanned) cross none" in out.stdout
     rows = [line.split() for line in out.stdout.splitlines()]
     # The age range, as the README shows it: derived from the date of birth, public by its
     # declared output class, then kept.
