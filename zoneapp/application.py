@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.types import TransportT
 from mode import Service
+from yarl import URL
 
-from zoneapp.agents import fence, offset_gaps, reseek
+from zoneapp.agents import fence, fetch_wait, offset_gaps, reseek
 from zoneapp.agents.boundary import FaustSink, register_boundary_agents
 from zoneapp.agents.policy_control import install_policy_control
 from zoneapp.observability import setup as tracing
@@ -42,6 +44,20 @@ class ZoneApp(faust.App):
 
     runtime: Runtime
     web_state: WebState
+
+    def __init__(self, *args: Any, fetch_max_wait_ms: int | None = None, **kwargs: Any) -> None:
+        #: ZONEAPP_FETCH_MAX_WAIT_MS; None keeps Faust's own wait (agents/fetch_wait.py).
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        super().__init__(*args, **kwargs)
+
+    def _new_transport(self) -> TransportT:
+        """Faust's factory for the consumer's transport: ours when the fetch wait is set."""
+        url = self.conf.broker_consumer[0]
+        cls = fetch_wait.transport_for(URL(url).scheme, self.fetch_max_wait_ms)
+        if cls is None:
+            return super()._new_transport()
+        transport: TransportT = cls(self.conf.broker_consumer, self)
+        return transport
 
     async def on_first_start(self) -> None:
         if self.runtime.policy is None:
@@ -115,6 +131,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
             runtime.policy_error = f"bad settings: ZONEAPP_WEB_TLS_*: {type(exc).__name__}: {exc}"
     app = ZoneApp(
         settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=settings.broker,
         broker_credentials=credentials,
         # The embedded broker has no transactions; at-least-once plus lineage headers

@@ -257,6 +257,10 @@ class Settings:
     boundaries: tuple[str, ...] = ()
     batch_size: int = 500
     batch_within: float = 0.05
+    #: The consumer's fetch wait in ms (``ZONEAPP_FETCH_MAX_WAIT_MS``); None keeps Faust's
+    #: 1500. Only tansu needs it low (it answers a fetch only when the wait runs out);
+    #: the embedded stack sets 50 there (README, benchmark; agents/fetch_wait.py).
+    fetch_max_wait_ms: int | None = None
     retry_max_backoff: float = 10.0
     #: Operators' views (zoneapp.web): hashed API keys, the host other workers reach
     #: this one at (table_route / gathering; default: the bind address), stats flushes.
@@ -339,9 +343,19 @@ class Settings:
             p.strip().lower() for p in env.get(PREFIX + "CLUSTER_PEERS", "").split(",") if p.strip()
         )
         defaults = cls()
+        broker = env.get(PREFIX + "BROKER", defaults.broker)
+        fetch_wait: int | None = None
+        if env.get(PREFIX + "FETCH_MAX_WAIT_MS"):
+            fetch_wait = _int(env, "FETCH_MAX_WAIT_MS", 0, 1, 60_000)
+            scheme = broker.split("://", 1)[0].strip().lower() if "://" in broker else "kafka"
+            if scheme not in ("kafka", "aiokafka"):
+                raise SettingsError(
+                    f"{PREFIX}FETCH_MAX_WAIT_MS applies to the kafka:// (aiokafka) driver only, "
+                    f"not {scheme}://"
+                )
         return cls(
             app_id=env.get(PREFIX + "APP_ID", defaults.app_id),
-            broker=env.get(PREFIX + "BROKER", defaults.broker),
+            broker=broker,
             security=security,
             vault_url=env.get(PREFIX + "VAULT", defaults.vault_url),
             vault_password=_secret(env, "VAULT_PASSWORD"),
@@ -357,6 +371,7 @@ class Settings:
             declare_topics=env.get(PREFIX + "DECLARE_TOPICS", "true").lower() != "false",
             boundaries=names,
             batch_size=_int(env, "BATCH_SIZE", defaults.batch_size, 1, 100_000),
+            fetch_max_wait_ms=fetch_wait,
             key_version_check_interval=_int(
                 env, "KEY_VERSION_CHECK_INTERVAL", defaults.key_version_check_interval, 1, 86_400
             ),

@@ -83,6 +83,8 @@ DEFAULT_TOKEN_LABEL = "zoneapp"
 STATE_FILE = "stack.json"
 BROKERS = ("tansu", "kafka")
 BROKER_ENV = "ZONEAPP_STACK_BROKER"
+#: ZONEAPP_FETCH_MAX_WAIT_MS for workers on tansu (measured: README, benchmark).
+TANSU_FETCH_MAX_WAIT_MS = 50
 HOST = "127.0.0.1"
 INSTALL_HINT = (
     "install them with `sudo apt-get update && sudo apt-get install -y redis-server softhsm2` "
@@ -345,6 +347,9 @@ class EmbeddedStack:
             "ZONEAPP_TOPIC_PARTITIONS": str(self.partitions),
             **self._softhsm_env,
         }
+        if self.broker == "tansu":
+            # tansu answers a fetch only when its wait runs out (README, benchmark).
+            env["ZONEAPP_FETCH_MAX_WAIT_MS"] = str(TANSU_FETCH_MAX_WAIT_MS)
         if self.kafka_security is not None:
             env.update(
                 {
