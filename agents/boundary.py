@@ -88,13 +88,18 @@ def raw_record(event: EventT[Any]) -> RawRecord:
 
 
 def register_boundary_agents(
-    app: faust.App, runtime: Runtime, on_batch: Callable[..., None] | None = None
+    app: faust.App,
+    runtime: Runtime,
+    on_batch: Callable[..., None] | None = None,
+    guard_factory: Callable[..., BoundaryGuard] = BoundaryGuard,
 ) -> dict[str, Any]:
     """Create the agents of every boundary this worker runs; returns them by boundary name.
 
     ``on_batch(boundary, records, outcomes, seconds)`` is called after each finished batch
     (the per-partition stats tables, zoneapp.tables.stats), with ``delayed=`` (indices of
     the records that waited for the ingress rate limit) when there are any.
+    ``guard_factory`` takes :class:`BoundaryGuard`'s arguments; the benchmark passes
+    another (bench/fair.py).
     """
     sink = FaustSink(app, runtime.settings.topic_partitions)
     policy = runtime.policy
@@ -108,7 +113,7 @@ def register_boundary_agents(
         sink.topic(policy.security_topic)
         source = app.topic(*boundary.sources, partitions=runtime.settings.topic_partitions, **RAW)
         agents[boundary.name] = app.agent(source, name=f"zoneapp.boundary.{boundary.name}")(
-            _processor(runtime, boundary, sink, on_batch)
+            _processor(runtime, boundary, sink, on_batch, guard_factory)
         )
     return agents
 
@@ -118,11 +123,12 @@ def _processor(
     boundary: CompiledBoundary,
     sink: FaustSink,
     on_batch: Callable[..., None] | None = None,
+    guard_factory: Callable[..., BoundaryGuard] = BoundaryGuard,
 ) -> Any:
     settings = runtime.settings
 
     def build(policy: CompiledPolicy, compiled: CompiledBoundary) -> BoundaryGuard:
-        return BoundaryGuard(
+        return guard_factory(
             policy,
             compiled,
             runtime.keyring,

@@ -1,18 +1,25 @@
-"""Benchmark: Faust passthrough (baseline) vs the zoneapp payments boundary, same records.
+"""Benchmark: zoneapp against its baselines, all in one run on the embedded stack.
 
-``python -m bench [--records N] [--latency-records M] [--rate R] [--brokers tansu,kafka]``
+``python -m bench [--records N] [--full] [--broker tansu|kafka] [--workdir DIR]``
+(``make bench``). Every case gets a fresh stack (broker, Redis, SoftHSM) and the
+same records (``zoneapp.stack.demo.make_payment``, fixed seed):
 
-Both runs use the embedded stack (Redis, SoftHSM, and each broker of ``--brokers`` in
-turn: tansu and Apache Kafka by default, so their figures stand side by side):
-1. throughput — N records are produced first, then the worker starts and drains
-   them; records/s is measured between the first and the last output record;
-2. latency — with the worker running, M records are produced at R records/s;
-   end-to-end latency is output receipt time minus the input record's timestamp
-   (both workers keep the source timestamp).
+1. **raw**: aiokafka consume -> produce, no Faust (bench/raw.py): the ceiling;
+2. **naive**: ``async for value in stream: await dest.send(value=value)`` on Faust's
+   defaults (bench/naive.py);
+3. **fair**: zoneapp's worker, batch loop, guard and sink with an identity sanitizer
+   (bench/fair.py): zoneapp / fair is the cost of sanitizing alone;
+4. **zoneapp**: the shipped ecommerce policy, boundary ``payments-to-confidential``.
 
-It prints records/s, p50/p99 latency, the ratio to the baseline measured in the
-same run, HSM calls per million records and Redis round trips, plus micro
-figures for the sanitizer alone and for tokenization.
+Throughput: N records are produced first, then the worker starts and drains them;
+records/s is timed between the first and the last output record. Latency: with
+the worker running, records are produced at half the case's own measured rate;
+latency is output receipt time minus the send time of the input record (p50, p95,
+p99). Then: the stage profile (bench/profiled.py, the guard's observer hooks),
+1 and 2 workers on 4 partitions with the workers' RSS after each chunk of records
+(``--full``: 1M records for the 1-worker run), Presidio's pattern recognizers on
+the same records in process (bench/peer.py), and in-process figures of the
+sanitizer, the tokenizer, the vault and the DLP scan.
 """
 
 from __future__ import annotations
@@ -20,27 +27,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import os
+import platform
 import random
 import re
+import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
+from bench.stats import rate, ratio, summary
 from zoneapp.stack.demo import make_payment
 from zoneapp.stack.embedded import EmbeddedStack, run_sync
 from zoneapp.stack.kafka import create_topics
-from zoneapp.stack.process import free_port
+from zoneapp.stack.process import ManagedProcess, free_port
 from zoneapp.stack.worker import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "deploy" / "policies" / "ecommerce.yaml"
+BOUNDARY = "payments-to-confidential"
 PAYMENTS = "restricted.payments"
 OUTPUTS = ("confidential.payments", "restricted.quarantine")
+RAW_IN, RAW_OUT = "bench.in", "bench.out"
+#: Latency runs are at least this many records, at most LATENCY_MAX.
+LATENCY_MIN, LATENCY_MAX = 1_000, 20_000
+
+Payload = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
 
 @dataclass
@@ -48,199 +68,389 @@ class Result:
     name: str
     records: int
     throughput: float
-    p50_ms: float
-    p99_ms: float
-    hsm_calls: int | None = None
-    vault_round_trips: int | None = None
-    hsm_calls_steady: int | None = None
+    latency: dict[str, float] = field(default_factory=dict)
+    latency_rate: float = math.nan
+    totals: dict[str, int] = field(default_factory=dict)
 
 
-def payloads(n: int, seed: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+@dataclass
+class Case:
+    name: str
+    source: str
+    outputs: Sequence[str]
+    app: str | None = None  # a Faust app module; None: bench/raw.py
+    env: dict[str, str] = field(default_factory=dict)
+
+
+CASES = (
+    Case("raw", RAW_IN, [RAW_OUT]),
+    Case("naive", RAW_IN, [RAW_OUT], app="bench.naive"),
+    Case("fair", PAYMENTS, OUTPUTS, app="bench.fair", env={"ZONEAPP_BOUNDARIES": BOUNDARY}),
+    Case("zoneapp", PAYMENTS, OUTPUTS, app="zoneapp", env={"ZONEAPP_BOUNDARIES": BOUNDARY}),
+)
+
+
+def payloads(n: int, seed: int) -> list[Payload]:
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         key, value, headers = make_payment(rng)
-        body = json.dumps(value, separators=(",", ":")).encode()
-        out.append((key, body, headers))
+        out.append((key, json.dumps(value, separators=(",", ":")).encode(), headers))
     return out
 
 
 async def produce(
-    bootstrap: str,
-    topic: str,
-    records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]],
-    rate: float | None,
-) -> None:
+    bootstrap: str, topic: str, records: Sequence[Payload], per_s: float | None
+) -> dict[bytes, float]:
+    """Send ``records`` (at ``per_s`` records/s, or as fast as possible); returns each
+    value's send time (time.time())."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=1_048_576, acks=1
+        bootstrap_servers=bootstrap,
+        linger_ms=1 if per_s else 10,
+        max_batch_size=1_048_576,
+        acks=1,
     )
+    sent: dict[bytes, float] = {}
     await producer.start()
     try:
         started = time.monotonic()
         for i, (key, value, headers) in enumerate(records):
-            if rate:
-                delay = started + i / rate - time.monotonic()
+            if per_s:
+                delay = started + i / per_s - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            now = time.time()
+            sent[value] = now
             await producer.send(
-                topic, value=value, key=key, headers=headers, timestamp_ms=int(time.time() * 1000)
+                topic, value=value, key=key, headers=headers, timestamp_ms=int(now * 1000)
             )
         await producer.flush()
     finally:
         await producer.stop()
+    return sent
 
 
 class Collector:
-    """Reads output topics from their current end: (receipt time, record timestamp ms)."""
+    """Reads output topics from their current end; keeps (receipt time, send time)."""
 
     def __init__(
-        self, bootstrap: str, topics: Sequence[str], worker: WorkerProcess | None = None
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        processes: Sequence[ManagedProcess] = (),
+        sent: Callable[[ConsumerRecord[bytes, bytes]], float | None] | None = None,
     ) -> None:
-        self.worker = worker
+        self.processes = processes
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=5,
+            max_partition_fetch_bytes=8_388_608,
         )
         self.topics = topics
-        self.seen: list[tuple[float, int]] = []
+        self.sent = sent
+        self.seen: list[tuple[float, float]] = []
 
     async def start(self) -> None:
         await self.consumer.start()
+        await self.consumer._client.force_metadata_update()
         tps = [
             TopicPartition(t, p)
             for t in self.topics
-            for p in sorted(await _partitions(self.consumer, t))
+            for p in sorted(self.consumer.partitions_for_topic(t) or {0})
         ]
         self.consumer.assign(tps)
         await self.consumer.seek_to_end(*tps)
         for tp in tps:  # resolve the end offsets now, before anything is produced
             await self.consumer.position(tp)
 
-    async def until(
-        self, expected: int, timeout: float, min_timestamp_ms: int = 0
-    ) -> list[tuple[float, int]]:
-        """Wait for `expected` records stamped at or after `min_timestamp_ms` (older ones are
-        redelivered duplicates of an earlier phase: at-least-once)."""
+    async def until(self, expected: int, timeout: float) -> list[tuple[float, float]]:
         deadline = time.monotonic() + timeout
         while len(self.seen) < expected and time.monotonic() < deadline:
-            if self.worker is not None:
-                self.worker.check_alive()
-            batch = await self.consumer.getmany(timeout_ms=100, max_records=10_000)
+            for p in self.processes:
+                p.check_alive()
+            batch = await self.consumer.getmany(timeout_ms=50, max_records=20_000)
             now = time.time()
             for records in batch.values():
-                self.seen.extend(
-                    (now, r.timestamp) for r in records if r.timestamp >= min_timestamp_ms
-                )
+                for r in records:
+                    at = self.sent(r) if self.sent else math.nan
+                    if self.sent is None or at is not None:
+                        self.seen.append((now, math.nan if at is None else at))
         return self.seen
 
     async def stop(self) -> None:
         await self.consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or {0}
+def send_time(
+    sent: dict[bytes, float], since: float
+) -> Callable[[ConsumerRecord[bytes, bytes]], float | None]:
+    """The input's send time: by value (identity cases), else by the kept timestamp
+    (zoneapp rewrites the value); records stamped before ``since`` are of an earlier phase."""
+
+    def lookup(r: ConsumerRecord[bytes, bytes]) -> float | None:
+        if r.value is not None and r.value in sent:
+            return sent[r.value]
+        if r.timestamp is not None and r.timestamp / 1000 >= since:
+            return float(r.timestamp / 1000)
+        return None  # a record of an earlier phase (redelivered)
+
+    return lookup
 
 
-def median_run(runs: list[Result]) -> Result:
-    """The round with the median throughput (the lower middle one for an even count)."""
-    ordered = sorted(runs, key=lambda r: r.throughput)
-    return ordered[(len(ordered) - 1) // 2]
+def start_process(
+    case: Case, stack: EmbeddedStack, workdir: Path, label: str, expect: int = 0
+) -> ManagedProcess:
+    env = {
+        **stack.env(),
+        **case.env,
+        "ZONEAPP_DATADIR": str(workdir / f"data-{label}"),
+        "BENCH_IN": RAW_IN,
+        "BENCH_OUT": RAW_OUT,
+        "BENCH_PROFILE": str(workdir / f"{label}.profile.json"),
+    }
+    if case.app is None:
+        wait = env.get("ZONEAPP_FETCH_MAX_WAIT_MS", "1500")
+        argv = [sys.executable, "-m", "bench.raw", "--bootstrap", stack.bootstrap]
+        argv += ["--source", case.source, "--dest", case.outputs[0], "--fetch-max-wait-ms", wait]
+        argv += ["--expect", str(expect)]
+        proc = ManagedProcess(
+            label,
+            argv,
+            log_path=workdir / f"{label}.log",
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT,
+        )
+    else:
+        proc = WorkerProcess(
+            env,
+            log_path=workdir / f"{label}.log",
+            web_port=free_port(),
+            app=case.app,
+            loglevel="warn",
+            cwd=ROOT,
+            name=label,
+        )
+    proc.start()
+    return proc
 
 
-def percentile(values: list[float], q: float) -> float:
-    data = sorted(values)
-    return data[min(len(data) - 1, int(q * len(data)))] if data else float("nan")
+def fresh_stack(workdir: Path, label: str, broker: str) -> EmbeddedStack:
+    stack = EmbeddedStack(workdir / f"stack-{label}", POLICY, broker=broker)
+    stack.start()
+    run_sync(create_topics(stack.bootstrap, [RAW_IN, RAW_OUT], partitions=stack.partitions))
+    return stack
+
+
+def raw_rate(proc: ManagedProcess, timeout: float = 30.0) -> float:
+    """bench/raw.py's own timing of the drain (see its ``--expect``)."""
+    from bench.raw import TIMED
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in proc.log_text().splitlines():
+            if TIMED in line:
+                timed = json.loads(line)
+                return float(timed[TIMED] / timed["seconds"])
+        time.sleep(0.1)
+    return math.nan
+
+
+def totals(proc: ManagedProcess) -> dict[str, int]:
+    """The worker's last ``zoneapp totals`` line (HSM calls, vault round trips)."""
+    found = re.findall(r"zoneapp totals: (.*)", proc.log_text())
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found[-1])} if found else {}
 
 
 def run_case(
-    name: str,
-    stack: EmbeddedStack,
+    case: Case,
+    broker: str,
     workdir: Path,
-    *,
-    app: str,
-    source: str,
-    outputs: Sequence[str],
-    throughput_records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
-    latency_records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
-    rate: float,
-    extra_env: dict[str, str],
-    label: str | None = None,
+    records: list[Payload],
+    latency_seconds: float,
+    seed: int,
 ) -> Result:
-    bootstrap = stack.bootstrap
-    n = len(throughput_records)
-    label = label or name
-    print(f"[{label}] producing {n} records to {source} …", flush=True)
-    run_sync(produce(bootstrap, source, throughput_records, None))
-    env = {**stack.env(), **extra_env, "ZONEAPP_DATADIR": str(workdir / f"data-{label}")}
-    worker = WorkerProcess(
-        env,
-        log_path=workdir / f"{label}.log",
-        web_port=free_port(),
-        app=app,
-        loglevel="warn",
-        cwd=ROOT,
-    )
-
-    async def measure() -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
-        drain = Collector(bootstrap, outputs, worker)
-        await drain.start()
-        worker.start()
-        print(f"[{label}] worker started; draining …", flush=True)
-        try:
-            seen = list(await drain.until(n, timeout=600))
-        finally:
-            await drain.stop()
-        if len(seen) < n:
-            raise SystemExit(
-                f"[{label}] only {len(seen)} of {n} records came out; see {worker.log_path}"
-            )
-        print(
-            f"[{label}] latency run: {len(latency_records)} records at {rate:.0f}/s …", flush=True
-        )
-        paced = Collector(bootstrap, outputs, worker)
-        await paced.start()
-        try:
-            since = int(time.time() * 1000)
-            waiting = asyncio.ensure_future(
-                paced.until(len(latency_records), timeout=600, min_timestamp_ms=since)
-            )
-            await produce(bootstrap, source, latency_records, rate)
-            lat = list(await waiting)
-        finally:
-            await paced.stop()
-        return seen, lat
-
+    label = case.name
+    n = len(records)
+    stack = fresh_stack(workdir, label, broker)
+    proc: ManagedProcess | None = None
     try:
-        seen, lat = run_sync(measure())
+        print(f"[{label}] producing {n} records …", flush=True)
+        run_sync(produce(stack.bootstrap, case.source, records, None))
+
+        async def measure() -> Result:
+            nonlocal proc
+            drain = Collector(stack.bootstrap, case.outputs)
+            await drain.start()
+            proc = start_process(case, stack, workdir, label, expect=n)
+            drain.processes = [proc]
+            try:
+                seen = await drain.until(n, timeout=600)
+            finally:
+                await drain.stop()
+            if len(seen) < n:
+                raise SystemExit(f"[{label}] only {len(seen)} of {n} came out; see {proc.log_path}")
+            throughput = rate(n, seen[0][0], seen[-1][0])
+            if case.app is None:
+                throughput = raw_rate(proc)
+            per_s = max(50.0, throughput / 2) if not math.isnan(throughput) else 500.0
+            count = int(min(LATENCY_MAX, max(LATENCY_MIN, per_s * latency_seconds)))
+            paced_records = payloads(count, seed + 1)
+            print(f"[{label}] {throughput:.0f} records/s; latency: {count} at {per_s:.0f}/s …")
+            sent: dict[bytes, float] = {v: math.nan for _, v, _ in paced_records}
+            since = time.time() - 0.001
+            paced = Collector(stack.bootstrap, case.outputs, [proc], send_time(sent, since))
+            await paced.start()
+            try:
+                waiting = asyncio.ensure_future(paced.until(count, timeout=300))
+                sent.update(await produce(stack.bootstrap, case.source, paced_records, per_s))
+                lat = await waiting
+            finally:
+                await paced.stop()
+            ms = [(t - at) * 1000 for t, at in lat if not math.isnan(at)]
+            return Result(label, n, throughput, summary(ms), per_s)
+
+        result = run_sync(measure())
     finally:
-        worker.stop()
-    throughput = n / max(seen[-1][0] - seen[0][0], 1e-3)
-    latencies = [(t * 1000 - ts) for t, ts in lat]
-    text = worker.log_path.read_text(errors="replace")
-    hsm = vault = None
-    m = re.findall(
-        r"zoneapp totals: .*?hsm_calls=(\d+) hsm_calls_after_first_batch=(\d+) "
-        r"vault_round_trips=(\d+)",
-        text,
-    )
-    if m:
-        hsm, steady, vault = int(m[-1][0]), int(m[-1][1]), int(m[-1][2])
-        return Result(
-            name,
-            n,
-            throughput,
-            percentile(latencies, 0.5),
-            percentile(latencies, 0.99),
-            hsm,
-            vault,
-            steady,
-        )
-    return Result(
-        name, n, throughput, percentile(latencies, 0.5), percentile(latencies, 0.99), hsm, vault
-    )
+        if proc is not None:
+            proc.stop()
+        stack.stop()
+    if proc is not None:
+        result.totals = totals(proc)
+    return result
 
 
-def micro(records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> dict[str, float]:
+def run_profile(broker: str, workdir: Path, records: list[Payload]) -> dict[str, float]:
+    """The zoneapp case again, drained by bench.profiled: µs per record and stage."""
+    from bench.profiled import per_record_us
+
+    label = "profile"
+    case = Case(
+        label, PAYMENTS, OUTPUTS, app="bench.profiled", env={"ZONEAPP_BOUNDARIES": BOUNDARY}
+    )
+    stack = fresh_stack(workdir, label, broker)
+    proc: ManagedProcess | None = None
+    out = workdir / f"{label}.profile.json"
+    try:
+        print(f"[{label}] producing {len(records)} records …", flush=True)
+        run_sync(produce(stack.bootstrap, case.source, records, None))
+
+        async def drain() -> None:
+            nonlocal proc
+            collector = Collector(stack.bootstrap, case.outputs)
+            await collector.start()
+            proc = start_process(case, stack, workdir, label)
+            collector.processes = [proc]
+            try:
+                await collector.until(len(records), timeout=600)
+            finally:
+                await collector.stop()
+
+        run_sync(drain())
+        deadline = time.monotonic() + 10
+        snapshot: dict[str, Any] = {"records": 0}
+        while time.monotonic() < deadline:  # the observer writes every 0.5 s
+            if out.is_file():
+                snapshot = json.loads(out.read_text())
+                if snapshot["records"] >= len(records):
+                    break
+            time.sleep(0.2)
+    finally:
+        if proc is not None:
+            proc.stop()
+        stack.stop()
+    if snapshot["records"] < len(records):
+        raise SystemExit(f"[{label}] the profile covers {snapshot['records']} records only")
+    return per_record_us(snapshot)
+
+
+def _proc_status(pid: int) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds) of a process, from /proc."""
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return rss, cpu
+
+
+@dataclass
+class Chunk:
+    done: int  # records through the workers so far
+    throughput: float
+    rss_mib: list[float]
+    cpu_s: list[float]
+
+
+def run_scale(
+    broker: str, workdir: Path, workers: int, chunk: int, chunks: int, seed: int
+) -> list[Chunk]:
+    """zoneapp with ``workers`` workers on 4 partitions, fed ``chunks`` bursts of
+    ``chunk`` new records once the group is settled; throughput and RSS per chunk."""
+    label = f"scale-{workers}"
+    case = Case(label, PAYMENTS, OUTPUTS, app="zoneapp", env={"ZONEAPP_BOUNDARIES": BOUNDARY})
+    stack = fresh_stack(workdir, label, broker)
+    procs: list[ManagedProcess] = []
+    out: list[Chunk] = []
+    try:
+        for i in range(workers):
+            procs.append(start_process(case, stack, workdir, f"{label}-w{i + 1}"))
+        for p in procs:
+            assert isinstance(p, WorkerProcess)
+            p.wait_ready(timeout=120)
+
+        async def feed(batch: list[Payload], timeout: float) -> list[tuple[float, float]]:
+            collector = Collector(stack.bootstrap, case.outputs, procs)
+            await collector.start()
+            try:
+                waiting = asyncio.ensure_future(collector.until(len(batch), timeout=timeout))
+                await produce(stack.bootstrap, case.source, batch, None)
+                return await waiting
+            finally:
+                await collector.stop()
+
+        # Settle the group: warm-up rounds until two in a row come out within 2 s
+        # (a rebalance on tansu stalls a round for several seconds).
+        settled, warmups = 0, 0
+        while settled < 2 and warmups < 30:
+            warm = payloads(400, seed + 1000 + warmups)
+            started = time.monotonic()
+            run_sync(feed(warm, timeout=60))
+            settled = settled + 1 if time.monotonic() - started < 2.0 else 0
+            warmups += 1
+        done = 0
+        for k in range(chunks):
+            batch = payloads(chunk, seed + 2000 + k)
+            before = [_proc_status(p.pid or 0)[1] for p in procs]
+            seen = run_sync(feed(batch, timeout=600))
+            if len(seen) < chunk:
+                raise SystemExit(f"[{label}] chunk {k + 1}: {len(seen)} of {chunk} came out")
+            done += chunk
+            status = [_proc_status(p.pid or 0) for p in procs]
+            out.append(
+                Chunk(
+                    done,
+                    rate(len(seen), seen[0][0], seen[-1][0]),
+                    [s[0] for s in status],
+                    [s[1] - b for s, b in zip(status, before, strict=True)],
+                )
+            )
+            last = out[-1]
+            print(
+                f"[{label}] {done} records: {last.throughput:.0f}/s, RSS "
+                + ", ".join(f"{r:.0f}" for r in last.rss_mib)
+                + " MiB",
+                flush=True,
+            )
+    finally:
+        for p in procs:
+            p.stop()
+        stack.stop()
+    return out
+
+
+def micro(records: list[Payload]) -> dict[str, float]:
     """The sanitizer and tokenizer alone, in process, with real in-memory AES-GCM keys."""
     from zoneapp.core.sanitizer import BoundarySanitizer, RawRecord
     from zoneapp.keys.envelope import KeyRing
@@ -255,17 +465,14 @@ def micro(records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> dict[s
         await provider.open(["restricted"])
         ring = KeyRing(provider, ["restricted"])
         policy = load_policy(POLICY)
-        sanitizer = BoundarySanitizer(policy, policy.boundary("payments-to-confidential"))
+        sanitizer = BoundarySanitizer(policy, policy.boundary(BOUNDARY))
         for zone, purpose in sanitizer.hmac_purposes():
             ring.require_hmac(zone, purpose)
         tok = build_transform("tokenize", {}, TransformSpec("email", "email", "restricted"))
         for purpose in tok.hmac_purposes:
             ring.require_hmac("restricted", purpose)
         await ring.prepare()
-        raws = [
-            RawRecord("restricted.payments", 0, i, k, v, h, 0)
-            for i, (k, v, h) in enumerate(records)
-        ]
+        raws = [RawRecord(PAYMENTS, 0, i, k, v, h, 0) for i, (k, v, h) in enumerate(records)]
         started = time.perf_counter()
         for r in raws:
             sanitizer.sanitize(r, ring)
@@ -295,10 +502,13 @@ def micro(records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> dict[s
     return run_sync(go())
 
 
-def vault_bench(stack: EmbeddedStack, n: int = 20_000) -> float:
+def vault_bench(workdir: Path, broker: str, n: int = 20_000) -> float:
     """Vault writes per second to the real Redis, pipelined per 500-entry batch."""
     from zoneapp.transforms import VaultEntry
     from zoneapp.vault.redis import RedisTokenVault
+
+    stack = EmbeddedStack(workdir / "stack-vault", POLICY, broker=broker)
+    stack.start()
 
     async def go() -> float:
         vault = RedisTokenVault(stack.vault_url)
@@ -309,117 +519,122 @@ def vault_bench(stack: EmbeddedStack, n: int = 20_000) -> float:
         started = time.perf_counter()
         for i in range(0, n, 500):
             await vault.store(entries[i : i + 500])
-        rate = n / (time.perf_counter() - started)
+        per_s = n / (time.perf_counter() - started)
         await vault.close()
-        return rate
+        return per_s
 
-    return run_sync(go())
+    try:
+        return run_sync(go())
+    finally:
+        stack.stop()
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--records", type=int, default=20_000, help="records for the throughput run"
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
+        f"load average at the end {load}"
     )
-    parser.add_argument("--latency-records", type=int, default=2_000)
-    parser.add_argument("--rate", type=float, default=500.0, help="records/s for the latency run")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="alternating rounds; the median of each is reported"
-    )
-    parser.add_argument("--workdir", help="keep logs and data here instead of a temporary folder")
-    parser.add_argument(
-        "--brokers", default="tansu,kafka", help="comma-separated brokers to measure, in turn"
-    )
-    args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
 
-    throughput_records = payloads(args.records, args.seed)
-    latency_records = payloads(args.latency_records, args.seed + 1)
-    cases: dict[str, dict[str, Any]] = {
-        "passthrough": {
-            "app": "bench.passthrough",
-            "source": "bench.in",
-            "outputs": ["bench.out"],
-            "extra_env": {"BENCH_IN": "bench.in", "BENCH_OUT": "bench.out"},
-        },
-        "zoneapp": {
-            "app": "zoneapp",
-            "source": PAYMENTS,
-            "outputs": OUTPUTS,
-            "extra_env": {"ZONEAPP_BOUNDARIES": "payments-to-confidential"},
-        },
-    }
-    brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
-    if not brokers or any(b not in ("tansu", "kafka") for b in brokers):
-        parser.error("--brokers takes tansu and/or kafka")
-    tables: dict[str, tuple[Result, Result]] = {}
-    rounds: dict[str, dict[str, list[Result]]] = {}
-    vault_rate = 0.0
-    with tempfile.TemporaryDirectory(prefix="zoneapp-bench-") as tmp:
-        workdir = Path(args.workdir) if args.workdir else Path(tmp)
-        for broker in brokers:
-            results: dict[str, list[Result]] = {name: [] for name in cases}
-            # Rounds alternate the two cases, so a noisy moment of the machine does not
-            # fall on one side only. Each round runs on a fresh stack: a worker restarted
-            # on tansu resumes from offsets inside record batches, which tansu mis-serves
-            # (see README, known issues).
-            for n in range(args.rounds):
-                stack_dir = workdir / f"stack-{broker}-{n + 1}"
-                with EmbeddedStack(stack_dir, POLICY, broker=broker) as stack:
-                    run_sync(
-                        create_topics(
-                            stack.bootstrap, ["bench.in", "bench.out"], partitions=stack.partitions
-                        )
-                    )
-                    for name, case in cases.items():
-                        results[name].append(
-                            run_case(
-                                name,
-                                stack,
-                                workdir,
-                                label=f"{broker}-{name}-{n + 1}",
-                                throughput_records=throughput_records,
-                                latency_records=latency_records,
-                                rate=args.rate,
-                                **case,
-                            )
-                        )
-                    if n == args.rounds - 1 and broker == brokers[0]:
-                        vault_rate = vault_bench(stack)
-            rounds[broker] = results
-            tables[broker] = (median_run(results["passthrough"]), median_run(results["zoneapp"]))
-    figures = micro(throughput_records[:5000])
 
-    for broker, (base, zone) in tables.items():
-        print(f"\n-- broker: {broker}")
-        for name, runs in rounds[broker].items():
-            print(f"{name} rounds (records/s): " + ", ".join(f"{r.throughput:.0f}" for r in runs))
-        print(f"{'run':<14}{'records':>9}{'records/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
-        for r in (base, zone):
-            ratio = r.throughput / base.throughput
+def _fmt(x: float, spec: str = ".0f") -> str:
+    return "-" if math.isnan(x) else format(x, spec)
+
+
+def report(
+    results: dict[str, Result],
+    profile: dict[str, float] | None,
+    scale: dict[int, list[Chunk]],
+    peer: dict[str, float],
+    figures: dict[str, float],
+    vault_rate: float,
+    fetch_wait: str,
+) -> None:
+    print("\n== zoneapp benchmark (python -m bench) ==")
+    print(f"machine: {machine()}")
+    print(f"broker: {fetch_wait}")
+    print(f"\n{'case':<10}{'records':>9}{'records/s':>11}{'vs naive':>10}{'vs fair':>9}"
+          f"{'lat. at/s':>11}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}")  # fmt: skip
+    naive = results["naive"].throughput if "naive" in results else math.nan
+    fair = results["fair"].throughput if "fair" in results else math.nan
+    for r in results.values():
+        lat = r.latency
+        print(
+            f"{r.name:<10}{r.records:>9}{_fmt(r.throughput):>11}"
+            f"{_fmt(ratio(r.throughput, naive), '.2f'):>10}"
+            f"{_fmt(ratio(r.throughput, fair), '.2f'):>9}"
+            f"{_fmt(r.latency_rate):>11}{_fmt(lat.get('p50', math.nan), '.1f'):>8}"
+            f"{_fmt(lat.get('p95', math.nan), '.1f'):>8}{_fmt(lat.get('p99', math.nan), '.1f'):>8}"
+        )
+    zone = results.get("zoneapp")
+    if zone is not None:
+        raw = results.get("raw")
+        if raw is not None:
+            print(f"zoneapp / raw aiokafka ceiling: {ratio(zone.throughput, raw.throughput):.2f}")
+        if "p99" in zone.latency and raw is not None and "p99" in raw.latency:
             print(
-                f"{r.name:<14}{r.records:>9}{r.throughput:>12.0f}"
-                f"{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{ratio:>8.2f}"
+                f"zoneapp p99 latency added over raw aiokafka: "
+                f"{zone.latency['p99'] - raw.latency['p99']:.1f} ms"
             )
-        total = zone.records + args.latency_records
-        if zone.hsm_calls is not None and zone.hsm_calls_steady is not None:
+        t = zone.totals
+        if t:
+            total = zone.records
             print(
-                f"HSM calls: {zone.hsm_calls} in all for {total} records; "
-                f"{zone.hsm_calls - zone.hsm_calls_steady} "
-                f"at start-up (key loading), {zone.hsm_calls_steady} after the first batch = "
-                f"{zone.hsm_calls_steady * 1e6 / total:.1f} per million records"
+                f"HSM calls: {t.get('hsm_calls', 0)} in all "
+                f"({t.get('hsm_calls_after_first_batch', 0)} after the first batch); "
+                f"Redis round trips: {t.get('vault_round_trips', 0)}; "
+                f"vault writes: {t.get('vault_writes', 0)} (for {total}+ records)"
             )
-            print(f"Redis round trips: {zone.vault_round_trips} for {total} records")
-    if len(tables) > 1:
-        first, *others = tables
-        for other in others:
-            a, b = tables[first][1], tables[other][1]
+    if peer:
+        print(
+            f"\nPresidio (pattern recognizers + anonymizer, in process, {peer['records']:.0f} "
+            f"records): {peer['per_s']:.1f} records/s = {1e6 / peer['per_s']:.0f} µs/record"
+        )
+        if zone is not None:
+            print(f"zoneapp worker vs Presidio in process: {zone.throughput / peer['per_s']:.0f}x")
+        print(
+            f"zoneapp sanitizer vs Presidio, both in process: "
+            f"{1e6 / figures['sanitize_us'] / peer['per_s']:.0f}x"
+        )
+    if profile is not None:
+        print("\nstage profile, zoneapp (µs per record, observer hooks, bench/profiled.py):")
+        for stage, us in profile.items():
+            print(f"  {stage:<22}{us:>8.1f}")
+        print(f"  (= {1e6 / profile['total']:.0f} records/s at this profile's total)")
+    if scale:
+        print("\nworkers on 4 partitions (zoneapp, bursts once the group settled):")
+        for workers, chunks in scale.items():
+            rates = [c.throughput for c in chunks]
+            cpu = [sum(c.cpu_s[i] for c in chunks) for i in range(workers)]
             print(
-                f"zoneapp on {other} vs {first}: throughput x{b.throughput / a.throughput:.2f}, "
-                f"p50 latency x{b.p50_ms / a.p50_ms:.2f}"
+                f"  {workers} worker(s): median {statistics.median(rates):.0f} records/s "
+                f"over {len(chunks)} chunk(s); CPU s per worker: "
+                + ", ".join(f"{c:.1f}" for c in cpu)
             )
+        if 1 in scale and 2 in scale:
+            one = statistics.median(c.throughput for c in scale[1])
+            two = statistics.median(c.throughput for c in scale[2])
+            print(f"  2 workers / 1 worker: {two / one:.2f} (2 cores: workers, broker, bench)")
+        if 1 in scale:
+            series = scale[1]
+            print("  worker RSS (1 worker) after N records: " + ", ".join(
+                f"{c.done:,}: {c.rss_mib[0]:.0f} MiB" for c in series
+            ))  # fmt: skip
+            if len(series) >= 3:
+                half = series[len(series) // 2]
+                growth = series[-1].rss_mib[0] - half.rss_mib[0]
+                print(
+                    f"  RSS growth over the second half ({half.done:,} -> "
+                    f"{series[-1].done:,}): {growth:+.0f} MiB"
+                )
     print()
     print(f"sanitizer alone: {figures['sanitize_us']:.1f} µs/record (in process, no broker)")
     print(
@@ -427,9 +642,79 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{figures['tokenize_known_per_s']:.0f}/s known values"
     )
     print(f"vault writes (real Redis, pipelined): {vault_rate:.0f}/s")
-    from bench import dlp
 
-    dlp.report(dlp.figures())
+
+def main(argv: Sequence[str] | None = None) -> None:
+    doc = __doc__ or ""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=doc.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000, help="records per throughput run")
+    parser.add_argument(
+        "--latency-seconds", type=float, default=4.0, help="length of each latency run"
+    )
+    parser.add_argument(
+        "--memory-records",
+        type=int,
+        default=60_000,
+        help="records through the 1-worker run, in chunks of --records (RSS after each)",
+    )
+    parser.add_argument("--full", action="store_true", help="1,000,000 records for the RSS run")
+    parser.add_argument("--peer-records", type=int, default=300, help="records for Presidio")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--broker", default="tansu", choices=("tansu", "kafka"))
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated parts to run: raw,naive,fair,zoneapp,profile,scale,peer,micro",
+    )
+    parser.add_argument("--workdir", help="keep logs and data here instead of a temporary folder")
+    args = parser.parse_args(argv)
+    if args.full:
+        args.memory_records = 1_000_000
+    parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    known = {"raw", "naive", "fair", "zoneapp", "profile", "scale", "peer", "micro"}
+    if parts - known:
+        parser.error(f"--only takes {', '.join(sorted(known))}")
+    wanted = parts or known
+    records = payloads(args.records, args.seed)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="zoneapp-bench-") as tmp:
+        workdir = Path(args.workdir) if args.workdir else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        from zoneapp.stack.embedded import TANSU_FETCH_MAX_WAIT_MS
+
+        fetch_wait = (
+            f"tansu, worker fetch wait {TANSU_FETCH_MAX_WAIT_MS} ms (ZONEAPP_FETCH_MAX_WAIT_MS)"
+            if args.broker == "tansu"
+            else "Apache Kafka, Faust's fetch wait"
+        )
+        results = {
+            c.name: run_case(c, args.broker, workdir, records, args.latency_seconds, args.seed)
+            for c in CASES
+            if c.name in wanted
+        }
+        profile = run_profile(args.broker, workdir, records) if "profile" in wanted else None
+        scale: dict[int, list[Chunk]] = {}
+        if "scale" in wanted:
+            chunks = max(1, args.memory_records // args.records)
+            scale[1] = run_scale(args.broker, workdir, 1, args.records, chunks, args.seed)
+            scale[2] = run_scale(args.broker, workdir, 2, args.records, 2, args.seed)
+        peer: dict[str, float] = {}
+        if "peer" in wanted:
+            from bench.peer import PresidioPeer
+
+            print(f"[peer] Presidio on {args.peer_records} records …", flush=True)
+            peer = {
+                "records": float(args.peer_records),
+                "per_s": PresidioPeer().records_per_s(records[: args.peer_records]),
+            }
+        figures = micro(records[:5000])
+        vault_rate = vault_bench(workdir, args.broker) if "micro" in wanted else math.nan
+        report(results, profile, scale, peer, figures, vault_rate, fetch_wait)
+        if "micro" in wanted:
+            from bench import dlp
+
+            dlp.report(dlp.figures())
+    print(f"\nbench finished in {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import logging
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from zoneapp.agents import fence, fetch_wait, offset_gaps, reseek
 from zoneapp.agents.boundary import FaustSink, register_boundary_agents
 from zoneapp.agents.policy_control import install_policy_control
 from zoneapp.observability import setup as tracing
+from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.release import KafkaQuarantine, ReleaseService
 from zoneapp.runtime import Runtime
 from zoneapp.settings import PREFIX, KafkaSecurity, Settings, SettingsError
@@ -98,7 +100,13 @@ def faust_credentials(security: KafkaSecurity) -> Any:
     )
 
 
-def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    guard_factory: Callable[..., BoundaryGuard] = BoundaryGuard,
+) -> tuple[faust.App, Runtime]:
+    """The app and its runtime; ``guard_factory`` builds each boundary's guard (the
+    benchmark's baselines pass a subclass, bench/fair.py)."""
     offset_gaps.install()
     reseek.install()
     fence.install()  # after offset_gaps: its stamp is taken last
@@ -175,7 +183,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, Runtime]:
     )
     register_web(app, web_state)
     register_releases(app, runtime, web_state)
-    register_boundary_agents(app, runtime, on_batch=on_batch)
+    register_boundary_agents(app, runtime, on_batch=on_batch, guard_factory=guard_factory)
     install_policy_control(app, runtime)  # SIGHUP, the candidate, watching (hot reload)
 
     @app.service

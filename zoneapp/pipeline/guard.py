@@ -73,6 +73,7 @@ class BoundaryGuard:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: BoundaryObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sanitizer: BoundarySanitizer | None = None,
     ) -> None:
         self.policy = policy
         self.boundary = boundary
@@ -84,7 +85,10 @@ class BoundaryGuard:
         self.observer: BoundaryObserver = (
             NO_OBSERVER if observer is None else SafeObserver(observer, boundary.name)
         )
-        self.sanitizer = BoundarySanitizer(policy, boundary, self.observer if self._timed else None)
+        # ``sanitizer``: the benchmark's fair baseline passes an identity one (bench/fair.py).
+        self.sanitizer = sanitizer or BoundarySanitizer(
+            policy, boundary, self.observer if self._timed else None
+        )
         self.stats = stats or BoundaryStats(
             boundary.name, boundary.source_zone.name, boundary.destination_zone.name
         )
