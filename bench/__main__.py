@@ -59,6 +59,9 @@ OUTPUTS = ("confidential.payments", "restricted.quarantine")
 RAW_IN, RAW_OUT = "bench.in", "bench.out"
 #: Latency runs are at least this many records, at most LATENCY_MAX.
 LATENCY_MIN, LATENCY_MAX = 1_000, 20_000
+#: --latency-rate and --fetch-wait-ms (None: half the measured maximum; the stack's).
+LATENCY_RATE: float | None = None
+FETCH_WAIT_MS: int | None = None
 
 Payload = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
@@ -209,6 +212,8 @@ def start_process(
         "BENCH_OUT": RAW_OUT,
         "BENCH_PROFILE": str(workdir / f"{label}.profile.json"),
     }
+    if FETCH_WAIT_MS is not None:
+        env["ZONEAPP_FETCH_MAX_WAIT_MS"] = str(FETCH_WAIT_MS)
     if case.app is None:
         wait = env.get("ZONEAPP_FETCH_MAX_WAIT_MS", "1500")
         argv = [sys.executable, "-m", "bench.raw", "--bootstrap", stack.bootstrap]
@@ -293,7 +298,9 @@ def run_case(
             throughput = rate(n, seen[0][0], seen[-1][0])
             if case.app is None:
                 throughput = raw_rate(proc)
-            per_s = max(50.0, throughput / 2) if not math.isnan(throughput) else 500.0
+            per_s = LATENCY_RATE or (
+                max(50.0, throughput / 2) if throughput == throughput else 500.0
+            )
             count = int(min(LATENCY_MAX, max(LATENCY_MIN, per_s * latency_seconds)))
             paced_records = payloads(count, seed + 1)
             print(f"[{label}] {throughput:.0f} records/s; latency: {count} at {per_s:.0f}/s …")
@@ -396,9 +403,6 @@ def run_scale(
     try:
         for i in range(workers):
             procs.append(start_process(case, stack, workdir, f"{label}-w{i + 1}"))
-        for p in procs:
-            assert isinstance(p, WorkerProcess)
-            p.wait_ready(timeout=120)
 
         async def feed(batch: list[Payload], timeout: float) -> list[tuple[float, float]]:
             collector = Collector(stack.bootstrap, case.outputs, procs)
@@ -413,12 +417,16 @@ def run_scale(
         # Settle the group: warm-up rounds until two in a row come out within 2 s
         # (a rebalance on tansu stalls a round for several seconds).
         settled, warmups = 0, 0
-        while settled < 2 and warmups < 30:
+        while settled < 2:
+            if warmups == 30:
+                raise SystemExit(f"[{label}] the group did not settle; see the workers' logs")
             warm = payloads(400, seed + 1000 + warmups)
             started = time.monotonic()
-            run_sync(feed(warm, timeout=60))
+            if len(run_sync(feed(warm, timeout=120))) < len(warm):
+                raise SystemExit(f"[{label}] warm-up records did not come out; see the logs")
             settled = settled + 1 if time.monotonic() - started < 2.0 else 0
             warmups += 1
+        print(f"[{label}] group settled after {warmups} warm-up rounds", flush=True)
         done = 0
         for k in range(chunks):
             batch = payloads(chunk, seed + 2000 + k)
@@ -659,6 +667,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--full", action="store_true", help="1,000,000 records for the RSS run")
     parser.add_argument("--peer-records", type=int, default=300, help="records for Presidio")
+    parser.add_argument(
+        "--latency-rate", type=float, help="records/s of the latency runs (default: half the max)"
+    )
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        help="the workers' ZONEAPP_FETCH_MAX_WAIT_MS (default: what the stack sets)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--broker", default="tansu", choices=("tansu", "kafka"))
     parser.add_argument(
@@ -670,6 +686,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.full:
         args.memory_records = 1_000_000
+    global LATENCY_RATE, FETCH_WAIT_MS
+    LATENCY_RATE, FETCH_WAIT_MS = args.latency_rate, args.fetch_wait_ms
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
     known = {"raw", "naive", "fair", "zoneapp", "profile", "scale", "peer", "micro"}
     if parts - known:
@@ -682,10 +700,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         from zoneapp.stack.embedded import TANSU_FETCH_MAX_WAIT_MS
 
-        fetch_wait = (
-            f"tansu, worker fetch wait {TANSU_FETCH_MAX_WAIT_MS} ms (ZONEAPP_FETCH_MAX_WAIT_MS)"
-            if args.broker == "tansu"
-            else "Apache Kafka, Faust's fetch wait"
+        wait = FETCH_WAIT_MS or (TANSU_FETCH_MAX_WAIT_MS if args.broker == "tansu" else None)
+        fetch_wait = f"{args.broker}, zoneapp's fetch wait " + (
+            f"{wait} ms (ZONEAPP_FETCH_MAX_WAIT_MS)" if wait else "Faust's 1500 ms"
         )
         results = {
             c.name: run_case(c, args.broker, workdir, records, args.latency_seconds, args.seed)
