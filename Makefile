@@ -37,5 +37,8 @@ fuzz: bootstrap
 faults: bootstrap
 	ZONEAPP_FAULTS=full $(PY) -m pytest -q -s tests/faults
 
+# `make bench ARGS=--full` for the 1M-record memory run; `.venv/bin/python -m bench -h`.
 bench: bootstrap
-	$(PY) -m bench
+	$(PY) -c "import presidio_analyzer, presidio_anonymizer" 2>/dev/null \
+	  || $(PY) -m pip install -q -c requirements.lock -e '.[dev,bench]'
+	$(PY) -m bench $(ARGS)
