@@ -256,7 +256,10 @@ class Settings:
     #: Comma-separated boundary names this worker runs; empty means all of them.
     boundaries: tuple[str, ...] = ()
     batch_size: int = 500
-    batch_within: float = 0.05
+    #: How long a batch waits to fill (``ZONEAPP_BATCH_WITHIN_MS``): Faust's take_events
+    #: waits this long every round, so it adds up to this much latency at low rates;
+    #: under load batches fill to ``batch_size`` anyway (README, benchmark).
+    batch_within: float = 0.01
     #: The consumer's fetch wait in ms (``ZONEAPP_FETCH_MAX_WAIT_MS``); None keeps Faust's
     #: 1500. Only tansu needs it low (it answers a fetch only when the wait runs out);
     #: the embedded stack sets 50 there (README, benchmark; agents/fetch_wait.py).
@@ -371,6 +374,10 @@ class Settings:
             declare_topics=env.get(PREFIX + "DECLARE_TOPICS", "true").lower() != "false",
             boundaries=names,
             batch_size=_int(env, "BATCH_SIZE", defaults.batch_size, 1, 100_000),
+            batch_within=_int(
+                env, "BATCH_WITHIN_MS", round(defaults.batch_within * 1000), 1, 60_000
+            )
+            / 1000.0,
             fetch_max_wait_ms=fetch_wait,
             key_version_check_interval=_int(
                 env, "KEY_VERSION_CHECK_INTERVAL", defaults.key_version_check_interval, 1, 86_400
