@@ -615,8 +615,12 @@ def report(
     if profile is not None:
         print("\nstage profile, zoneapp (µs per record, observer hooks, bench/profiled.py):")
         for stage, us in profile.items():
-            print(f"  {stage:<22}{us:>8.1f}")
-        print(f"  (= {1e6 / profile['total']:.0f} records/s at this profile's total)")
+            if stage != "records per batch":
+                print(f"  {stage:<22}{us:>8.1f}")
+        print(
+            f"  (= {1e6 / profile['total']:.0f} records/s at this total; "
+            f"{profile['records per batch']:.0f} records per batch on average)"
+        )
     if scale:
         print("\nworkers on 4 partitions (zoneapp, bursts once the group settled):")
         for workers, chunks in scale.items():

@@ -50,6 +50,7 @@ class ProfileObserver:
         self.out = out
         self.ns = dict.fromkeys(STAGES, 0)
         self.records = 0
+        self.batches = 0
         self.first_start: int | None = None
         self.last_end = 0
         self.handle_ns = 0
@@ -61,7 +62,7 @@ class ProfileObserver:
         ns = dict(self.ns)
         if self.first_start is not None:
             ns["framework+consume"] = (self.last_end - self.first_start) - self.handle_ns
-        return {"records": self.records, "ns": ns}
+        return {"records": self.records, "batches": self.batches, "ns": ns}
 
     # -- hooks ------------------------------------------------------------------------
 
@@ -71,6 +72,7 @@ class ProfileObserver:
         if self.first_start is None:
             self.first_start = self._batch_start
         self.records += len(records)
+        self.batches += 1
         self.inner.on_batch_start(records)
 
     def on_step_start(self, name: str, attributes: Mapping[str, int | str]) -> None:
@@ -134,6 +136,7 @@ def per_record_us(snapshot: Mapping[str, Any]) -> dict[str, float]:
     records = max(1, int(snapshot["records"]))
     out = {stage: snapshot["ns"][stage] / records / 1000 for stage in STAGES}
     out["total"] = sum(out.values())
+    out["records per batch"] = records / max(1, int(snapshot.get("batches", 0)))
     return out
 
 

@@ -257,9 +257,9 @@ class Settings:
     boundaries: tuple[str, ...] = ()
     batch_size: int = 500
     #: How long a batch waits to fill (``ZONEAPP_BATCH_WITHIN_MS``): Faust's take_events
-    #: waits this long every round, so it adds up to this much latency at low rates;
-    #: under load batches fill to ``batch_size`` anyway (README, benchmark).
-    batch_within: float = 0.01
+    #: waits this long every round, so it adds up to this much latency; shorter windows
+    #: give smaller batches and lower throughput (measured: README, benchmark).
+    batch_within: float = 0.05
     #: The consumer's fetch wait in ms (``ZONEAPP_FETCH_MAX_WAIT_MS``); None keeps Faust's
     #: 1500. Only tansu needs it low (it answers a fetch only when the wait runs out);
     #: the embedded stack sets 50 there (README, benchmark; agents/fetch_wait.py).

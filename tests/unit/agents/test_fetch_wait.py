@@ -73,8 +73,8 @@ def test_refused_for_another_driver() -> None:
 
 def test_batch_within_from_env() -> None:
     """The other half of the latency: how long take_events waits for a batch to fill."""
-    assert Settings.from_env({}).batch_within == 0.01
-    assert Settings.from_env({"ZONEAPP_BATCH_WITHIN_MS": "50"}).batch_within == 0.05
+    assert Settings.from_env({}).batch_within == 0.05
+    assert Settings.from_env({"ZONEAPP_BATCH_WITHIN_MS": "10"}).batch_within == 0.01
     for bad in ("0", "x", "60001"):
         with pytest.raises(SettingsError, match="ZONEAPP_BATCH_WITHIN_MS"):
             Settings.from_env({"ZONEAPP_BATCH_WITHIN_MS": bad})

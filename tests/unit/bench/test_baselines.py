@@ -66,7 +66,7 @@ async def test_the_profiled_guard_changes_nothing_and_accounts_for_the_batch(
     profile = guard.observer.observer  # the guard calls it through SafeObserver
     assert isinstance(profile, ProfileObserver)
     snap = profile.snapshot()
-    assert snap["records"] == 3
+    assert snap["records"] == 3 and snap["batches"] == 1
     ns = snap["ns"]
     assert set(ns) == set(STAGES)
     assert all(v >= 0 for v in ns.values())
@@ -77,3 +77,4 @@ async def test_the_profiled_guard_changes_nothing_and_accounts_for_the_batch(
     assert ns["framework+consume"] == 0
     us = per_record_us(snap)
     assert us["total"] == pytest.approx(sum(ns.values()) / 3 / 1000)
+    assert us["records per batch"] == 3
