@@ -37,6 +37,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -267,8 +268,8 @@ class PolicySwitch:
                 )
             try:
                 self._check(candidate.policy, "active")
-            except PolicyError as exc:
-                return self._refuse_promote(str(exc))
+            except Exception as exc:
+                return self._refuse_promote(str(_as_policy_error(exc, self.path)))
             try:
                 on_disk = await asyncio.to_thread(_read_or_none, self.path)
                 if on_disk is None or hashlib.sha256(on_disk).hexdigest() != sha256:
@@ -318,7 +319,8 @@ class PolicySwitch:
                 log.info("policy: reload (%s): %s unchanged", trigger, self.path)
                 return UNCHANGED, None
             self._check(policy, "active")
-        except PolicyError as exc:
+        except Exception as exc:  # any error keeps the active policy, counted and logged
+            exc = _as_policy_error(exc, self.path)
             self.failures += 1
             self.failed, self.last_error = True, str(exc)
             self._refused[self.path] = _digest_or_empty(self.path)
@@ -360,7 +362,8 @@ class PolicySwitch:
                 self.candidate_error = None
                 return None
             self._check(policy, "candidate")
-        except PolicyError as exc:
+        except Exception as exc:  # any error keeps the previous candidate, counted and logged
+            exc = _as_policy_error(exc, path)
             self.candidate_failures += 1
             self.candidate_error = str(exc)
             self._refused[path] = _digest_or_empty(path)
@@ -543,12 +546,28 @@ def _digest_or_empty(path: str) -> str:
     return "" if raw is None else hashlib.sha256(raw).hexdigest()
 
 
+def _as_policy_error(exc: Exception, path: str) -> PolicyError:
+    """A refusal for any error of a reload; one that is not a PolicyError is named by type
+    only (its text could quote the file)."""
+    if isinstance(exc, PolicyError):
+        return exc
+    return PolicyError([f"the policy could not be compiled ({type(exc).__name__})"], path)
+
+
 def _replace(path: str, raw: bytes) -> None:
-    """Write ``raw`` to ``path`` atomically: a temporary file beside it, then a rename."""
+    """Write ``raw`` to ``path`` atomically: a new temporary file beside it (a random
+    name, created exclusively, so a planted symlink is never followed), with the old
+    file's permission bits, then a rename."""
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o600
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())

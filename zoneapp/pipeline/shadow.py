@@ -15,8 +15,10 @@ Decisions:
   ``vault_writes_skipped``), token collisions are checked only against the worker's
   in-process cache (never Redis), and per-subject keys are never fetched or created, so
   an ``encrypt`` rule runs without the subject layer (its output shape is the same; the
-  ciphertext is thrown away). The one HSM call shadow may cause is the derivation of an
-  HMAC working key for a purpose only the candidate uses (read-only, once).
+  ciphertext is thrown away). The HSM calls shadow may cause: the derivation of an HMAC
+  working key for a purpose only the candidate uses (read-only, once), and, because its
+  ciphertexts are sealed with the active data key and count against that key's use
+  budget (``dek_max_uses``), a rotation of the data key brought forward (one wrap).
 - **It cannot change what crosses.** The shadow runs after the active batch was produced;
   an exception in it is counted (``errors``, ``batches_skipped``) and logged by type only.
 - The candidate's ingress schemas are checked (``schema_invalid``); its rate limit is not

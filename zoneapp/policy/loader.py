@@ -64,6 +64,15 @@ def load_policy(path: str | Path) -> CompiledPolicy:
 
 
 def compile_policy_text(raw: bytes, source: str = "<policy>") -> CompiledPolicy:
+    """Raises PolicyError for every way the text can be wrong, nesting too deep for the
+    YAML parser or the model included (a RecursionError would crash a reloading worker)."""
+    try:
+        return _compile_policy_text(raw, source)
+    except RecursionError:
+        raise PolicyError(["nesting too deep"], source) from None
+
+
+def _compile_policy_text(raw: bytes, source: str) -> CompiledPolicy:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -419,3 +419,35 @@ async def test_an_unchanged_rate_limit_keeps_its_buckets_across_a_reload(
     assert (await switch.reload("SIGHUP")).status == APPLIED
     changed = await guards.handle([raw(payment(), offset=o) for o in range(3, 7)])
     assert reasons(changed) == ["forwarded", "forwarded", "forwarded", "rate_limited"]
+
+
+async def test_a_file_nested_too_deep_is_refused_not_raised(
+    switch: PolicySwitch, policy_file: Path
+) -> None:
+    # A RecursionError out of the YAML parser used to escape the reload (and crash the
+    # watching timer): it is a refusal like any other, counted, and not retried.
+    write(policy_file, "a: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert switch.changed_on_disk()
+    result = await switch.reload("watch")
+    assert result.status == REFUSED and "nesting too deep" in (result.error or "")
+    assert switch.active.sha256 == sha(BASE)
+    assert switch.failed and switch.failures == 1
+    assert not switch.changed_on_disk()
+
+
+async def test_promote_keeps_the_file_mode_and_follows_no_planted_symlink(
+    tmp_path: Path, policy_file: Path
+) -> None:
+    import os
+
+    policy_file.chmod(0o600)
+    candidate = write(tmp_path / "candidate.yaml", NOTES_SUPPRESSED)
+    victim = write(tmp_path / "victim.txt", "do not overwrite\n")
+    # The temporary name an old version used, planted as a symlink to another file.
+    (tmp_path / f".policy.yaml.{os.getpid()}.tmp").symlink_to(victim)
+    switch = PolicySwitch.load(str(policy_file), candidate_path=str(candidate))
+    await switch.load_candidate("start")
+    assert (await switch.promote(sha(NOTES_SUPPRESSED), "cli")).status == APPLIED
+    assert victim.read_text() == "do not overwrite\n"
+    assert not policy_file.is_symlink() and policy_file.read_text() == NOTES_SUPPRESSED
+    assert policy_file.stat().st_mode & 0o777 == 0o600
