@@ -373,20 +373,12 @@ class ReleaseService:
         filter: Mapping[str, Any] | None = None,
     ) -> Release:
         """File a request for the quarantined records of ``events`` (violation events)."""
-        zone = None
         found = self.lookup(boundary)
+        zone = _asked_zone(officer, found)
         # Only a policy boundary's name goes into the audit, never the caller's text.
         named = found.name if found is not None else UNKNOWN
         try:
-            # The role first: an officer of no zone, or of another zone, is told nothing.
-            if not officer.zones:
-                raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
-            if found is None:
-                raise ReleaseError("unknown_boundary", "no such boundary on this worker")
-            b = found
-            zone = b.source_zone.name
-            if zone not in officer.zones:
-                raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
+            b = _officers_boundary(officer, found)
             if any(e.get("boundary") != boundary for e in events):
                 raise ReleaseError("wrong_boundary", "a listed record is of another boundary")
             # The caller's text is scanned before any refusal could quote it.
@@ -395,11 +387,11 @@ class ReleaseService:
             ids = [str(e["id"]) for e in events]
             if self._held(None, ids):
                 raise ReleaseError("already_released", "a listed record was released already")
-            self._open_requests(officer, zone)
+            self._open_requests(officer, b.source_zone.name)
             release = self.book.file(
                 officer,
                 boundary=boundary,
-                zone=zone,
+                zone=b.source_zone.name,
                 violation_ids=ids,
                 exception=exception,
                 reason=reason,
@@ -603,17 +595,10 @@ class ReleaseService:
         masked (``[masked:DETECTOR]``); or, when it cannot be forwarded for another
         reason, only its problems. For zone-wide officers of the source zone; audited."""
         vid = str(event.get("id"))
-        zone = None
         named = self.lookup(str(event.get("boundary")))
+        zone = _asked_zone(officer, named)
         try:
-            if not officer.zones:
-                raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
-            if named is None:
-                raise ReleaseError("unknown_boundary", "no such boundary on this worker")
-            boundary = named
-            zone = boundary.source_zone.name
-            if zone not in officer.zones:
-                raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
+            boundary = _officers_boundary(officer, named)
             found = await self.quarantine.find(boundary.source_zone.quarantine_topic, [vid])
             if vid in found and not bound(found[vid], boundary.name, event):
                 del found[vid]  # a copy that is not the violation's record: never shown
@@ -807,3 +792,21 @@ def without_rate_limit(boundary: CompiledBoundary) -> CompiledBoundary:
 
 def with_allowed(boundary: CompiledBoundary, allowed: set[tuple[str, str]]) -> CompiledBoundary:
     return dataclasses.replace(boundary, allowed=frozenset(allowed))
+
+
+def _asked_zone(officer: Officer, found: CompiledBoundary | None) -> str | None:
+    """The zone a request or preview is audited under: the boundary's source zone once the
+    caller holds some zone-wide officer role and the boundary exists, else None."""
+    return found.source_zone.name if officer.zones and found is not None else None
+
+
+def _officers_boundary(officer: Officer, found: CompiledBoundary | None) -> CompiledBoundary:
+    """``found``, for a zone-wide officer of its source zone. The role is checked first: an
+    officer of no zone is told nothing, not even whether the boundary exists."""
+    if not officer.zones:
+        raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
+    if found is None:
+        raise ReleaseError("unknown_boundary", "no such boundary on this worker")
+    if found.source_zone.name not in officer.zones:
+        raise ReleaseError("forbidden", "needs a zone-wide officer role of the source zone")
+    return found
