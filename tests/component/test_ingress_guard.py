@@ -10,7 +10,7 @@ reconciled from the lineage headers by reconcile's own ledger.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,13 @@ class Time:
 
 
 def guard_of(
-    policy: CompiledPolicy, keyring: KeyRing, vault: MemoryTokenVault, t: Time
+    policy: CompiledPolicy,
+    keyring: KeyRing,
+    vault: MemoryTokenVault,
+    t: Time,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> tuple[BoundaryGuard, MemorySink]:
+    """A guard on the in-memory back ends whose time is ``t`` (and ``sleep``, if given)."""
     sink = MemorySink()
     guard = BoundaryGuard(
         policy,
@@ -77,7 +82,7 @@ def guard_of(
         CachingTokenVault(vault),
         sink,
         clock=t.clock,
-        sleep=t.sleep,
+        sleep=sleep or t.sleep,
     )
     return guard, sink
 
@@ -232,16 +237,7 @@ async def test_a_batch_stopped_mid_wait_has_produced_nothing(
             await asyncio.Event().wait()
         await t.sleep(seconds)
 
-    sink = MemorySink()
-    guard = BoundaryGuard(
-        policy,
-        policy.boundary(BOUNDARY),
-        keyring,
-        CachingTokenVault(vault),
-        sink,
-        clock=t.clock,
-        sleep=sleep,
-    )
+    guard, sink = guard_of(policy, keyring, vault, t, sleep)
     batch = [raw(payment(), offset=i) for i in range(3)]
     task = asyncio.create_task(guard.handle(batch))
     await asyncio.wait_for(waiting.wait(), 10)
