@@ -76,9 +76,13 @@ class Limits:
 TRIGGERS: tuple[tuple[str, str], ...] = (
     # %XX escapes, or a form body's "+" for a space between digits.
     ("percent", "%[0-9A-Fa-f]{2}|[0-9]\\+[0-9]"),
+    # A run of the alphabets that makes a token of MIN_B64 or more: 12 characters, or
+    # 10 or 11 and padding.  Whatever follows ends the run, "=" included, so a run
+    # with extra padding ("...MQ===") still counts; one match per run, at its end.
     (
         "base64",
-        "(?:^|[^A-Za-z0-9+/_\\n-])[A-Za-z0-9+/_-]{10,}={0,2}(?:[^A-Za-z0-9+/=_\\n-]|$)"
+        "(?:^|[^A-Za-z0-9+/_\\n-])(?:[A-Za-z0-9+/_-]{12,}(?:[^A-Za-z0-9+/_\\n-]|$)"
+        "|[A-Za-z0-9+/_-]{10,11}=)"
         "|^[A-Za-z0-9+/_-]{4}(?: [A-Za-z0-9+/_-]{4}){3}",
     ),
     ("json", '^ *[\\[{"]'),
@@ -132,7 +136,7 @@ def decode(text: str, decoder: str) -> list[str]:
             parts = text.split()
             if len({len(p) for p in parts[:-1]}) == 1 and len(parts[0]) % 4 == 0:
                 tokens.append("".join(parts))
-        return [d for t in tokens if len(t) >= MIN_B64 and (d := _base64_text(t)) is not None]
+        return [d for t in tokens if len(t) >= MIN_B64 for d in _base64_text(t)]
     if decoder == "json":
         try:
             doc = orjson.loads(text)
@@ -155,16 +159,28 @@ def _unescape(m: re.Match[str]) -> str:
     return chr(code) if not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
-def _base64_text(token: str) -> str | None:
-    """The printable UTF-8 text a base64 / base64url token decodes to, else None."""
+def _base64_text(token: str) -> list[str]:
+    """The printable texts a base64 / base64url token decodes to (none, or one, or
+    two when its padding is ambiguous).
+
+    A padded token with extra characters in front is decoded from where its padding
+    says it starts (``len % 4``); when that is not where the characters alone say
+    (extra padding: ``...MQ===``), from there too.
+    """
     body = token.rstrip("=")
-    start = len(token) % 4 if len(body) < len(token) else (1 if len(body) % 4 == 1 else 0)
-    data = body[start:].encode("ascii").translate(_URLSAFE)
-    try:
-        raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
-    except binascii.Error:
-        return None
-    return _as_text(raw)
+    natural = 1 if len(body) % 4 == 1 else 0
+    starts = (natural,) if len(body) == len(token) else dict.fromkeys((len(token) % 4, natural))
+    texts = []
+    for start in starts:
+        data = body[start:].encode("ascii").translate(_URLSAFE)
+        try:
+            raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
+        except binascii.Error:
+            continue
+        text = _as_text(raw)
+        if text is not None:
+            texts.append(text)
+    return texts
 
 
 def _as_text(raw: bytes) -> str | None:

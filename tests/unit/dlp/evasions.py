@@ -73,5 +73,8 @@ ENCODINGS: list[tuple[str, Callable[[str], str]]] = [
     ("json-in-string", lambda v: '{"meta": {"note": "' + v + '"}}'),
     ("json-array-in-string", lambda v: '["x", "' + v + '"]'),
     ("double-percent", lambda v: quote(quote(v, safe=""), safe="")),
+    # Lenient decoders ignore padding beyond what the length needs.
+    ("base64-extra-padding", lambda v: base64.b64encode(v.encode()).decode().rstrip("=") + "==="),
+    ("base64-padding-then-text", lambda v: base64.b64encode(v.encode()).decode() + "=x"),
     ("base64-of-json", lambda v: base64.b64encode(('{"n": "' + v + '"}').encode()).decode()),
 ]
