@@ -125,6 +125,14 @@ class CreditCardDetector(Detector):
 
 def holds_card(text: str) -> bool:
     """True if a normalized text holds a card number candidate that validates."""
+    if text.isdigit() and text.isascii():
+        # One compact group (a card token, a card field): only the whole of it is a
+        # candidate, as _groups_hold_card would find after the run split.
+        return (
+            len(text) in _LENGTHS_BY_PREFIX.get(text[:4], _NONE)
+            and luhn_ok(text)
+            and not _excluded(text, grouped=False)
+        )
     for groups in digit_runs(text):
         if sum(map(len, groups)) >= MIN_LENGTH and _groups_hold_card(groups):
             return True

@@ -140,18 +140,19 @@ class HyperscanEngine(Engine):
         if self._db is None:
             return set()
         data = joined.encode("utf-8", "surrogatepass")
-        found: set[tuple[int, int]] = set()
-        add = found.add
-        seps: list[int] = []  # one past each separator, found on the first match
-
-        def on_match(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            if not seps:
-                seps.extend(_text_ends(data.split(b"\n")))
-            # The text index is the number of separators before the match end.
-            add((pid, bisect_right(seps, end)))
-
-        self._db.scan(data, match_event_handler=on_match)
-        return found
+        hits: list[tuple[int, int]] = []
+        add = hits.append
+        # The handler only records (pattern id, match end): each call is a Python call
+        # from C, so the text of each end is worked out once, after the scan.
+        self._db.scan(data, match_event_handler=lambda pid, _s, end, _f, _c: add((pid, end)))
+        if not hits:
+            return set()
+        if b"\n" not in data:
+            return {(pid, 0) for pid, _ in hits}
+        # The text index is the number of separators before the match end (bisected:
+        # a pathological text can give a hit at every offset).
+        seps = _text_ends(data.split(b"\n"))
+        return {(pid, bisect_right(seps, end)) for pid, end in hits}
 
 
 ENGINES: dict[str, type[Engine]] = {"hyperscan": HyperscanEngine, "re": ReEngine}

@@ -128,6 +128,8 @@ class PhoneDetector(Detector):
         self.regions = tuple(regions)
 
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:
+        if _CARD_LAYOUT.fullmatch(text):
+            return False  # the whole text is one run in a card's layout (below)
         context: bool | None = None
         for m in _RUN.finditer(text):
             run = m.group()

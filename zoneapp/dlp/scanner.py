@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from zoneapp.dlp._base import CustomDetector, Detector, Finding
@@ -129,11 +129,6 @@ def _compiles(pattern: str) -> bool:
     return True
 
 
-# ASCII control characters the normalized view turns into spaces (newlines aside,
-# which are counted separately).
-_CONTROLS = re.compile(r"[\t\r\x0b\x0c\x1c-\x1f]")
-
-
 class _Undecodable:
     """Texts a decoder has already found nothing in, so repeated values (a tenant id,
     a content type, a merchant name) are not decoded again on every record.
@@ -164,11 +159,14 @@ class _Undecodable:
         seen.add(hash(text))
 
 
-def _level0(raw: Sequence[str], items: Sequence[int]) -> tuple[list[str], list[int], str]:
-    """Normalized views (and differing raw ones) of the input texts, and their join."""
-    joined = JOIN.join(raw)
-    if joined.isascii() and joined.count(JOIN) == len(raw) - 1 and _CONTROLS.search(joined) is None:
-        return list(raw), list(items), joined  # the common case: nothing to do
+def _level0(raw: list[str], items: list[int]) -> tuple[list[str], list[int], str]:
+    """Normalized views (and differing raw ones) of the input texts ``raw`` (whose
+    input indices are ``items``), the input index of each view, and their join."""
+    flat = "".join(raw)
+    if flat.isascii() and flat.isprintable():
+        # The common case: no text has a control character (JOIN included), so each
+        # is its own normalized view.  Two C passes; a regex search costs ten times that.
+        return raw, items, JOIN.join(raw)
     texts: list[str] = []
     origins: list[int] = []
     for origin, text in zip(items, raw, strict=True):
@@ -214,15 +212,15 @@ class Scanner:
             patterns.append(Pattern(len(self._kinds), regex))
             self._kinds.append((-1, decoder))
         self.engine: Engine = make_engine(patterns, engine)
-        # Opaque texts (keyed transforms' outputs) skip the decoder triggers altogether:
-        # a second pass over them costs less than the trigger hits their base64 gives.
+        # Opaque texts (keyed transforms' outputs) get a pass of their own without the
+        # decoder triggers: their base64 would hit a trigger in nearly every record.
         self._opaque_engine: Engine = make_engine(
             [p for p in patterns if self._kinds[p.id][0] >= 0], engine
         )
         self._undecodable = _Undecodable()
         self._custom = _CustomDetectors(custom) if custom else None
 
-    def scan(self, items: Iterable[tuple[str, str]], opaque: Container[int] = ()) -> list[Finding]:
+    def scan(self, items: Iterable[tuple[str, str]], opaque: Collection[int] = ()) -> list[Finding]:
         """Every (path, detector) hit, deduplicated, in input order.
 
         ``opaque`` holds indices of items that are outputs of keyed transforms
@@ -230,79 +228,92 @@ class Scanner:
         content is not chosen by the producer.
         """
         pairs = items if isinstance(items, list | tuple) else list(items)
-        if not pairs:
+        count = len(pairs)
+        if not count:
             return []
-        if opaque:
-            plain = [i for i in range(len(pairs)) if i not in opaque]
-            texts, origins, joined = _level0([pairs[i][1] for i in plain], plain)
-            hidden = [i for i in range(len(pairs)) if i in opaque]
-            more, more_origins, more_joined = _level0([pairs[i][1] for i in hidden], hidden)
-            passes = [(0, joined, self.engine), (len(texts), more_joined, self._opaque_engine)]
+        raw = [text for _, text in pairs]
+        hidden = sorted({i for i in opaque if 0 <= i < count}) if opaque else None
+        candidates: dict[tuple[int, int], set[str]] = {}
+        if hidden:
+            plain = raw.copy()
+            plain_items = list(range(count))
+            for i in reversed(hidden):  # a few opaque items: cheaper than a pass over all
+                del plain[i]
+                del plain_items[i]
+            texts, origins, joined = _level0(plain, plain_items)
+            more, more_origins, more_joined = _level0([raw[i] for i in hidden], hidden)
+            start = len(texts)
+            for pid, segment in self._opaque_engine.matches(more_joined):
+                candidates.setdefault((start + segment, self._kinds[pid][0]), set()).add(
+                    self._kinds[pid][1]
+                )
+            texts = texts + more
+            origins = origins + more_origins
             joins = [joined, more_joined]
-            texts += more
-            origins += more_origins
         else:
-            texts, origins, joined = _level0([text for _, text in pairs], range(len(pairs)))
-            passes = [(0, joined, self.engine)]
+            texts, origins, joined = _level0(raw, list(range(count)))
             joins = [joined]
         limits = self.limits
         kinds = self._kinds
         undecodable = self._undecodable
-        candidates: dict[tuple[int, int], set[str]] = {}
         overflow: set[int] = set()
-        depth, views, chars = 0, 0, 0
-        while passes:
+        depth, views, chars, start = 0, 0, 0, 0
+        while True:
             derived: list[str] = []
             derived_origins: list[int] = []
-            for start, joined, engine in passes:
-                for pid, segment in engine.matches(joined):
-                    view = start + segment
-                    index, mode = kinds[pid]
-                    if index >= 0:
-                        candidates.setdefault((view, index), set()).add(mode)
+            for pid, segment in self.engine.matches(joined):
+                view = start + segment
+                index, mode = kinds[pid]
+                if index >= 0:
+                    modes = candidates.get((view, index))
+                    if modes is None:
+                        candidates[(view, index)] = {mode}
+                    else:
+                        modes.add(mode)
+                    continue
+                origin = origins[view]
+                if origin in overflow:
+                    continue
+                text = texts[view]
+                if undecodable.known(mode, text):
+                    continue
+                produced = False
+                for decoded in decode(text, mode):
+                    norm = normalize(decoded)
+                    if norm == text:
                         continue
-                    origin = origins[view]
-                    if origin in overflow:
-                        continue
-                    text = texts[view]
-                    if undecodable.known(mode, text):
-                        continue
-                    produced = False
-                    for decoded in decode(text, mode):
-                        norm = normalize(decoded)
-                        if norm == text:
-                            continue
-                        produced = True
-                        views += 1
-                        chars += len(norm)
-                        if depth >= limits.depth or views > limits.views or chars > limits.chars:
-                            overflow.add(origin)
-                            break
-                        derived.append(norm)
-                        derived_origins.append(origin)
-                    if not produced:
-                        undecodable.add(mode, text)
-            passes = []
-            if derived:
-                joined = JOIN.join(derived)
-                passes.append((len(texts), joined, self.engine))
-                texts.extend(derived)
-                origins.extend(derived_origins)
-                joins.append(joined)
-                depth += 1
+                    produced = True
+                    views += 1
+                    chars += len(norm)
+                    if depth >= limits.depth or views > limits.views or chars > limits.chars:
+                        overflow.add(origin)
+                        break
+                    derived.append(norm)
+                    derived_origins.append(origin)
+                if not produced:
+                    undecodable.add(mode, text)
+            if not derived:
+                break
+            start = len(texts)
+            joined = JOIN.join(derived)
+            texts = texts + derived  # never the caller's list
+            origins.extend(derived_origins)
+            joins.append(joined)
+            depth += 1
 
-        paths = [path for path, _ in pairs]
         found: set[tuple[int, str]] = {(origin, DECODE_LIMIT) for origin in overflow}
-        done: set[tuple[str, int]] = set()
-        for (view, index), modes in sorted(candidates.items()):
-            origin = origins[view]
-            path = paths[origin]
-            if (path, index) in done:
-                continue
-            det = self.detectors[index]
-            if det.find(texts[view], path, modes):
-                done.add((path, index))
-                found.add((origin, det.name))
+        if candidates:
+            done: set[tuple[str, int]] = set()
+            detectors = self.detectors
+            for (view, index), modes in sorted(candidates.items()):
+                origin = origins[view]
+                path = pairs[origin][0]
+                if (path, index) in done:
+                    continue
+                det = detectors[index]
+                if det.find(texts[view], path, modes):
+                    done.add((path, index))
+                    found.add((origin, det.name))
         if self._custom is not None:
             found.update(self._custom.run(joins, texts, origins))
         if not found:
@@ -311,7 +322,7 @@ class Scanner:
         seen: set[tuple[str, str]] = set()
         findings = []
         for origin, name in sorted(found, key=lambda f: (f[0], order[f[1]])):
-            key = (paths[origin], name)
+            key = (pairs[origin][0], name)
             if key not in seen:
                 seen.add(key)
                 findings.append(Finding(*key))
