@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from operator import itemgetter
 from types import MappingProxyType
 
 from zoneapp.dlp._base import CustomDetector, Detector, Finding
@@ -37,6 +38,9 @@ BUILTIN_DETECTORS: Mapping[str, type[Detector]] = MappingProxyType(
         for cls in (CreditCardDetector, SsnDetector, IbanDetector, EmailDetector, PhoneDetector)
     }
 )
+
+
+_TEXT = itemgetter(1)
 
 
 class _CustomDetectors:
@@ -231,7 +235,7 @@ class Scanner:
         count = len(pairs)
         if not count:
             return []
-        raw = [text for _, text in pairs]
+        raw = list(map(_TEXT, pairs))
         hidden = sorted({i for i in opaque if 0 <= i < count}) if opaque else None
         candidates: dict[tuple[int, int], set[str]] = {}
         if hidden:

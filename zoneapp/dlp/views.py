@@ -177,10 +177,21 @@ def _base64_text(token: str) -> list[str]:
             raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
         except binascii.Error:
             continue
-        text = _as_text(raw)
+        text = _as_text(raw) if _maybe_text(raw) else None
         if text is not None:
             texts.append(text)
     return texts
+
+
+def _maybe_text(raw: bytes) -> bool:
+    """False only where :func:`_as_text` would say None: most non-text bytes and not
+    valid UTF-8 (random bytes, which is what an id read as base64 gives), in a few
+    C calls."""
+    size = len(raw)
+    if len(raw.translate(None, _TEXT_BYTES)) * 4 <= size or raw[1::2].count(0) * 2 >= size // 2:
+        return size > 0
+    # Only valid, printable UTF-8 can still be text (_as_text's first test).
+    return not raw.isascii() and "\ufffd" not in raw.decode("utf-8", "replace")
 
 
 def _as_text(raw: bytes) -> str | None:

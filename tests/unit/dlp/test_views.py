@@ -8,6 +8,8 @@ import random
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zoneapp.dlp import BUILTIN_DETECTORS, DECODE_LIMIT, Limits, Scanner, build_scanner
 from zoneapp.dlp.views import decode, joined_views
@@ -122,3 +124,33 @@ def test_decoders_from_the_review(text: str) -> None:
 def test_short_unpadded_base64() -> None:
     assert ALL.scan_text("MjE5LTA5LTk5OTk") == ["US_SSN"]
     assert ALL.scan_text("Ym9iQGFjbWUuaW8") == ["EMAIL"]
+
+
+# -- the quick test before a decoded token is read as text -----------------------------
+
+_TEXTY = st.one_of(
+    st.binary(max_size=48),
+    st.text(max_size=24).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.text(max_size=24).map(lambda t: t.encode("utf-16-le", "surrogatepass")),
+    st.lists(st.sampled_from([b"a", b" ", b"\x00", b"\x01", b"\x80", b"\xc3\xa9", b"\t"])).map(
+        b"".join
+    ),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_TEXTY)
+def test_the_quick_test_never_refuses_what_as_text_accepts(raw: bytes) -> None:
+    """_maybe_text may only say False where _as_text says None: it skips work, never a view."""
+    from zoneapp.dlp.views import _as_text, _maybe_text
+
+    if _as_text(raw) is not None:
+        assert _maybe_text(raw)
+
+
+def test_the_quick_test_refuses_random_bytes() -> None:
+    from zoneapp.dlp.views import _maybe_text
+
+    rng = random.Random(5)
+    refused = sum(not _maybe_text(rng.randbytes(15)) for _ in range(1000))
+    assert refused > 900  # what an id read as base64 decodes to
