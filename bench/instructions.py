@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     known.add(e.tenant, e.token, e.fingerprint)
 
     sanitize(warm)
-    sanitizer.scanner = Recorder()
+    sanitizer.scanner = Recorder()  # type: ignore[assignment]
     sanitize(scanned)  # what the sanitizer hands the scanner, for the scan loop
     sanitizer.scanner = policy.scanner
     warm_calls, timed_calls = calls[: n // 2], calls[n // 2 :]
