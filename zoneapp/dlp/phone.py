@@ -144,6 +144,17 @@ class PhoneDetector(Detector):
                 continue  # glued to a letter: part of an identifier (a UUID, a SKU)
             if _WORD.match(text, end) and not _EXTENSION.match(text, end):
                 continue
+            if run.isdigit():
+                # One group, no separators: no date, layout or national format (rules
+                # 2 and 3 need groups), so only rule 4, with its context word.
+                if 7 <= len(run) <= 15:
+                    if context is None:
+                        context = has_context(PHONE_CONTEXT, text) or path_matches(
+                            PHONE_CONTEXT, path
+                        )
+                    if context and (_check("+" + run, None, False) or self._national(run, False)):
+                        return True
+                continue
             date = _DATE.match(run)
             if date is not None:  # a date (and maybe a time) first: look at what follows
                 run = run[date.end() :].lstrip(" ./_()-")

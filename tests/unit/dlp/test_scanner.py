@@ -8,6 +8,8 @@ from collections.abc import Collection, Iterator
 from typing import ClassVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zoneapp.dlp import (
     BUILTIN_DETECTORS,
@@ -271,3 +273,16 @@ def test_undecodable_cache_is_off_with_a_known_hash_seed(monkeypatch: pytest.Mon
     assert not cache.known("base64", "initech-store-eu-west")
     monkeypatch.setenv("PYTHONHASHSEED", "random")
     assert _Undecodable().enabled
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.characters(exclude_categories=["Lu", "Ll", "Lt"]), max_size=40))
+def test_context_words_need_a_letter(text: str) -> None:
+    """has_context answers False for a text without cased characters without searching:
+    it holds only because no context pattern can match such a text."""
+    from zoneapp.dlp.phone import PHONE_CONTEXT
+    from zoneapp.dlp.ssn import SSN_CONTEXT
+
+    if text.lower() == text.upper():
+        for pattern in (PHONE_CONTEXT, SSN_CONTEXT):
+            assert pattern.search(text) is None
