@@ -60,6 +60,7 @@ MIN_B64 = 12
 _PRINTABLE_SHARE = 0.9
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+_PRINTABLE_RUN = re.compile(rb"[\x20-\x7e]{8,}")
 _WHITESPACE = str.maketrans("", "", "\t\n\r")
 
 
@@ -83,13 +84,17 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
         "base64",
         "(?:^|[^A-Za-z0-9+/_\\n-])(?:[A-Za-z0-9+/_-]{12,}(?:[^A-Za-z0-9+/_\\n-]|$)"
         "|[A-Za-z0-9+/_-]{10,11}=)"
-        "|^[A-Za-z0-9+/_-]{4}(?: [A-Za-z0-9+/_-]{4}){3}",
+        # A text of nothing but base64 and spaces (wrapped lines, groups, a stray
+        # break): decoded joined.
+        "|^[A-Za-z0-9+/_=-]+(?: +[A-Za-z0-9+/_=-]+)+ *$",
     ),
     ("json", '^ *[\\[{"]'),
+    # \\u, \\x and IIS-style %u escapes; any character reference html.unescape reads,
+    # with or without its ";" (&#52, &#x00034;, &nbsp, &ThinSpace;).
     (
         "escapes",
-        "\\\\u[0-9A-Fa-f]{4}|\\\\x[0-9A-Fa-f]{2}"
-        "|&#[0-9]{1,7};|&#[xX][0-9A-Fa-f]{1,6};|&[a-z]{2,8};",
+        "\\\\u[0-9A-Fa-f]{4}|\\\\x[0-9A-Fa-f]{2}|%[uU][0-9A-Fa-f]{4}"
+        "|&#[0-9xX]|&[A-Za-z][A-Za-z0-9]",
     ),
 )
 
@@ -108,9 +113,16 @@ def joined_views(values: Sequence[Any]) -> list[str]:
         if isinstance(value, str):
             text = value.strip()
         elif isinstance(value, int | float):
-            text = str(value)
+            text = _number_text(value)
         elif isinstance(value, list) and len(value) == 1 and not isinstance(value[0], list):
-            text = str(value[0]) if not isinstance(value[0], dict) else None
+            inner = value[0]
+            text = (
+                None
+                if isinstance(inner, dict)
+                else _number_text(inner)
+                if isinstance(inner, int | float) and not isinstance(inner, bool)
+                else str(inner)
+            )
         if text is not None and 0 < len(text) <= SHORT:
             run.append(text)
             continue
@@ -119,6 +131,14 @@ def joined_views(values: Sequence[Any]) -> list[str]:
             views.append(" ".join(run))
         run = []
     return views
+
+
+def _number_text(value: float) -> str:
+    """A number's digits as a producer meant them: ``4111.0`` is 4111 (Python and
+    JavaScript producers write whole numbers as floats)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
 
 
 def decode(text: str, decoder: str) -> list[str]:
@@ -131,12 +151,19 @@ def decode(text: str, decoder: str) -> list[str]:
     if decoder == "base64":
         tokens = _B64.findall(text)
         if " " in text and _B64_WRAPPED.fullmatch(text):
-            # Wrapped or grouped: every line or group but the last of one length, a
-            # multiple of 4 (ordinary words are not).
-            parts = text.split()
-            if len({len(p) for p in parts[:-1]}) == 1 and len(parts[0]) % 4 == 0:
-                tokens.append("".join(parts))
-        return [d for t in tokens if len(t) >= MIN_B64 for d in _base64_text(t)]
+            # Nothing but base64 and spaces: wrapped lines, groups, a stray break.
+            tokens.append("".join(text.split()))
+        views = [d for t in tokens if len(t) >= MIN_B64 for d in _base64_text(t)]
+        if views and not (len(tokens) == 1 and tokens[0] == text):
+            # The token's text put back in its place, so words around it still give
+            # context ("ssn <base64 of 9 digits>").
+            spliced = text
+            for token in tokens:
+                decoded = _base64_text(token) if token in spliced else []
+                if decoded:
+                    spliced = spliced.replace(token, f" {decoded[0]} ")
+            views.append(spliced)
+        return views
     if decoder == "json":
         try:
             doc = orjson.loads(text)
@@ -151,33 +178,46 @@ def decode(text: str, decoder: str) -> list[str]:
     raise ValueError(f"unknown decoder {decoder!r}")
 
 
-_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
+_ESCAPE = re.compile(
+    r"\\u([Dd][89ABab][0-9A-Fa-f]{2})\\u([Dd][C-Fc-f][0-9A-Fa-f]{2})"  # a surrogate pair
+    r"|\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|%[uU]([0-9A-Fa-f]{4})"
+)
 
 
 def _unescape(m: re.Match[str]) -> str:
-    code = int(m.group(1) or m.group(2), 16)
+    high, low, u, x, pct = m.groups()
+    if high is not None:
+        return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00)
+    code = int(u or x or pct, 16)
     return chr(code) if not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
 def _base64_text(token: str) -> list[str]:
-    """The printable texts a base64 / base64url token decodes to (none, or one, or
-    two when its padding is ambiguous).
+    """The texts a base64 / base64url token decodes to, read from each of its first
+    four characters: a prefix glued on with characters of the alphabets (``card_``,
+    ``id-``, a URL path) shifts where the encoding starts.  Padding is ignored, so
+    extra padding (``...MQ===``) does not matter either.
 
-    A padded token with extra characters in front is decoded from where its padding
-    says it starts (``len % 4``); when that is not where the characters alone say
-    (extra padding: ``...MQ===``), from there too.
+    Bytes that are not text but at least half printable ASCII (a protobuf or
+    length-prefixed frame around a value) give their runs of 8 or more printable ASCII
+    characters, as ``strings(1)`` does.
     """
     body = token.rstrip("=")
-    natural = 1 if len(body) % 4 == 1 else 0
-    starts = (natural,) if len(body) == len(token) else dict.fromkeys((len(token) % 4, natural))
     texts = []
-    for start in starts:
-        data = body[start:].encode("ascii").translate(_URLSAFE)
+    for start in range(min(4, len(body))):
+        part = body[start:]
+        if len(part) % 4 == 1:
+            part = part[:-1]  # a lone last character holds no whole byte
+        data = part.encode("ascii").translate(_URLSAFE)
         try:
             raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
         except binascii.Error:
             continue
         text = _as_text(raw) if _maybe_text(raw) else None
+        if text is None and len(raw.translate(None, _TEXT_BYTES)) * 2 <= len(raw):
+            # Mostly text around a binary frame; random bytes are about 37% text.
+            runs = _PRINTABLE_RUN.findall(raw)
+            text = " ".join(r.decode("ascii") for r in runs) if runs else None
         if text is not None:
             texts.append(text)
     return texts

@@ -62,6 +62,21 @@ FORMATTING: list[tuple[str, Callable[[str], str]]] = [
     ("glued-underscores", lambda v: f"ref_{v}_end"),
 ]
 
+
+def _surrogates(char: str) -> str:
+    """``char`` as JSON escapes of a UTF-16 surrogate pair (digits as mathematical bold)."""
+    code = 0x1D7CE + int(char) if char.isdigit() else ord(char)
+    if code < 0x10000:
+        return char
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _broken(text: str, at: int) -> str:
+    """A stray line break inside ``text``."""
+    return text[:at] + "\n" + text[at:]
+
+
 #: Forms that encode the value (name, function).
 ENCODINGS: list[tuple[str, Callable[[str], str]]] = [
     ("percent-url", lambda v: "https://shop.example/pay?ref%3D" + quote(v, safe="")),
@@ -76,5 +91,27 @@ ENCODINGS: list[tuple[str, Callable[[str], str]]] = [
     # Lenient decoders ignore padding beyond what the length needs.
     ("base64-extra-padding", lambda v: base64.b64encode(v.encode()).decode().rstrip("=") + "==="),
     ("base64-padding-then-text", lambda v: base64.b64encode(v.encode()).decode() + "=x"),
+    # Character references html.unescape (and browsers) read without their ";".
+    ("html-decimal-no-semicolon", lambda v: "".join(f"&#{ord(c)}" for c in v)),
+    ("html-hex-padded", lambda v: "".join(f"&#x{ord(c):06x};" for c in v)),
+    ("html-named-space", lambda v: re.sub("[ -]", "&ThinSpace;", v)),
+    ("percent-u", lambda v: "".join(f"%u{ord(c):04X}" for c in v)),
+    # A surrogate pair per character: mathematical digits, NFKC-folded once decoded.
+    ("json-surrogates", lambda v: "n: " + "".join(_surrogates(c) for c in v)),
+    # base64 glued to characters of its alphabet, at any alignment.
+    ("base64-glued-prefix", lambda v: "card_" + base64.b64encode(v.encode()).decode().rstrip("=")),
+    ("base64-letters-glued", lambda v: "xyz" + base64.b64encode(v.encode()).decode()),
+    (
+        "base64-url-path",
+        lambda v: "https://api.test/u/" + base64.urlsafe_b64encode(v.encode()).decode() + "/x",
+    ),
+    ("base64-stray-break", lambda v: _broken(base64.b64encode(v.encode()).decode(), 5)),
+    # A protobuf field (tag, length) around the value.
+    (
+        "base64-protobuf",
+        lambda v: base64.b64encode(
+            b"\x08\x01\x12" + bytes([len(v.encode())]) + v.encode()
+        ).decode(),
+    ),
     ("base64-of-json", lambda v: base64.b64encode(('{"n": "' + v + '"}').encode()).decode()),
 ]

@@ -39,12 +39,18 @@ def test_base64_tokens() -> None:
 
 
 def test_random_bytes_are_not_decoded() -> None:
-    """Ciphertexts are random bytes: no decoding of them passes as text."""
+    """Ciphertexts are random bytes: no decoding of them passes as text; now and then
+    a misaligned read is half printable and gives its strings(1) runs, which are
+    scanned and hold nothing."""
     rng = random.Random(1)
+    with_views = 0
     for size in (24, 48, 96, 300):
         for _ in range(200):
             token = base64.b64encode(rng.randbytes(size)).decode()
-            assert decode(token, "base64") == []
+            views = decode(token, "base64")
+            with_views += bool(views)
+            assert not any(ALL.scan([("v", view)]) for view in views)
+    assert with_views <= 0.02 * 800
 
 
 def test_json_in_strings() -> None:
