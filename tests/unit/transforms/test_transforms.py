@@ -325,3 +325,24 @@ async def test_card_tokens_never_trip_the_dlp_scan(keyring: KeyRing) -> None:
         for n in range(1500):
             token = t.apply(layout.format(n=n % 10**6), ctx)
             assert scanner.scan([("card_number", token)]) == [], token
+
+
+def test_compact_card_tokens_need_no_detector_call() -> None:
+    """card_token skips CREDIT_CARD and PHONE on a compact token that fails Luhn and does
+    not start with 00: both must then find nothing (what the shortcut relies on)."""
+    import random
+
+    from zoneapp.dlp.credit_card import holds_card
+    from zoneapp.transforms.keyed import _PHONE
+
+    rng = random.Random(7)
+    prefixes = ["", "0", "01", "1", "4", "5", "6011", "34", "37", "62", "81", "9792", "2221"]
+    checked = 0
+    while checked < 5000:
+        digits = rng.choice(prefixes) + "".join(rng.choices("0123456789", k=19))
+        token = digits[: rng.randint(12, 19)]
+        if luhn_valid(token) or token.startswith("00"):
+            continue
+        checked += 1
+        assert not holds_card(token), token
+        assert not _PHONE.find(token, "", ()), token
