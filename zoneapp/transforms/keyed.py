@@ -198,10 +198,10 @@ def card_token(data: bytes, mac: bytes) -> str:
     # The input's layout: its digit groups' lengths and the separators between them.
     layout = _GROUPS.findall(text) if len(compact) != len(text) else None
     # 256 bits of MAC as decimal: 77 digits, of which the low ones are uniform enough.
-    body = list(str(int.from_bytes(mac, "big"))[-body_len:].rjust(body_len, "0"))
+    body = str(int.from_bytes(mac, "big"))[-body_len:].rjust(body_len, "0")
     last4 = compact[-4:]
     for step in range(10 * body_len):
-        candidate = "".join(body) + last4
+        candidate = body + last4
         if not luhn_ok(candidate):
             if layout is None:
                 if not candidate.startswith("00") or not _PHONE.find(candidate, "", ()):
@@ -212,7 +212,7 @@ def card_token(data: bytes, mac: bytes) -> str:
                     return token
         # Changing one digit by one always changes the Luhn sum mod 10.
         at = body_len - 1 - step % body_len
-        body[at] = str((int(body[at]) + 1) % 10)
+        body = body[:at] + str((int(body[at]) + 1) % 10) + body[at + 1 :]
     raise ValueError("transform 'tokenize' (format card) found no safe token")  # unreachable
 
 
