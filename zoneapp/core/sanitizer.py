@@ -59,6 +59,7 @@ _SMALL_INT = 10**7
 # Floats at or above 2**53 that are whole numbers may not be the digits the
 # producer wrote (orjson turns integers beyond 64 bits into floats).
 _EXACT_FLOAT = 2.0**53
+_INEXACT_NUMBER = "number too large to carry exactly"
 # Outputs of keyed transforms: their text is not chosen by the producer, so the
 # DLP scans them but never decodes them (see zoneapp.dlp.scanner.Scanner.scan).
 OPAQUE_TRANSFORMS = frozenset({"encrypt", "hash", "tokenize"})
@@ -451,12 +452,16 @@ class BoundarySanitizer:
         ctx: RecordContext,
         scan: list[tuple[str, str]],
     ) -> dict[str, Any]:
-        """``place``: where ``obj`` is, in policy terms ("" for the record value)."""
+        """``place``: where ``obj`` is, in policy terms ("" for the record value).
+
+        The hot loop: the commonest steps (keep, suppress, a rule with a scalar result)
+        are what :meth:`_apply`, :meth:`_run` and :meth:`_collect` would do, inlined."""
         out: dict[str, Any] = {}
         children = plan.children
         wildcard = plan.wildcard
         places = self._places
         applied = ctx.applied
+        append = scan.append
         for key, value in obj.items():
             child = children.get(key)
             child_path = f"{path}.{key}" if path else key
@@ -476,22 +481,48 @@ class BoundarySanitizer:
                     self._suppressed += 1
                     continue
                 child = wildcard
-                scan.append((child_path, key))
+                append((child_path, key))
             kind = child.kind
             if kind == _KEEP:
-                # The commonest rules, inlined: what _apply and _run would do.
                 applied["keep"] = applied.get("keep", 0) + 1
-                if type(value) is str:
-                    scan.append((child_path, value))
-                else:
-                    self._collect(value, child_path, child_place, scan)
                 out[key] = value
+                result = value
             elif kind == _SUPPRESS:
                 applied[child.name] = applied.get(child.name, 0) + 1
+                continue
+            elif kind == _RULE:
+                try:
+                    result = child.apply(value, ctx)
+                except TransformTypeError as exc:
+                    raise _Blocked(Problem("wrong_type", child_place, detail=str(exc))) from None
+                except TokenCollisionError as exc:
+                    raise _Blocked(
+                        Problem("token_collision", child_place, detail=str(exc))
+                    ) from None
+                except (ValueError, OverflowError) as exc:
+                    raise _Blocked(Problem("invalid_value", child_place, detail=str(exc))) from None
+                applied[child.name] = applied.get(child.name, 0) + 1
+                if result is SUPPRESS:
+                    continue
+                out[key] = result
+                if child.opaque and type(result) is str:
+                    self._opaque.add(len(scan))
             else:
-                result = self._apply(value, child, child_path, child_place, depth + 1, ctx, scan)
-                if result is not SUPPRESS:
-                    out[key] = result
+                out[key] = self._apply(value, child, child_path, child_place, depth + 1, ctx, scan)
+                continue
+            # What _collect does with the output value.
+            typ = type(result)
+            if typ is str:
+                append((child_path, result))
+            elif typ is int:
+                if self.scan_small_ints or not -_SMALL_INT < result < _SMALL_INT:
+                    append((child_path, str(result)))
+            elif typ is float:
+                if result.is_integer() and abs(result) >= _EXACT_FLOAT:
+                    raise _Blocked(Problem("invalid_value", child_place, detail=_INEXACT_NUMBER))
+                append((child_path, repr(result).replace(".", ";")))
+            elif result is not None and typ is not bool:
+                self._collect(result, child_path, child_place, scan)
         return out
 
     def _apply(
@@ -524,9 +555,17 @@ class BoundarySanitizer:
             out = []
             item_place = items.place if items.place is not None else place + "[]"
             places = self._places
+            # Items that are objects of an object rule (``items[].sku``) go straight to
+            # _object: what _apply would do with them one level down.
+            objects = items.kind == _NODE and items.objects and depth < self.max_depth
             for i, item in enumerate(value):
                 item_path = f"{path}[{i}]"
                 places[item_path] = item_place
+                if objects and type(item) is dict:
+                    out.append(
+                        self._object(item, items, item_path, item_place, depth + 1, ctx, scan)
+                    )
+                    continue
                 result = self._apply(item, items, item_path, item_place, depth + 1, ctx, scan)
                 if result is not SUPPRESS:
                     out.append(result)
@@ -563,9 +602,7 @@ class BoundarySanitizer:
         elif isinstance(value, float):
             if value.is_integer() and abs(value) >= _EXACT_FLOAT:
                 # orjson reads integers beyond 64 bits as floats: the digits are gone.
-                raise _Blocked(
-                    Problem("invalid_value", place, detail="number too large to carry exactly")
-                )
+                raise _Blocked(Problem("invalid_value", place, detail=_INEXACT_NUMBER))
             # The digits on both sides of the point are two numbers, never one card.
             scan.append((path, repr(value).replace(".", ";")))
         elif isinstance(value, dict):
