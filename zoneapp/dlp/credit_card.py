@@ -7,7 +7,14 @@ from typing import ClassVar
 
 from zoneapp.dlp._base import LEFT, SEPARATORS, Detector, digit_runs
 
-__all__ = ["ISSUERS", "CreditCardDetector", "holds_card", "is_card_number", "luhn_ok"]
+__all__ = [
+    "ISSUERS",
+    "CreditCardDetector",
+    "groups_hold_card",
+    "holds_card",
+    "is_card_number",
+    "luhn_ok",
+]
 
 _R = range
 
@@ -143,6 +150,12 @@ def holds_card(text: str) -> bool:
         if sum(map(len, groups)) >= MIN_LENGTH and _groups_hold_card(groups):
             return True
     return False
+
+
+def groups_hold_card(groups: list[str]) -> bool:
+    """:func:`holds_card` on the digit groups of one run, for a caller that knows the runs
+    (a card token's layout is fixed while its digits change)."""
+    return sum(map(len, groups)) >= MIN_LENGTH and _groups_hold_card(groups)
 
 
 def _groups_hold_card(groups: list[str]) -> bool:

@@ -346,3 +346,49 @@ def test_compact_card_tokens_need_no_detector_call() -> None:
         checked += 1
         assert not holds_card(token), token
         assert not _PHONE.find(token, "", ()), token
+
+
+def test_card_token_layouts_agree_with_the_detectors() -> None:
+    """card_token decides from the input's layout which detector calls a grouped token
+    needs: CREDIT_CARD's verdict must be the detector's, and where the layout says
+    PHONE finds nothing, PHONE must find nothing."""
+    import random
+
+    from zoneapp.dlp.credit_card import holds_card
+    from zoneapp.transforms.keyed import _GROUPS, _PHONE, _laid_out, _Layout
+
+    rng = random.Random(11)
+    seps = [" ", "-", "  ", " - ", "--", " " * 8, " " * 9, "-" * 10]
+    shapes = [[4, 4, 4, 4], [4, 6, 5], [3, 3, 4, 3], [1, 3, 3, 4, 2], [4, 2, 2, 8], [2, 2, 4, 6]]
+    skipped = 0
+    for n in range(20000):
+        if n % 3 == 0:
+            sizes = rng.choice(shapes)
+        else:
+            sizes = []
+            while sum(sizes) < 12:
+                sizes.append(rng.randint(1, 7))
+        groups = ["".join(rng.choices("0123456789", k=k)) for k in sizes]
+        if rng.random() < 0.2:
+            groups[0] = "00" + groups[0][2:]
+        text = groups[0]
+        for group in groups[1:]:
+            text += rng.choice(seps) + group
+        if rng.random() < 0.1:
+            text = rng.choice(seps) + text + rng.choice(seps)
+        layout = _Layout(_GROUPS.findall(text))
+        digits = "".join(groups)
+        assert _laid_out(digits, layout.parts) == text
+        for run in layout.card_runs:  # CREDIT_CARD's runs, as the detector cuts them
+            assert run[-1][1] - run[0][0] >= 12
+        token = layout.token(digits)
+        cards = holds_card(text)
+        phone = _PHONE.find(text, "", ())
+        assert (token is None) == (cards or phone), text
+        needs_phone = layout.phone_always or any(
+            digits.startswith("00", at) for at in layout.zero_starts
+        )
+        if not needs_phone:
+            skipped += 1
+            assert not phone, text
+    assert skipped > 5000  # the shortcut is taken, and was checked
