@@ -188,11 +188,14 @@ class _Plan:
         "name",
         "objects",
         "opaque",
+        "path",
         "place",
         "wildcard",
     )
 
-    def __init__(self, rule: CompiledRule | None, place: str | None) -> None:
+    def __init__(
+        self, rule: CompiledRule | None, place: str | None, path: str | None = None
+    ) -> None:
         self.kind = _NODE
         self.name = ""
         self.opaque = False
@@ -206,6 +209,8 @@ class _Plan:
         #: The place in policy terms (see BoundarySanitizer._place); None below a wildcard,
         #: where it depends on the keys.
         self.place = place
+        #: The field's path in the record, where no array is above it (then its place).
+        self.path = path
         self.children: dict[str, _Plan] = {}
         self.wildcard: _Plan | None = None
         self.items: _Plan | None = None
@@ -214,15 +219,17 @@ class _Plan:
         self.expected = "an object"
 
     @classmethod
-    def of_node(cls, node: RuleNode, place: str | None) -> _Plan:
-        plan = cls(node.rule, place)
+    def of_node(cls, node: RuleNode, place: str | None, path: str | None) -> _Plan:
+        plan = cls(node.rule, place, path)
         for key, child in node.children.items():
             child_place = None if place is None else f"{place}.{key}" if place else key
-            plan.children[key] = cls.of_node(child, child_place)
+            child_path = None if path is None else f"{path}.{key}" if path else key
+            plan.children[key] = cls.of_node(child, child_place, child_path)
         if node.wildcard is not None:
-            plan.wildcard = cls.of_node(node.wildcard, None)
+            plan.wildcard = cls.of_node(node.wildcard, None, None)
         if node.items is not None:
-            plan.items = cls.of_node(node.items, None if place is None else place + "[]")
+            item_place = None if place is None else place + "[]"
+            plan.items = cls.of_node(node.items, item_place, None)
             plan.expected = "an array"
         plan.objects = bool(node.children or node.wildcard)
         return plan
@@ -252,7 +259,7 @@ class BoundarySanitizer:
         self.policy_names = frozenset(
             part for path, _ in boundary.allowed for part in re.split(r"\.|\[\]", path) if part
         )
-        self.plan = _Plan.of_node(boundary.fields, "")
+        self.plan = _Plan.of_node(boundary.fields, "", "")
         self.key_plan = _Plan(boundary.key_rule, "$key")
         self.header_plans = {
             name: _Plan(rule, f"$headers.{name}") for name, rule in boundary.header_rules.items()
@@ -464,14 +471,17 @@ class BoundarySanitizer:
         append = scan.append
         for key, value in obj.items():
             child = children.get(key)
-            child_path = f"{path}.{key}" if path else key
             if child is not None:
                 # A key the policy names is policy text.
+                child_path = child.path
+                if child_path is None:
+                    child_path = f"{path}.{key}" if path else key
                 child_place = child.place
                 if child_place is None:
                     child_place = f"{place}.{key}" if place else key
                 places[child_path] = child_place
             else:
+                child_path = f"{path}.{key}" if path else key
                 # Any other key is the producer's, unless the allow-list spells it out.
                 segment = key if key in self.policy_names else "*"
                 child_place = places[child_path] = f"{place}.{segment}" if place else segment
