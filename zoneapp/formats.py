@@ -13,9 +13,13 @@ import datetime as dt
 __all__ = ["b64url", "parse_utc", "unb64url", "utc_iso"]
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def b64url(data: bytes) -> str:
     """base64url without padding (RFC 4648 §5): URL-, header- and JSON-safe."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # base64.urlsafe_b64encode, without its two Python frames: tokens and MACs are hot.
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def unb64url(text: str, *, canonical: bool = False) -> bytes:

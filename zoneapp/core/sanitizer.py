@@ -29,11 +29,12 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
 from zoneapp.dlp import joined_views
+from zoneapp.keys.envelope import HmacSha256
 from zoneapp.policy.compiled import CompiledBoundary, CompiledPolicy, CompiledRule, RuleNode
 from zoneapp.transforms import (
     NO_KNOWN_TOKENS,
@@ -45,6 +46,7 @@ from zoneapp.transforms import (
     VaultEntry,
 )
 from zoneapp.transforms.keyed import letters
+from zoneapp.transforms.simple import SuppressTransform
 from zoneapp.vault.layout import EMPTY_TENANT_TAG, RESERVED_TENANT_CHARS
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ _SMALL_INT = 10**7
 # Floats at or above 2**53 that are whole numbers may not be the digits the
 # producer wrote (orjson turns integers beyond 64 bits into floats).
 _EXACT_FLOAT = 2.0**53
+_INEXACT_NUMBER = "number too large to carry exactly"
 # Outputs of keyed transforms: their text is not chosen by the producer, so the
 # DLP scans them but never decodes them (see zoneapp.dlp.scanner.Scanner.scan).
 OPAQUE_TRANSFORMS = frozenset({"encrypt", "hash", "tokenize"})
@@ -154,10 +157,82 @@ class ScanObserver(Protocol):
 SUBJECT_PURPOSE = "subject"
 
 
-def subject_hash(key: bytes, tenant: str, subject: str) -> str:
-    """The keyed hash a subject is indexed by in the vault: no plaintext id in Redis."""
-    mac = hmac.digest(key, tenant.encode() + b"\x1f" + subject.encode(), "sha256")
+def subject_hash(key: bytes | HmacSha256, tenant: str, subject: str) -> str:
+    """The keyed hash a subject is indexed by in the vault: no plaintext id in Redis.
+
+    ``key`` is the working key, or the key ring's keyed MAC of it (the hot path)."""
+    message = tenant.encode() + b"\x1f" + subject.encode()
+    mac = (
+        key.digest(message) if isinstance(key, HmacSha256) else hmac.digest(key, message, "sha256")
+    )
     return letters(mac[:16])
+
+
+# What a step of the walk does (_Plan.kind).
+_KEEP: Final = 0
+_SUPPRESS: Final = 1
+_RULE: Final = 2
+_NODE: Final = 3
+
+
+class _Plan:
+    """A rule node (or a key or header rule) compiled for the walk, once per boundary:
+    its kind, bound transform and, where no wildcard is above it, its place."""
+
+    __slots__ = (
+        "apply",
+        "children",
+        "expected",
+        "items",
+        "kind",
+        "name",
+        "objects",
+        "opaque",
+        "path",
+        "place",
+        "wildcard",
+    )
+
+    def __init__(
+        self, rule: CompiledRule | None, place: str | None, path: str | None = None
+    ) -> None:
+        self.kind = _NODE
+        self.name = ""
+        self.opaque = False
+        self.apply: Any = None
+        if rule is not None:
+            suppress = type(rule.transform) is SuppressTransform
+            self.kind = _KEEP if rule.is_keep else _SUPPRESS if suppress else _RULE
+            self.name = rule.name
+            self.opaque = rule.name in OPAQUE_TRANSFORMS
+            self.apply = rule.transform.apply
+        #: The place in policy terms (see BoundarySanitizer._place); None below a wildcard,
+        #: where it depends on the keys.
+        self.place = place
+        #: The field's path in the record, where no array is above it (then its place).
+        self.path = path
+        self.children: dict[str, _Plan] = {}
+        self.wildcard: _Plan | None = None
+        self.items: _Plan | None = None
+        #: The node walks an object value (it has named or wildcard children).
+        self.objects = False
+        self.expected = "an object"
+
+    @classmethod
+    def of_node(cls, node: RuleNode, place: str | None, path: str | None) -> _Plan:
+        plan = cls(node.rule, place, path)
+        for key, child in node.children.items():
+            child_place = None if place is None else f"{place}.{key}" if place else key
+            child_path = None if path is None else f"{path}.{key}" if path else key
+            plan.children[key] = cls.of_node(child, child_place, child_path)
+        if node.wildcard is not None:
+            plan.wildcard = cls.of_node(node.wildcard, None, None)
+        if node.items is not None:
+            item_place = None if place is None else place + "[]"
+            plan.items = cls.of_node(node.items, item_place, None)
+            plan.expected = "an array"
+        plan.objects = bool(node.children or node.wildcard)
+        return plan
 
 
 class BoundarySanitizer:
@@ -184,6 +259,12 @@ class BoundarySanitizer:
         self.policy_names = frozenset(
             part for path, _ in boundary.allowed for part in re.split(r"\.|\[\]", path) if part
         )
+        self.plan = _Plan.of_node(boundary.fields, "", "")
+        self.key_plan = _Plan(boundary.key_rule, "$key")
+        self.header_plans = {
+            name: _Plan(rule, f"$headers.{name}") for name, rule in boundary.header_rules.items()
+        }
+        self.derived_plans = [_Plan(d.rule, ".".join(d.output)) for d in boundary.derived]
         self.lineage_static = [
             ("zoneapp-boundary", boundary.name.encode()),
             ("zoneapp-source-zone", boundary.source_zone.name.encode()),
@@ -265,9 +346,7 @@ class BoundarySanitizer:
         # Concrete path -> the place in policy terms (see _place).
         self._places: dict[str, str] = {"$key": "$key"}
         try:
-            out_value = (
-                None if doc is None else self._object(doc, self.boundary.fields, "", 1, ctx, scan)
-            )
+            out_value = None if doc is None else self._object(doc, self.plan, "", "", 1, ctx, scan)
             if doc is not None and self.boundary.derived:
                 self._derive(doc, out_value, ctx, scan)
             out_key = self._key(record.key, self._key_context(parsed, ctx), scan)
@@ -366,111 +445,162 @@ class BoundarySanitizer:
         subject = self.normalize_subject(str(node))
         if not subject:
             return None
-        return subject_hash(keyring.hmac_key(self.zone, SUBJECT_PURPOSE), tenant, subject)
+        return subject_hash(keyring.hmac(self.zone, SUBJECT_PURPOSE), tenant, subject)
 
     # -- the value ---------------------------------------------------------------------
 
     def _object(
         self,
         obj: dict[str, Any],
-        node: RuleNode,
+        plan: _Plan,
         path: str,
+        place: str,
         depth: int,
         ctx: RecordContext,
         scan: list[tuple[str, str]],
     ) -> dict[str, Any]:
+        """``place``: where ``obj`` is, in policy terms ("" for the record value).
+
+        The hot loop: the commonest steps (keep, suppress, a rule with a scalar result)
+        are what :meth:`_apply`, :meth:`_run` and :meth:`_collect` would do, inlined."""
         out: dict[str, Any] = {}
-        children = node.children
-        wildcard = node.wildcard
+        children = plan.children
+        wildcard = plan.wildcard
         places = self._places
         applied = ctx.applied
-        base = places.get(path, "") if path else ""
+        append = scan.append
         for key, value in obj.items():
-            named = children.get(key)
-            child = named or wildcard
-            child_path = f"{path}.{key}" if path else key
-            # A key the policy names (a rule or an allow-list entry) is policy text;
-            # any other key is the producer's.
-            segment = key if named is not None or key in self.policy_names else "*"
-            places[child_path] = f"{base}.{segment}" if base else segment
-            if child is None:
-                if self.boundary.unclassified_blocks:
-                    raise _Blocked(Problem("unclassified_field", self._place(child_path)))
-                self._suppressed += 1
-                continue
-            if child is wildcard:
-                scan.append((child_path, key))
-            rule = child.rule
-            if rule is not None and rule.is_keep:
-                # The commonest rule, inlined: what _apply and _transform would do.
+            child = children.get(key)
+            if child is not None:
+                # A key the policy names is policy text.
+                child_path = child.path
+                if child_path is None:
+                    child_path = f"{path}.{key}" if path else key
+                child_place = child.place
+                if child_place is None:
+                    child_place = f"{place}.{key}" if place else key
+                places[child_path] = child_place
+            else:
+                child_path = f"{path}.{key}" if path else key
+                # Any other key is the producer's, unless the allow-list spells it out.
+                segment = key if key in self.policy_names else "*"
+                child_place = places[child_path] = f"{place}.{segment}" if place else segment
+                if wildcard is None:
+                    if self.boundary.unclassified_blocks:
+                        raise _Blocked(Problem("unclassified_field", child_place))
+                    self._suppressed += 1
+                    continue
+                child = wildcard
+                append((child_path, key))
+            kind = child.kind
+            if kind == _KEEP:
                 applied["keep"] = applied.get("keep", 0) + 1
-                if type(value) is str:
-                    scan.append((child_path, value))
-                else:
-                    self._collect(value, child_path, scan)
                 out[key] = value
+                result = value
+            elif kind == _SUPPRESS:
+                applied[child.name] = applied.get(child.name, 0) + 1
                 continue
-            result = self._apply(value, child, child_path, depth + 1, ctx, scan)
-            if result is not SUPPRESS:
+            elif kind == _RULE:
+                try:
+                    result = child.apply(value, ctx)
+                except TransformTypeError as exc:
+                    raise _Blocked(Problem("wrong_type", child_place, detail=str(exc))) from None
+                except TokenCollisionError as exc:
+                    raise _Blocked(
+                        Problem("token_collision", child_place, detail=str(exc))
+                    ) from None
+                except (ValueError, OverflowError) as exc:
+                    raise _Blocked(Problem("invalid_value", child_place, detail=str(exc))) from None
+                applied[child.name] = applied.get(child.name, 0) + 1
+                if result is SUPPRESS:
+                    continue
                 out[key] = result
+                if child.opaque and type(result) is str:
+                    self._opaque.add(len(scan))
+            else:
+                out[key] = self._apply(value, child, child_path, child_place, depth + 1, ctx, scan)
+                continue
+            # What _collect does with the output value.
+            typ = type(result)
+            if typ is str:
+                append((child_path, result))
+            elif typ is int:
+                if self.scan_small_ints or not -_SMALL_INT < result < _SMALL_INT:
+                    append((child_path, str(result)))
+            elif typ is float:
+                if result.is_integer() and abs(result) >= _EXACT_FLOAT:
+                    raise _Blocked(Problem("invalid_value", child_place, detail=_INEXACT_NUMBER))
+                append((child_path, repr(result).replace(".", ";")))
+            elif result is not None and typ is not bool:
+                self._collect(result, child_path, child_place, scan)
         return out
 
     def _apply(
         self,
         value: Any,
-        node: RuleNode,
+        plan: _Plan,
         path: str,
+        place: str,
         depth: int,
         ctx: RecordContext,
         scan: list[tuple[str, str]],
     ) -> Any:
-        rule = node.rule
-        if rule is not None:
-            result = self._transform(rule, value, path, ctx)
+        if plan.kind != _NODE:
+            result = self._run(plan, value, place, ctx)
             if type(result) is str:
-                if rule.name in OPAQUE_TRANSFORMS:
+                if plan.opaque:
                     self._opaque.add(len(scan))
                 scan.append((path, result))
             elif result is not SUPPRESS:
-                self._collect(result, path, scan)
+                self._collect(result, path, place, scan)
             return result
         if value is None:
             return None
         if depth > self.max_depth:
-            raise _Blocked(Problem("too_deep", self._place(path)))
-        if isinstance(value, dict) and (node.children or node.wildcard):
-            return self._object(value, node, path, depth, ctx, scan)
-        if isinstance(value, list) and node.items is not None:
-            items = node.items
+            raise _Blocked(Problem("too_deep", place))
+        if isinstance(value, dict) and plan.objects:
+            return self._object(value, plan, path, place, depth, ctx, scan)
+        items = plan.items
+        if isinstance(value, list) and items is not None:
             out = []
-            item_place = self._place(path) + "[]"
+            item_place = items.place if items.place is not None else place + "[]"
+            places = self._places
+            # Items that are objects of an object rule (``items[].sku``) go straight to
+            # _object: what _apply would do with them one level down.
+            objects = items.kind == _NODE and items.objects and depth < self.max_depth
             for i, item in enumerate(value):
-                self._places[f"{path}[{i}]"] = item_place
-                result = self._apply(item, items, f"{path}[{i}]", depth + 1, ctx, scan)
+                item_path = f"{path}[{i}]"
+                places[item_path] = item_place
+                if objects and type(item) is dict:
+                    out.append(
+                        self._object(item, items, item_path, item_place, depth + 1, ctx, scan)
+                    )
+                    continue
+                result = self._apply(item, items, item_path, item_place, depth + 1, ctx, scan)
                 if result is not SUPPRESS:
                     out.append(result)
-            self._split_values(out, path, scan)
+            self._split_values(out, path, place, scan)
             return out
-        expected = "an array" if node.items is not None else "an object"
-        raise _Blocked(Problem("wrong_type", self._place(path), detail=f"expected {expected}"))
+        raise _Blocked(Problem("wrong_type", place, detail=f"expected {plan.expected}"))
 
-    def _transform(self, rule: CompiledRule, value: Any, path: str, ctx: RecordContext) -> Any:
+    def _run(self, plan: _Plan, value: Any, place: str, ctx: RecordContext) -> Any:
+        """One rule's transform; its errors become the record's problem at ``place``."""
         applied = ctx.applied
-        if rule.is_keep:
+        if plan.kind == _KEEP:
             applied["keep"] = applied.get("keep", 0) + 1
             return value
         try:
-            result = rule.transform.apply(value, ctx)
+            result = plan.apply(value, ctx)
         except TransformTypeError as exc:
-            raise _Blocked(Problem("wrong_type", self._place(path), detail=str(exc))) from None
+            raise _Blocked(Problem("wrong_type", place, detail=str(exc))) from None
         except TokenCollisionError as exc:
-            raise _Blocked(Problem("token_collision", self._place(path), detail=str(exc))) from None
+            raise _Blocked(Problem("token_collision", place, detail=str(exc))) from None
         except (ValueError, OverflowError) as exc:
-            raise _Blocked(Problem("invalid_value", self._place(path), detail=str(exc))) from None
-        applied[rule.name] = applied.get(rule.name, 0) + 1
+            raise _Blocked(Problem("invalid_value", place, detail=str(exc))) from None
+        applied[plan.name] = applied.get(plan.name, 0) + 1
         return result
 
-    def _collect(self, value: Any, path: str, scan: list[tuple[str, str]]) -> None:
+    def _collect(self, value: Any, path: str, place: str, scan: list[tuple[str, str]]) -> None:
         """Queue every string and number of an output value for the DLP scan."""
         if isinstance(value, str):
             scan.append((path, value))
@@ -482,33 +612,32 @@ class BoundarySanitizer:
         elif isinstance(value, float):
             if value.is_integer() and abs(value) >= _EXACT_FLOAT:
                 # orjson reads integers beyond 64 bits as floats: the digits are gone.
-                raise _Blocked(
-                    Problem(
-                        "invalid_value",
-                        self._place(path),
-                        detail="number too large to carry exactly",
-                    )
-                )
+                raise _Blocked(Problem("invalid_value", place, detail=_INEXACT_NUMBER))
             # The digits on both sides of the point are two numbers, never one card.
             scan.append((path, repr(value).replace(".", ";")))
         elif isinstance(value, dict):
-            place = self._place(path) + ".*"  # keys inside a kept value are the producer's
+            child_place = place + ".*"  # keys inside a kept value are the producer's
+            places = self._places
             for k, v in value.items():
                 child = f"{path}.{k}"
-                self._places[child] = place
+                places[child] = child_place
                 scan.append((child, k))
-                self._collect(v, child, scan)
+                self._collect(v, child, child_place, scan)
         elif isinstance(value, list):
-            place = self._place(path) + "[]"
+            item_place = place + "[]"
+            places = self._places
             for i, v in enumerate(value):
-                self._places[f"{path}[{i}]"] = place
-                self._collect(v, f"{path}[{i}]", scan)
-            self._split_values(value, path, scan)
+                item = f"{path}[{i}]"
+                places[item] = item_place
+                self._collect(v, item, item_place, scan)
+            self._split_values(value, path, place, scan)
 
-    def _split_values(self, values: list[Any], path: str, scan: list[tuple[str, str]]) -> None:
+    def _split_values(
+        self, values: list[Any], path: str, place: str, scan: list[tuple[str, str]]
+    ) -> None:
         """A value split across adjacent short scalars of an array is scanned joined."""
         if len(values) > 1:
-            self._places[f"{path}[]"] = self._place(path) + "[]"
+            self._places[f"{path}[]"] = place + "[]"
             for view in joined_views(values):
                 scan.append((f"{path}[]", view))
 
@@ -520,7 +649,7 @@ class BoundarySanitizer:
         scan: list[tuple[str, str]],
     ) -> None:
         assert out is not None
-        for derived in self.boundary.derived:
+        for derived, plan in zip(self.boundary.derived, self.derived_plans, strict=True):
             node: Any = doc
             for part in derived.source:
                 node = node.get(part) if isinstance(node, dict) else None
@@ -528,10 +657,10 @@ class BoundarySanitizer:
                 continue
             path = ".".join(derived.output)
             self._places[path] = path  # the policy's own name
-            result = self._transform(derived.rule, node, path, ctx)
+            result = self._run(plan, node, path, ctx)
             if result is SUPPRESS:
                 continue
-            self._collect(result, path, scan)
+            self._collect(result, path, path, scan)
             target = out
             for part in derived.output[:-1]:
                 nxt = target.get(part)
@@ -571,31 +700,34 @@ class BoundarySanitizer:
             value: Any = orjson.loads(text)
         except orjson.JSONDecodeError:
             value = text
-        result = self._transform(self.boundary.key_rule, value, "$key", ctx)
+        # "$key" is registered first, but a field of that name may have taken it over.
+        place = self._place("$key")
+        plan = self.key_plan
+        result = self._run(plan, value, place, ctx)
         if result is SUPPRESS or result is None:
             return None
-        if type(result) is str and self.boundary.key_rule.name in OPAQUE_TRANSFORMS:
+        if type(result) is str and plan.opaque:
             self._opaque.add(len(scan))
-        self._collect(result, "$key", scan)
+        self._collect(result, "$key", place, scan)
         return orjson.dumps(result)
 
     def _headers(
         self, headers: Sequence[tuple[str, bytes]], ctx: RecordContext, scan: list[tuple[str, str]]
     ) -> list[tuple[str, bytes]]:
         out: list[tuple[str, bytes]] = []
-        rules = self.boundary.header_rules
+        plans = self.header_plans
         for name, raw in headers:
             lowered = name.lower()
             if lowered.startswith(LINEAGE_PREFIX):
                 continue
-            rule = rules.get(lowered)
-            path = f"$headers.{lowered}"
-            if rule is None:
+            plan = plans.get(lowered)
+            if plan is None:
                 if self.boundary.unlisted_headers_block:
                     # An unlisted header's name is the producer's text.
                     raise _Blocked(Problem("unlisted_header", "$headers.*"))
                 self._suppressed += 1
                 continue
+            path = f"$headers.{lowered}"
             self._places[path] = path  # a header the policy names
             if raw is None:
                 out.append((name, b""))
@@ -604,13 +736,13 @@ class BoundarySanitizer:
                 text = bytes(raw).decode("utf-8")
             except UnicodeDecodeError:
                 raise _Blocked(
-                    Problem("invalid_utf8", self._place(path), detail="header is not UTF-8")
+                    Problem("invalid_utf8", path, detail="header is not UTF-8")
                 ) from None
-            result = self._transform(rule, text, path, ctx)
+            result = self._run(plan, text, path, ctx)
             if result is SUPPRESS or result is None:
                 continue
             out_text = result if isinstance(result, str) else orjson.dumps(result).decode()
-            if rule.name in OPAQUE_TRANSFORMS:
+            if plan.opaque:
                 self._opaque.add(len(scan))
             scan.append((path, out_text))
             out.append((name, out_text.encode("utf-8")))

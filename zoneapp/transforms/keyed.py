@@ -7,15 +7,15 @@ the HSM or Redis per record.
 
 from __future__ import annotations
 
-import hmac
+import binascii
 import re
 import secrets
 from typing import Any
 
 import orjson
 
-from zoneapp.dlp.credit_card import holds_card, luhn_ok
-from zoneapp.dlp.phone import PhoneDetector
+from zoneapp.dlp.credit_card import groups_hold_card, luhn_ok
+from zoneapp.dlp.phone import _CARD_LAYOUT, _NANP_GROUPS, PhoneDetector
 from zoneapp.formats import b64url
 from zoneapp.keys import subject as subject_keys
 from zoneapp.keys.envelope import Aad
@@ -32,6 +32,7 @@ from zoneapp.vault.base import VaultEntry
 
 _SEP = b"\x1f"
 MODES = ("deterministic", "random")
+_AAD_CACHE_SIZE = 1024
 
 
 def canonical_bytes(value: Any, transform: str) -> bytes:
@@ -45,13 +46,13 @@ def canonical_bytes(value: Any, transform: str) -> bytes:
     raise type_error(transform, value)
 
 
-_LETTERS = str.maketrans("0123456789abcdef", "ghjkmnpqrsabcdef")
+_LETTERS = bytes.maketrans(b"0123456789abcdef", b"ghjkmnpqrsabcdef")
 
 
 def letters(data: bytes) -> str:
     """Hex with digits swapped for letters: 4 bits a character, and no digit ever,
     so an opaque token can never look like a card, a phone or an SSN to the DLP scan."""
-    return data.hex().translate(_LETTERS)
+    return binascii.hexlify(data).translate(_LETTERS).decode("ascii")  # bytes: a flat table
 
 
 def _field_class(params: dict[str, Any], spec: TransformSpec) -> str:
@@ -84,9 +85,8 @@ class HashTransform(Transform):
         if value is None:
             return None
         data = canonical_bytes(value, self.name)
-        key = ctx.keyring.hmac_key(self.spec.zone, self.purpose)
-        mac = hmac.digest(key, ctx.tenant.encode() + _SEP + self._prefix + data, "sha256")
-        return "h1." + b64url(mac)
+        mac = ctx.keyring.hmac(self.spec.zone, self.purpose)
+        return "h1." + b64url(mac.digest(ctx.tenant.encode() + _SEP + self._prefix + data))
 
 
 class TokenizeTransform(Transform):
@@ -121,19 +121,17 @@ class TokenizeTransform(Transform):
         if value is None:
             return None
         data = canonical_bytes(value, self.name)
-        tenant = ctx.tenant.encode()
-        message = tenant + _SEP + self._prefix + data
+        keyring = ctx.keyring
+        message = ctx.tenant.encode() + _SEP + self._prefix + data
         if self.random:
             # One token per occurrence: nothing links two sightings of the same value.
             mac = secrets.token_bytes(32)
         else:
-            mac = hmac.digest(ctx.keyring.hmac_key(self.spec.zone, self.purpose), message, "sha256")
+            mac = keyring.hmac(self.spec.zone, self.purpose).digest(message)
         token = card_token(data, mac) if self.format == "card" else "tok_" + letters(mac[:16])
         # The fingerprint is compared for every occurrence, cached or not: a token that
         # the vault holds for another value is a collision, never a silent merge.
-        fingerprint = b64url(
-            hmac.digest(ctx.keyring.hmac_key(self.spec.zone, self.fp_purpose), message, "sha256")
-        )
+        fingerprint = b64url(keyring.hmac(self.spec.zone, self.fp_purpose).digest(message))
         known = ctx.stored_tokens.fingerprint(ctx.tenant, token)
         if known == fingerprint:
             return token
@@ -166,6 +164,91 @@ _PHONE = PhoneDetector()
 _GROUPS = re.compile(r"[0-9]+|[^0-9]+")
 
 
+class _Layout:
+    """What the layout of a grouped card (digits, spaces and hyphens) decides about the
+    detectors' verdicts on its tokens, worked out once per value: the digits change at
+    every step of :func:`card_token`, the layout never does.
+
+    Runs are digit groups joined by separators of at most eight characters, as both
+    CREDIT_CARD and PHONE cut them.  ``card_runs``: the groups (digit offsets) of each
+    run of 12+ digits, CREDIT_CARD's candidates.  PHONE, on a text of digits and
+    separators with no context word, finds nothing in a run unless the run has four
+    groups of four (skipped) or reads as international (``00`` first: ``zero_starts``),
+    a date first, the North American layout, or 9-12 digits in groups
+    (``phone_always``: the full check runs).  PHONE's layout patterns test no digit but
+    an optional ``1``, so they see the run's shape with its digits all ``5``, or all ``1``.
+    ``test_card_token_layouts_agree_with_the_detectors`` holds the detectors to that.
+    """
+
+    __slots__ = ("card_runs", "parts", "phone_always", "zero_starts")
+
+    def __init__(self, parts: list[str]) -> None:
+        self.parts = parts
+        runs: list[tuple[list[tuple[int, int]], list[str]]] = []
+        groups: list[tuple[int, int]] = []
+        seps: list[str] = []
+        sep = ""
+        at = 0
+        for part in parts:
+            if not part[0].isdigit():
+                sep = part
+                continue
+            if groups and len(sep) > 8:
+                runs.append((groups, seps))
+                groups, seps = [], []
+            elif groups:
+                seps.append(sep)
+            groups.append((at, at + len(part)))
+            at += len(part)
+        runs.append((groups, seps))
+        self.card_runs = [g for g, _ in runs if g[-1][1] - g[0][0] >= 12]
+        self.phone_always = False
+        self.zero_starts: list[int] = []
+        for groups, seps in runs:
+            sizes = [end - start for start, end in groups]
+            shape = "".join("5" * size + sep for size, sep in zip(sizes, [*seps, ""], strict=True))
+            if _CARD_LAYOUT.fullmatch(shape):
+                continue
+            if sizes[0] >= 2:
+                self.zero_starts.append(groups[0][0])
+            date = (
+                len(sizes) >= 3
+                and len(seps[0]) == len(seps[1]) == 1
+                and (
+                    (sizes[0] == 4 and sizes[1] <= 2 and sizes[2] <= 2)
+                    or (sizes[0] <= 2 and sizes[1] <= 2 and sizes[2] == 4)
+                )
+            )
+            nanp = any(_NANP_GROUPS.search(shape.replace("5", d)) for d in "15")
+            national = len(sizes) >= 2 and sizes != [3, 2, 4] and 9 <= sum(sizes) <= 12
+            self.phone_always = self.phone_always or date or nanp or national
+
+    def token(self, candidate: str) -> str | None:
+        """``candidate`` in this layout, or None if CREDIT_CARD or PHONE would find it."""
+        for run in self.card_runs:
+            if groups_hold_card([candidate[start:end] for start, end in run]):
+                return None
+        token = _laid_out(candidate, self.parts)
+        phone = self.phone_always or any(candidate.startswith("00", at) for at in self.zero_starts)
+        return None if phone and _PHONE.find(token, "", ()) else token
+
+
+_SHAPE = bytes.maketrans(b"0123456789", b"5555555555")
+_LAYOUTS: dict[bytes, _Layout] = {}
+_LAYOUTS_SIZE = 256
+
+
+def _layout_of(data: bytes) -> _Layout:
+    """The :class:`_Layout` of a grouped card, by its shape: cards share a few layouts."""
+    shape = data.translate(_SHAPE)
+    layout = _LAYOUTS.get(shape)
+    if layout is None:
+        if len(_LAYOUTS) >= _LAYOUTS_SIZE:  # shapes come from producers
+            _LAYOUTS.clear()
+        layout = _LAYOUTS[shape] = _Layout(_GROUPS.findall(shape.decode("ascii")))
+    return layout
+
+
 def _laid_out(digits: str, layout: list[str]) -> str:
     """``digits`` written in the groups and separators of ``layout``."""
     out = []
@@ -187,6 +270,11 @@ def card_token(data: bytes, mac: bytes) -> str:
     (it always fails Luhn), nor in any slice of its groups (``1234-5678-9012-``
     could be a 12-digit Maestro number).  Digits of the body are stepped, in a
     fixed order, until that holds, so the token stays deterministic.
+
+    A compact token (one run of digits) skips the detectors where their answer is known:
+    its only card candidate is the whole, which fails Luhn, and a bare run of digits with
+    no context word is a phone number only as an international one (``00`` first).
+    ``test_compact_card_tokens_need_no_detector_call`` holds the detectors to that.
     """
     text = data.decode("utf-8")
     compact = text.replace(" ", "").replace("-", "")
@@ -194,17 +282,23 @@ def card_token(data: bytes, mac: bytes) -> str:
         raise ValueError("transform 'tokenize' (format card) expects 12-19 digits")
     body_len = len(compact) - 4
     # The input's layout: its digit groups' lengths and the separators between them.
-    layout = _GROUPS.findall(text) if len(compact) != len(text) else None
+    layout = _layout_of(data) if len(compact) != len(text) else None
     # 256 bits of MAC as decimal: 77 digits, of which the low ones are uniform enough.
-    body = list(str(int.from_bytes(mac, "big"))[-body_len:].rjust(body_len, "0"))
+    body = str(int.from_bytes(mac, "big"))[-body_len:].rjust(body_len, "0")
+    last4 = compact[-4:]
     for step in range(10 * body_len):
-        candidate = "".join(body) + compact[-4:]
-        token = candidate if layout is None else _laid_out(candidate, layout)
-        if not luhn_ok(candidate) and not holds_card(token) and not _PHONE.find(token, "", ()):
-            return token
+        candidate = body + last4
+        if not luhn_ok(candidate):
+            if layout is None:
+                if not candidate.startswith("00") or not _PHONE.find(candidate, "", ()):
+                    return candidate
+            else:
+                token = layout.token(candidate)
+                if token is not None:
+                    return token
         # Changing one digit by one always changes the Luhn sum mod 10.
         at = body_len - 1 - step % body_len
-        body[at] = str((int(body[at]) + 1) % 10)
+        body = body[:at] + str((int(body[at]) + 1) % 10) + body[at + 1 :]
     raise ValueError("transform 'tokenize' (format card) found no safe token")  # unreachable
 
 
@@ -223,10 +317,19 @@ class EncryptTransform(Transform):
     name = "encrypt"
     deterministic = False  # random nonce
 
+    def configure(self, params: dict[str, Any]) -> None:
+        #: The field's Aad by (tenant, topic): a batch has few, and each is encoded once.
+        self._aads: dict[tuple[str, str], Aad] = {}
+
     def apply(self, value: Any, ctx: RecordContext) -> Any:
         if value is None:
             return None
-        aad = Aad.field(ctx.tenant, ctx.topic, self.spec.rule_path)
+        aad = self._aads.get((ctx.tenant, ctx.topic))
+        if aad is None:
+            aad = Aad.field(ctx.tenant, ctx.topic, self.spec.rule_path)
+            if len(self._aads) >= _AAD_CACHE_SIZE:  # tenant ids come from producers
+                self._aads.clear()
+            self._aads[(ctx.tenant, ctx.topic)] = aad
         data = orjson.dumps(value)
         if ctx.subject_aead is not None and ctx.subject is not None:
             data = subject_keys.seal(ctx.subject_aead, ctx.tenant, ctx.subject, data, aad.encode())

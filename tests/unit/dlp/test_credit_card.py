@@ -148,6 +148,26 @@ def test_luhn_is_checked() -> None:
         assert not holds_card(wrong)
 
 
+def test_luhn_agrees_with_its_definition_for_any_digits() -> None:
+    """ASCII digits take a fast path (sums of code points); it gives Luhn's answers."""
+    import random
+
+    def by_definition(digits: str) -> bool:
+        total = 0
+        for i, ch in enumerate(reversed(digits)):
+            d = int(ch) * (2 if i % 2 else 1)
+            total += d - 9 if d > 9 else d
+        return total % 10 == 0
+
+    rng = random.Random(5)
+    for _ in range(5000):
+        digits = "".join(rng.choices("0123456789", k=rng.randint(1, 24)))
+        assert luhn_ok(digits) == by_definition(digits), digits
+    # Non-ASCII digits keep the per-digit int() path, with its answers.
+    full_width = "4111111111111112".translate({ord("0") + d: 0xFF10 + d for d in range(10)})
+    assert luhn_ok(full_width) == (sum(map(int, full_width)) % 10 == 0)
+
+
 def test_barcode_exclusion_only_for_compact_numbers() -> None:
     """A number that passes both Luhn and the GS1 check digit: compact, it is taken
     as an EAN-13 barcode; grouped, as a card."""

@@ -27,7 +27,7 @@ from zoneapp.keys import (
     is_ciphertext,
     parse_ciphertext_header,
 )
-from zoneapp.keys.envelope import dek_aad
+from zoneapp.keys.envelope import HmacSha256, dek_aad
 from zoneapp.keys.wrappers import CountingKeyProvider, KeyProviderWrapper, runtime_stack
 
 CONF = "confidential"
@@ -452,6 +452,30 @@ async def test_hmac_working_keys(store: MemoryKeyStore) -> None:
         ring.require_hmac("internal", "email")
     # Usable as a plain HMAC key (e.g. deterministic pseudonyms).
     assert len(hmac.new(key, b"alice@example.com", hashlib.sha256).digest()) == 32
+
+
+@pytest.mark.parametrize("key_size", [0, 1, 32, 63, 64, 65, 200])
+def test_keyed_hmac_gives_the_bytes_of_hmac_digest(key_size: int) -> None:
+    key = os.urandom(key_size)
+    mac = HmacSha256(key)
+    for message in (b"", b"acme\x1femail\x1falice@example.com", os.urandom(1000)):
+        assert mac.digest(message) == hmac.digest(key, message, "sha256")
+    assert not key or key.hex() not in repr(mac)
+
+
+async def test_keyring_hmac_is_the_working_key_keyed_once(store: MemoryKeyStore) -> None:
+    ring = await make_ring(store)
+    with pytest.raises(KeyRingNotPreparedError, match="require_hmac"):
+        ring.hmac(CONF, "email")
+    ring.require_hmac(CONF, "email")
+    with pytest.raises(KeyRingNotPreparedError, match="prepare"):
+        ring.hmac(CONF, "email")
+    await ring.prepare()
+    mac = ring.hmac(CONF, "email")
+    assert mac is ring.hmac(CONF, "email")
+    assert mac.digest(b"x") == hmac.digest(ring.hmac_key(CONF, "email"), b"x", "sha256")
+    with pytest.raises(ZoneNotPermittedError):
+        ring.hmac("internal", "email")
 
 
 async def test_not_prepared_errors(store: MemoryKeyStore) -> None:

@@ -325,3 +325,70 @@ async def test_card_tokens_never_trip_the_dlp_scan(keyring: KeyRing) -> None:
         for n in range(1500):
             token = t.apply(layout.format(n=n % 10**6), ctx)
             assert scanner.scan([("card_number", token)]) == [], token
+
+
+def test_compact_card_tokens_need_no_detector_call() -> None:
+    """card_token skips CREDIT_CARD and PHONE on a compact token that fails Luhn and does
+    not start with 00: both must then find nothing (what the shortcut relies on)."""
+    import random
+
+    from zoneapp.dlp.credit_card import holds_card
+    from zoneapp.transforms.keyed import _PHONE
+
+    rng = random.Random(7)
+    prefixes = ["", "0", "01", "1", "4", "5", "6011", "34", "37", "62", "81", "9792", "2221"]
+    checked = 0
+    while checked < 5000:
+        digits = rng.choice(prefixes) + "".join(rng.choices("0123456789", k=19))
+        token = digits[: rng.randint(12, 19)]
+        if luhn_valid(token) or token.startswith("00"):
+            continue
+        checked += 1
+        assert not holds_card(token), token
+        assert not _PHONE.find(token, "", ()), token
+
+
+def test_card_token_layouts_agree_with_the_detectors() -> None:
+    """card_token decides from the input's layout which detector calls a grouped token
+    needs: CREDIT_CARD's verdict must be the detector's, and where the layout says
+    PHONE finds nothing, PHONE must find nothing."""
+    import random
+
+    from zoneapp.dlp.credit_card import holds_card
+    from zoneapp.transforms.keyed import _GROUPS, _PHONE, _laid_out, _Layout
+
+    rng = random.Random(11)
+    seps = [" ", "-", "  ", " - ", "--", " " * 8, " " * 9, "-" * 10]
+    shapes = [[4, 4, 4, 4], [4, 6, 5], [3, 3, 4, 3], [1, 3, 3, 4, 2], [4, 2, 2, 8], [2, 2, 4, 6]]
+    skipped = 0
+    for n in range(20000):
+        if n % 3 == 0:
+            sizes = rng.choice(shapes)
+        else:
+            sizes = []
+            while sum(sizes) < 12:
+                sizes.append(rng.randint(1, 7))
+        groups = ["".join(rng.choices("0123456789", k=k)) for k in sizes]
+        if rng.random() < 0.2:
+            groups[0] = "00" + groups[0][2:]
+        text = groups[0]
+        for group in groups[1:]:
+            text += rng.choice(seps) + group
+        if rng.random() < 0.1:
+            text = rng.choice(seps) + text + rng.choice(seps)
+        layout = _Layout(_GROUPS.findall(text))
+        digits = "".join(groups)
+        assert _laid_out(digits, layout.parts) == text
+        for run in layout.card_runs:  # CREDIT_CARD's runs, as the detector cuts them
+            assert run[-1][1] - run[0][0] >= 12
+        token = layout.token(digits)
+        cards = holds_card(text)
+        phone = _PHONE.find(text, "", ())
+        assert (token is None) == (cards or phone), text
+        needs_phone = layout.phone_always or any(
+            digits.startswith("00", at) for at in layout.zero_starts
+        )
+        if not needs_phone:
+            skipped += 1
+            assert not phone, text
+    assert skipped > 5000  # the shortcut is taken, and was checked
