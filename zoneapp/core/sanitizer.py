@@ -128,6 +128,22 @@ class Parsed:
     key_tenant: str = ""
 
 
+_PATH_SYNTAX = frozenset('.[]"$')
+
+
+def _member(path: str, key: str) -> str:
+    """The record path of a producer's key under ``path``.
+
+    A key that reads as path syntax (``.``, brackets, quotes, a ``$`` as in ``$key``,
+    or empty) is written ``["..."]`` (JSON), so no producer key shares the path of
+    another field: the findings at a path are placed at that path's one place, and a
+    key named ``"contact.phone"`` cannot borrow the allow-list of ``contact.phone``.
+    """
+    if key and _PATH_SYNTAX.isdisjoint(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{orjson.dumps(key).decode()}]"
+
+
 class _Blocked(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.reason)
@@ -481,7 +497,7 @@ class BoundarySanitizer:
                     child_place = f"{place}.{key}" if place else key
                 places[child_path] = child_place
             else:
-                child_path = f"{path}.{key}" if path else key
+                child_path = _member(path, key)
                 # Any other key is the producer's, unless the allow-list spells it out.
                 segment = key if key in self.policy_names else "*"
                 child_place = places[child_path] = f"{place}.{segment}" if place else segment
@@ -619,7 +635,7 @@ class BoundarySanitizer:
             child_place = place + ".*"  # keys inside a kept value are the producer's
             places = self._places
             for k, v in value.items():
-                child = f"{path}.{k}"
+                child = _member(path, k)
                 places[child] = child_place
                 scan.append((child, k))
                 self._collect(v, child, child_place, scan)

@@ -519,3 +519,41 @@ async def test_subject_ids_are_normalized_before_hashing(keyring: KeyRing) -> No
     assert subject(trim, "Jane.Doe@Example.com") != subject(trim, "jane.doe@example.com")
     assert subject(exact, " jane.doe@example.com") != subject(exact, "jane.doe@example.com")
     assert subject(email, "   ") is None
+
+
+BORROWED_ALLOW = """\
+version: "1"
+tenant_id: tenant
+zones:
+  - {name: restricted, level: restricted}
+  - {name: internal, level: internal}
+boundaries:
+  - name: b
+    source: restricted.in
+    destination: internal.out
+    key: {transform: suppress}
+    fields:
+      tenant: {transform: keep, class: internal}
+      attrs.*: {transform: keep, class: internal}
+      attrs.contact.phone: {transform: keep, class: internal}
+    allow:
+      - {path: attrs.contact.phone, detectors: [PHONE]}
+"""
+
+
+@pytest.mark.parametrize("key", ["contact.phone", "contact[0]", '"contact"', "$key", ""])
+async def test_a_producer_key_cannot_borrow_another_fields_allow_list(
+    keyring: KeyRing, key: str
+) -> None:
+    """A key spelled like path syntax gets a path of its own: its finding is placed at
+    the wildcard's place, never at the allowed field it would otherwise collide with."""
+    policy = compile_policy_text(BORROWED_ALLOW.encode())
+    s = BoundarySanitizer(policy, policy.boundaries[0])
+    await keyring.prepare()
+    allowed = forward(
+        s, keyring, {"tenant": "t", "attrs": {"contact": {"phone": PHONE}}}, headers=[]
+    )
+    assert orjson.loads(allowed.value or b"")["attrs"]["contact"]["phone"] == PHONE
+    smuggled = {"tenant": "t", "attrs": {key: PHONE, "contact": {"phone": PHONE}}}
+    out = quarantine(s, keyring, smuggled, headers=[])
+    assert [(p.reason, p.path, p.detector) for p in out.problems] == [("dlp", "attrs.*", "PHONE")]
