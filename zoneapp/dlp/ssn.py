@@ -18,12 +18,13 @@ from zoneapp.dlp._base import (
 
 __all__ = ["SSN_CONTEXT", "SsnDetector", "ssn_ok"]
 
-#: Words that make a bare 9-digit number an SSN when they appear in the same text,
+#: Words that make 9 digits in any grouping an SSN when they appear in the same text,
 #: an object key or the field path (camelCase split first: ``employeeSSN``).  Matched
-#: as whole words, so "classname" or "businessname" do not count as "ssn".
+#: as whole words, so "classname" or "businessname" do not count as "ssn".  Up to two
+#: characters between the halves of "soc sec" (``Soc. Sec. No.``).
 SSN_CONTEXT = re.compile(
-    r"(?<![a-z])(?:ssns?|s\.s\.n\.?|ss ?#|ss ?(?:no|num|number)|soc(?:ial)?[ ._-]?sec(?:urity)?)"
-    r"(?![a-z])",
+    r"(?<![a-z])(?:ssns?|s\.s\.n\.?|ss ?#|ss ?(?:no|num|number)"
+    r"|soc(?:ial)?[ ._-]{0,2}sec(?:urity)?)(?![a-z])",
     re.IGNORECASE,
 )
 
@@ -43,17 +44,22 @@ def ssn_ok(digits: str) -> bool:
 
 class SsnDetector(Detector):
     """``AAA-GG-SSSS`` with dash, space, dot, slash or underscore groups, anywhere;
-    9 bare digits only with an SSN context word (see :data:`SSN_CONTEXT`).
+    with an SSN context word (see :data:`SSN_CONTEXT`), also 9 digits in any other
+    grouping (``536 904 399``, ``5369-04399``) or none.
 
-    A grouped candidate is any three consecutive groups of 3, 2 and 4 digits in a
-    run (:func:`~zoneapp.dlp._base.digit_runs`).  Bare 9-digit numbers are too
-    common (ids, routing numbers, amounts in cents) to flag without context.
+    Candidates are slices of consecutive whole groups of a run
+    (:func:`~zoneapp.dlp._base.digit_runs`): without context, three groups of 3, 2
+    and 4 digits; with it, any slice of exactly 9 digits.  Other groupings and bare
+    9-digit numbers are too common (ids, routing numbers, amounts, phone number
+    pieces) to flag without context, and once a context word says "SSN" the grouping
+    is the writer's choice, so it must not decide.
     """
 
     name = "US_SSN"
     prefilters: ClassVar[dict[str, str]] = {
         "grouped": f"{LEFT}[0-9]{{3}}{SEPARATORS}+[0-9]{{2}}{SEPARATORS}+[0-9]{{4}}{RIGHT}",
-        "bare": f"{LEFT}[0-9]{{9}}{RIGHT}",
+        # 9 digits in whole groups (one or more); find() wants a context word.
+        "context": f"{LEFT}[0-9](?:{SEPARATORS}*[0-9]){{8}}{RIGHT}",
     }
 
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:
@@ -63,8 +69,12 @@ class SsnDetector(Detector):
             for i in range(len(groups) - 2):
                 if sizes[i : i + 3] == [3, 2, 4] and ssn_ok("".join(groups[i : i + 3])):
                     return True
-            for group in groups:
-                if len(group) == 9 and ssn_ok(group):
+            for i in range(len(groups)):  # the slice of 9 digits starting at group i
+                total, j = 0, i
+                while total < 9 and j < len(groups):
+                    total += sizes[j]
+                    j += 1
+                if total == 9 and ssn_ok("".join(groups[i:j])):
                     if context is None:
                         context = has_context(SSN_CONTEXT, text) or path_matches(SSN_CONTEXT, path)
                     if context:
