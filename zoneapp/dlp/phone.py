@@ -7,7 +7,8 @@ slashes, underscores or parentheses, :data:`_RUN`), and which check it must pass
    ``+44 (0) 20 7946 0958``): a *possible* number for its country code (length
    rules).  The ``+`` is strong evidence, and this is Presidio's leniency.
 2. The North American layout ``(NXX) NXX-XXXX``, ``NXX-NXX-XXXX``, ``1-NXX-...``
-   with separators: always a phone number, including the fictional 555-01XX range.
+   with separators (``415_555_2671`` too): always a phone number, including the
+   fictional 555-01XX range.
 3. National formats of the policy's regions (``dlp.phone_regions``, default
    :data:`DEFAULT_REGIONS`): two or more groups and a *valid* number
    (libphonenumber's per-region ranges) in one of them, such as ``03-1234-5678``
@@ -22,12 +23,15 @@ Not phones (exclusion hooks, checked before libphonenumber): four groups of four
 digits (a card's layout, such as a card token ``0030 9703 2292 1111``); a run without ``+``
 or ``00`` glued to a letter on either side (``a38f-557203-3018``: part of a UUID,
 a SKU or a token; an extension such as ``x123`` after it is fine), runs that start
-with a calendar date (``2026-11-23 14``, ``23.11.2026``, ``03/20/2035``), dotted
-quads (IPv4), valid ISBN-10s, and (unless in the North American layout) runs that
-start with a year (``2024-123456``) or have four digits after a dot (coordinates,
-build versions).  Bare digit runs without context are ids far more often than phone
-numbers, so they need rule 4.  An extension after the number (``x123``,
-``ext. 123``) does not stop the number from being found.
+with a calendar date (``2026-11-23 14``, ``23.11.2026``, ``03/20/2035``,
+``23_11_2026``), dotted quads (IPv4), valid ISBN-10s, and (unless in the North
+American layout) runs that start with a year (``2024-123456``) or have four digits
+after a dot (coordinates, build versions).  Bare digit runs without context are ids
+far more often than phone numbers, so they need rule 4.  An extension after the
+number (``x123``, ``ext. 123``) does not stop the number from being found.
+
+libphonenumber refuses ``_``, so a run reaches it with underscores (and slashes, so
+that spellings share a cache entry) as spaces: :func:`_parseable`.
 """
 
 from __future__ import annotations
@@ -74,11 +78,11 @@ _WORD = re.compile(r"[^\W\d_]")  # a letter
 _NOT_GLUED = "(?:^|[^0-9A-Za-z\\n])"
 _EXTENSION = re.compile(r"(?:x|ext\.?) ?[0-9]", re.IGNORECASE)
 _NANP = re.compile(
-    r"(?:1[ .-]{1,2})?(?:\([0-9]{3}\) ?|[0-9]{3}[ .-]{1,2})[0-9]{3}[ .-]{1,2}[0-9]{4}"
+    r"(?:1[ ._-]{1,2})?(?:\([0-9]{3}\)[ _]?|[0-9]{3}[ ._-]{1,2})[0-9]{3}[ ._-]{1,2}[0-9]{4}"
 )
 _DATE = re.compile(
-    r"(?:(?:19|20)[0-9]{2}[./ -][01]?[0-9][./ -][0-3]?[0-9]"  # 2026-11-23
-    r"|[0-3]?[0-9][./ -][0-3]?[0-9][./ -](?:19|20)[0-9]{2})"  # 23.11.2026, 11/23/2026
+    r"(?:(?:19|20)[0-9]{2}[./ _-][01]?[0-9][./ _-][0-3]?[0-9]"  # 2026-11-23
+    r"|[0-3]?[0-9][./ _-][0-3]?[0-9][./ _-](?:19|20)[0-9]{2})"  # 23.11.2026, 11/23/2026
     r"(?![0-9])"
 )
 # The North American layout on whole digit groups of a run (not the tail of one).
@@ -87,6 +91,12 @@ _QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _CARD_LAYOUT = re.compile(r"\+?[0-9]{4}(?:[ ./_-]{1,8}[0-9]{4}){3}")
 _YEAR_FIRST = re.compile(r"(?:19|20)[0-9]{2}[ ./_-]")
 _DECIMAL = re.compile(r"\.[0-9]{4}")
+
+
+def _parseable(run: str) -> str:
+    """``run`` with the separators libphonenumber refuses (``_``) or needs no
+    separate cache entry for (``/``) as spaces: here they group digits like one."""
+    return run.replace("_", " ").replace("/", " ")
 
 
 def _isbn10(groups: Sequence[str]) -> bool:
@@ -177,7 +187,7 @@ class PhoneDetector(Detector):
 
     def _international(self, run: str) -> bool:
         """Rule 1 on the run, then on shorter whole-group prefixes (a trailing extension)."""
-        text = "+" + run[2:] if run[:2] == "00" else run
+        text = _parseable("+" + run[2:] if run[:2] == "00" else run)
         if _check(text, None, False):
             return True
         groups = _GROUP.findall(text)
@@ -210,7 +220,8 @@ class PhoneDetector(Detector):
         return self._national(run, True)
 
     def _national(self, run: str, valid: bool) -> bool:
-        return any(_check(run, region, valid) for region in self.regions)
+        text = _parseable(run)
+        return any(_check(text, region, valid) for region in self.regions)
 
 
 @lru_cache(maxsize=8192)

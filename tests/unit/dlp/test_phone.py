@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.dlp.evasions import ENCODINGS
-from zoneapp.dlp import build_scanner
+from zoneapp.dlp import Finding, build_scanner
 from zoneapp.dlp.phone import PhoneDetector
 
 PHONE = build_scanner(["PHONE"], [])
@@ -58,6 +58,32 @@ NATIONAL = [
     "06 12 34 56 78",  # France
     "0151 12345678",  # Germany
     "98765 43210",  # India mobile
+]
+#: Underscores group digits like any other separator (libphonenumber refuses them).
+UNDERSCORED = [
+    "+1_415_555_2671",
+    "+44_20_7946_0958",
+    "0044_20_7946_0958",
+    "415_555_2671",
+    "(415)_555_2671",
+    "1_415_555_2671",
+    "415_555-2671",  # mixed
+    "415__555__2671",
+    "phone 415_555_2671",
+    "020_7946_0958",  # UK national
+    "03_1234_5678",  # JP national
+    "0151/12345678",  # DE national with a slash
+]
+#: Underscored look-alikes stay clean, as their spaced or dashed forms do.
+UNDERSCORED_NEAR_MISSES = [
+    "23_11_2026 10_30",  # a date and a time
+    "2026_11_23_1030",
+    "11_23_2026",
+    "078_05_1123",  # an SSN
+    "912_345_678",  # a thousands-grouped amount
+    "4111_1111_1111_1111",  # a card's layout
+    "SKU AB415_555_2671",  # glued to letters
+    "report_2026_11_23.csv",
 ]
 WITH_CONTEXT = [
     ("notes", "phone: 5551231234"),
@@ -143,4 +169,14 @@ def test_context_words_in_camel_case(path: str) -> None:
     ],
 )
 def test_serials_coordinates_and_versions_are_not_phones(text: str) -> None:
+    assert PHONE.scan([("notes", text)]) == [], text
+
+
+@pytest.mark.parametrize("text", UNDERSCORED)
+def test_underscored_numbers(text: str) -> None:
+    assert PHONE.scan([("notes", text)]) == [Finding("notes", "PHONE")], text
+
+
+@pytest.mark.parametrize("text", UNDERSCORED_NEAR_MISSES)
+def test_underscored_near_misses(text: str) -> None:
     assert PHONE.scan([("notes", text)]) == [], text
