@@ -3,7 +3,8 @@
 ``valgrind --tool=callgrind --toggle-collect=functools_reduce python -m bench.instructions
 MODE [--records N]``, MODE ``scan`` or ``sanitize``: the bench's records, policy, key ring
 and a warm-up chunk are set up, then the loop runs inside ``functools.reduce`` (a C entry
-point the setup does not call), so callgrind counts that loop alone; the count / N is
+point the setup does not call), so callgrind counts that loop alone: N records for
+``sanitize``, N / 2 for ``scan`` (it prints how many); the count over that is
 instructions per record.  Wall-clock µs on a shared 2-core machine vary by 50 %,
 instruction counts very little.
 """
