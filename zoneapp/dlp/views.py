@@ -133,6 +133,11 @@ def joined_views(values: Sequence[Any]) -> list[str]:
     return views
 
 
+def _spliced(match: re.Match[str], decoded: dict[str, list[str]]) -> str:
+    texts = decoded.get(match.group())
+    return f" {texts[0]} " if texts else match.group()
+
+
 def _number_text(value: float) -> str:
     """A number's digits as a producer meant them: ``4111.0`` is 4111 (Python and
     JavaScript producers write whole numbers as floats)."""
@@ -153,16 +158,12 @@ def decode(text: str, decoder: str) -> list[str]:
         if " " in text and _B64_WRAPPED.fullmatch(text):
             # Nothing but base64 and spaces: wrapped lines, groups, a stray break.
             tokens.append("".join(text.split()))
-        views = [d for t in tokens if len(t) >= MIN_B64 for d in _base64_text(t)]
-        if views and not (len(tokens) == 1 and tokens[0] == text):
-            # The token's text put back in its place, so words around it still give
-            # context ("ssn <base64 of 9 digits>").
-            spliced = text
-            for token in tokens:
-                decoded = _base64_text(token) if token in spliced else []
-                if decoded:
-                    spliced = spliced.replace(token, f" {decoded[0]} ")
-            views.append(spliced)
+        decoded = {t: texts for t in tokens if len(t) >= MIN_B64 if (texts := _base64_text(t))}
+        views = [view for texts in decoded.values() for view in texts]
+        if decoded and not (len(tokens) == 1 and tokens[0] == text):
+            # The tokens' texts put back in their places (one pass), so words around
+            # them still give context ("ssn <base64 of 9 digits>").
+            views.append(_B64.sub(lambda m: _spliced(m, decoded), text))
         return views
     if decoder == "json":
         try:
