@@ -160,3 +160,18 @@ def test_the_quick_test_refuses_random_bytes() -> None:
     rng = random.Random(5)
     refused = sum(not _maybe_text(rng.randbytes(15)) for _ in range(1000))
     assert refused > 900  # what an id read as base64 decodes to
+
+
+@pytest.mark.parametrize("width", [5, 7, 9, 13, 60, 64, 76, 77])
+def test_base64_wrapped_at_any_width_is_found(width: int) -> None:
+    body = base64.b64encode(("note: card 4111111111111111 exp 12/28 " * 3).encode()).decode()
+    wrapped = "\n".join(body[k : k + width] for k in range(0, len(body), width))
+    assert [f.detector for f in ALL.scan([("n", wrapped)])] == ["CREDIT_CARD"]
+
+
+def test_base64_with_a_stray_break_anywhere_is_found() -> None:
+    token = base64.b64encode(CARD.encode()).decode()
+    for at in range(1, len(token)):
+        for sep in ("\n", " ", "\r\n"):
+            text = token[:at] + sep + token[at:]
+            assert "CREDIT_CARD" in {f.detector for f in ALL.scan([("n", text)])}, (at, sep)
