@@ -99,6 +99,13 @@ def _parseable(run: str) -> str:
     return run.replace("_", " ").replace("/", " ")
 
 
+def _glued_id(text: str, start: int) -> bool:
+    """The run at ``start`` continues an identifier: a letter, or a letter or digit and
+    an underscore, right before it (``dc005799_10``, ``pay_25545524_10``)."""
+    before = text[start - 1]
+    return before.isalpha() or (before == "_" and start > 1 and text[start - 2].isalnum())
+
+
 def _isbn10(groups: Sequence[str]) -> bool:
     digits = "".join(groups)
     if len(groups) != 4 or len(digits) != 10:
@@ -145,11 +152,13 @@ class PhoneDetector(Detector):
             run = m.group()
             if _CARD_LAYOUT.fullmatch(run):
                 continue  # four groups of four digits: a card's layout (CREDIT_CARD's job)
+            start, end = m.span()
+            if "_" in run and start and _glued_id(text, start):
+                continue  # underscores inside an identifier (pay_00543593_10), not a layout
             if run[0] == "+" or run[:2] == "(+" or (run[:2] == "00" and run[2:3] != "0"):
                 if self._international(run):
                     return True
                 continue
-            start, end = m.span()
             if _WORD.match(text, start - 1) if start else False:
                 continue  # glued to a letter: part of an identifier (a UUID, a SKU)
             if _WORD.match(text, end) and not _EXTENSION.match(text, end):

@@ -180,3 +180,19 @@ def test_underscored_numbers(text: str) -> None:
 @pytest.mark.parametrize("text", UNDERSCORED_NEAR_MISSES)
 def test_underscored_near_misses(text: str) -> None:
     assert PHONE.scan([("notes", text)]) == [], text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pay_25545524_10",
+        "pay_00543593_10",
+        "order_12345_67890",
+        "id_2025_11_23_4155552671",
+        "ref_555_123_4567",
+    ],
+)
+def test_underscores_inside_an_identifier_are_not_a_phone_layout(text: str) -> None:
+    """Underscore-grouped digits count (415_555_2671), but not when an identifier's
+    underscore glues them to a word: ids like these are common, phone numbers in them not."""
+    assert PHONE.scan([("payment_id", text)]) == []
