@@ -50,7 +50,7 @@ the fault suite (kill-and-restart, broker cut).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka.consumer import fetcher as aiokafka_fetcher
@@ -140,6 +140,53 @@ def _redeliverable(consumer: Any, topic: str) -> bool:
     return bool(app.topics.acks_enabled_for(topic)) and topic not in app.tables.changelog_topics
 
 
+def undelivered(batch: Mapping[Any, Sequence[Any]], handed: Mapping[Any, int]) -> dict[Any, int]:
+    """Per partition of ``batch``, the first offset past the last one handed on (all of
+    a partition's records when none was)."""
+    found: dict[Any, int] = {}
+    for tp, records in batch.items():
+        upto = handed.get(tp)
+        if not records or (upto is not None and records[-1].offset <= upto):
+            continue
+        found[tp] = next(r.offset for r in records if upto is None or r.offset > upto)
+    return found
+
+
+async def _refetch_undelivered(consumer: Any, batch: Stamped, handed: Mapping[Any, int]) -> None:
+    """Seek a changelog (or other unacked) partition back to the first record of a batch
+    that Faust took and did not hand on: it drops a batch's rest when the flow stops or
+    the generation changes, and its seek to the committed offsets passes over partitions
+    without commits, so nothing would fetch those records again (a table recovery then
+    waits for ever: agents/recovery_watch.py). Only where no seek has come since the
+    batch was fetched; stream partitions keep Faust's seek to their commit
+    (agents/reseek.py)."""
+    wanted = {
+        tp: offset
+        for tp, offset in undelivered(batch, handed).items()
+        if not _redeliverable(consumer, tp.topic)
+    }
+    if not wanted:
+        return
+    fence, stamp, thread = batch.fence, batch.stamp, consumer._thread
+
+    async def seek() -> list[tuple[Any, int]]:  # on the consumer thread, between fetches
+        aiokafka_consumer = thread._ensure_consumer()
+        assigned = aiokafka_consumer.assignment()
+        done = []
+        for tp, offset in wanted.items():
+            if fence.seeks.get(tp, 0) == stamp.get(tp) and tp in assigned:
+                aiokafka_consumer.seek(tp, offset)
+                done.append((tp, offset))
+        return done
+
+    for tp, offset in await thread.call_thread(seek):
+        log.info(
+            "%s[%s]: fetched records from offset %d were not handed on (the flow stopped); "
+            "they are fetched again from there",
+            tp.topic, tp.partition, offset,
+        )  # fmt: skip
+
+
 def install() -> None:
     """Install the patches once per process (idempotent). Must come after
     :func:`zoneapp.agents.offset_gaps.install`, so the stamp is taken last."""
@@ -191,10 +238,12 @@ def install() -> None:
     async def getmany(self: Any, timeout: float) -> Any:
         held: set[Any] = set()
         lowered: set[Any] = set()
+        handed: dict[Any, int] = {}
         async for tp, message in original_getmany(self, timeout):
             batch: Stamped | None = self.__dict__.get("_zoneapp_batch")
             count = None if batch is None else batch.stamp.get(tp)
             if batch is None or count is None:
+                handed[tp] = message.offset
                 yield tp, message
                 continue
             fence = batch.fence
@@ -230,6 +279,7 @@ def install() -> None:
             stream = _redeliverable(self, message.topic)
             if stream:
                 self.__dict__.setdefault("_zoneapp_delivered", {})[tp] = (count, message.offset)
+            handed[tp] = message.offset
             yield tp, message
             if stream and fence.seeks.get(tp, 0) != count:
                 # Sought while the drain loop handed this record over; it has just set
@@ -237,6 +287,10 @@ def install() -> None:
                 noted = self.__dict__.get("_zoneapp_seek_reads", {}).get(tp)
                 if noted is not None and noted[0] == fence.seeks.get(tp, 0):
                     self._read_offset[tp] = noted[1]
+
+        done: Stamped | None = self.__dict__.get("_zoneapp_batch")
+        if done:
+            await _refetch_undelivered(self, done, handed)
 
     async def perform_seek(self: Any) -> None:
         before = _seek_counts(self)

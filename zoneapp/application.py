@@ -24,6 +24,7 @@ from yarl import URL
 from zoneapp.agents import fence, fetch_wait, offset_gaps, reseek
 from zoneapp.agents.boundary import FaustSink, register_boundary_agents
 from zoneapp.agents.policy_control import install_policy_control
+from zoneapp.agents.recovery_watch import install_recovery_watch
 from zoneapp.observability import setup as tracing
 from zoneapp.pipeline.guard import BoundaryGuard
 from zoneapp.release import KafkaQuarantine, ReleaseService
@@ -185,6 +186,7 @@ def create_app(
     register_releases(app, runtime, web_state)
     register_boundary_agents(app, runtime, on_batch=on_batch, guard_factory=guard_factory)
     install_policy_control(app, runtime)  # SIGHUP, the candidate, watching (hot reload)
+    install_recovery_watch(app)  # a stalled changelog recovery is read again
 
     @app.service
     class RuntimeService(Service):

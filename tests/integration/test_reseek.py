@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -204,3 +205,54 @@ def test_every_seek_supersedes_the_records_fetched_before_it(
         ("committed", True, 12),
         ("beginning", True, 0),
     ]
+
+
+@dataclass
+class Thread:
+    """Faust's consumer thread, as the fence's refetch uses it: its aiokafka consumer,
+    and ``call_thread`` (here the same loop)."""
+
+    consumer: AIOKafkaConsumer
+
+    def _ensure_consumer(self) -> AIOKafkaConsumer:
+        return self.consumer
+
+    async def call_thread(self, fn: Callable[[], Any]) -> Any:
+        return await fn()
+
+
+@dataclass
+class FaustConsumer:
+    app: App
+    _thread: Thread
+
+
+@pytest.mark.parametrize("sought_between", [False, True], ids=["untouched", "sought-since"])
+def test_records_of_a_changelog_batch_not_handed_on_are_fetched_again(
+    stack: EmbeddedStack, partition: TopicPartition, sought_between: bool
+) -> None:
+    """agents/fence.py: when Faust drops the rest of a changelog partition's batch (the
+    flow stopped), the partition is sought back to the first record not handed on, and
+    the next fetch serves it; a seek that came after the batch was fetched wins."""
+    fence.install()
+
+    async def run() -> tuple[int, int]:
+        consumer = await drained(stack, partition, 0)
+        try:
+            consumer.seek(partition, 10)
+            batch = await consumer.getmany(partition, timeout_ms=2000, max_records=6)
+            fetched = fence.fence_of(consumer._fetcher)
+            stamped = fence.Stamped(batch)
+            stamped.fence, stamped.stamp = fetched, fetched.stamp(stamped)
+            if sought_between:
+                consumer.seek(partition, 25)
+            app = App(Topics(set()), tables=Tables({partition.topic}))
+            handed = {partition: 11}  # 10 and 11 handed on, 12..15 dropped
+            await fence._refetch_undelivered(FaustConsumer(app, Thread(consumer)), stamped, handed)
+            position = await consumer.position(partition)
+            again = await consumer.getmany(partition, timeout_ms=2000, max_records=1)
+            return position, again[partition][0].offset
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(run()) == ((25, 25) if sought_between else (12, 12))

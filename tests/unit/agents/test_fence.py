@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zoneapp.agents.fence import Fence, Stamped, _redeliverable
+from zoneapp.agents.fence import Fence, Stamped, _redeliverable, undelivered
 
 
 def test_a_stamp_is_superseded_only_for_the_partitions_sought_since() -> None:
@@ -51,3 +51,15 @@ def test_only_stream_topics_are_redelivered_below_a_stale_read_offset() -> None:
     assert _redeliverable(consumer, "payments")
     assert not _redeliverable(consumer, "changelog")
     assert not _redeliverable(consumer, "replies")
+
+
+@dataclass
+class _Record:
+    offset: int
+
+
+def test_undelivered_is_the_first_record_past_the_last_handed_on() -> None:
+    batch = {"a": [_Record(o) for o in (3, 4, 5)], "b": [_Record(7)], "c": [], "d": [_Record(1)]}
+    assert undelivered(batch, {"a": 3, "b": 7, "d": 0}) == {"a": 4, "d": 1}
+    assert undelivered(batch, {}) == {"a": 3, "b": 7, "d": 1}
+    assert undelivered(batch, {"a": 5, "b": 9, "d": 1}) == {}
