@@ -12,11 +12,20 @@ For each text of a record the scanner sees:
     digits, ``unquote_plus``;
   - **base64 and base64url**: every token of 12 or more characters (padding
     included, padding optional) of either alphabet, and a text made only of base64
-    and spaces joined (MIME-wrapped lines, grouped tokens), that decodes to text:
-    UTF-8, UTF-16LE or Latin-1 that is printable, or at least 90% printable and
-    75% printable ASCII.  A padded token
+    and spaces joined (MIME-wrapped lines, grouped tokens), and likewise lines of 12
+    or more base64 characters after other text (a MIME part's headers), that decodes
+    to text:
+    UTF-8, UTF-16 or UTF-32 (either byte order) or Latin-1 that is printable, or at
+    least 90% printable and 75% printable ASCII; a token that is a gzip or zlib
+    stream is inflated first (at most ``Limits.chars`` + 1 bytes, so a bomb exceeds
+    the limit).  A padded token
     with extra characters in front (``x`` + b64) is decoded from where its padding
     says it starts;
+  - **hex**: every run of 12 or more hex-encoded bytes, bare or separated by spaces,
+    colons or dashes (``34313131…``, ``34 31 31 31 …``, ``34:31:…``), read from its
+    first and its second digit, that decodes to text as base64 does;
+  - **quoted-printable**: a text with two or more ``=XX`` escapes, with and without
+    its soft line breaks;
   - **escapes**: JSON and C-style ``\\uXXXX`` / ``\\xXX`` escapes, and HTML character
     references (``&#52;``, ``&#x34;``, ``&amp;``);
   - **JSON in a string**: a text that starts with ``{``, ``[`` or ``"`` and parses as
@@ -24,9 +33,11 @@ For each text of a record the scanner sees:
     its arrays.
 
 - **split values**: adjacent short scalars of one array (12 characters or fewer,
-  ``["4111","1111","1111","1111"]``, ``[4,1,1,1,...]`` or ``[[4111],[1111],...]``;
-  nulls and empty strings in between are skipped) are also scanned joined, without
-  and with a space between them (:func:`joined_views`).
+  ``["4111","1111","1111","1111"]``, ``[4,1,1,1,...]``, ``[[4111,1111],[1111,1111]]``
+  or ``[{"a":"4111"},{"b":"1111"},...]``; nulls, empty strings and empty arrays or
+  objects in between are skipped), and the values of one key across the array's
+  objects (``[{"d":"4111"},{"d":"1111"},...]``, fractional numbers left out) are also
+  scanned joined, without and with a space between them (:func:`joined_views`).
 
 Bounds, per record: at most :attr:`Limits.views` decoded views holding at most
 :attr:`Limits.chars` characters in all.  A record that needs more, or whose
@@ -39,6 +50,7 @@ from __future__ import annotations
 import binascii
 import html
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,10 +68,16 @@ _B64 = re.compile(r"[A-Za-z0-9+/_-]{10,}={0,2}")
 # A text that is nothing but base64 and spaces: MIME-wrapped lines (their breaks are
 # spaces in the normalized view) or a token printed in groups.
 _B64_WRAPPED = re.compile(r"[A-Za-z0-9+/_=-]+(?: +[A-Za-z0-9+/_=-]+)+ *")
+# Lines of 12 or more base64 characters and the line after them: a wrapped body.
+_B64_LINES = re.compile(r"(?:[A-Za-z0-9+/_-]{12,}={0,2} +)+[A-Za-z0-9+/_-]+={0,2}")
 MIN_B64 = 12
 _PRINTABLE_SHARE = 0.9
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+_QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_QP_SOFT_BREAK = re.compile(rb"= +")
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2}[ :-]?){11,}[0-9A-Fa-f]{1,2}")
+_HEX_SEPARATORS = re.compile(r"[ :-]")
 _PRINTABLE_RUN = re.compile(rb"[\x20-\x7e]{8,}")
 _WHITESPACE = str.maketrans("", "", "\t\n\r")
 
@@ -88,6 +106,10 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
         # break): decoded joined.
         "|^[A-Za-z0-9+/_=-]+(?: +[A-Za-z0-9+/_=-]+)+ *$",
     ),
+    # Quoted-printable: two escapes in one text (one "=XX" is any URL's "id=12").
+    ("qp", "=[0-9A-Fa-f]{2}[^\\n]*=[0-9A-Fa-f]{2}"),
+    # 12 or more hex-encoded bytes, bare or separated (hexdump "34 31", "34:31").
+    ("hex", "(?:^|[^0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :-]?){11}[0-9A-Fa-f]{2}"),
     ("json", '^ *[\\[{"]'),
     # \\u, \\x and IIS-style %u escapes; any character reference html.unescape reads,
     # with or without its ";" (&#52, &#x00034;, &nbsp, &ThinSpace;).
@@ -103,26 +125,45 @@ _END = object()
 
 
 def joined_views(values: Sequence[Any]) -> list[str]:
-    """Views of adjacent short scalars of one array, joined (see the module docstring)."""
+    """Views of adjacent short scalars of one array, joined (see the module docstring).
+
+    Inner arrays of scalars and objects of one scalar count as their scalars, empty
+    arrays and objects as nothing; the objects of the array are also read key by key
+    (``[{"d": "4111"}, {"d": "1111"}, …]``), without their fractional numbers, which are
+    amounts and prices, not pieces of a number."""
     views: list[str] = []
+    _runs(values, views, fractions=True)
+    objects = [v for v in values if isinstance(v, dict)]
+    if len(objects) >= 2:
+        keys: dict[str, None] = {}
+        for obj in objects:
+            keys.update(dict.fromkeys(obj))
+        for key in list(keys)[:_MAX_COLUMNS]:
+            column = [obj.get(key) for obj in objects]
+            _runs(column, views, fractions=False)
+        return list(dict.fromkeys(views))  # an object of one key is in both
+    return views
+
+
+#: How many keys of an array's objects are read as columns.
+_MAX_COLUMNS = 64
+#: How deep inner arrays are read for their scalars.
+_MAX_NESTING = 4
+
+
+def _runs(values: Sequence[Any], views: list[str], *, fractions: bool) -> None:
+    """Append the joined views of each run of short scalars in ``values``."""
     run: list[str] = []
-    for value in [*values, _END]:
+    for value in [*_scalars(values, _MAX_NESTING), _END]:
         if value is None or isinstance(value, bool) or value == "":
             continue  # nothing in it: a null or an empty string does not break a run
         text: str | None = None
         if isinstance(value, str):
             text = value.strip()
-        elif isinstance(value, int | float):
+        elif isinstance(value, int | float) and (
+            fractions or not isinstance(value, float) or value.is_integer()
+        ):
             text = _number_text(value)
-        elif isinstance(value, list) and len(value) == 1 and not isinstance(value[0], list):
-            inner = value[0]
-            text = (
-                None
-                if isinstance(inner, dict)
-                else _number_text(inner)
-                if isinstance(inner, int | float) and not isinstance(inner, bool)
-                else str(inner)
-            )
         if text is not None and 0 < len(text) <= SHORT:
             run.append(text)
             continue
@@ -130,7 +171,20 @@ def joined_views(values: Sequence[Any]) -> list[str]:
             views.append("".join(run))
             views.append(" ".join(run))
         run = []
-    return views
+
+
+def _scalars(values: Sequence[Any], depth: int) -> Iterable[Any]:
+    """``values`` with inner arrays (``depth`` levels) and objects of one scalar value
+    replaced by their scalars, and empty ones dropped; anything else is kept, and
+    breaks a run."""
+    for value in values:
+        if isinstance(value, list) and depth > 0:
+            yield from _scalars(value, depth - 1)
+        elif isinstance(value, dict) and len(value) <= 1:
+            inner = next(iter(value.values()), None)
+            yield inner if not isinstance(inner, dict | list) else value
+        else:
+            yield value
 
 
 def _spliced(match: re.Match[str], decoded: dict[str, list[str]]) -> str:
@@ -155,15 +209,37 @@ def decode(text: str, decoder: str) -> list[str]:
         return views
     if decoder == "base64":
         tokens = _B64.findall(text)
-        if " " in text and _B64_WRAPPED.fullmatch(text):
-            # Nothing but base64 and spaces: wrapped lines, groups, a stray break.
-            tokens.append("".join(text.split()))
+        if " " in text:
+            if _B64_WRAPPED.fullmatch(text):
+                # Nothing but base64 and spaces: wrapped lines, groups, a stray break.
+                tokens.append("".join(text.split()))
+            else:
+                # Wrapped lines after other text (a MIME part's headers, a log prefix).
+                tokens += ["".join(run.split()) for run in _B64_LINES.findall(text)]
         decoded = {t: texts for t in tokens if len(t) >= MIN_B64 if (texts := _base64_text(t))}
         views = [view for texts in decoded.values() for view in texts]
         if decoded and not (len(tokens) == 1 and tokens[0] == text):
             # The tokens' texts put back in their places (one pass), so words around
             # them still give context ("ssn <base64 of 9 digits>").
             views.append(_B64.sub(lambda m: _spliced(m, decoded), text))
+        return views
+    if decoder == "qp":
+        data = text.encode("utf-8", "surrogatepass")
+        views = []
+        # A soft line break ("=" at a line end) is "= " in the normalized view.
+        for body in dict.fromkeys((data, _QP_SOFT_BREAK.sub(b"", data))):
+            raw = _QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), body)
+            views.append(_as_text(raw) or raw.decode("utf-8", "replace"))
+        return views
+    if decoder == "hex":
+        views = []
+        for run in _HEX.findall(text):
+            digits = _HEX_SEPARATORS.sub("", run)
+            for start in (0, 1):  # a glued-on hex digit in front shifts the bytes
+                part = digits[start : len(digits) - (len(digits) - start) % 2]
+                raw = bytes.fromhex(part)
+                if _maybe_text(raw) and (found := _as_text(raw)) is not None:
+                    views.append(found)
         return views
     if decoder == "json":
         try:
@@ -214,6 +290,8 @@ def _base64_text(token: str) -> list[str]:
             raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
         except binascii.Error:
             continue
+        if raw[:2] in _COMPRESSED:
+            raw = _inflated(raw)
         text = _as_text(raw) if _maybe_text(raw) else None
         if text is None and len(raw.translate(None, _TEXT_BYTES)) * 2 <= len(raw):
             # Mostly text around a binary frame; random bytes are about 37% text.
@@ -224,12 +302,33 @@ def _base64_text(token: str) -> list[str]:
     return texts
 
 
+#: The first two bytes of a gzip stream and of zlib streams (each compression level).
+_COMPRESSED = frozenset({b"\x1f\x8b", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda"})
+#: The most a compressed token may inflate to: one more than a record's decoded
+#: characters (:attr:`Limits.chars`), so a bomb exceeds that limit and is quarantined.
+INFLATE_LIMIT = Limits().chars + 1
+
+
+def _inflated(raw: bytes) -> bytes:
+    """A gzip or zlib stream inflated (at most :data:`INFLATE_LIMIT` bytes), or the
+    bytes as they were if they are not one."""
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
+    try:
+        return inflater.decompress(raw, INFLATE_LIMIT)
+    except zlib.error:
+        return raw
+
+
 def _maybe_text(raw: bytes) -> bool:
     """False only where :func:`_as_text` would say None: most non-text bytes and not
     valid UTF-8 (random bytes, which is what an id read as base64 gives), in a few
     C calls."""
     size = len(raw)
-    if len(raw.translate(None, _TEXT_BYTES)) * 4 <= size or raw[1::2].count(0) * 2 >= size // 2:
+    if (
+        len(raw.translate(None, _TEXT_BYTES)) * 4 <= size
+        or raw[1::2].count(0) * 2 >= size // 2
+        or raw[::2].count(0) * 2 >= size // 2
+    ):
         return size > 0
     # Only valid, printable UTF-8 can still be text (_as_text's first test).
     return not raw.isascii() and "\ufffd" not in raw.decode("utf-8", "replace")
@@ -237,7 +336,8 @@ def _maybe_text(raw: bytes) -> bool:
 
 def _as_text(raw: bytes) -> str | None:
     """Decoded bytes as text, if they are text: UTF-8 (a BOM allowed), UTF-16 when
-    every other byte is NUL (PowerShell's -EncodedCommand), else Latin-1 (cp1252
+    every other byte is NUL (little-endian, PowerShell's -EncodedCommand, or
+    big-endian, Java's ``getBytes(UTF_16)`` with its BOM; UTF-32 likewise), else Latin-1 (cp1252
     producers); accepted when at least 90% of it is printable, so a stray NUL or
     escape code does not hide the rest, while random bytes (a ciphertext) never pass.
     """
@@ -249,12 +349,21 @@ def _as_text(raw: bytes) -> str | None:
             text.isprintable() or text.translate(_WHITESPACE).isprintable()
         ):
             return text
-    utf16 = len(raw) % 2 == 0 and raw[1::2].count(0) * 2 >= len(raw) // 2
-    if not utf16 and len(raw.translate(None, _TEXT_BYTES)) > 0.25 * len(raw):
+    even = len(raw) % 2 == 0
+    utf16le = even and raw[1::2].count(0) * 2 >= len(raw) // 2
+    utf16be = even and raw[::2].count(0) * 2 >= len(raw) // 2
+    if not (utf16le or utf16be) and len(raw.translate(None, _TEXT_BYTES)) > 0.25 * len(raw):
         return None  # random bytes: most are not printable ASCII (a ciphertext)
     candidates = [raw.decode("ascii") if raw.isascii() else raw.decode("utf-8", "replace")]
-    if utf16:
-        candidates.append(raw.decode("utf-16-le", "replace"))
+    utf32 = len(raw) % 4 == 0 and raw[2::4].count(0) * 4 >= len(raw)
+    for wide, codec in (
+        (utf16le, "utf-16-le"),
+        (utf16be, "utf-16-be"),
+        (utf32 and utf16le, "utf-32-le"),
+        (utf32 and utf16be, "utf-32-be"),
+    ):
+        if wide:
+            candidates.append(raw.decode(codec, "replace").removeprefix("\ufeff"))
     if not raw.isascii():
         candidates.append(raw.decode("latin-1"))
     for text in candidates:

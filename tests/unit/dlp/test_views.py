@@ -90,10 +90,26 @@ def test_too_many_views_is_a_finding() -> None:
         (["4111", "1111", "1111", "1111"], "4111111111111111"),
         ([4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], "4111111111111111"),
         (["2024", "4111", "1111", "1111", "1111"], "2024 4111 1111 1111 1111"),
+        # inner arrays of more than one scalar, objects of one key, empty ones between
+        ([[4111, 1111], [1111, 1111]], "4111111111111111"),
+        ([[["4111"], ["1111"]], [["1111", "1111"]]], "4111111111111111"),
+        ([{"a": "4111"}, {"b": "1111"}, {"c": "1111"}, {"d": "1111"}], "4111111111111111"),
+        (["4111", [], "1111", {}, "1111", "1111"], "4111111111111111"),
+        # one key across sibling objects, other keys beside it
+        ([{"d": "4111", "n": "x"}, {"d": "1111"}, {"d": 1111}, {"d": 1111.0}], "4111111111111111"),
+        ([{"ssn": "078"}, {"ssn": "05"}, {"ssn": "1120"}], "078 05 1120"),
     ],
 )
 def test_split_values_are_joined(values: list[object], joined: str) -> None:
     assert joined in joined_views(values)
+
+
+def test_fractional_numbers_of_sibling_objects_are_not_joined() -> None:
+    """Prices of order lines are amounts, not pieces of a card; integers still are."""
+    lines = [{"sku": "A", "qty": 1, "price": 45.99} for _ in range(4)]
+    views = joined_views(lines)
+    assert not any("45.99" in v for v in views)
+    assert "1111" in views
 
 
 def test_long_items_break_a_run() -> None:
@@ -115,6 +131,19 @@ def test_long_items_break_a_run() -> None:
         "YwBhAHIAZAAgADQAMQAxADEAMQAxADEAMQAxADEAMQAxADEAMQAxADEA",
         "eyJjYXJkIjoiNDExMTExMTExMTExMTExMSIsInBhZCI6IgAifQ==",
         "G1swbTQxMTExMTExMTExMTExMTE=",
+        # UTF-16BE (with and without BOM) and UTF-32 under base64
+        "AGMAYQByAGQAIAA0ADEAMQAxADEAMQAxADEAMQAxADEAMQAxADEAMQAx",
+        "/v8AYwBhAHIAZAAgADQAMQAxADEAMQAxADEAMQAxADEAMQAxADEAMQAxADE=",
+        "//4AAGMAAABhAAAAcgAAAGQAAAAgAAAANAAAADEAAAAxAAAAMQAAADEAAAAxAAAAMQAAADEAAAAxAAAAMQAA"
+        "ADEAAAAxAAAAMQAAADEAAAAxAAAAMQAAAA==",
+        # base64 lines of an odd width after a MIME part's headers
+        "Content-Transfer-Encoding: base64\n\nYWFhYWFhYWFhYWE\ngNDExMTExMTExMTE\nxMTExMSB6eg==",
+        # hex: bare, after 0x, a glued digit in front, hexdump and colon separated
+        "636172642034313131313131313131313131313131",
+        "id=0x34313131313131313131313131313131;",
+        "f34313131313131313131313131313131",
+        "34 31 31 31 31 31 31 31 31 31 31 31 31 31 31 31",
+        "34:31:31:31:31:31:31:31:31:31:31:31:31:31:31:31",
         # escapes and character references
         "\\u0034111111111111111",
         '{"c":"\\u0034111111111111111"} trailing',
