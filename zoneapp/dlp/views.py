@@ -21,10 +21,11 @@ For each text of a record the scanner sees:
     the limit).  A padded token
     with extra characters in front (``x`` + b64) is decoded from where its padding
     says it starts;
-  - **hex**: every run of 12 or more hex-encoded bytes, bare or separated by spaces,
-    colons or dashes (``34313131…``, ``34 31 31 31 …``, ``34:31:…``), read from its
-    first and its second digit, that decodes to text as base64 does;
-  - **quoted-printable**: a text with two or more ``=XX`` escapes, with and without
+  - **hex**: every run of 8 or more hex-encoded bytes, bare or each followed by the
+    same separator, a space, colon or dash (``34313131…``, ``34 31 31 31 …``,
+    ``34:31:…``), read from its first and its second digit, that decodes to text as
+    base64 does;
+  - **quoted-printable**: a text with an ``=XX`` escape, with and without
     its soft line breaks;
   - **escapes**: JSON and C-style ``\\uXXXX`` / ``\\xXX`` escapes, and HTML character
     references (``&#52;``, ``&#x34;``, ``&amp;``);
@@ -76,7 +77,10 @@ _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _QP_SOFT_BREAK = re.compile(rb"= +")
-_HEX = re.compile(r"(?:[0-9A-Fa-f]{2}[ :-]?){11,}[0-9A-Fa-f]{1,2}")
+_HEX = re.compile(
+    r"[0-9A-Fa-f]{16,}|(?:[0-9A-Fa-f]{2} ){7,}[0-9A-Fa-f]{2}"
+    r"|(?:[0-9A-Fa-f]{2}:){7,}[0-9A-Fa-f]{2}|(?:[0-9A-Fa-f]{2}-){7,}[0-9A-Fa-f]{2}"
+)
 _HEX_SEPARATORS = re.compile(r"[ :-]")
 _PRINTABLE_RUN = re.compile(rb"[\x20-\x7e]{8,}")
 _WHITESPACE = str.maketrans("", "", "\t\n\r")
@@ -106,10 +110,15 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
         # break): decoded joined.
         "|^[A-Za-z0-9+/_=-]+(?: +[A-Za-z0-9+/_=-]+)+ *$",
     ),
-    # Quoted-printable: two escapes in one text (one "=XX" is any URL's "id=12").
-    ("qp", "=[0-9A-Fa-f]{2}[^\\n]*=[0-9A-Fa-f]{2}"),
-    # 12 or more hex-encoded bytes, bare or separated (hexdump "34 31", "34:31").
-    ("hex", "(?:^|[^0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :-]?){11}[0-9A-Fa-f]{2}"),
+    # Quoted-printable: an "=XX" escape (also any URL's "id=12": a cheap decode).
+    ("qp", "=[0-9A-Fa-f]{2}"),
+    # 8 or more hex-encoded bytes, bare or each followed by one separator (hexdump
+    # "34 31", "34:31"); a UUID's groups are longer than a byte and shorter than 8.
+    (
+        "hex",
+        "(?:^|[^0-9A-Fa-f])(?:[0-9A-Fa-f]{16}|(?:[0-9A-Fa-f]{2} ){7}[0-9A-Fa-f]{2}"
+        "|(?:[0-9A-Fa-f]{2}:){7}[0-9A-Fa-f]{2}|(?:[0-9A-Fa-f]{2}-){7}[0-9A-Fa-f]{2})",
+    ),
     ("json", '^ *[\\[{"]'),
     # \\u, \\x and IIS-style %u escapes; any character reference html.unescape reads,
     # with or without its ";" (&#52, &#x00034;, &nbsp, &ThinSpace;).

@@ -7,7 +7,10 @@ that applies to it, so a new evasion class is one function away from all detecto
 from __future__ import annotations
 
 import base64
+import gzip
+import quopri
 import re
+import zlib
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -114,4 +117,32 @@ ENCODINGS: list[tuple[str, Callable[[str], str]]] = [
         ).decode(),
     ),
     ("base64-of-json", lambda v: base64.b64encode(('{"n": "' + v + '"}').encode()).decode()),
+    # Other byte orders and widths of the text under base64.
+    ("base64-utf16be", lambda v: base64.b64encode(f"n: {v}".encode("utf-16-be")).decode()),
+    ("base64-utf16-bom", lambda v: base64.b64encode(f"n: {v}".encode("utf-16")).decode()),
+    ("base64-utf32", lambda v: base64.b64encode(f"n: {v}".encode("utf-32")).decode()),
+    # Compressed, then base64 (a gzip header is "H4sI").
+    ("base64-gzip", lambda v: base64.b64encode(gzip.compress(f"n: {v}".encode())).decode()),
+    ("base64-zlib", lambda v: "z=" + base64.b64encode(zlib.compress(f"n: {v}".encode())).decode()),
+    # MIME: lines of an odd width after the part's headers.
+    (
+        "mime-part",
+        lambda v: (
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+            + _wrapped(base64.b64encode(f"note: {v}, thanks".encode()).decode(), 15)
+        ),
+    ),
+    # Quoted-printable, every byte escaped or only the spaces.
+    ("quoted-printable", lambda v: "".join(f"={b:02X}" for b in v.encode())),
+    ("quoted-printable-spaces", lambda v: quopri.encodestring(f"n: {v}".encode(), True).decode()),
+    # Hex: bare, after 0x, and as hexdumps print it.
+    ("hex", lambda v: f"n: {v}".encode().hex()),
+    ("hex-0x", lambda v: "0x" + v.encode().hex().upper()),
+    ("hexdump", lambda v: " ".join(f"{b:02x}" for b in f"n: {v}".encode())),
+    ("hex-colons", lambda v: ":".join(f"{b:02X}" for b in f"n: {v}".encode())),
 ]
+
+
+def _wrapped(text: str, width: int) -> str:
+    """``text`` in lines of ``width`` characters."""
+    return "\r\n".join(text[i : i + width] for i in range(0, len(text), width))
