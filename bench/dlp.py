@@ -22,11 +22,15 @@ import string
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoneapp.dlp import BUILTIN_DETECTORS, Scanner, build_scanner
 from zoneapp.dlp.credit_card import _gs1_ok, luhn_ok
 from zoneapp.dlp.iban import iban_ok
+
+if TYPE_CHECKING:
+    from zoneapp.core.sanitizer import BoundarySanitizer, RawRecord
+    from zoneapp.policy.compiled import CompiledPolicy
 
 __all__ = ["NEAR_MISS_KINDS", "false_block_rate", "figures", "main"]
 
@@ -144,30 +148,36 @@ def _per_call_us(fn: Callable[[int], object], calls: int, repeat: int = 5) -> fl
     return best / calls * 1e6
 
 
-def figures(records: int = 2000, seed: int = 7, repeat: int = 5) -> dict[str, float]:
-    """µs per record for the scan (per engine) and the sanitizer, and the false-block rate.
-
-    The sanitizer runs as in a worker in its steady state: the token vault's cache
-    (:class:`~zoneapp.vault.cache.StoredTokenCache`) knows the tokens of earlier records,
-    so a repeat customer's e-mail costs no vault entry; every card is new.  A warm-up
-    chunk comes first; each timed chunk is new records.
-    """
-    from bench.__main__ import POLICY
-    from zoneapp.core.sanitizer import BoundarySanitizer, Forward, RawRecord
-    from zoneapp.keys.envelope import KeyRing
-    from zoneapp.keys.memory import MemoryKeyProvider
-    from zoneapp.policy import load_policy
+def payment_records(count: int, seed: int) -> list[RawRecord]:
+    """``count`` of the bench's payment records, as the source topic holds them."""
+    from zoneapp.core.sanitizer import RawRecord
     from zoneapp.stack.demo import make_payment
-    from zoneapp.stack.embedded import run_sync
-    from zoneapp.vault.cache import StoredTokenCache
 
     rng = random.Random(seed)
     raws = []
-    for i in range(records * (repeat + 1)):
+    for i in range(count):
         key, value, headers = make_payment(rng)
         body = json.dumps(value, separators=(",", ":")).encode()
         raws.append(RawRecord("restricted.payments", 0, i, key, body, headers, 0))
-    chunks = [raws[k * records : (k + 1) * records] for k in range(repeat + 1)]
+    return raws
+
+
+def steady_sanitizer() -> tuple[
+    CompiledPolicy, BoundarySanitizer, Callable[[Sequence[RawRecord]], None]
+]:
+    """The shipped policy, its payments boundary's sanitizer, and a function that
+    sanitizes records as a worker does in its steady state: keys from an in-memory
+    provider (real HMAC and AES-GCM), and the caching vault learning each stored token."""
+    from bench.__main__ import POLICY
+    from zoneapp.core.sanitizer import BoundarySanitizer, Forward
+    from zoneapp.keys.envelope import KeyRing
+    from zoneapp.keys.memory import MemoryKeyProvider
+    from zoneapp.policy import load_policy
+    from zoneapp.stack.embedded import run_sync
+    from zoneapp.vault.cache import StoredTokenCache
+
+    policy = load_policy(POLICY)
+    sanitizer = BoundarySanitizer(policy, policy.boundary("payments-to-confidential"))
 
     async def ring() -> KeyRing:
         provider = MemoryKeyProvider()
@@ -179,8 +189,6 @@ def figures(records: int = 2000, seed: int = 7, repeat: int = 5) -> dict[str, fl
         await keyring.prepare()
         return keyring
 
-    policy = load_policy(POLICY)
-    sanitizer = BoundarySanitizer(policy, policy.boundary("payments-to-confidential"))
     keyring = run_sync(ring())
     known = StoredTokenCache()
 
@@ -190,6 +198,21 @@ def figures(records: int = 2000, seed: int = 7, repeat: int = 5) -> dict[str, fl
             if isinstance(out, Forward):
                 for e in out.vault_entries:  # what the caching vault learns once stored
                     known.add(e.tenant, e.token, e.fingerprint)
+
+    return policy, sanitizer, sanitize
+
+
+def figures(records: int = 2000, seed: int = 7, repeat: int = 5) -> dict[str, float]:
+    """µs per record for the scan (per engine) and the sanitizer, and the false-block rate.
+
+    The sanitizer runs as in a worker in its steady state: the token vault's cache
+    (:class:`~zoneapp.vault.cache.StoredTokenCache`) knows the tokens of earlier records,
+    so a repeat customer's e-mail costs no vault entry; every card is new.  A warm-up
+    chunk comes first; each timed chunk is new records.
+    """
+    raws = payment_records(records * (repeat + 1), seed)
+    chunks = [raws[k * records : (k + 1) * records] for k in range(repeat + 1)]
+    policy, sanitizer, sanitize = steady_sanitizer()
 
     sanitize(chunks[0])
     out: dict[str, float] = {

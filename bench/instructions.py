@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,52 +23,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=500)
     args = parser.parse_args(argv)
 
-    from bench.__main__ import POLICY
-    from zoneapp.core.sanitizer import BoundarySanitizer, Forward, RawRecord
-    from zoneapp.keys.envelope import KeyRing
-    from zoneapp.keys.memory import MemoryKeyProvider
-    from zoneapp.policy import load_policy
-    from zoneapp.stack.demo import make_payment
-    from zoneapp.stack.embedded import run_sync
-    from zoneapp.vault.cache import StoredTokenCache
+    from bench.dlp import payment_records, steady_sanitizer
 
     n = args.records
-    rng = random.Random(7)
-    raws = []
-    for i in range(3 * n):
-        key, value, headers = make_payment(rng)
-        body = json.dumps(value, separators=(",", ":")).encode()
-        raws.append(RawRecord("restricted.payments", 0, i, key, body, headers, 0))
+    raws = payment_records(3 * n, 7)
     warm, scanned, timed = raws[:n], raws[n : 2 * n], raws[2 * n :]
-
-    policy = load_policy(POLICY)
-    sanitizer = BoundarySanitizer(policy, policy.boundary("payments-to-confidential"))
-
-    async def ring() -> KeyRing:
-        provider = MemoryKeyProvider()
-        await provider.provision(["restricted"])
-        await provider.open(["restricted"])
-        keyring = KeyRing(provider, ["restricted"])
-        for zone, purpose in sanitizer.hmac_purposes():
-            keyring.require_hmac(zone, purpose)
-        await keyring.prepare()
-        return keyring
-
-    keyring = run_sync(ring())
-    known = StoredTokenCache()
+    policy, sanitizer, sanitize = steady_sanitizer()
     calls: list[tuple[list[tuple[str, str]], frozenset[int]]] = []
 
     class Recorder:
         def scan(self, items: Any, opaque: Any = ()) -> Any:
             calls.append((list(items), frozenset(opaque)))
             return policy.scanner.scan(items, opaque)
-
-    def sanitize(chunk: Sequence[RawRecord]) -> None:
-        for r in chunk:
-            out = sanitizer.sanitize(r, keyring, known)
-            if isinstance(out, Forward):
-                for e in out.vault_entries:
-                    known.add(e.tenant, e.token, e.fingerprint)
 
     sanitize(warm)
     sanitizer.scanner = Recorder()  # type: ignore[assignment]

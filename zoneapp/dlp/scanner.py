@@ -185,6 +185,18 @@ def _level0(raw: list[str], items: list[int]) -> tuple[list[str], list[int], str
     return texts, origins, JOIN.join(texts)
 
 
+_Candidates = dict[tuple[int, int], set[str]]
+
+
+def _add_candidate(candidates: _Candidates, key: tuple[int, int], mode: str) -> None:
+    """Note that prefilter ``mode`` of a detector matched a view: (view, detector)."""
+    modes = candidates.get(key)
+    if modes is None:
+        candidates[key] = {mode}
+    else:
+        modes.add(mode)
+
+
 class Scanner:
     """Finds sensitive values in ``(path, text)`` pairs, reporting only (path, detector)."""
 
@@ -237,7 +249,7 @@ class Scanner:
             return []
         raw = list(map(_TEXT, pairs))
         hidden = sorted({i for i in opaque if 0 <= i < count}) if opaque else None
-        candidates: dict[tuple[int, int], set[str]] = {}
+        candidates: _Candidates = {}
         if hidden:
             plain = raw.copy()
             plain_items = list(range(count))
@@ -246,11 +258,10 @@ class Scanner:
                 del plain_items[i]
             texts, origins, joined = _level0(plain, plain_items)
             more, more_origins, more_joined = _level0([raw[i] for i in hidden], hidden)
-            start = len(texts)
+            first_opaque = len(texts)
             for pid, segment in self._opaque_engine.matches(more_joined):
-                candidates.setdefault((start + segment, self._kinds[pid][0]), set()).add(
-                    self._kinds[pid][1]
-                )
+                index, mode = self._kinds[pid]
+                _add_candidate(candidates, (first_opaque + segment, index), mode)
             texts = texts + more
             origins = origins + more_origins
             joins = [joined, more_joined]
@@ -269,11 +280,7 @@ class Scanner:
                 view = start + segment
                 index, mode = kinds[pid]
                 if index >= 0:
-                    modes = candidates.get((view, index))
-                    if modes is None:
-                        candidates[(view, index)] = {mode}
-                    else:
-                        modes.add(mode)
+                    _add_candidate(candidates, (view, index), mode)
                     continue
                 origin = origins[view]
                 if origin in overflow:

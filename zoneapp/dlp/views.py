@@ -247,7 +247,7 @@ def decode(text: str, decoder: str) -> list[str]:
             for start in (0, 1):  # a glued-on hex digit in front shifts the bytes
                 part = digits[start : len(digits) - (len(digits) - start) % 2]
                 raw = bytes.fromhex(part)
-                if _maybe_text(raw) and (found := _as_text(raw)) is not None:
+                if _maybe_text(raw, _junk(raw)) and (found := _as_text(raw)) is not None:
                     views.append(found)
         return views
     if decoder == "json":
@@ -301,8 +301,9 @@ def _base64_text(token: str) -> list[str]:
             continue
         if raw[:2] in _COMPRESSED:
             raw = _inflated(raw)
-        text = _as_text(raw) if _maybe_text(raw) else None
-        if text is None and len(raw.translate(None, _TEXT_BYTES)) * 2 <= len(raw):
+        junk = _junk(raw)
+        text = _as_text(raw) if _maybe_text(raw, junk) else None
+        if text is None and junk * 2 <= len(raw):
             # Mostly text around a binary frame; random bytes are about 37% text.
             runs = _PRINTABLE_RUN.findall(raw)
             text = " ".join(r.decode("ascii") for r in runs) if runs else None
@@ -328,13 +329,18 @@ def _inflated(raw: bytes) -> bytes:
         return raw
 
 
-def _maybe_text(raw: bytes) -> bool:
-    """False only where :func:`_as_text` would say None: most non-text bytes and not
-    valid UTF-8 (random bytes, which is what an id read as base64 gives), in a few
-    C calls."""
+def _junk(raw: bytes) -> int:
+    """How many of the bytes are not printable ASCII or whitespace (one C call)."""
+    return len(raw.translate(None, _TEXT_BYTES))
+
+
+def _maybe_text(raw: bytes, junk: int) -> bool:
+    """False only where :func:`_as_text` would say None: most non-text bytes (``junk``
+    is their count, :func:`_junk`) and not valid UTF-8 (random bytes, which is what an
+    id read as base64 gives), in a few C calls."""
     size = len(raw)
     if (
-        len(raw.translate(None, _TEXT_BYTES)) * 4 <= size
+        junk * 4 <= size
         or raw[1::2].count(0) * 2 >= size // 2
         or raw[::2].count(0) * 2 >= size // 2
     ):

@@ -258,14 +258,19 @@ boundaries:
 """
 
 
-@pytest.fixture
-async def blocking(keyring: KeyRing) -> BoundarySanitizer:
-    policy = compile_policy_text(BLOCKING.encode())
+async def prepared(text: str, keyring: KeyRing) -> BoundarySanitizer:
+    """The sanitizer of the first boundary of policy ``text``, its keys prepared."""
+    policy = compile_policy_text(text.encode())
     s = BoundarySanitizer(policy, policy.boundaries[0])
     for zone, purpose in s.hmac_purposes():
         keyring.require_hmac(zone, purpose)
     await keyring.prepare()
     return s
+
+
+@pytest.fixture
+async def blocking(keyring: KeyRing) -> BoundarySanitizer:
+    return await prepared(BLOCKING, keyring)
 
 
 async def test_unclassified_field_blocks_when_policy_says_so(
@@ -408,13 +413,7 @@ boundaries:
 async def sanitizer_for(
     keyring: KeyRing, key: str = "hash", tenants: str = "", normalizer: str = "trim"
 ) -> BoundarySanitizer:
-    text = POLICY.format(key=key, tenants=tenants, normalizer=normalizer)
-    policy = compile_policy_text(text.encode())
-    s = BoundarySanitizer(policy, policy.boundaries[0])
-    for zone, purpose in s.hmac_purposes():
-        keyring.require_hmac(zone, purpose)
-    await keyring.prepare()
-    return s
+    return await prepared(POLICY.format(key=key, tenants=tenants, normalizer=normalizer), keyring)
 
 
 KEY_TRANSFORMS = [
@@ -547,9 +546,7 @@ async def test_a_producer_key_cannot_borrow_another_fields_allow_list(
 ) -> None:
     """A key spelled like path syntax gets a path of its own: its finding is placed at
     the wildcard's place, never at the allowed field it would otherwise collide with."""
-    policy = compile_policy_text(BORROWED_ALLOW.encode())
-    s = BoundarySanitizer(policy, policy.boundaries[0])
-    await keyring.prepare()
+    s = await prepared(BORROWED_ALLOW, keyring)
     allowed = forward(
         s, keyring, {"tenant": "t", "attrs": {"contact": {"phone": PHONE}}}, headers=[]
     )
