@@ -10,10 +10,12 @@ The forwarded value is never changed; this view exists only for detection.
 2. every Unicode decimal digit (category Nd: Arabic-Indic, Devanagari, ...) to ASCII;
 3. format characters (category Cf: zero-width space and joiner, soft hyphen,
    word joiner, BOM, bidi marks) removed;
-4. every space separator (Zs), line or paragraph separator (Zl, Zp), tab, line
-   break and other ASCII control whitespace to one ASCII space;
-5. dash punctuation (Pd: en and em dash, non-breaking hyphen, ...) and the minus
-   sign to ``-``;
+4. every space separator (Zs), line or paragraph separator (Zl, Zp) and control
+   character (Cc: tab, line breaks, NUL, ESC, DEL, the C1 controls) to one ASCII
+   space, so a control character between groups separates them as a space does;
+5. dash punctuation (Pd: en and em dash, non-breaking hyphen, ...), the minus
+   sign and the katakana prolonged sound mark ``ー`` (typed for a hyphen by Japanese
+   input methods) to ``-``;
 6. combining and enclosing marks (Mn, Me: accents, variation selectors, keycaps) and
    invisible fillers (Hangul fillers, the blank Braille pattern) removed;
 7. ideographic and halfwidth full stops to ``.`` (they separate domain labels).
@@ -29,9 +31,13 @@ import unicodedata
 __all__ = ["normalize"]
 
 _ASCII_SPACES = {ord(c): " " for c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85"}
+#: Step 4 for ASCII text: every control character (NUL, ESC, DEL, ...) is a space.
+_ASCII_CONTROLS = {c: " " for c in (*range(0x20), 0x7F)}
 
 
-_MINUS = {0x2212, 0x2796, 0x02D7, 0x2043}
+# The minus signs, and the katakana prolonged sound mark (full and halfwidth), which
+# Japanese input methods give for a hyphen.
+_MINUS = {0x2212, 0x2796, 0x02D7, 0x2043, 0x30FC, 0xFF70}
 _FULL_STOPS = {0x3002, 0xFF61}
 _FILLERS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E}
 
@@ -45,10 +51,10 @@ class _CharMap(dict[int, str | None]):
         mapped: str | None
         if category == "Nd":
             mapped = str(unicodedata.digit(char))
+        elif category in ("Zs", "Zl", "Zp", "Cc"):
+            mapped = " "
         elif category in ("Cf", "Mn", "Me") or code in _FILLERS:
             mapped = None
-        elif category in ("Zs", "Zl", "Zp") or code in _ASCII_SPACES:
-            mapped = " "
         elif category == "Pd" or code in _MINUS:
             mapped = "-"
         elif code in _FULL_STOPS:
@@ -78,5 +84,5 @@ def normalize(text: str) -> str:
     """The detection view of ``text`` (see the module docstring)."""
     if text.isascii():
         # isprintable() is False exactly when an ASCII control character is present.
-        return text if text.isprintable() else text.translate(_ASCII_SPACES)
+        return text if text.isprintable() else text.translate(_ASCII_CONTROLS)
     return unicodedata.normalize("NFKC", text.translate(_LOOKALIKES)).translate(_CHAR_MAP)

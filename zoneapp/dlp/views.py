@@ -25,10 +25,13 @@ For each text of a record the scanner sees:
     same separator, a space, colon or dash (``34313131…``, ``34 31 31 31 …``,
     ``34:31:…``), read from its first and its second digit, that decodes to text as
     base64 does;
-  - **quoted-printable**: a text with an ``=XX`` escape, with and without
-    its soft line breaks;
-  - **escapes**: JSON and C-style ``\\uXXXX`` / ``\\xXX`` escapes, and HTML character
-    references (``&#52;``, ``&#x34;``, ``&amp;``);
+  - **quoted-printable**: a text with an ``=XX`` escape or a soft line break (an
+    ``=`` at a line end), with and without its soft line breaks;
+  - **escapes**: JSON and C-style ``\\uXXXX`` / ``\\xXX`` escapes, ``\\n``, ``\\r``,
+    ``\\t`` and ``\\/`` (a body logged escaped), and HTML character references
+    (``&#52;``, ``&#x34;``, ``&amp;``);
+  - **markup**: HTML and XML tags removed (``<td>4111</td><td>1111</td>``,
+    ``john<span>@</span>example.com``), character references then decoded;
   - **JSON in a string**: a text that starts with ``{``, ``[`` or ``"`` and parses as
     JSON contributes every key, string and number inside, and the joined views of
     its arrays.
@@ -51,6 +54,7 @@ from __future__ import annotations
 import binascii
 import html
 import re
+import unicodedata
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -75,13 +79,25 @@ MIN_B64 = 12
 _PRINTABLE_SHARE = 0.9
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TAG = re.compile(r"<[A-Za-z/!?][^>]*>")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
-_QP_SOFT_BREAK = re.compile(rb"= +")
+# A soft line break; not the padding at the end of a base64 line (16+ characters).
+_QP_SOFT_BREAK = re.compile(rb"(?<![A-Za-z0-9+/_-]{16})= +")
 _HEX = re.compile(
-    r"[0-9A-Fa-f]{16,}|(?:[0-9A-Fa-f]{2} ){7,}[0-9A-Fa-f]{2}"
+    # Long runs and the lines after them (xxd -p), bytes each followed by one or two
+    # spaces (od, hexdump), a colon or a dash, and "0x" bytes.
+    r"[0-9A-Fa-f]{16,}(?: {1,2}[0-9A-Fa-f]{16,})*(?: {1,2}[0-9A-Fa-f]{2,15}(?![0-9A-Za-z]))?"
+    r"|(?:[0-9A-Fa-f]{2} {1,3}){7,}[0-9A-Fa-f]{2}"
     r"|(?:[0-9A-Fa-f]{2}:){7,}[0-9A-Fa-f]{2}|(?:[0-9A-Fa-f]{2}-){7,}[0-9A-Fa-f]{2}"
+    r"|(?:0[xX][0-9A-Fa-f]{2}[ ,]{0,2}){8,}"
 )
-_HEX_SEPARATORS = re.compile(r"[ :-]")
+_HEX_SEPARATORS = re.compile(r"[ :,-]|0[xX]")
+# One line of ``xxd`` (offset, up to eight groups of four digits, two spaces, the
+# characters) or of ``hexdump -C`` (offset, sixteen bytes, ``|characters|``).
+_DUMP_LINE = re.compile(
+    r"[0-9a-f]{7,8}: ((?:[0-9a-f]{4} ){0,7}[0-9a-f]{2,4})  +"
+    r"|[0-9a-f]{7,8}  ((?:[0-9a-f]{2}  ?){0,15}[0-9a-f]{2}) +\|(.{1,16}?)\|"
+)
 _PRINTABLE_RUN = re.compile(rb"[\x20-\x7e]{8,}")
 _WHITESPACE = str.maketrans("", "", "\t\n\r")
 
@@ -111,22 +127,26 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
         "|^[A-Za-z0-9+/_=-]+(?: +[A-Za-z0-9+/_=-]+)+ *$",
     ),
     # Quoted-printable: an "=XX" escape (also any URL's "id=12": a cheap decode).
-    ("qp", "=[0-9A-Fa-f]{2}"),
+    ("qp", "=[0-9A-Fa-f]{2}|(?:^|[^=\\n])= "),
     # 8 or more hex-encoded bytes, bare or each followed by one separator (hexdump
     # "34 31", "34:31"); a UUID's groups are longer than a byte and shorter than 8.
+    # Dumps: xxd's groups of four, "0x34 0x31 ...".
     (
         "hex",
-        "(?:^|[^0-9A-Fa-f])(?:[0-9A-Fa-f]{16}|(?:[0-9A-Fa-f]{2} ){7}[0-9A-Fa-f]{2}"
-        "|(?:[0-9A-Fa-f]{2}:){7}[0-9A-Fa-f]{2}|(?:[0-9A-Fa-f]{2}-){7}[0-9A-Fa-f]{2})",
+        "(?:^|[^0-9A-Fa-f])(?:[0-9A-Fa-f]{16}|(?:[0-9A-Fa-f]{2}  ?){7}[0-9A-Fa-f]{2}"
+        "|(?:[0-9A-Fa-f]{2}:){7}[0-9A-Fa-f]{2}|(?:[0-9A-Fa-f]{2}-){7}[0-9A-Fa-f]{2}"
+        "|(?:[0-9A-Fa-f]{4} ){3}[0-9A-Fa-f]{4})|(?:0[xX][0-9A-Fa-f]{2}[ ,]{0,2}){7}0[xX]",
     ),
     ("json", '^ *[\\[{"]'),
     # \\u, \\x and IIS-style %u escapes; any character reference html.unescape reads,
     # with or without its ";" (&#52, &#x00034;, &nbsp, &ThinSpace;).
     (
         "escapes",
-        "\\\\u[0-9A-Fa-f]{4}|\\\\x[0-9A-Fa-f]{2}|%[uU][0-9A-Fa-f]{4}"
+        "\\\\u[0-9A-Fa-f]{4}|\\\\x[0-9A-Fa-f]{2}|%[uU][0-9A-Fa-f]{4}|\\\\[nrt/]"
         "|&#[0-9xX]|&[A-Za-z][A-Za-z0-9]",
     ),
+    # An HTML or XML tag (a receipt's table cells, a <span> around the "@").
+    ("html", "<[A-Za-z/!?][^>\\n]*>"),
 )
 
 
@@ -242,12 +262,26 @@ def decode(text: str, decoder: str) -> list[str]:
         return views
     if decoder == "hex":
         views = []
+        dump: list[str] = []
+        chars: list[str] = []
+        for line in _DUMP_LINE.finditer(text):
+            # A dump: its bytes, and its column of characters, each joined across lines.
+            xxd, hexdump, column = line.groups()
+            line_digits = (xxd or hexdump).replace(" ", "")
+            dump.append(line_digits)
+            # xxd's column holds one character per byte, after the padding.
+            end = line.end()
+            chars.append(column if xxd is None else text[end : end + len(line_digits) // 2])
+        if dump:
+            joined = "".join(dump)
+            if (found := _bytes_text(bytes.fromhex(joined[: len(joined) // 2 * 2]))) is not None:
+                views.append(found)
+            views.append("".join(chars))
         for run in _HEX.findall(text):
             digits = _HEX_SEPARATORS.sub("", run)
             for start in (0, 1):  # a glued-on hex digit in front shifts the bytes
                 part = digits[start : len(digits) - (len(digits) - start) % 2]
-                raw = bytes.fromhex(part)
-                if _maybe_text(raw, _junk(raw)) and (found := _as_text(raw)) is not None:
+                if (found := _bytes_text(bytes.fromhex(part))) is not None:
                     views.append(found)
         return views
     if decoder == "json":
@@ -258,6 +292,8 @@ def decode(text: str, decoder: str) -> list[str]:
         if isinstance(doc, str):
             return [doc]  # a JSON string literal: its escapes decoded
         return list(_json_texts(doc)) if isinstance(doc, dict | list) else []
+    if decoder == "html":
+        return [html.unescape(_TAG.sub("", text))]
     if decoder == "escapes":
         unescaped = _ESCAPE.sub(_unescape, text)
         return [html.unescape(unescaped)]
@@ -266,12 +302,15 @@ def decode(text: str, decoder: str) -> list[str]:
 
 _ESCAPE = re.compile(
     r"\\u([Dd][89ABab][0-9A-Fa-f]{2})\\u([Dd][C-Fc-f][0-9A-Fa-f]{2})"  # a surrogate pair
-    r"|\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|%[uU]([0-9A-Fa-f]{4})"
+    r"|\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|%[uU]([0-9A-Fa-f]{4})|\\([nrt/])"
 )
+_ESCAPED = {"n": " ", "r": " ", "t": " ", "/": "/"}
 
 
 def _unescape(m: re.Match[str]) -> str:
-    high, low, u, x, pct = m.groups()
+    high, low, u, x, pct, char = m.groups()
+    if char is not None:
+        return _ESCAPED[char]
     if high is not None:
         return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00)
     code = int(u or x or pct, 16)
@@ -299,34 +338,57 @@ def _base64_text(token: str) -> list[str]:
             raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
         except binascii.Error:
             continue
-        if raw[:2] in _COMPRESSED:
-            raw = _inflated(raw)
-        junk = _junk(raw)
-        text = _as_text(raw) if _maybe_text(raw, junk) else None
-        if text is None and junk * 2 <= len(raw):
-            # Mostly text around a binary frame; random bytes are about 37% text.
-            runs = _PRINTABLE_RUN.findall(raw)
-            text = " ".join(r.decode("ascii") for r in runs) if runs else None
+        text = _bytes_text(raw)
         if text is not None:
             texts.append(text)
     return texts
 
 
-#: The first two bytes of a gzip stream and of zlib streams (each compression level).
-_COMPRESSED = frozenset({b"\x1f\x8b", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda"})
+def _bytes_text(raw: bytes) -> str | None:
+    """The text of decoded bytes (base64, hex), if any: a gzip or zlib stream inflated
+    first; text as :func:`_as_text` reads it; else, for bytes at least half printable
+    ASCII (a protobuf or length-prefixed frame around a value), their runs of 8 or
+    more printable ASCII characters, as ``strings(1)`` gives them."""
+    if _compressed(raw):
+        raw = _inflated(raw)
+    junk = _junk(raw)
+    text = _as_text(raw) if _maybe_text(raw, junk) else None
+    if text is None and junk * 2 <= len(raw):
+        # Mostly text around a binary frame; random bytes are about 37% text.
+        runs = _PRINTABLE_RUN.findall(raw)
+        text = " ".join(r.decode("ascii") for r in runs) if runs else None
+    return text
+
+
+def _compressed(raw: bytes) -> bool:
+    """A gzip header, or a zlib one (deflate, any window size, its check bits right)."""
+    return len(raw) > 2 and (
+        raw[:2] == b"\x1f\x8b"
+        or (raw[0] & 0x0F == 8 and raw[0] >> 4 <= 7 and (raw[0] << 8 | raw[1]) % 31 == 0)
+    )
+
+
 #: The most a compressed token may inflate to: one more than a record's decoded
 #: characters (:attr:`Limits.chars`), so a bomb exceeds that limit and is quarantined.
 INFLATE_LIMIT = Limits().chars + 1
 
 
 def _inflated(raw: bytes) -> bytes:
-    """A gzip or zlib stream inflated (at most :data:`INFLATE_LIMIT` bytes), or the
-    bytes as they were if they are not one."""
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
-    try:
-        return inflater.decompress(raw, INFLATE_LIMIT)
-    except zlib.error:
-        return raw
+    """A gzip or zlib stream inflated, every member of a multi-member gzip (``cat
+    a.gz b.gz``) one after the other, at most :data:`INFLATE_LIMIT` bytes in all; the
+    bytes as they were if the first member is not a stream."""
+    out = b""
+    rest = raw
+    while rest and len(out) < INFLATE_LIMIT:
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
+        try:
+            out += inflater.decompress(rest, INFLATE_LIMIT - len(out))
+        except zlib.error:
+            break
+        if not inflater.eof:
+            break
+        rest = inflater.unused_data
+    return out if out or rest is not raw else raw
 
 
 def _junk(raw: bytes) -> int:
@@ -349,6 +411,14 @@ def _maybe_text(raw: bytes, junk: int) -> bool:
     return not raw.isascii() and "\ufffd" not in raw.decode("utf-8", "replace")
 
 
+def _mostly_printable(text: str) -> bool:
+    """Valid UTF-8 that is text: at least 90% printable once whitespace (no-break and
+    ideographic spaces, line separators) and format characters (joiners) are left
+    out; random bytes are almost never valid UTF-8 this long."""
+    good = sum(c.isprintable() or c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+    return good >= _PRINTABLE_SHARE * len(text)
+
+
 def _as_text(raw: bytes) -> str | None:
     """Decoded bytes as text, if they are text: UTF-8 (a BOM allowed), UTF-16 when
     every other byte is NUL (little-endian, PowerShell's -EncodedCommand, or
@@ -360,9 +430,7 @@ def _as_text(raw: bytes) -> str | None:
         return None
     if not raw.isascii():
         text = raw.decode("utf-8", "replace")  # no exception on the common path
-        if "\ufffd" not in text and (
-            text.isprintable() or text.translate(_WHITESPACE).isprintable()
-        ):
+        if "\ufffd" not in text and (text.isprintable() or _mostly_printable(text)):
             return text
     even = len(raw) % 2 == 0
     utf16le = even and raw[1::2].count(0) * 2 >= len(raw) // 2

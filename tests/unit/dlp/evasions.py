@@ -140,7 +140,57 @@ ENCODINGS: list[tuple[str, Callable[[str], str]]] = [
     ("hex-0x", lambda v: "0x" + v.encode().hex().upper()),
     ("hexdump", lambda v: " ".join(f"{b:02x}" for b in f"n: {v}".encode())),
     ("hex-colons", lambda v: ":".join(f"{b:02X}" for b in f"n: {v}".encode())),
+    ("hex-0x-bytes", lambda v: ", ".join(f"0x{b:02x}" for b in v.encode())),
+    # Dumps as the tools print them, the value running onto the next line.
+    ("xxd-plain", lambda v: _wrapped(f"Customer card number: {v}, exp".encode().hex(), 60)),
+    ("od", lambda v: _wrapped(" " + " ".join(f"{b:02x}" for b in f"note: {v}".encode()), 48)),
+    ("hexdump-C", lambda v: _hexdump(f"Customer card number: {v}, ok".encode())),
+    ("xxd", lambda v: _xxd(f"Customer card number: {v}, ok".encode())),
+    # Soft line breaks of quoted-printable with no escape at all.
+    ("qp-soft-break", lambda v: f"Your value {v[:5]}=\r\n{v[5:]} is on file"),
+    # Markup around the pieces, and escapes of a body logged escaped.
+    (
+        "html-cells",
+        lambda v: "".join(f"<td>{c}</td>" for c in v.split(" ")) if " " in v else f"<b>{v}</b>",
+    ),
+    ("html-span-at", lambda v: v.replace("@", "<span>@</span>").replace(" ", "<br>")),
+    ("escaped-newlines", lambda v: v.replace(" ", "\\n").replace("-", "\\r\\n")),
+    # Control characters between the characters (a JSON \u0000 decodes to NUL).
+    ("nul-separated", lambda v: v.replace(" ", "\x00").replace("-", "\x1b")),
+    # Non-Latin text with a no-break or ideographic space, under base64.
+    ("base64-cjk", lambda v: base64.b64encode(f"カード番号\u3000{v}です".encode()).decode()),
+    ("base64-cyrillic", lambda v: base64.b64encode(f"номер карты:\u00a0{v}".encode()).decode()),
+    (
+        "base64-gzip-members",
+        lambda v: base64.b64encode(gzip.compress(b"log\n") + gzip.compress(v.encode())).decode(),
+    ),
+    ("hex-gzip", lambda v: gzip.compress(f"n: {v}".encode()).hex()),
 ]
+
+
+def _hexdump(data: bytes) -> str:
+    """``hexdump -C``: offset, sixteen bytes in two halves, the characters."""
+    lines = []
+    for at in range(0, len(data), 16):
+        chunk = data[at : at + 16]
+        hexes = (
+            " ".join(f"{b:02x}" for b in chunk[:8]) + "  " + " ".join(f"{b:02x}" for b in chunk[8:])
+        )
+        chars = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{at:08x}  {hexes:<48}  |{chars}|")
+    return "\n".join(lines) + "\n"
+
+
+def _xxd(data: bytes) -> str:
+    """``xxd``: offset, eight groups of four digits, the characters."""
+    lines = []
+    for at in range(0, len(data), 16):
+        chunk = data[at : at + 16]
+        digits = chunk.hex()
+        groups = " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))
+        chars = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{at:08x}: {groups:<39}  {chars}")
+    return "\n".join(lines) + "\n"
 
 
 def _wrapped(text: str, width: int) -> str:
