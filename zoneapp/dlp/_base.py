@@ -58,21 +58,39 @@ def words_of(text: str) -> str:
 
 
 def has_context(pattern: re.Pattern[str], text: str) -> bool:
-    """A context word of ``pattern`` in ``text``, camelCase words split.
+    """A context word of ``pattern`` in ``text``: as a word, or split out of camelCase
+    (``homePhone``, ``mySSN``) when it is capitalized and 4 letters or more, or upper
+    case and 3 or more, so random base64 (``…WPhCo…``, ``…xSsnQ…``) does not spell one.
 
     Context patterns are words (every match holds a letter), so a text with no cased
     character, such as a number, has none: two C calls instead of two regex passes.
     """
     if text.lower() == text.upper():
         return False
-    return pattern.search(words_of(text)) is not None
+    if pattern.search(text) is not None:
+        return True
+    split = words_of(text)
+    if split == text:
+        return False
+    for m in pattern.finditer(split):
+        word = m.group()
+        if len(word) >= 4 or (len(word) >= 3 and word.isupper()):
+            return True
+    return False
 
 
 @lru_cache(maxsize=4096)
-def path_matches(pattern: re.Pattern[str], path: str) -> bool:
-    """:func:`has_context` for a field path, cached: a boundary sees the same few paths
-    again and again."""
-    return has_context(pattern, path)
+def path_matches(
+    pattern: re.Pattern[str], path: str, compound: re.Pattern[str] | None = None
+) -> bool:
+    """A context word in a field path, camelCase words split (``employeeSSN``), or a
+    ``compound`` part inside one of its lower-case names (``socialsecuritynumber``,
+    ``homephone``); cached: a boundary sees the same few paths again and again."""
+    if path.lower() == path.upper():
+        return False
+    if pattern.search(words_of(path)) is not None:
+        return True
+    return compound is not None and compound.search(path) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,9 +68,23 @@ DEFAULT_REGIONS: tuple[str, ...] = (
 
 PHONE_CONTEXT = re.compile(
     r"(?<![a-z])(?:phone|telephone|tel|mobile|cell|cellphone|fax|msisdn|whatsapp|sms|"
-    r"ph|mob|tlf|telefon|telefono|handy|contact)(?![a-z])",
+    r"mob|tlf|telefon|telefono|handy|contact|telecom)(?![a-z])"
+    # "ph" only apart from digits too: random base64 has "3PH0" and "_9pH4".
+    r"|(?<![a-z0-9])ph(?![a-z0-9])",
     re.IGNORECASE,
 )
+#: Parts of a field name written as one lower-case word (``homephone``,
+#: ``phonenumber``, ``mobileno``).
+PHONE_COMPOUND = re.compile(
+    r"phone|telecom|msisdn|whatsapp|mobile(?:no|num|number)|fax(?:no|num|number)",
+    re.IGNORECASE,
+)
+# Seconds of a clock time after its ":" (with a fraction and a zone's hours):
+# ``2020-04-11T19:05:00.635017-08:00``.
+# (A form body's "+" decoded is a space.)
+_SECONDS = re.compile(r"[0-5][0-9](?:[.,][0-9]{1,9})?(?:[ +-][0-9]{2})?")
+# An amount grouped in thousands with cents: ``518 219 135.57``, ``1.234.567,89``.
+_AMOUNT = re.compile(r"[0-9]{1,3}(?:[ .,'][0-9]{3})+[.,][0-9]{2}")
 
 _RUN = re.compile(r"(?:\(?\+|\()?[0-9](?:[ ./_()-]{0,8}[0-9])*")
 _GROUP = re.compile(r"[0-9]+")
@@ -155,13 +169,19 @@ class PhoneDetector(Detector):
             start, end = m.span()
             if "_" in run and start and _glued_id(text, start):
                 continue  # underscores inside an identifier (pay_00543593_10), not a layout
-            if run[0] == "+" or run[:2] == "(+" or (run[:2] == "00" and run[2:3] != "0"):
+            if run[0] == "+" or run[:2] == "(+":
                 if self._international(run):
                     return True
                 continue
             if _WORD.match(text, start - 1) if start else False:
-                continue  # glued to a letter: part of an identifier (a UUID, a SKU)
+                continue  # glued to a letter: part of an identifier (a UUID, a SKU, hex)
             if _WORD.match(text, end) and not _EXTENSION.match(text, end):
+                continue  # (a W3C traceparent's "00-4968e…" too)
+            if start and text[start - 1] == ":" and _SECONDS.fullmatch(run):
+                continue  # the seconds of a clock time
+            if run[:2] == "00" and run[2:3] != "0":
+                if self._international(run):
+                    return True
                 continue
             if run.isdigit():
                 # One group, no separators: no date, layout or national format (rules
@@ -169,7 +189,7 @@ class PhoneDetector(Detector):
                 if 7 <= len(run) <= 15:
                     if context is None:
                         context = has_context(PHONE_CONTEXT, text) or path_matches(
-                            PHONE_CONTEXT, path
+                            PHONE_CONTEXT, path, PHONE_COMPOUND
                         )
                     if context and (_check("+" + run, None, False) or self._national(run, False)):
                         return True
@@ -183,13 +203,15 @@ class PhoneDetector(Detector):
                 continue
             if _NANP_GROUPS.search(run):
                 return True
-            if _YEAR_FIRST.match(run) or _DECIMAL.search(run):
+            if _YEAR_FIRST.match(run) or _DECIMAL.search(run) or _AMOUNT.fullmatch(run):
                 continue  # an invoice or serial number, coordinates, a build version
             if self._grouped_national(run, groups, digits):
                 return True
             if len(digits) <= 15:
                 if context is None:
-                    context = has_context(PHONE_CONTEXT, text) or path_matches(PHONE_CONTEXT, path)
+                    context = has_context(PHONE_CONTEXT, text) or path_matches(
+                        PHONE_CONTEXT, path, PHONE_COMPOUND
+                    )
                 if context and (_check("+" + digits, None, False) or self._national(run, False)):
                     return True
         return False

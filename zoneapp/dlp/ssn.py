@@ -22,6 +22,12 @@ __all__ = ["SSN_CONTEXT", "SsnDetector", "ssn_ok"]
 #: an object key or the field path (camelCase split first: ``employeeSSN``).  Matched
 #: as whole words, so "classname" or "businessname" do not count as "ssn".  Up to two
 #: characters between the halves of "soc sec" (``Soc. Sec. No.``).
+#: Parts of a field name written as one lower-case word (``socialsecuritynumber``,
+#: ``empssn``, ``ssnid``): "ssn" only at an end of the name, so ``businessnumber`` and
+#: ``classname`` do not count.
+SSN_COMPOUND = re.compile(
+    r"socialsec|socsec|(?:^|[^a-z])ssn|ssn(?:$|[^a-z])|ssn(?:id|no|num)", re.IGNORECASE
+)
 SSN_CONTEXT = re.compile(
     r"(?<![a-z])(?:ssns?|s\.s\.n\.?|ss ?#|ss ?(?:no|num|number)"
     r"|soc(?:ial)?[ ._-]{0,2}sec(?:urity)?)(?![a-z])",
@@ -60,10 +66,16 @@ class SsnDetector(Detector):
         "grouped": f"{LEFT}[0-9]{{3}}{SEPARATORS}+[0-9]{{2}}{SEPARATORS}+[0-9]{{4}}{RIGHT}",
         # 9 digits in whole groups (one or more); find() wants a context word.
         "context": f"{LEFT}[0-9](?:{SEPARATORS}*[0-9]){{8}}{RIGHT}",
+        # A whole text of 7 or 8 digits: an SSN stored as a number lost its leading
+        # zeros (078051120 is 78051120); find() wants the context.
+        "padded": "^[0-9]{7,8}$",
     }
 
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:
         context: bool | None = None
+        if 7 <= len(text) <= 8 and text.isdigit():
+            padded = text.zfill(9)
+            return ssn_ok(padded) and path_matches(SSN_CONTEXT, path, SSN_COMPOUND)
         for groups in digit_runs(text):
             sizes = [len(g) for g in groups]
             for i in range(len(groups) - 2):
@@ -76,7 +88,9 @@ class SsnDetector(Detector):
                     j += 1
                 if total == 9 and ssn_ok("".join(groups[i:j])):
                     if context is None:
-                        context = has_context(SSN_CONTEXT, text) or path_matches(SSN_CONTEXT, path)
+                        context = has_context(SSN_CONTEXT, text) or path_matches(
+                            SSN_CONTEXT, path, SSN_COMPOUND
+                        )
                     if context:
                         return True
         return False
