@@ -121,6 +121,9 @@ class Detector(ABC):
     prefilters: ClassVar[Mapping[str, str]]
     #: Modes whose prefilter matches ASCII letters case-insensitively.
     caseless: ClassVar[frozenset[str]] = frozenset()
+    #: Whether ``find`` reads context words in ``path``: the scanner then also offers
+    #: the short texts of the field's siblings there (a FHIR identifier's ``system``).
+    path_context: ClassVar[bool] = False
 
     @abstractmethod
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:

@@ -21,8 +21,11 @@ slashes, underscores or parentheses, :data:`_RUN`), and which check it must pass
 
 Not phones (exclusion hooks, checked before libphonenumber): four groups of four
 digits (a card's layout, such as a card token ``0030 9703 2292 1111``); a run without ``+``
-or ``00`` glued to a letter on either side (``a38f-557203-3018``: part of a UUID,
-a SKU or a token; an extension such as ``x123`` after it is fine), runs that start
+glued to a letter on either side (``a38f-557203-3018``: part of a UUID, a SKU, a hex
+digest or a token, ``00`` runs such as a traceparent's ``00-4968e...`` too; an
+extension such as ``x123`` after it is fine), the digit groups of a canonical UUID,
+the seconds of a clock time after their ``:`` (``19:05:00.635017-08:00``), amounts
+grouped in thousands with cents (``518 219 135.57``), runs that start
 with a calendar date (``2026-11-23 14``, ``23.11.2026``, ``03/20/2035``,
 ``23_11_2026``), dotted quads (IPv4), valid ISBN-10s, and (unless in the North
 American layout) runs that start with a year (``2024-123456``) or have four digits
@@ -84,6 +87,8 @@ PHONE_COMPOUND = re.compile(
 # (A form body's "+" decoded is a space.)
 _SECONDS = re.compile(r"[0-5][0-9](?:[.,][0-9]{1,9})?(?:[ +-][0-9]{2})?")
 # An amount grouped in thousands with cents: ``518 219 135.57``, ``1.234.567,89``.
+# A UUID in its canonical form: its digit groups are an id's, never a phone's.
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 _AMOUNT = re.compile(r"[0-9]{1,3}(?:[ .,'][0-9]{3})+[.,][0-9]{2}")
 
 _RUN = re.compile(r"(?:\(?\+|\()?[0-9](?:[ ./_()-]{0,8}[0-9])*")
@@ -131,6 +136,7 @@ class PhoneDetector(Detector):
     """International, North American and national phone numbers (module docstring)."""
 
     name = "PHONE"
+    path_context = True
     # Supersets of find()'s rules that Hyperscan runs as small DFAs.
     prefilters: ClassVar[dict[str, str]] = {
         # Rule 1: + or 00, then at least 7 digits (so 6 more digit-or-separator chars).
@@ -162,11 +168,14 @@ class PhoneDetector(Detector):
         if _CARD_LAYOUT.fullmatch(text):
             return False  # the whole text is one run in a card's layout (below)
         context: bool | None = None
+        uuids = [u.span() for u in _UUID.finditer(text)] if len(text) >= 36 else ()
         for m in _RUN.finditer(text):
             run = m.group()
             if _CARD_LAYOUT.fullmatch(run):
                 continue  # four groups of four digits: a card's layout (CREDIT_CARD's job)
             start, end = m.span()
+            if uuids and any(a <= start and end <= b for a, b in uuids):
+                continue  # digit groups of a UUID
             if "_" in run and start and _glued_id(text, start):
                 continue  # underscores inside an identifier (pay_00543593_10), not a layout
             if run[0] == "+" or run[:2] == "(+":

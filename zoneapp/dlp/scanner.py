@@ -197,6 +197,33 @@ def _add_candidate(candidates: _Candidates, key: tuple[int, int], mode: str) -> 
         modes.add(mode)
 
 
+class _Siblings:
+    """The short texts of the other fields of an item's object, which may name what
+    the item is: ``{"system": "http://hl7.org/fhir/sid/us-ssn", "value": "078051120"}``
+    (FHIR's identifier), ``{"system": "phone", "value": "2125550123"}`` (its telecom).
+    Only texts of at most :attr:`SHORT` characters: a type or system, not free text."""
+
+    SHORT = 64
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        self.pairs = pairs
+        self._by_parent: dict[str, list[int]] | None = None
+
+    @staticmethod
+    def parent(path: str) -> str:
+        return path[: max(path.rfind("."), path.rfind("["), 0)]
+
+    def of(self, origin: int) -> str:
+        if self._by_parent is None:
+            self._by_parent = {}
+            for i, (path, text) in enumerate(self.pairs):
+                if len(text) <= self.SHORT:
+                    self._by_parent.setdefault(self.parent(path), []).append(i)
+        path = self.pairs[origin][0]
+        group = self._by_parent.get(self.parent(path), ())
+        return " ".join(self.pairs[i][1] for i in group if i != origin and "." in path)
+
+
 class Scanner:
     """Finds sensitive values in ``(path, text)`` pairs, reporting only (path, detector)."""
 
@@ -316,13 +343,19 @@ class Scanner:
         if candidates:
             done: set[tuple[str, int]] = set()
             detectors = self.detectors
+            siblings: _Siblings | None = None
             for (view, index), modes in sorted(candidates.items()):
                 origin = origins[view]
                 path = pairs[origin][0]
                 if (path, index) in done:
                     continue
                 det = detectors[index]
-                if det.find(texts[view], path, modes):
+                hit = det.find(texts[view], path, modes)
+                if not hit and det.path_context:
+                    siblings = siblings or _Siblings(pairs)
+                    context = siblings.of(origin)
+                    hit = bool(context) and det.find(texts[view], f"{path} {context}", modes)
+                if hit:
                     done.add((path, index))
                     found.add((origin, det.name))
         if self._custom is not None:

@@ -62,6 +62,7 @@ class SsnDetector(Detector):
     """
 
     name = "US_SSN"
+    path_context = True
     prefilters: ClassVar[dict[str, str]] = {
         "grouped": f"{LEFT}[0-9]{{3}}{SEPARATORS}+[0-9]{{2}}{SEPARATORS}+[0-9]{{4}}{RIGHT}",
         # 9 digits in whole groups (one or more); find() wants a context word.
