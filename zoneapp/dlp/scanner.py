@@ -201,9 +201,11 @@ class _Siblings:
     """The short texts of the other fields of an item's object, which may name what
     the item is: ``{"system": "http://hl7.org/fhir/sid/us-ssn", "value": "078051120"}``
     (FHIR's identifier), ``{"system": "phone", "value": "2125550123"}`` (its telecom).
-    Only texts of at most :attr:`SHORT` characters: a type or system, not free text."""
+    Only for items whose name says "the value of this object" (:attr:`LEAVES`), and
+    only texts of at most :attr:`SHORT` characters: a type or system, not free text."""
 
     SHORT = 64
+    LEAVES = (".value", ".val", ".number", ".id", ".identifier", ".code")
 
     def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
         self.pairs = pairs
@@ -351,7 +353,7 @@ class Scanner:
                     continue
                 det = detectors[index]
                 hit = det.find(texts[view], path, modes)
-                if not hit and det.path_context:
+                if not hit and det.path_context and path.endswith(_Siblings.LEAVES):
                     siblings = siblings or _Siblings(pairs)
                     context = siblings.of(origin)
                     hit = bool(context) and det.find(texts[view], f"{path} {context}", modes)

@@ -34,7 +34,10 @@ For each text of a record the scanner sees:
     ``john<span>@</span>example.com``), character references then decoded;
   - **JSON in a string**: a text that starts with ``{``, ``[`` or ``"`` and parses as
     JSON contributes every key, string and number inside, and the joined views of
-    its arrays.
+    its arrays;
+  - **lists in a text**: every ``[...]`` list of scalars, quoted or not, anywhere
+    in a text, strict JSON or not (``parts=['4111', '1111', ...]``, a trailing
+    comma), gives the joined views of its items, as an array's split value does.
 
 - **split values**: adjacent short scalars of one array (12 characters or fewer,
   ``["4111","1111","1111","1111"]``, ``[4,1,1,1,...]``, ``[[4111,1111],[1111,1111]]``
@@ -79,6 +82,7 @@ MIN_B64 = 12
 _PRINTABLE_SHARE = 0.9
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+_LIST = re.compile(r"\[([^\[\]]{1,4000})\]")
 _TAG = re.compile(r"<[A-Za-z/!?][^>]*>")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 # A soft line break; not the padding at the end of a base64 line (16+ characters).
@@ -138,6 +142,8 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
         "|(?:[0-9A-Fa-f]{4} ){3}[0-9A-Fa-f]{4})|(?:0[xX][0-9A-Fa-f]{2}[ ,]{0,2}){7}0[xX]",
     ),
     ("json", '^ *[\\[{"]'),
+    # A list written out inside a text, strict JSON or not (Python's repr, a log line).
+    ("list", "\\[ *['\"]?[0-9A-Za-z+][^\\]\\n]*,"),
     # \\u, \\x and IIS-style %u escapes; any character reference html.unescape reads,
     # with or without its ";" (&#52, &#x00034;, &nbsp, &ThinSpace;).
     (
@@ -292,6 +298,12 @@ def decode(text: str, decoder: str) -> list[str]:
         if isinstance(doc, str):
             return [doc]  # a JSON string literal: its escapes decoded
         return list(_json_texts(doc)) if isinstance(doc, dict | list) else []
+    if decoder == "list":
+        views = []
+        for body in _LIST.findall(text):
+            items = [item.strip().strip("'\"").strip() for item in body.split(",")]
+            views += joined_views(items)
+        return views
     if decoder == "html":
         return [html.unescape(_TAG.sub("", text))]
     if decoder == "escapes":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import quopri
 import re
 import zlib
@@ -165,7 +166,18 @@ ENCODINGS: list[tuple[str, Callable[[str], str]]] = [
         lambda v: base64.b64encode(gzip.compress(b"log\n") + gzip.compress(v.encode())).decode(),
     ),
     ("hex-gzip", lambda v: gzip.compress(f"n: {v}".encode()).hex()),
+    # A split value written out as a list inside a text: Python's repr, lenient JSON.
+    ("python-repr-list", lambda v: "parts=" + repr(_pieces(v))),
+    ("json-list-trailing-comma", lambda v: "x " + json.dumps(_pieces(v))[:-1] + ",]"),
 ]
+
+
+def _pieces(value: str) -> list[str]:
+    """``value`` in pieces (a split value): its groups, or four characters each."""
+    groups = re.split(r"[ -]", value)
+    if len(groups) > 1:
+        return groups
+    return [value[i : i + 4] for i in range(0, len(value), 4)]
 
 
 def _hexdump(data: bytes) -> str:
