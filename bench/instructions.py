@@ -24,6 +24,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.dlp import payment_records, steady_sanitizer
+    from zoneapp.dlp import build_scanner
+    from zoneapp.dlp.phone import DEFAULT_REGIONS
 
     n = args.records
     raws = payment_records(3 * n, 7)
@@ -41,7 +43,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     sanitize(scanned)  # what the sanitizer hands the scanner, for the scan loop
     sanitizer.scanner = policy.scanner
     warm_calls, timed_calls = calls[: n // 2], calls[n // 2 :]
-    scanner = policy.scanner
+    # A scanner of its own: the policy's has already decoded (and cached) these texts
+    # while they were recorded, which a worker never has for a new record.
+    dlp = policy.spec.dlp
+    scanner = build_scanner(
+        dlp.detectors,
+        [(c.name, c.pattern, c.ignore_case) for c in dlp.custom],
+        phone_regions=dlp.phone_regions or DEFAULT_REGIONS,
+    )
     for items, opaque in warm_calls:
         scanner.scan(items, opaque)
     if args.mode == "scan":

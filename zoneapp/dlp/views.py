@@ -43,7 +43,7 @@ For each text of a record the scanner sees:
   ``["4111","1111","1111","1111"]``, ``[4,1,1,1,...]``, ``[[4111,1111],[1111,1111]]``
   or ``[{"a":"4111"},{"b":"1111"},...]``; nulls, empty strings and empty arrays or
   objects in between are skipped), and the values of one key across the array's
-  objects (``[{"d":"4111"},{"d":"1111"},...]``, fractional numbers left out) are also
+  objects (``[{"d":"4111"},{"d":"1111"},...]``, digits only) are also
   scanned joined, without and with a space between them (:func:`joined_views`).
 
 Bounds, per record: at most :attr:`Limits.views` decoded views holding at most
@@ -82,6 +82,9 @@ MIN_B64 = 12
 _PRINTABLE_SHARE = 0.9
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+# The date and hour of an ISO 8601 time (``2026-11-20T07``, then ":"), a base64 token
+# of 13 characters on every record: 9 bytes from digits, "-" and "T" hold no value.
+_DATE_HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}")
 _LIST = re.compile(r"\[([^\[\]]{1,4000})\]")
 _TAG = re.compile(r"<[A-Za-z/!?][^>]*>")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
@@ -167,7 +170,7 @@ def joined_views(values: Sequence[Any]) -> list[str]:
     (``[{"d": "4111"}, {"d": "1111"}, …]``), without their fractional numbers, which are
     amounts and prices, not pieces of a number."""
     views: list[str] = []
-    _runs(values, views, fractions=True)
+    _runs(values, views, digits_only=False)
     objects = [v for v in values if isinstance(v, dict)]
     if len(objects) >= 2:
         keys: dict[str, None] = {}
@@ -175,7 +178,7 @@ def joined_views(values: Sequence[Any]) -> list[str]:
             keys.update(dict.fromkeys(obj))
         for key in list(keys)[:_MAX_COLUMNS]:
             column = [obj.get(key) for obj in objects]
-            _runs(column, views, fractions=False)
+            _runs(column, views, digits_only=True)
         return list(dict.fromkeys(views))  # an object of one key is in both
     return views
 
@@ -186,8 +189,10 @@ _MAX_COLUMNS = 64
 _MAX_NESTING = 4
 
 
-def _runs(values: Sequence[Any], views: list[str], *, fractions: bool) -> None:
-    """Append the joined views of each run of short scalars in ``values``."""
+def _runs(values: Sequence[Any], views: list[str], *, digits_only: bool) -> None:
+    """Append the joined views of each run of short scalars in ``values``; with
+    ``digits_only``, of digits (integers, whole floats, strings of digits) only: a key's
+    column across objects holds SKUs, names and prices far more often than pieces."""
     run: list[str] = []
     for value in [*_scalars(values, _MAX_NESTING), _END]:
         if value is None or isinstance(value, bool) or value == "":
@@ -195,8 +200,10 @@ def _runs(values: Sequence[Any], views: list[str], *, fractions: bool) -> None:
         text: str | None = None
         if isinstance(value, str):
             text = value.strip()
+            if digits_only and not text.isdigit():
+                text = None
         elif isinstance(value, int | float) and (
-            fractions or not isinstance(value, float) or value.is_integer()
+            not digits_only or not isinstance(value, float) or value.is_integer()
         ):
             text = _number_text(value)
         if text is not None and 0 < len(text) <= SHORT:
@@ -251,7 +258,12 @@ def decode(text: str, decoder: str) -> list[str]:
             else:
                 # Wrapped lines after other text (a MIME part's headers, a log prefix).
                 tokens += ["".join(run.split()) for run in _B64_LINES.findall(text)]
-        decoded = {t: texts for t in tokens if len(t) >= MIN_B64 if (texts := _base64_text(t))}
+        decoded = {
+            t: texts
+            for t in tokens
+            if len(t) >= MIN_B64 and not _DATE_HOUR.fullmatch(t)
+            if (texts := _base64_text(t))
+        }
         views = [view for texts in decoded.values() for view in texts]
         if decoded and not (len(tokens) == 1 and tokens[0] == text):
             # The tokens' texts put back in their places (one pass), so words around
