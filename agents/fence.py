@@ -179,7 +179,12 @@ async def _refetch_undelivered(consumer: Any, batch: Stamped, handed: Mapping[An
                 done.append((tp, offset))
         return done
 
-    for tp, offset in await thread.call_thread(seek):
+    try:
+        sought = await thread.call_thread(seek)
+    except Exception as exc:  # the consumer stopped meanwhile: the next start seeks anyway
+        log.info("fetched records not handed on were not sought back (%s)", type(exc).__name__)
+        return
+    for tp, offset in sought:
         log.info(
             "%s[%s]: fetched records from offset %d were not handed on (the flow stopped); "
             "they are fetched again from there",

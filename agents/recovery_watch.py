@@ -68,33 +68,38 @@ def reread_offsets(active_offsets: Mapping[Any, int], tps: Iterable[Any]) -> dic
 
 async def check(recovery: Any, now: float) -> dict[Any, int]:
     """Seek the stalled partitions of ``recovery`` (Faust's ``Recovery``) to where its
-    recovery would start them; returns what was sought."""
+    recovery would start them; returns what was sought.
+
+    Nothing is awaited between reading the offsets and queueing the seek on the
+    consumer thread, whose calls run in order: a rebalance that comes later queues its
+    own recovery's seeks after this one, so they win; one that came earlier has
+    started another recovery, and nothing is sought.
+    """
     started_at = recovery._recovery_started_at
     if not recovery.in_recovery or started_at is None:
         return {}
     remaining = [tp for tp in recovery.active_stats() if tp in recovery.active_tps]
     reread_at: dict[Any, float] = recovery.__dict__.setdefault("_zoneapp_reread_at", {})
-    tps = stalled(now, started_at, recovery._active_events_received_at, reread_at, remaining)
+    received = recovery._active_events_received_at
+    tps = stalled(now, started_at, received, reread_at, remaining)
     if not tps:
         return {}
-    consumer = recovery.app.consumer
     offsets = reread_offsets(recovery.active_offsets, tps)
+    quiet = {tp: now - max(started_at, received.get(tp, started_at), reread_at.get(tp, started_at))
+             for tp in offsets}  # fmt: skip
+    consumer = recovery.app.consumer
     try:
-        for tp, offset in sorted(offsets.items()):
-            position = await consumer.position(tp)
-            log.warning(
-                "recovery of %s[%s] has received nothing for %.0f s (fetch position %s, "
-                "last offset %s); reading it again from offset %d",
-                tp.topic, tp.partition,
-                now - max(started_at, recovery._active_events_received_at.get(tp, started_at),
-                          reread_at.get(tp, started_at)),
-                position, recovery.active_highwaters.get(tp), offset,
-            )  # fmt: skip
-            reread_at[tp] = now
         await consumer.seek_wait(offsets)
     except Exception as exc:  # a rebalance took the partitions away: the next one seeks
         log.warning("recovery: reading again failed (%s); trying at the next check", exc)
         return {}
+    for tp, offset in sorted(offsets.items()):
+        reread_at[tp] = now
+        log.warning(
+            "recovery of %s[%s] had received nothing for %.0f s (last offset %s); read again "
+            "from offset %d",
+            tp.topic, tp.partition, quiet[tp], recovery.active_highwaters.get(tp), offset,
+        )  # fmt: skip
     return offsets
 
 

@@ -121,9 +121,12 @@ class Detector(ABC):
     prefilters: ClassVar[Mapping[str, str]]
     #: Modes whose prefilter matches ASCII letters case-insensitively.
     caseless: ClassVar[frozenset[str]] = frozenset()
-    #: Whether ``find`` reads context words in ``path``: the scanner then also offers
-    #: the short texts of the field's siblings there (a FHIR identifier's ``system``).
-    path_context: ClassVar[bool] = False
+    #: The context words ``find`` reads in ``path``, if any: when the short text of a
+    #: sibling field holds one (a FHIR identifier's ``system``), the scanner asks again
+    #: with :attr:`context_word` added to the path, never the sibling's text (paths
+    #: are cached; record values must not be).
+    context: ClassVar[re.Pattern[str] | None] = None
+    context_word: ClassVar[str] = ""
 
     @abstractmethod
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:

@@ -136,7 +136,8 @@ class PhoneDetector(Detector):
     """International, North American and national phone numbers (module docstring)."""
 
     name = "PHONE"
-    path_context = True
+    context = PHONE_CONTEXT
+    context_word = "phone"
     # Supersets of find()'s rules that Hyperscan runs as small DFAs.
     prefilters: ClassVar[dict[str, str]] = {
         # Rule 1: + or 00, then at least 7 digits (so 6 more digit-or-separator chars).

@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from operator import itemgetter
 from types import MappingProxyType
 
-from zoneapp.dlp._base import CustomDetector, Detector, Finding
+from zoneapp.dlp._base import CustomDetector, Detector, Finding, has_context
 from zoneapp.dlp.credit_card import CreditCardDetector
 from zoneapp.dlp.email_address import EmailDetector
 from zoneapp.dlp.engine import JOIN, Engine, Pattern, make_engine
@@ -28,7 +28,7 @@ from zoneapp.dlp.iban import IbanDetector
 from zoneapp.dlp.normalize import normalize
 from zoneapp.dlp.phone import DEFAULT_REGIONS, PhoneDetector
 from zoneapp.dlp.ssn import SsnDetector
-from zoneapp.dlp.views import DECODE_LIMIT, TRIGGERS, Limits, decode
+from zoneapp.dlp.views import DECODE_LIMIT, TRIGGERS, Budget, DecodeTooLarge, Limits, decode
 
 __all__ = ["BUILTIN_DETECTORS", "DECODE_LIMIT", "Scanner", "build_scanner"]
 
@@ -301,6 +301,9 @@ class Scanner:
         kinds = self._kinds
         undecodable = self._undecodable
         overflow: set[int] = set()
+        # Decoded views already made, per input item: decoders that give a near copy of
+        # their input (percent, text) reach the same view in either order.
+        made: set[tuple[int, str]] = set()
         depth, views, chars, start = 0, 0, 0, 0
         while True:
             derived: list[str] = []
@@ -318,11 +321,19 @@ class Scanner:
                 if undecodable.known(mode, text):
                     continue
                 produced = False
-                for decoded in decode(text, mode):
+                try:
+                    layer = decode(text, mode, Budget(limits.chars - chars))
+                except DecodeTooLarge:
+                    overflow.add(origin)
+                    continue
+                for decoded in layer:
                     norm = normalize(decoded)
                     if norm == text:
                         continue
                     produced = True
+                    if (origin, norm) in made:
+                        continue  # reached by another path (percent then text, text then percent)
+                    made.add((origin, norm))
                     views += 1
                     chars += len(norm)
                     if depth >= limits.depth or views > limits.views or chars > limits.chars:
@@ -353,10 +364,11 @@ class Scanner:
                     continue
                 det = detectors[index]
                 hit = det.find(texts[view], path, modes)
-                if not hit and det.path_context and path.endswith(_Siblings.LEAVES):
+                words = det.context
+                if not hit and words is not None and path.endswith(_Siblings.LEAVES):
                     siblings = siblings or _Siblings(pairs)
-                    context = siblings.of(origin)
-                    hit = bool(context) and det.find(texts[view], f"{path} {context}", modes)
+                    if has_context(words, siblings.of(origin)):
+                        hit = det.find(texts[view], f"{path} {det.context_word}", modes)
                 if hit:
                     done.add((path, index))
                     found.add((origin, det.name))

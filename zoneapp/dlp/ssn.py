@@ -26,7 +26,7 @@ __all__ = ["SSN_CONTEXT", "SsnDetector", "ssn_ok"]
 #: ``empssn``, ``ssnid``): "ssn" only at an end of the name, so ``businessnumber`` and
 #: ``classname`` do not count.
 SSN_COMPOUND = re.compile(
-    r"socialsec|socsec|(?:^|[^a-z])ssn|ssn(?:$|[^a-z])|ssn(?:id|no|num)", re.IGNORECASE
+    r"socialsec|socsec|(?:^|[^a-z])ssn|(?<!i)ssn(?:$|[^a-z])|ssn(?:id|no|num)", re.IGNORECASE
 )
 SSN_CONTEXT = re.compile(
     r"(?<![a-z])(?:ssns?|s\.s\.n\.?|ss ?#|ss ?(?:no|num|number)"
@@ -62,7 +62,8 @@ class SsnDetector(Detector):
     """
 
     name = "US_SSN"
-    path_context = True
+    context = SSN_CONTEXT
+    context_word = "ssn"
     prefilters: ClassVar[dict[str, str]] = {
         "grouped": f"{LEFT}[0-9]{{3}}{SEPARATORS}+[0-9]{{2}}{SEPARATORS}+[0-9]{{4}}{RIGHT}",
         # 9 digits in whole groups (one or more); find() wants a context word.

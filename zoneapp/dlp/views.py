@@ -25,8 +25,8 @@ For each text of a record the scanner sees:
     same separator, a space, colon or dash (``34313131…``, ``34 31 31 31 …``,
     ``34:31:…``), read from its first and its second digit, that decodes to text as
     base64 does;
-  - **quoted-printable**: a text with an ``=XX`` escape or a soft line break (an
-    ``=`` at a line end), with and without its soft line breaks;
+  - **quoted-printable**: a text with two or more upper-case ``=XX`` escapes (as
+    RFC 2045 writes them), its soft line breaks removed;
   - **escapes**: JSON and C-style ``\\uXXXX`` / ``\\xXX`` escapes, ``\\n``, ``\\r``,
     ``\\t`` and ``\\/`` (a body logged escaped), and HTML character references
     (``&#52;``, ``&#x34;``, ``&amp;``);
@@ -66,7 +66,15 @@ from urllib.parse import unquote, unquote_plus
 
 import orjson
 
-__all__ = ["DECODE_LIMIT", "TRIGGERS", "Limits", "decode", "joined_views"]
+__all__ = [
+    "DECODE_LIMIT",
+    "TRIGGERS",
+    "Budget",
+    "DecodeTooLarge",
+    "Limits",
+    "decode",
+    "joined_views",
+]
 
 DECODE_LIMIT = "DECODE_LIMIT"
 SHORT = 12
@@ -77,7 +85,11 @@ _B64 = re.compile(r"[A-Za-z0-9+/_-]{10,}={0,2}")
 # spaces in the normalized view) or a token printed in groups.
 _B64_WRAPPED = re.compile(r"[A-Za-z0-9+/_=-]+(?: +[A-Za-z0-9+/_=-]+)+ *")
 # Lines of 12 or more base64 characters and the line after them: a wrapped body.
-_B64_LINES = re.compile(r"(?:[A-Za-z0-9+/_-]{12,}={0,2} +)+[A-Za-z0-9+/_-]+={0,2}")
+# Possessive, and only from the start of a run: a long run without a space after it
+# fails once, not once per character (quadratic on a one-line body).
+_B64_LINES = re.compile(
+    r"(?<![A-Za-z0-9+/_-])(?:[A-Za-z0-9+/_-]{12,}+={0,2} +)+[A-Za-z0-9+/_-]+={0,2}"
+)
 MIN_B64 = 12
 _PRINTABLE_SHARE = 0.9
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r"
@@ -86,7 +98,7 @@ _URLSAFE = bytes.maketrans(b"-_", b"+/")
 # of 13 characters on every record: 9 bytes from digits, "-" and "T" hold no value.
 _DATE_HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}")
 _LIST = re.compile(r"\[([^\[\]]{1,4000})\]")
-_TAG = re.compile(r"<[A-Za-z/!?][^>]*>")
+_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 # A soft line break; not the padding at the end of a base64 line (16+ characters).
 _QP_SOFT_BREAK = re.compile(rb"(?<![A-Za-z0-9+/_-]{16})= +")
@@ -133,8 +145,6 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
         # break): decoded joined.
         "|^[A-Za-z0-9+/_=-]+(?: +[A-Za-z0-9+/_=-]+)+ *$",
     ),
-    # Quoted-printable: an "=XX" escape (also any URL's "id=12": a cheap decode).
-    ("qp", "=[0-9A-Fa-f]{2}|(?:^|[^=\\n])= "),
     # 8 or more hex-encoded bytes, bare or each followed by one separator (hexdump
     # "34 31", "34:31"); a UUID's groups are longer than a byte and shorter than 8.
     # Dumps: xxd's groups of four, "0x34 0x31 ...".
@@ -146,16 +156,21 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
     ),
     ("json", '^ *[\\[{"]'),
     # A list written out inside a text, strict JSON or not (Python's repr, a log line).
-    ("list", "\\[ *['\"]?[0-9A-Za-z+][^\\]\\n]*,"),
-    # \\u, \\x and IIS-style %u escapes; any character reference html.unescape reads,
-    # with or without its ";" (&#52, &#x00034;, &nbsp, &ThinSpace;).
+    ("list", "\\[ *['\"]?[0-9A-Za-z+][^\\]\\n]{0,64},"),
+    # Text-level encodings, peeled in one layer (as three, they ran into the depth
+    # limit on ordinary HTML): \\u, \\x and IIS-style %u escapes; any character
+    # reference html.unescape reads, with or without its ";" (&#52, &#x00034;, &nbsp,
+    # &ThinSpace;); an HTML or XML tag (a receipt's table cells, a <span> around the
+    # "@"); quoted-printable's "=XX" escape (also any URL's "id=12") or soft break.
     (
-        "escapes",
+        "text",
         "\\\\u[0-9A-Fa-f]{4}|\\\\x[0-9A-Fa-f]{2}|%[uU][0-9A-Fa-f]{4}|\\\\[nrt/]"
-        "|&#[0-9xX]|&[A-Za-z][A-Za-z0-9]",
+        "|&#[0-9xX]|&[A-Za-z][A-Za-z0-9]"
+        "|<[A-Za-z/!?][^<>\\n]{0,512}>"
+        # Two upper-case "=XX" escapes, as RFC 2045 writes them (random bytes decoded
+        # from base64 and spliced back give one now and then, and soft breaks a lot).
+        "|=[0-9A-F]{2}[^\\n]*=[0-9A-F]{2}",
     ),
-    # An HTML or XML tag (a receipt's table cells, a <span> around the "@").
-    ("html", "<[A-Za-z/!?][^>\\n]*>"),
 )
 
 
@@ -242,8 +257,10 @@ def _number_text(value: float) -> str:
     return str(value)
 
 
-def decode(text: str, decoder: str) -> list[str]:
-    """One layer of decoding of a normalized text by one decoder (not normalized yet)."""
+def decode(text: str, decoder: str, budget: Budget | None = None) -> list[str]:
+    """One layer of decoding of a normalized text by one decoder (not normalized yet);
+    compressed tokens inflate within ``budget`` (raises :class:`DecodeTooLarge`)."""
+    budget = budget or Budget()
     if decoder == "percent":
         views = [unquote(text, errors="replace")] if "%" in text else []
         if "+" in text:
@@ -262,7 +279,7 @@ def decode(text: str, decoder: str) -> list[str]:
             t: texts
             for t in tokens
             if len(t) >= MIN_B64 and not _DATE_HOUR.fullmatch(t)
-            if (texts := _base64_text(t))
+            if (texts := _base64_text(t, budget))
         }
         views = [view for texts in decoded.values() for view in texts]
         if decoded and not (len(tokens) == 1 and tokens[0] == text):
@@ -270,14 +287,15 @@ def decode(text: str, decoder: str) -> list[str]:
             # them still give context ("ssn <base64 of 9 digits>").
             views.append(_B64.sub(lambda m: _spliced(m, decoded), text))
         return views
-    if decoder == "qp":
-        data = text.encode("utf-8", "surrogatepass")
-        views = []
-        # A soft line break ("=" at a line end) is "= " in the normalized view.
-        for body in dict.fromkeys((data, _QP_SOFT_BREAK.sub(b"", data))):
-            raw = _QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), body)
-            views.append(_as_text(raw) or raw.decode("utf-8", "replace"))
-        return views
+    if decoder == "text":
+        # Escapes, tags and character references, then quoted-printable as well: two
+        # views, since "=XX" in a URL is no escape and its decoding may break a value.
+        plain = html.unescape(_TAG.sub("", _ESCAPE.sub(_unescape, text)))
+        if "=" not in plain:
+            return [plain]
+        data = _QP_SOFT_BREAK.sub(b"", plain.encode("utf-8", "surrogatepass"))
+        raw = _QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), data)
+        return [plain, _as_text(raw) or raw.decode("utf-8", "replace")]
     if decoder == "hex":
         views = []
         dump: list[str] = []
@@ -292,14 +310,15 @@ def decode(text: str, decoder: str) -> list[str]:
             chars.append(column if xxd is None else text[end : end + len(line_digits) // 2])
         if dump:
             joined = "".join(dump)
-            if (found := _bytes_text(bytes.fromhex(joined[: len(joined) // 2 * 2]))) is not None:
+            whole = bytes.fromhex(joined[: len(joined) // 2 * 2])
+            if (found := _bytes_text(whole, budget)) is not None:
                 views.append(found)
             views.append("".join(chars))
         for run in _HEX.findall(text):
             digits = _HEX_SEPARATORS.sub("", run)
             for start in (0, 1):  # a glued-on hex digit in front shifts the bytes
                 part = digits[start : len(digits) - (len(digits) - start) % 2]
-                if (found := _bytes_text(bytes.fromhex(part))) is not None:
+                if (found := _bytes_text(bytes.fromhex(part), budget)) is not None:
                     views.append(found)
         return views
     if decoder == "json":
@@ -311,16 +330,16 @@ def decode(text: str, decoder: str) -> list[str]:
             return [doc]  # a JSON string literal: its escapes decoded
         return list(_json_texts(doc)) if isinstance(doc, dict | list) else []
     if decoder == "list":
-        views = []
+        # Every list's joined views in one pair of views ("|" ends a digit run), so a
+        # text of thousands of lists stays two views.
+        compact: list[str] = []
+        spaced: list[str] = []
         for body in _LIST.findall(text):
             items = [item.strip().strip("'\"").strip() for item in body.split(",")]
-            views += joined_views(items)
-        return views
-    if decoder == "html":
-        return [html.unescape(_TAG.sub("", text))]
-    if decoder == "escapes":
-        unescaped = _ESCAPE.sub(_unescape, text)
-        return [html.unescape(unescaped)]
+            pieces = joined_views(items)
+            compact += pieces[0::2]
+            spaced += pieces[1::2]
+        return [" | ".join(compact), " | ".join(spaced)] if compact else []
     raise ValueError(f"unknown decoder {decoder!r}")
 
 
@@ -341,7 +360,7 @@ def _unescape(m: re.Match[str]) -> str:
     return chr(code) if not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
-def _base64_text(token: str) -> list[str]:
+def _base64_text(token: str, budget: Budget) -> list[str]:
     """The texts a base64 / base64url token decodes to, read from each of its first
     four characters: a prefix glued on with characters of the alphabets (``card_``,
     ``id-``, a URL path) shifts where the encoding starts.  Padding is ignored, so
@@ -362,19 +381,19 @@ def _base64_text(token: str) -> list[str]:
             raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
         except binascii.Error:
             continue
-        text = _bytes_text(raw)
+        text = _bytes_text(raw, budget)
         if text is not None:
             texts.append(text)
     return texts
 
 
-def _bytes_text(raw: bytes) -> str | None:
+def _bytes_text(raw: bytes, budget: Budget) -> str | None:
     """The text of decoded bytes (base64, hex), if any: a gzip or zlib stream inflated
     first; text as :func:`_as_text` reads it; else, for bytes at least half printable
     ASCII (a protobuf or length-prefixed frame around a value), their runs of 8 or
     more printable ASCII characters, as ``strings(1)`` gives them."""
     if _compressed(raw):
-        raw = _inflated(raw)
+        raw = _inflated(raw, budget)
     junk = _junk(raw)
     text = _as_text(raw) if _maybe_text(raw, junk) else None
     if text is None and junk * 2 <= len(raw):
@@ -392,27 +411,54 @@ def _compressed(raw: bytes) -> bool:
     )
 
 
-#: The most a compressed token may inflate to: one more than a record's decoded
-#: characters (:attr:`Limits.chars`), so a bomb exceeds that limit and is quarantined.
-INFLATE_LIMIT = Limits().chars + 1
+#: The most one decode call may inflate without a budget from the scanner: a record's
+#: decoded characters (:attr:`Limits.chars`).
+INFLATE_LIMIT = Limits().chars
 
 
-def _inflated(raw: bytes) -> bytes:
+class DecodeTooLarge(Exception):
+    """Inflating a record's compressed tokens would exceed its decoded-characters
+    limit: the scanner quarantines the record (``DECODE_LIMIT``) instead of scanning
+    part of it."""
+
+
+class Budget:
+    """Bytes a record may still inflate, shared by every token of one decode call and
+    handed on by the scanner from its ``Limits.chars`` (what is left of it)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int = INFLATE_LIMIT) -> None:
+        self.left = left
+
+
+def _inflated(raw: bytes, budget: Budget) -> bytes:
     """A gzip or zlib stream inflated, every member of a multi-member gzip (``cat
-    a.gz b.gz``) one after the other, at most :data:`INFLATE_LIMIT` bytes in all; the
-    bytes as they were if the first member is not a stream."""
-    out = b""
+    a.gz b.gz``) one after the other, and the plain bytes after the last one; the bytes
+    as they were if the first is not a stream.  Raises :class:`DecodeTooLarge` past the
+    budget, so a bomb is never inflated further than the record's limit."""
+    out = bytearray()
     rest = raw
-    while rest and len(out) < INFLATE_LIMIT:
+    members = 0
+    while rest:
         inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
         try:
-            out += inflater.decompress(rest, INFLATE_LIMIT - len(out))
+            out += inflater.decompress(rest, budget.left - len(out) + 1)
         except zlib.error:
             break
+        members += 1
+        if len(out) > budget.left:
+            raise DecodeTooLarge
         if not inflater.eof:
+            rest = b""  # a truncated stream: what it gave
             break
         rest = inflater.unused_data
-    return out if out or rest is not raw else raw
+        if not _compressed(rest):
+            break
+    if not members:
+        return raw
+    budget.left -= len(out)
+    return bytes(out) + rest
 
 
 def _junk(raw: bytes) -> int:
@@ -471,11 +517,19 @@ def _as_text(raw: bytes) -> str | None:
     ):
         if wide:
             candidates.append(raw.decode(codec, "replace").removeprefix("\ufeff"))
+    latin1 = None
     if not raw.isascii():
-        candidates.append(raw.decode("latin-1"))
+        latin1 = raw.decode("latin-1")
+        candidates.append(latin1)
     for text in candidates:
         clean = "\ufffd" not in text
-        if clean and (text.isprintable() or text.translate(_WHITESPACE).isprintable()):
+        if (
+            clean
+            and (text.isprintable() or text.translate(_WHITESPACE).isprintable())
+            # Latin-1 prints three random bytes in four: it counts as a cp1252
+            # producer's text only when that is mostly ASCII.
+            and (text is not latin1 or len(raw.translate(None, _TEXT_BYTES)) * 4 <= len(raw))
+        ):
             return text
         # A dirty decoding counts only if it is mostly printable ASCII text, which
         # random bytes are not (about 37% of them are).

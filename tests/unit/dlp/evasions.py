@@ -135,7 +135,10 @@ ENCODINGS: list[tuple[str, Callable[[str], str]]] = [
     ),
     # Quoted-printable, every byte escaped or only the spaces.
     ("quoted-printable", lambda v: "".join(f"={b:02X}" for b in v.encode())),
-    ("quoted-printable-spaces", lambda v: quopri.encodestring(f"n: {v}".encode(), True).decode()),
+    (
+        "quoted-printable-spaces",
+        lambda v: quopri.encodestring(f"n: {v} ok".encode(), True).decode(),
+    ),
     # Hex: bare, after 0x, and as hexdumps print it.
     ("hex", lambda v: f"n: {v}".encode().hex()),
     ("hex-0x", lambda v: "0x" + v.encode().hex().upper()),
@@ -147,8 +150,6 @@ ENCODINGS: list[tuple[str, Callable[[str], str]]] = [
     ("od", lambda v: _wrapped(" " + " ".join(f"{b:02x}" for b in f"note: {v}".encode()), 48)),
     ("hexdump-C", lambda v: _hexdump(f"Customer card number: {v}, ok".encode())),
     ("xxd", lambda v: _xxd(f"Customer card number: {v}, ok".encode())),
-    # Soft line breaks of quoted-printable with no escape at all.
-    ("qp-soft-break", lambda v: f"Your value {v[:5]}=\r\n{v[5:]} is on file"),
     # Markup around the pieces, and escapes of a body logged escaped.
     (
         "html-cells",
