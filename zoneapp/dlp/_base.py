@@ -48,6 +48,10 @@ def digit_runs(text: str) -> list[list[str]]:
     return [_GROUP.findall(m.group()) for m in _RUN.finditer(text)]
 
 
+# A run of letters and digits with a lower-to-upper case change inside.
+_CAMEL_TOKEN = re.compile(
+    r"[A-Za-z0-9]*[a-z][A-Z][A-Za-z0-9]*|[A-Za-z0-9]*[A-Z]{2}[a-z][A-Za-z0-9]*"
+)
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -69,13 +73,16 @@ def has_context(pattern: re.Pattern[str], text: str) -> bool:
         return False
     if pattern.search(text) is not None:
         return True
-    split = words_of(text)
-    if split == text:
+    if words_of(text) == text:
         return False
-    for m in pattern.finditer(split):
-        word = m.group()
-        if len(word) >= 4 or (len(word) >= 3 and word.isupper()):
-            return True
+    for token in _CAMEL_TOKEN.findall(text):
+        # A key's word of 3 letters or more (telNo, homeTel, mySsn), in a name with no
+        # digit and not longer than a name: random base64 is neither.
+        short = len(token) <= 24 and not any(c.isdigit() for c in token)
+        for m in pattern.finditer(words_of(token)):
+            word = m.group()
+            if len(word) >= 4 or (len(word) >= 3 and (word.isupper() or short)):
+                return True
     return False
 
 

@@ -183,10 +183,20 @@ class PhoneDetector(Detector):
                 if self._international(run):
                     return True
                 continue
-            if _WORD.match(text, start - 1) if start else False:
-                continue  # glued to a letter: part of an identifier (a UUID, a SKU, hex)
-            if _WORD.match(text, end) and not _EXTENSION.match(text, end):
-                continue  # (a W3C traceparent's "00-4968e…" too)
+            glued = (bool(_WORD.match(text, start - 1)) if start else False) or bool(
+                _WORD.match(text, end) and not _EXTENSION.match(text, end)
+            )
+            if glued:
+                # Part of an identifier (a UUID, a SKU, hex, a traceparent's "00-4968e…"),
+                # unless a context word says phone (phone0049301234567).
+                if run[:2] == "00" and run[2:3] != "0":
+                    if context is None:
+                        context = has_context(PHONE_CONTEXT, text) or path_matches(
+                            PHONE_CONTEXT, path, PHONE_COMPOUND
+                        )
+                    if context and self._international(run):
+                        return True
+                continue
             if start and text[start - 1] == ":" and _SECONDS.fullmatch(run):
                 continue  # the seconds of a clock time
             if run[:2] == "00" and run[2:3] != "0":

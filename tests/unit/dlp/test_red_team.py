@@ -100,3 +100,62 @@ def test_uuids_with_digit_runs_next_to_letters_are_not_phones() -> None:
     rng = random.Random(4)
     ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(3000)]
     assert sum("PHONE" in found(("x-request-id", i)) for i in ids) <= 3
+
+
+# -- a second review of the same day -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "detector"),
+    [
+        ("user=42 telNo=2125550123", "PHONE"),
+        ("homeTel: 2125550123", "PHONE"),
+        ("faxNo 2125550123", "PHONE"),
+        ("ssnNo=078051120", "US_SSN"),
+        ("mySsn 078051120", "US_SSN"),
+        ("contact phone0049301234567", "PHONE"),
+    ],
+)
+def test_short_key_words_still_give_context(text: str, detector: str) -> None:
+    assert found(("notes", text)) == [detector]
+
+
+def test_an_issn_is_not_an_ssn() -> None:
+    assert found(("journal.issn", "03785955")) == []
+
+
+def test_plain_bytes_after_a_gzip_member_are_read() -> None:
+    import gzip
+
+    blob = gzip.compress(b"hello") + b" my ssn is 078-05-1120, card 4111 1111 1111 1111 "
+    assert found(("blob", base64.b64encode(blob).decode())) == ["CREDIT_CARD", "US_SSN"]
+
+
+def test_ordinary_markup_and_many_lists_are_not_quarantined() -> None:
+    assert found(("html", "<p>item?id=12 &amp; x = y</p>")) == []
+    polyline = "polyline: " + " ".join(f"[{i},{i + 1}]" for i in range(2100))
+    assert found(("shape", polyline)) == []
+
+
+def test_a_one_line_base64_attachment_is_scanned_in_linear_time() -> None:
+    import os
+    import time
+
+    body = base64.b64encode(os.urandom(200_000)).decode()
+    started = time.perf_counter()
+    ALL.scan([("mail", "Content-Type: application/pdf\r\n\r\n" + body)])
+    assert time.perf_counter() - started < 5.0  # was minutes: quadratic
+
+
+def test_compressed_tokens_share_one_budget_per_record() -> None:
+    """48 bombs of 4 MB each: quarantined without inflating them all."""
+    import time
+    import zlib
+
+    tokens = [
+        base64.b64encode(zlib.compress(b"a" * (4 << 20) + str(i).encode())).decode()
+        for i in range(48)
+    ]
+    started = time.perf_counter()
+    assert found(("blob", " x ".join(tokens))) == ["DECODE_LIMIT"]
+    assert time.perf_counter() - started < 5.0
