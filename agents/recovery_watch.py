@@ -42,6 +42,18 @@ CHECK_S = 5.0
 STALL_S = 15.0
 
 
+def quiet_for(
+    now: float,
+    started_at: float,
+    received_at: Mapping[Any, float],
+    reread_at: Mapping[Any, float],
+    tp: Any,
+) -> float:
+    """Seconds since the partition's last event or re-read, or since the recovery
+    started if those came before it."""
+    return now - max(started_at, received_at.get(tp, started_at), reread_at.get(tp, started_at))
+
+
 def stalled(
     now: float,
     started_at: float,
@@ -54,8 +66,7 @@ def stalled(
     ``stall_s`` seconds; times before the recovery started do not count."""
     found = []
     for tp in remaining:
-        last = max(started_at, received_at.get(tp, started_at), reread_at.get(tp, started_at))
-        if now - last >= stall_s:
+        if quiet_for(now, started_at, received_at, reread_at, tp) >= stall_s:
             found.append(tp)
     return found
 
@@ -85,8 +96,7 @@ async def check(recovery: Any, now: float) -> dict[Any, int]:
     if not tps:
         return {}
     offsets = reread_offsets(recovery.active_offsets, tps)
-    quiet = {tp: now - max(started_at, received.get(tp, started_at), reread_at.get(tp, started_at))
-             for tp in offsets}  # fmt: skip
+    quiet = {tp: quiet_for(now, started_at, received, reread_at, tp) for tp in offsets}
     consumer = recovery.app.consumer
     try:
         await consumer.seek_wait(offsets)

@@ -134,6 +134,15 @@ class Detector(ABC):
     #: are cached; record values must not be).
     context: ClassVar[re.Pattern[str] | None] = None
     context_word: ClassVar[str] = ""
+    #: Parts of a field name written as one lower-case word that count as context.
+    compound: ClassVar[re.Pattern[str] | None] = None
+
+    def in_context(self, text: str, path: str) -> bool:
+        """A context word of this detector in ``text`` or in ``path``."""
+        words = self.context
+        if words is None:
+            return False
+        return has_context(words, text) or path_matches(words, path, self.compound)
 
     @abstractmethod
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:

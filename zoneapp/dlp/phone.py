@@ -46,7 +46,7 @@ from typing import ClassVar
 
 import phonenumbers
 
-from zoneapp.dlp._base import LEFT, RIGHT, Detector, has_context, path_matches
+from zoneapp.dlp._base import LEFT, RIGHT, Detector
 
 __all__ = ["DEFAULT_REGIONS", "PHONE_CONTEXT", "PhoneDetector"]
 
@@ -138,6 +138,7 @@ class PhoneDetector(Detector):
     name = "PHONE"
     context = PHONE_CONTEXT
     context_word = "phone"
+    compound = PHONE_COMPOUND
     # Supersets of find()'s rules that Hyperscan runs as small DFAs.
     prefilters: ClassVar[dict[str, str]] = {
         # Rule 1: + or 00, then at least 7 digits (so 6 more digit-or-separator chars).
@@ -191,9 +192,7 @@ class PhoneDetector(Detector):
                 # unless a context word says phone (phone0049301234567).
                 if run[:2] == "00" and run[2:3] != "0":
                     if context is None:
-                        context = has_context(PHONE_CONTEXT, text) or path_matches(
-                            PHONE_CONTEXT, path, PHONE_COMPOUND
-                        )
+                        context = self.in_context(text, path)
                     if context and self._international(run):
                         return True
                 continue
@@ -208,9 +207,7 @@ class PhoneDetector(Detector):
                 # 2 and 3 need groups), so only rule 4, with its context word.
                 if 7 <= len(run) <= 15:
                     if context is None:
-                        context = has_context(PHONE_CONTEXT, text) or path_matches(
-                            PHONE_CONTEXT, path, PHONE_COMPOUND
-                        )
+                        context = self.in_context(text, path)
                     if context and (_check("+" + run, None, False) or self._national(run, False)):
                         return True
                 continue
@@ -229,9 +226,7 @@ class PhoneDetector(Detector):
                 return True
             if len(digits) <= 15:
                 if context is None:
-                    context = has_context(PHONE_CONTEXT, text) or path_matches(
-                        PHONE_CONTEXT, path, PHONE_COMPOUND
-                    )
+                    context = self.in_context(text, path)
                 if context and (_check("+" + digits, None, False) or self._national(run, False)):
                     return True
         return False

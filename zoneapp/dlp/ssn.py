@@ -12,7 +12,6 @@ from zoneapp.dlp._base import (
     SEPARATORS,
     Detector,
     digit_runs,
-    has_context,
     path_matches,
 )
 
@@ -64,6 +63,7 @@ class SsnDetector(Detector):
     name = "US_SSN"
     context = SSN_CONTEXT
     context_word = "ssn"
+    compound = SSN_COMPOUND
     prefilters: ClassVar[dict[str, str]] = {
         "grouped": f"{LEFT}[0-9]{{3}}{SEPARATORS}+[0-9]{{2}}{SEPARATORS}+[0-9]{{4}}{RIGHT}",
         # 9 digits in whole groups (one or more); find() wants a context word.
@@ -90,9 +90,7 @@ class SsnDetector(Detector):
                     j += 1
                 if total == 9 and ssn_ok("".join(groups[i:j])):
                     if context is None:
-                        context = has_context(SSN_CONTEXT, text) or path_matches(
-                            SSN_CONTEXT, path, SSN_COMPOUND
-                        )
+                        context = self.in_context(text, path)
                     if context:
                         return True
         return False

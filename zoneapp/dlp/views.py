@@ -505,7 +505,8 @@ def _as_text(raw: bytes) -> str | None:
     even = len(raw) % 2 == 0
     utf16le = even and raw[1::2].count(0) * 2 >= len(raw) // 2
     utf16be = even and raw[::2].count(0) * 2 >= len(raw) // 2
-    if not (utf16le or utf16be) and len(raw.translate(None, _TEXT_BYTES)) > 0.25 * len(raw):
+    junk = _junk(raw)
+    if not (utf16le or utf16be) and junk > 0.25 * len(raw):
         return None  # random bytes: most are not printable ASCII (a ciphertext)
     candidates = [raw.decode("ascii") if raw.isascii() else raw.decode("utf-8", "replace")]
     utf32 = len(raw) % 4 == 0 and raw[2::4].count(0) * 4 >= len(raw)
@@ -528,7 +529,7 @@ def _as_text(raw: bytes) -> str | None:
             and (text.isprintable() or text.translate(_WHITESPACE).isprintable())
             # Latin-1 prints three random bytes in four: it counts as a cp1252
             # producer's text only when that is mostly ASCII.
-            and (text is not latin1 or len(raw.translate(None, _TEXT_BYTES)) * 4 <= len(raw))
+            and (text is not latin1 or junk * 4 <= len(raw))
         ):
             return text
         # A dirty decoding counts only if it is mostly printable ASCII text, which
