@@ -4,12 +4,16 @@ Each worker reads its own ``ZONEAPP_POLICY`` (and ``ZONEAPP_POLICY_CANDIDATE``) 
 acts on its own signal or its own watch, so a command reaches every worker that is
 signalled or that sees the file change (a shared volume or ConfigMap). ``POST
 /policy/reload`` does the same on the worker asked and on every peer it can reach with
-signed calls (``zoneapp.web.policy``). Without a handler SIGHUP would stop the worker.
+signed calls (``zoneapp.web.policy``). Without a handler SIGHUP would stop the worker, so
+one is set when the app is built: a SIGHUP that comes while the worker is still starting
+(before the event loop's handler) is held and acted on once the worker is up, and one
+during shutdown is ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -21,13 +25,24 @@ from zoneapp.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def install_policy_control(app: faust.App, runtime: Runtime) -> None:
-    """Handle SIGHUP, load the candidate, and poll the files when watching is on."""
+def _hold_sighup(held: list[int]) -> None:
+    """Until the loop's handler is set, a SIGHUP is only noted (the default would end
+    the process). Only the main thread may set a handler: elsewhere (an app built in a
+    test thread) there is no process signal to hold."""
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGHUP, lambda signum, _frame: held.append(signum))
+
+
+def install_policy_control(app: faust.App, runtime: Runtime) -> type[Service] | None:
+    """Handle SIGHUP, load the candidate, and poll the files when watching is on; the
+    service class registered with the app (None without a policy)."""
     if runtime.policy is None:
-        return
+        return None
     switch = runtime.policies
     watch = runtime.settings.policy_watch
     tasks: set[asyncio.Task[object]] = set()
+    held: list[int] = []
+    _hold_sighup(held)
 
     def reload(trigger: str) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(switch.reload(trigger))
@@ -41,6 +56,10 @@ def install_policy_control(app: faust.App, runtime: Runtime) -> None:
         async def on_start(self) -> None:
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGHUP, reload, "SIGHUP")
+            if held:
+                log.info("policy: a SIGHUP came while the worker was starting; reloading now")
+                held.clear()
+                reload("SIGHUP")
             if switch.candidate_path:
                 await switch.load_candidate("start")
             log.info(
@@ -52,6 +71,7 @@ def install_policy_control(app: faust.App, runtime: Runtime) -> None:
 
         async def on_stop(self) -> None:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            _hold_sighup([])  # stopping: a SIGHUP now changes nothing, and ends nothing
 
     if watch:
 
@@ -59,3 +79,5 @@ def install_policy_control(app: faust.App, runtime: Runtime) -> None:
         async def watch_policy_files() -> None:
             if switch.changed_on_disk():
                 await switch.reload("watch")
+
+    return PolicyControl

@@ -471,12 +471,14 @@ def _maybe_text(raw: bytes, junk: int) -> bool:
     is their count, :func:`_junk`) and not valid UTF-8 (random bytes, which is what an
     id read as base64 gives), in a few C calls."""
     size = len(raw)
-    if (
-        junk * 4 <= size
-        or raw[1::2].count(0) * 2 >= size // 2
-        or raw[::2].count(0) * 2 >= size // 2
-    ):
+    if junk * 4 <= size:
         return size > 0
+    # Wide text (UTF-16/32) needs NULs in half of one byte lane: with too few NULs in
+    # all, neither lane is counted.
+    if raw.count(0) * 2 >= size // 2 and (
+        raw[1::2].count(0) * 2 >= size // 2 or raw[::2].count(0) * 2 >= size // 2
+    ):
+        return True
     # Only valid, printable UTF-8 can still be text (_as_text's first test).
     return not raw.isascii() and "\ufffd" not in raw.decode("utf-8", "replace")
 
