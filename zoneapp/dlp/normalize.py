@@ -6,26 +6,34 @@ The forwarded value is never changed; this view exists only for detection.
 0. digit look-alikes NFKC leaves alone or turns into several characters (category
    No with a digit value: dingbat and parenthesized digits, Ethiopic numerals) to
    their ASCII digit;
-1. NFKC (full-width digits and at signs, ligatures, compatibility forms);
+1. NFKC (full-width digits and at signs, ligatures, compatibility forms), then
+   decomposed (NFD; together that is NFKD), so a combining mark put on a letter
+   (``DË89…``, ``GB82WÉST…``) comes off again in step 6 instead of staying composed;
 2. every Unicode decimal digit (category Nd: Arabic-Indic, Devanagari, ...) to ASCII;
 3. format characters (category Cf: zero-width space and joiner, soft hyphen,
-   word joiner, BOM, bidi marks) removed;
+   word joiner, BOM, bidi marks) removed, except the tag characters U+E0020-E007E
+   ("ASCII smuggling": invisible copies of ASCII), which become their ASCII letter;
 4. every space separator (Zs), line or paragraph separator (Zl, Zp) and control
    character (Cc: tab, line breaks, NUL, ESC, DEL, the C1 controls) to one ASCII
    space, so a control character between groups separates them as a space does;
 5. dash punctuation (Pd: en and em dash, non-breaking hyphen, ...), the minus
    sign and the katakana prolonged sound mark ``ー`` (typed for a hyphen by Japanese
    input methods) to ``-``;
-6. combining and enclosing marks (Mn, Me: accents, variation selectors, keycaps) and
-   invisible fillers (Hangul fillers, the blank Braille pattern) removed;
+6. combining and enclosing marks (Mn, Me: accents, variation selectors, keycaps)
+   removed; blank-looking fillers (Hangul fillers, the blank Braille pattern, the
+   Mongolian vowel separator) to a space, as they look;
 7. ideographic and halfwidth full stops to ``.`` (they separate domain labels).
 
-ASCII text needs only step 4, so the common case is one ``str.translate``.  For
+First of all, ANSI terminal escape sequences (``ESC [ 1;36 m``: coloured logs,
+``grep --color``) are removed: they show nothing, and their digits would break a
+number's groups.  ASCII text needs only that and step 4, so the common case is one
+``str.translate``.  For
 other text the per-character mapping is computed once per code point and cached.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 __all__ = ["normalize"]
@@ -42,6 +50,12 @@ _FULL_STOPS = {0x3002, 0xFF61}
 _FILLERS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E}
 
 
+# A CSI sequence (parameters, intermediates, final byte), or a two-character escape
+# (charset selection ``ESC ( B``, ``ESC =``).
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|[()*+][0-9A-Za-z]|[=>78MDEHc])")
+_TAGS = range(0xE0020, 0xE007F)
+
+
 class _CharMap(dict[int, str | None]):
     """str.translate table for steps 2-7, filled on first sight of each code point."""
 
@@ -51,9 +65,11 @@ class _CharMap(dict[int, str | None]):
         mapped: str | None
         if category == "Nd":
             mapped = str(unicodedata.digit(char))
-        elif category in ("Zs", "Zl", "Zp", "Cc"):
+        elif category in ("Zs", "Zl", "Zp", "Cc") or code in _FILLERS:
             mapped = " "
-        elif category in ("Cf", "Mn", "Me") or code in _FILLERS:
+        elif code in _TAGS:
+            mapped = chr(code - 0xE0000)
+        elif category in ("Cf", "Mn", "Me"):
             mapped = None
         elif category == "Pd" or code in _MINUS:
             mapped = "-"
@@ -84,5 +100,11 @@ def normalize(text: str) -> str:
     """The detection view of ``text`` (see the module docstring)."""
     if text.isascii():
         # isprintable() is False exactly when an ASCII control character is present.
-        return text if text.isprintable() else text.translate(_ASCII_CONTROLS)
-    return unicodedata.normalize("NFKC", text.translate(_LOOKALIKES)).translate(_CHAR_MAP)
+        if text.isprintable():
+            return text
+        if "\x1b" in text:
+            text = _ANSI.sub("", text)
+        return text.translate(_ASCII_CONTROLS)
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
+    return unicodedata.normalize("NFKD", text.translate(_LOOKALIKES)).translate(_CHAR_MAP)

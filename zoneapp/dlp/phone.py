@@ -15,16 +15,22 @@ slashes, underscores or parentheses, :data:`_RUN`), and which check it must pass
    (JP), ``09-7625400`` (IL), ``010-1234-5678`` or ``138 0013 8000`` (CN).  With
    the trunk prefix 0, 9 to 12 digits; without it, 10 to 12 digits and not shaped
    like a thousands-grouped amount or an SSN (see ``_grouped_national``).
-4. With a phone context word (:data:`PHONE_CONTEXT`) in the text or the field path,
-   a bare run of 7 to 15 digits, or a grouped one of 9 to 15, that is a possible
-   number internationally or in one of the regions.
+   A run longer than any number may be several such numbers with their trunk
+   prefix one after the other (``052 5552606 074-7111234``): all of it, cut on
+   whole groups (``_numbers_in_a_row``).
+4. With a phone context word (:data:`PHONE_CONTEXT`) in the field path, or near the
+   run in the text (three words before, two after: ``PhoneDetector._near``), a bare
+   run of 7 to 15 digits, or a grouped one of 7 to 15, that is a possible number
+   internationally or in one of the regions.  A WhatsApp link's digits
+   (``wa.me/447700900123``) are an international number without its ``+``.
 
 Not phones (exclusion hooks, checked before libphonenumber): four groups of four
 digits (a card's layout, such as a card token ``0030 9703 2292 1111``); a run without ``+``
 glued to a letter on either side (``a38f-557203-3018``: part of a UUID, a SKU, a hex
 digest or a token, ``00`` runs such as a traceparent's ``00-4968e...`` too; an
 extension such as ``x123`` after it is fine), the digit groups of a canonical UUID,
-the seconds of a clock time after their ``:`` (``19:05:00.635017-08:00``), amounts
+the seconds of a clock time after their ``:`` (``19:05:00.635017-08:00``), a US
+ZIP+4 code's shape (``02540-4119``) without context near, amounts
 grouped in thousands with cents (``518 219 135.57``), runs that start
 with a calendar date (``2026-11-23 14``, ``23.11.2026``, ``03/20/2035``,
 ``23_11_2026``), dotted quads (IPv4), valid ISBN-10s, and (unless in the North
@@ -46,7 +52,7 @@ from typing import ClassVar
 
 import phonenumbers
 
-from zoneapp.dlp._base import LEFT, RIGHT, Detector
+from zoneapp.dlp._base import LEFT, RIGHT, Detector, has_context, path_matches
 
 __all__ = ["DEFAULT_REGIONS", "PHONE_CONTEXT", "PhoneDetector"]
 
@@ -71,7 +77,7 @@ DEFAULT_REGIONS: tuple[str, ...] = (
 
 PHONE_CONTEXT = re.compile(
     r"(?<![a-z])(?:phone|telephone|tel|mobile|cell|cellphone|fax|msisdn|whatsapp|sms|"
-    r"mob|tlf|telefon|telefono|handy|contact|telecom)(?![a-z])"
+    r"mob|tlf|telefon|telefono|handy|contact|telecom)(?:e?s)?(?![a-z])"
     # "ph" only apart from digits too: random base64 has "3PH0" and "_9pH4".
     r"|(?<![a-z0-9])ph(?![a-z0-9])",
     re.IGNORECASE,
@@ -108,8 +114,14 @@ _DATE = re.compile(
 _NANP_GROUPS = re.compile(rf"(?<![0-9])(?:{_NANP.pattern})(?![0-9])")
 _QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _CARD_LAYOUT = re.compile(r"\+?[0-9]{4}(?:[ ./_-]{1,8}[0-9]{4}){3}")
+# A US ZIP+4 code (``02540-4119``): nine digits with a leading 0 are a valid national
+# number in several regions, so without a context word this shape is a ZIP code.
+_ZIP4 = re.compile(r"[0-9]{5}-[0-9]{4}")
 _YEAR_FIRST = re.compile(r"(?:19|20)[0-9]{2}[ ./_-]")
 _DECIMAL = re.compile(r"\.[0-9]{4}")
+# Up to three words right before a run, and two right after it (punctuation between).
+_WORDS_BEFORE = re.compile(r"(?:[^\s0-9]+[^A-Za-z0-9]*){1,3}$")
+_WORDS_AFTER = re.compile(r"(?:[^A-Za-z0-9]*[^\s0-9]+){1,2}")
 
 
 def _parseable(run: str) -> str:
@@ -169,7 +181,6 @@ class PhoneDetector(Detector):
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:
         if _CARD_LAYOUT.fullmatch(text):
             return False  # the whole text is one run in a card's layout (below)
-        context: bool | None = None
         uuids = [u.span() for u in _UUID.finditer(text)] if len(text) >= 36 else ()
         for m in _RUN.finditer(text):
             run = m.group()
@@ -190,11 +201,13 @@ class PhoneDetector(Detector):
             if glued:
                 # Part of an identifier (a UUID, a SKU, hex, a traceparent's "00-4968e…"),
                 # unless a context word says phone (phone0049301234567).
-                if run[:2] == "00" and run[2:3] != "0":
-                    if context is None:
-                        context = self.in_context(text, path)
-                    if context and self._international(run):
-                        return True
+                if (
+                    run[:2] == "00"
+                    and run[2:3] != "0"
+                    and self._near(text, path, start, end)
+                    and self._international(run)
+                ):
+                    return True
                 continue
             if start and text[start - 1] == ":" and _SECONDS.fullmatch(run):
                 continue  # the seconds of a clock time
@@ -205,31 +218,89 @@ class PhoneDetector(Detector):
             if run.isdigit():
                 # One group, no separators: no date, layout or national format (rules
                 # 2 and 3 need groups), so only rule 4, with its context word.
-                if 7 <= len(run) <= 15:
-                    if context is None:
-                        context = self.in_context(text, path)
-                    if context and (_check("+" + run, None, False) or self._national(run, False)):
+                if text[max(0, start - 6) : start].lower() == "wa.me/":
+                    # A WhatsApp link's number is international, without its "+".
+                    if self._international("+" + run):
                         return True
+                    continue
+                if (
+                    7 <= len(run) <= 15
+                    and self._near(text, path, start, end)
+                    and (_check("+" + run, None, False) or self._national(run, False))
+                ):
+                    return True
                 continue
             date = _DATE.match(run)
             if date is not None:  # a date (and maybe a time) first: look at what follows
                 run = run[date.end() :].lstrip(" ./_()-")
-            groups = _GROUP.findall(run)
-            digits = "".join(groups)
-            if len(digits) < 7 or _QUAD.fullmatch(run) or _isbn10(groups):
+            near = self._near(text, path, start, end)
+            if _ZIP4.fullmatch(run) and not near:
                 continue
-            if _NANP_GROUPS.search(run):
+            if self._grouped(run, near):
                 return True
-            if _YEAR_FIRST.match(run) or _DECIMAL.search(run) or _AMOUNT.fullmatch(run):
-                continue  # an invoice or serial number, coordinates, a build version
-            if self._grouped_national(run, groups, digits):
+            if self._numbers_in_a_row(run):
                 return True
-            if len(digits) <= 15:
-                if context is None:
-                    context = self.in_context(text, path)
-                if context and (_check("+" + digits, None, False) or self._national(run, False)):
-                    return True
         return False
+
+    def _numbers_in_a_row(self, run: str) -> bool:
+        """A run longer than any number that is wholly two or more national numbers with
+        their trunk prefix written one after the other (``052 5552606 074-7111234``),
+        each on whole digit groups.  All of it must be such numbers: a list or table of
+        figures, cut anywhere, has some part that is a valid number somewhere far too
+        often (the North American layout is found inside a run already)."""
+        spans = [m.span() for m in _GROUP.finditer(run)]
+        if len(spans) > self.MAX_SLICED_GROUPS or sum(b - a for a, b in spans) <= 15:
+            return False
+        # ends[i]: the groups from i on are numbers in a row (ends[len] = nothing left).
+        ends = [False] * len(spans) + [True]
+        for i in range(len(spans) - 1, -1, -1):
+            size = 0
+            for j in range(i, len(spans)):
+                size += spans[j][1] - spans[j][0]
+                if size > 15:
+                    break
+                if ends[j + 1] and size >= 9 and j > i and run[spans[i][0]] == "0":
+                    part = run[spans[i][0] : spans[j][1]]
+                    if self._trunk_national(part):
+                        ends[i] = True
+                        break
+        return ends[0]
+
+    #: Runs of more groups are not cut into numbers: each cut costs libphonenumber
+    #: calls per region, and a long run of digit groups is a table or a dump.
+    MAX_SLICED_GROUPS = 12
+
+    def _near(self, text: str, path: str, start: int, end: int) -> bool:
+        """A context word in the path, or in the text near the run at ``start:end``:
+        among the three words before it or the two after (``my phone number is …``,
+        ``… (mobile)``). Anywhere in a long text was too far: ``please contact me
+        about order 48213377``, or an Android user agent's ``Build/AP2A.230228.034``
+        before its ``Mobile Safari``."""
+        if path_matches(PHONE_CONTEXT, path, PHONE_COMPOUND):
+            return True
+        before = _WORDS_BEFORE.search(text, max(0, start - 64), start)
+        after = _WORDS_AFTER.match(text, end, end + 64)
+        near = (before.group() if before else "") + " " + (after.group() if after else "")
+        return has_context(PHONE_CONTEXT, near)
+
+    def _grouped(self, run: str, near: bool) -> bool:
+        """Rules 2 to 4 on a run of digit groups (a date in front already cut off);
+        ``near``: a context word is near it (:meth:`_near`)."""
+        groups = _GROUP.findall(run)
+        digits = "".join(groups)
+        if len(digits) < 7 or _QUAD.fullmatch(run) or _isbn10(groups):
+            return False
+        if _NANP_GROUPS.search(run):
+            return True
+        if _YEAR_FIRST.match(run) or _DECIMAL.search(run) or _AMOUNT.fullmatch(run):
+            return False  # an invoice or serial number, coordinates, a build version
+        if self._grouped_national(run, groups, digits):
+            return True
+        return (
+            len(digits) <= 15
+            and near
+            and (_check("+" + digits, None, False) or self._national(run, False))
+        )
 
     def _international(self, run: str) -> bool:
         """Rule 1 on the run, then on shorter whole-group prefixes (a trailing extension)."""
@@ -245,6 +316,13 @@ class PhoneDetector(Detector):
             if len(digits) >= 7 and _check("+" + digits.removeprefix("00"), None, False):
                 return True
         return False
+
+    def _trunk_national(self, run: str) -> bool:
+        """Rule 3 for a run that starts with the trunk prefix 0, with rule 3's exclusions."""
+        groups = _GROUP.findall(run)
+        if _QUAD.fullmatch(run) or _isbn10(groups) or _DECIMAL.search(run):
+            return False
+        return not _AMOUNT.fullmatch(run) and self._grouped_national(run, groups, "".join(groups))
 
     def _grouped_national(self, run: str, groups: Sequence[str], digits: str) -> bool:
         """Rule 3: a valid national number, written in groups.

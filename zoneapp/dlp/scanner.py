@@ -200,12 +200,17 @@ def _add_candidate(candidates: _Candidates, key: tuple[int, int], mode: str) -> 
 class _Siblings:
     """The short texts of the other fields of an item's object, which may name what
     the item is: ``{"system": "http://hl7.org/fhir/sid/us-ssn", "value": "078051120"}``
-    (FHIR's identifier), ``{"system": "phone", "value": "2125550123"}`` (its telecom).
+    (FHIR's identifier), ``{"system": "phone", "value": "2125550123"}`` (its telecom),
+    a form builder's ``{"label": "SSN", "text": "078051120"}``.
     Only for items whose name says "the value of this object" (:attr:`LEAVES`), and
     only texts of at most :attr:`SHORT` characters: a type or system, not free text."""
 
     SHORT = 64
-    LEAVES = (".value", ".val", ".number", ".id", ".identifier", ".code")
+    LEAVES = (
+        *(".value", ".val", ".v", ".number", ".id", ".identifier", ".code"),
+        # A form's answer next to its label: {"label": "SSN", "text": …}, {"k", "v"}.
+        *(".text", ".data", ".answer", ".content"),
+    )
 
     def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
         self.pairs = pairs

@@ -29,7 +29,7 @@ SSN_COMPOUND = re.compile(
 )
 SSN_CONTEXT = re.compile(
     r"(?<![a-z])(?:ssns?|s\.s\.n\.?|ss ?#|ss ?(?:no|num|number)"
-    r"|soc(?:ial)?[ ._-]{0,2}sec(?:urity)?)(?![a-z])",
+    r"|soc(?:ial)?[ ._-]{0,2}sec(?:urity)?|social(?= ?[:#])|tins?|tax ?(?:payer ?)?id)(?![a-z])",
     re.IGNORECASE,
 )
 

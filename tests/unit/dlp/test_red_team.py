@@ -159,3 +159,99 @@ def test_compressed_tokens_share_one_budget_per_record() -> None:
     started = time.perf_counter()
     assert found(("blob", " x ".join(tokens))) == ["DECODE_LIMIT"]
     assert time.perf_counter() - started < 5.0
+
+
+# A second red-team review and public suites (Presidio, scrubadub, CommonRegex,
+# libphonenumber's examples), 2026-12-02 afternoon.
+
+TAGGED = "".join(chr(0xE0000 + ord(c)) for c in "4111111111111111")
+
+
+@pytest.mark.parametrize(
+    ("pairs", "detector"),
+    [
+        # ANSI colours (coloured logs, grep --color), raw and JSON-escaped.
+        (
+            [("log", "card \x1b[1;36m4111\x1b[0m \x1b[1;36m1111\x1b[0m 1111 \x1b[1m1111\x1b[0m")],
+            "CREDIT_CARD",
+        ),
+        ([("log", "card \\u001b[1m4111\\u001b[0m 1111 1111 1111")], "CREDIT_CARD"),
+        ([("log", "4111 1111 \x1b[01;31m\x1b[K1111\x1b[m\x1b[K 1111")], "CREDIT_CARD"),
+        ([("log", "\x1b[32mjohn.doe\x1b[0m@\x1b[32mexample.com\x1b[0m")], "EMAIL"),
+        # Combining marks on an IBAN's letters; tag characters; blank fillers.
+        ([("notes", "DE\u030889370400440532013000")], "IBAN"),
+        ([("notes", "GB82W\u0301EST12345698765432")], "IBAN"),
+        ([("notes", TAGGED)], "CREDIT_CARD"),
+        ([("notes", "078\u316405\u31641120")], "US_SSN"),
+        ([("notes", "078\u280005\u28001120")], "US_SSN"),
+        # A text escaped twice.
+        ([("notes", "4111\\\\u00a01111\\\\u00a01111\\\\u00a01111")], "CREDIT_CARD"),
+        # SSN context words and a form's label next to its answer.
+        ([("notes", "TIN 078051120")], "US_SSN"),
+        ([("notes", "tax id: 078051120")], "US_SSN"),
+        ([("notes", "social: 078051120")], "US_SSN"),
+        ([("form.label", "SSN"), ("form.text", "078051120")], "US_SSN"),
+        ([("rows[0].k", "ssn"), ("rows[0].v", "078051120")], "US_SSN"),
+        # Phones: numbers one after the other, WhatsApp links, plural context.
+        ([("notes", "try one of these phones 052 5552606 074-7111234")], "PHONE"),
+        ([("notes", "020 7946 0958 020 7946 0959")], "PHONE"),
+        ([("notes", "Tel. 01 42 68 53 00 / 01 42 68 53 01")], "PHONE"),
+        ([("notes", "090-1234-5678 090-1234-5679")], "PHONE"),
+        ([("notes", "https://wa.me/447700900123")], "PHONE"),
+        ([("notes", "wa.me/12125550123")], "PHONE"),
+        ([("notes", "phones: 4258829090")], "PHONE"),
+        ([("notes", "4258829090 (mobile)")], "PHONE"),
+        ([("notes", "my phone number is 2125550123")], "PHONE"),
+        ([("notes", "phone 02540-4119")], "PHONE"),
+    ],
+)
+def test_second_review_forms_are_found(pairs: list[tuple[str, str]], detector: str) -> None:
+    assert detector in found(*pairs)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please contact me about order 48213377",  # a context word, but not near
+        "zip 02540-4119",  # a ZIP+4 code
+        "02540-4119",
+        "the social media id 123456789 ok",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/AP2A.230228.034; wv) AppleWebKit/537.36"
+        " (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.230 Mobile Safari/537.36",
+    ],
+)
+def test_second_review_clean_texts_pass(text: str) -> None:
+    assert found(("notes", text)) == []
+
+
+def test_zip_plus_four_codes_are_not_phones() -> None:
+    rng = random.Random(7)
+    codes = [f"{rng.randrange(100_000):05d}-{rng.randrange(10_000):04d}" for _ in range(500)]
+    blocked = sum(bool(found(("address.zip", code))) for code in codes)
+    assert blocked <= 5, blocked  # was 95% of those with a leading 0
+
+
+def test_android_user_agents_are_rarely_blocked() -> None:
+    rng = random.Random(11)
+    blocked = 0
+    for _ in range(300):
+        day, n = rng.randrange(200101, 241231), rng.randrange(1, 99)
+        build = f"{rng.choice('ABTU')}{rng.randrange(1, 4)}A.{day}.{n:03d}"
+        ua = (
+            f"Mozilla/5.0 (Linux; Android {rng.randrange(9, 15)}; SM-S{rng.randrange(900, 999)}B"
+            f" Build/{build}; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0"
+            f" Chrome/{rng.randrange(100, 131)}.0.{rng.randrange(1000, 6999)}.{rng.randrange(250)}"
+            " Mobile Safari/537.36"
+        )
+        blocked += bool(found(("headers.user-agent", ua)))
+    assert blocked <= 3, blocked  # was 76%
+
+
+def test_lists_of_figures_are_not_cut_into_phone_numbers() -> None:
+    """Only a run made wholly of numbers with their trunk prefix is cut into numbers."""
+    rng = random.Random(3)
+    blocked = 0
+    for _ in range(500):
+        figures = " ".join(str(rng.randrange(1000)) for _ in range(rng.randint(6, 12)))
+        blocked += "PHONE" in found(("notes", f"values: {figures}"))
+    assert blocked <= 5, blocked
