@@ -52,7 +52,9 @@ _FILLERS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E}
 
 # A CSI sequence (parameters, intermediates, final byte), or a two-character escape
 # (charset selection ``ESC ( B``, ``ESC =``).
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|[()*+][0-9A-Za-z]|[=>78MDEHc])")
+# The final byte is required, and no form ends in a digit: an escape never takes a
+# digit of the text with it ("\x1b[4111…" unterminated keeps its digits).
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()*+][A-Za-z]|[=>MDEHc])")
 _TAGS = range(0xE0020, 0xE007F)
 
 

@@ -18,8 +18,7 @@ slashes, underscores or parentheses, :data:`_RUN`), and which check it must pass
    A run longer than any number may be several such numbers with their trunk
    prefix one after the other (``052 5552606 074-7111234``): all of it, cut on
    whole groups (``_numbers_in_a_row``).
-4. With a phone context word (:data:`PHONE_CONTEXT`) in the field path, or near the
-   run in the text (three words before, two after: ``PhoneDetector._near``), a bare
+4. With a phone context word (:data:`PHONE_CONTEXT`) in the text or the field path, a bare
    run of 7 to 15 digits, or a grouped one of 7 to 15, that is a possible number
    internationally or in one of the regions.  A WhatsApp link's digits
    (``wa.me/447700900123``) are an international number without its ``+``.
@@ -30,7 +29,7 @@ glued to a letter on either side (``a38f-557203-3018``: part of a UUID, a SKU, a
 digest or a token, ``00`` runs such as a traceparent's ``00-4968e...`` too; an
 extension such as ``x123`` after it is fine), the digit groups of a canonical UUID,
 the seconds of a clock time after their ``:`` (``19:05:00.635017-08:00``), a US
-ZIP+4 code's shape (``02540-4119``) without context near, amounts
+ZIP+4 code's shape (``02540-4119``) without a context word, amounts
 grouped in thousands with cents (``518 219 135.57``), runs that start
 with a calendar date (``2026-11-23 14``, ``23.11.2026``, ``03/20/2035``,
 ``23_11_2026``), dotted quads (IPv4), valid ISBN-10s, and (unless in the North
@@ -52,7 +51,7 @@ from typing import ClassVar
 
 import phonenumbers
 
-from zoneapp.dlp._base import LEFT, RIGHT, Detector, has_context, path_matches
+from zoneapp.dlp._base import LEFT, RIGHT, Detector
 
 __all__ = ["DEFAULT_REGIONS", "PHONE_CONTEXT", "PhoneDetector"]
 
@@ -76,8 +75,10 @@ DEFAULT_REGIONS: tuple[str, ...] = (
 )
 
 PHONE_CONTEXT = re.compile(
-    r"(?<![a-z])(?:phone|telephone|tel|mobile|cell|cellphone|fax|msisdn|whatsapp|sms|"
-    r"mob|tlf|telefon|telefono|handy|contact|telecom)(?:e?s)?(?![a-z])"
+    # "Mobile" of a user agent ("Mobile Safari/537.36", "Mobile/15E148") is a product
+    # name, and its build number ("Build/AP2A.230228.034") no phone.
+    r"(?<![a-z])(?:phone|telephone|tel|mobile(?! ?safari)(?!/)|cell|cellphone|fax|msisdn|"
+    r"whatsapp|sms|mob|tlf|telefon|telefono|handy|contact|telecom)(?:e?s)?(?![a-z])"
     # "ph" only apart from digits too: random base64 has "3PH0" and "_9pH4".
     r"|(?<![a-z0-9])ph(?![a-z0-9])",
     re.IGNORECASE,
@@ -119,9 +120,6 @@ _CARD_LAYOUT = re.compile(r"\+?[0-9]{4}(?:[ ./_-]{1,8}[0-9]{4}){3}")
 _ZIP4 = re.compile(r"[0-9]{5}-[0-9]{4}")
 _YEAR_FIRST = re.compile(r"(?:19|20)[0-9]{2}[ ./_-]")
 _DECIMAL = re.compile(r"\.[0-9]{4}")
-# Up to three words right before a run, and two right after it (punctuation between).
-_WORDS_BEFORE = re.compile(r"(?:[^\s0-9]+[^A-Za-z0-9]*){1,3}$")
-_WORDS_AFTER = re.compile(r"(?:[^A-Za-z0-9]*[^\s0-9]+){1,2}")
 
 
 def _parseable(run: str) -> str:
@@ -181,6 +179,14 @@ class PhoneDetector(Detector):
     def find(self, text: str, path: str, modes: Collection[str]) -> bool:
         if _CARD_LAYOUT.fullmatch(text):
             return False  # the whole text is one run in a card's layout (below)
+        context: list[bool] = []
+
+        def near() -> bool:
+            """A context word in the text or the path, looked for once per text."""
+            if not context:
+                context.append(self.in_context(text, path))
+            return context[0]
+
         uuids = [u.span() for u in _UUID.finditer(text)] if len(text) >= 36 else ()
         for m in _RUN.finditer(text):
             run = m.group()
@@ -201,12 +207,7 @@ class PhoneDetector(Detector):
             if glued:
                 # Part of an identifier (a UUID, a SKU, hex, a traceparent's "00-4968e…"),
                 # unless a context word says phone (phone0049301234567).
-                if (
-                    run[:2] == "00"
-                    and run[2:3] != "0"
-                    and self._near(text, path, start, end)
-                    and self._international(run)
-                ):
+                if run[:2] == "00" and run[2:3] != "0" and near() and self._international(run):
                     return True
                 continue
             if start and text[start - 1] == ":" and _SECONDS.fullmatch(run):
@@ -225,7 +226,7 @@ class PhoneDetector(Detector):
                     continue
                 if (
                     7 <= len(run) <= 15
-                    and self._near(text, path, start, end)
+                    and near()
                     and (_check("+" + run, None, False) or self._national(run, False))
                 ):
                     return True
@@ -233,10 +234,9 @@ class PhoneDetector(Detector):
             date = _DATE.match(run)
             if date is not None:  # a date (and maybe a time) first: look at what follows
                 run = run[date.end() :].lstrip(" ./_()-")
-            near = self._near(text, path, start, end)
-            if _ZIP4.fullmatch(run) and not near:
+            if _ZIP4.fullmatch(run) and not near():
                 continue
-            if self._grouped(run, near):
+            if self._grouped(run, near()):
                 return True
             if self._numbers_in_a_row(run):
                 return True
@@ -270,22 +270,9 @@ class PhoneDetector(Detector):
     #: calls per region, and a long run of digit groups is a table or a dump.
     MAX_SLICED_GROUPS = 12
 
-    def _near(self, text: str, path: str, start: int, end: int) -> bool:
-        """A context word in the path, or in the text near the run at ``start:end``:
-        among the three words before it or the two after (``my phone number is …``,
-        ``… (mobile)``). Anywhere in a long text was too far: ``please contact me
-        about order 48213377``, or an Android user agent's ``Build/AP2A.230228.034``
-        before its ``Mobile Safari``."""
-        if path_matches(PHONE_CONTEXT, path, PHONE_COMPOUND):
-            return True
-        before = _WORDS_BEFORE.search(text, max(0, start - 64), start)
-        after = _WORDS_AFTER.match(text, end, end + 64)
-        near = (before.group() if before else "") + " " + (after.group() if after else "")
-        return has_context(PHONE_CONTEXT, near)
-
     def _grouped(self, run: str, near: bool) -> bool:
         """Rules 2 to 4 on a run of digit groups (a date in front already cut off);
-        ``near``: a context word is near it (:meth:`_near`)."""
+        ``near``: a context word is in the text or the path."""
         groups = _GROUP.findall(run)
         digits = "".join(groups)
         if len(digits) < 7 or _QUAD.fullmatch(run) or _isbn10(groups):
