@@ -24,11 +24,13 @@ The forwarded value is never changed; this view exists only for detection.
    Mongolian vowel separator) to a space, as they look;
 7. ideographic and halfwidth full stops to ``.`` (they separate domain labels).
 
-First of all, ANSI terminal escape sequences (``ESC [ 1;36 m``: coloured logs,
-``grep --color``) are removed: they show nothing, and their digits would break a
-number's groups.  ASCII text needs only that and step 4, so the common case is one
-``str.translate``.  For
-other text the per-character mapping is computed once per code point and cached.
+First of all, text after a right-to-left override (U+202E, up to its pop or the end)
+is put in the order it is shown: ``\u202e1111 1111 1111 1114`` shows as a card (the
+raw view keeps the stored order).  And ANSI terminal escape sequences
+(``ESC [ 1;36 m``: coloured logs, ``grep --color``) are removed: they show nothing,
+and their digits would break a number's groups.  ASCII text needs only that and
+step 4, so the common case is one ``str.translate``.  For other text the
+per-character mapping is computed once per code point and cached.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ _FILLERS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E}
 # digit of the text with it ("\x1b[4111…" unterminated keeps its digits).
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()*+][A-Za-z]|[=>MDEHc])")
 _TAGS = range(0xE0020, 0xE007F)
+# A right-to-left override and what it reverses on screen: up to its pop directional
+# formatting (or an isolate's end, or the end of the text).
+_OVERRIDE = re.compile("\u202e([^\u202c\u2069]*)")
 
 
 class _CharMap(dict[int, str | None]):
@@ -107,6 +112,8 @@ def normalize(text: str) -> str:
         if "\x1b" in text:
             text = _ANSI.sub("", text)
         return text.translate(_ASCII_CONTROLS)
+    if "\u202e" in text:
+        text = _OVERRIDE.sub(lambda m: m.group(1)[::-1], text)
     if "\x1b" in text:
         text = _ANSI.sub("", text)
     return unicodedata.normalize("NFKD", text.translate(_LOOKALIKES)).translate(_CHAR_MAP)

@@ -55,6 +55,8 @@ scanner reports ``DECODE_LIMIT`` at that path and the record is quarantined.
 from __future__ import annotations
 
 import binascii
+import email.errors
+import email.header
 import html
 import re
 import unicodedata
@@ -169,7 +171,9 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
         "|<[A-Za-z/!?][^<>\\n]{0,512}>"
         # Two upper-case "=XX" escapes, as RFC 2045 writes them (random bytes decoded
         # from base64 and spliced back give one now and then, and soft breaks a lot).
-        "|=[0-9A-F]{2}[^\\n]*=[0-9A-F]{2}",
+        "|=[0-9A-F]{2}[^\\n]*=[0-9A-F]{2}"
+        # An RFC 2047 encoded word (a mail header), and a terminal escape spelled out.
+        "|=\\?[^?\\n]{1,40}\\?[QqBb]\\?|\\\\033\\[|\\\\e\\[|\\^\\[\\[",
     ),
 )
 
@@ -182,9 +186,18 @@ def joined_views(values: Sequence[Any]) -> list[str]:
 
     Inner arrays of scalars and objects of one scalar count as their scalars, empty
     arrays and objects as nothing; the objects of the array are also read key by key
-    (``[{"d": "4111"}, {"d": "1111"}, …]``), strings of digits only (:func:`_runs`)."""
+    (``[{"d": "4111"}, {"d": "1111"}, …]``), strings of digits only (:func:`_runs`);
+    an array of 8 or more integers 0-255 is also read as bytes, as text if it is."""
     views: list[str] = []
     _runs(values, views, digits_only=False)
+    # Bytes written as numbers (Node's Buffer in JSON, Java's byte[] through Gson):
+    # their text, if they are text.
+    if (
+        len(values) >= _MIN_BYTES
+        and all(type(v) is int and 0 <= v <= 255 for v in values)
+        and (text := _as_text(bytes(values))) is not None
+    ):
+        views.append(text)
     objects = [v for v in values if isinstance(v, dict)]
     if len(objects) >= 2:
         keys: dict[str, None] = {}
@@ -197,6 +210,8 @@ def joined_views(values: Sequence[Any]) -> list[str]:
     return views
 
 
+#: The fewest numbers 0-255 of an array read as bytes (a value's text is longer).
+_MIN_BYTES = 8
 #: How many keys of an array's objects are read as columns.
 _MAX_COLUMNS = 64
 #: How deep inner arrays are read for their scalars.
@@ -300,7 +315,10 @@ def decode(text: str, decoder: str, budget: Budget | None = None) -> list[str]:
             return [plain]
         data = _QP_SOFT_BREAK.sub(b"", plain.encode("utf-8", "surrogatepass"))
         raw = _QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), data)
-        return [plain, _as_text(raw) or raw.decode("utf-8", "replace")]
+        views = [plain, _as_text(raw) or raw.decode("utf-8", "replace")]
+        if "=?" in plain and (words := _mime_words(plain)) is not None:
+            views.append(words)
+        return views
     if decoder == "hex":
         views = []
         dump: list[str] = []
@@ -354,12 +372,17 @@ _ESCAPE = re.compile(
     # An escaped backslash (a JSON text escaped twice, as a log line of a log line):
     # one layer gives the single escapes, which the next layer reads.
     r"|\\(\\)"
+    # A terminal escape spelled out (a shell's "\033[", "\e[", a pager's "^[["): the
+    # escape it stands for, which normalization removes with its sequence.
+    r"|(\\033\[|\\e\[|\^\[\[)"
 )
 _ESCAPED = {"n": " ", "r": " ", "t": " ", "/": "/"}
 
 
 def _unescape(m: re.Match[str]) -> str:
-    high, low, u, x, pct, char, backslash = m.groups()
+    high, low, u, x, pct, char, backslash, terminal = m.groups()
+    if terminal is not None:
+        return "\x1b["
     if backslash is not None:
         return backslash
     if char is not None:
@@ -368,6 +391,16 @@ def _unescape(m: re.Match[str]) -> str:
         return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00)
     code = int(u or x or pct, 16)
     return chr(code) if not 0xD800 <= code <= 0xDFFF else "\ufffd"
+
+
+def _mime_words(text: str) -> str | None:
+    """A header's RFC 2047 encoded words decoded (``=?UTF-8?Q?john.doe=40example.com?=``,
+    ``=?utf-8?B?…?=``), or None: one escape is enough there, while quoted-printable in
+    a body starts on two."""
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        return None
 
 
 def _base64_text(token: str, budget: Budget) -> list[str]:

@@ -270,3 +270,30 @@ def test_android_user_agents_are_rarely_blocked() -> None:
 )
 def test_mobile_is_still_a_context_word(text: str) -> None:
     assert found(("notes", text)) == ["PHONE"]
+
+
+BUFFER = json.dumps({"type": "Buffer", "data": list(b"4111 1111 1111 1111")})
+
+
+@pytest.mark.parametrize(
+    ("text", "detector"),
+    [
+        ("card \\033[1;36m4111\\033[0m \\033[1;36m1111\\033[0m 1111 1111", "CREDIT_CARD"),
+        ("card \\e[1m4111\\e[0m 1111 1111 1111", "CREDIT_CARD"),
+        ("card ^[[1m4111^[[0m 1111 1111 1111", "CREDIT_CARD"),
+        ("=?UTF-8?Q?john.doe=40example.com?=", "EMAIL"),  # one escape in an encoded word
+        ("card: \u202e1111 1111 1111 1114\u202c", "CREDIT_CARD"),  # shown as 4111 …
+        (BUFFER, "CREDIT_CARD"),  # Node's Buffer in JSON
+    ],
+)
+def test_spelled_escapes_encoded_words_overrides_and_byte_arrays(text: str, detector: str) -> None:
+    assert detector in found(("notes", text))
+
+
+def test_byte_arrays_are_read_as_text_only_when_they_are() -> None:
+    from zoneapp.dlp import joined_views
+
+    assert "john.doe@example.com" in joined_views(list(b"john.doe@example.com"))
+    rng = random.Random(5)
+    noise = [[rng.randrange(256) for _ in range(16)] for _ in range(200)]
+    assert sum(len(joined_views(v)) > 2 for v in noise) == 0  # only the two joined views
