@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from typing import ClassVar
 
-from zoneapp.dlp._base import LEFT, SEPARATORS, Detector, digit_runs
+from zoneapp.dlp._base import LEFT, SEPARATORS, Detector, written_runs
 
 __all__ = [
     "ISSUERS",
@@ -102,6 +103,15 @@ def is_card_number(digits: str) -> bool:
     return len(digits) in _LENGTHS_BY_PREFIX.get(digits[:4], _NONE) and luhn_ok(digits)
 
 
+# A run that is wholly a list of amounts with cents (``590.14 304.52 346.08``) or of
+# coordinates (``66.56689 46.76254``), apart by spaces (or a minus sign): figures, not a
+# card's groups, which are never written with two or five-plus digits after a dot.
+# Joined, one such list in three held a card by chance.
+_AMOUNT = r"[0-9]{1,7}\.[0-9]{2}"
+_DEGREES = r"[0-9]{1,3}\.[0-9]{5,8}"
+_FIGURES = re.compile(rf"{_AMOUNT}(?: {{1,3}}-?{_AMOUNT})+|{_DEGREES}(?: {{1,3}}-?{_DEGREES})+")
+
+
 def _excluded(digits: str, grouped: bool) -> bool:
     """Exclusion hook: a compact 13- or 14-digit number that is a valid EAN-13 / GTIN-14.
 
@@ -146,8 +156,12 @@ def holds_card(text: str) -> bool:
             and luhn_ok(text)
             and not _excluded(text, grouped=False)
         )
-    for groups in digit_runs(text):
-        if sum(map(len, groups)) >= MIN_LENGTH and _groups_hold_card(groups):
+    for run, groups in written_runs(text):
+        if (
+            sum(map(len, groups)) >= MIN_LENGTH
+            and not _FIGURES.fullmatch(run)
+            and _groups_hold_card(groups)
+        ):
             return True
     return False
 
