@@ -168,6 +168,9 @@ class PhoneDetector(Detector):
         ),
         # Rule 4: 7 to 15 bare digits; find() looks for a context word.
         "bare": rf"{LEFT}[0-9]{{7,15}}{RIGHT}",
+        # Rule 4 for a short number in two groups, as local numbers are written
+        # (``555-1234``, ``0800 1234``): too few digits for "grouped".
+        "local": rf"{LEFT}[0-9]{{3,4}}[ ./_-]{{1,2}}[0-9]{{4}}{RIGHT}",
     }
 
     def __init__(self, regions: Sequence[str] = DEFAULT_REGIONS) -> None:

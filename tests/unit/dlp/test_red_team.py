@@ -314,3 +314,22 @@ def test_lists_of_amounts_and_coordinates_are_not_cards() -> None:
     # A card's groups keep their forms: four digits a group, dots and spaces mixed.
     assert found(("notes", "4111.1111 1111.1111")) == ["CREDIT_CARD"]
     assert found(("notes", "12.50 4111 1111 1111 1111")) == ["CREDIT_CARD"]
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("notes", "phone: 555-1234"),
+        ("notes", "Tel 0800 1234"),
+        ("contact.phone", "310-1234"),
+        ("contact.phone", "0906 1234"),
+    ],
+)
+def test_local_numbers_with_context(path: str, text: str) -> None:
+    """Seven or eight digits in two groups: a local number, with a context word."""
+    assert found((path, text)) == ["PHONE"]
+
+
+@pytest.mark.parametrize("text", ["call 555-1234", "years 2024 2025", "order 1234-5678"])
+def test_local_number_shapes_without_context_pass(text: str) -> None:
+    assert found(("notes", text)) == []
