@@ -320,7 +320,8 @@ class PhoneDetector(Detector):
         With the trunk prefix ``0``: 9 to 12 digits.  Without it: 10 to 12 digits and
         not shaped like a thousands-grouped amount (``912 345 678``) or an SSN
         (``078-05-1123``); 9-digit national numbers without a trunk prefix (Spain,
-        Italy) need ``+``, ``00`` or a context word.
+        Italy) need ``+``, ``00`` or a context word; and without it, at most five groups,
+        none of one digit after the first (``40-17-48-3-45-48`` is a list of numbers).
         """
         sizes = [len(g) for g in groups]
         if len(groups) < 2 or sizes == [3, 2, 4]:
@@ -331,6 +332,8 @@ class PhoneDetector(Detector):
             return False
         if sizes[0] <= 3 and all(size == 3 for size in sizes[1:]):
             return False
+        if len(groups) > 5 or 1 in sizes[1:]:
+            return False  # a list of small numbers (a lottery draw, a score), not a layout
         return self._national(run, True)
 
     def _national(self, run: str, valid: bool) -> bool:
