@@ -62,12 +62,24 @@ EVASIONS: list[tuple[str, Any, str]] = [
     ("phone-il", "+972-50-123-4567", "PHONE"),
     ("phone-jp", "03-1234-5678", "PHONE"),
     ("phone-cn", "+86 138 0013 8000", "PHONE"),
+    # Forms of the second review (2026-12-02).
+    ("ansi-colours", "card \x1b[1;36m4111\x1b[0m 1111 \x1b[1m1111\x1b[0m 1111", "CREDIT_CARD"),
+    ("tag-characters", "".join(chr(0xE0000 + ord(c)) for c in CARD), "CREDIT_CARD"),
+    ("right-to-left-override", "card: \u202e1111 1111 1111 1114\u202c", "CREDIT_CARD"),
+    ("node-buffer", json.dumps({"type": "Buffer", "data": list(CARD.encode())}), "CREDIT_CARD"),
+    ("iban-combining-mark", "DE\u030889370400440532013000", "IBAN"),
+    ("mime-encoded-word", "=?UTF-8?Q?jane.doe=40example.com?=", "EMAIL"),
+    ("phones-in-a-row", "052 5552606 074-7111234", "PHONE"),
+    ("whatsapp-link", "https://wa.me/447700900123", "PHONE"),
+    ("local-number", "phone: 555-1234", "PHONE"),
 ]
 CLEAN = [
     "card 4111 1111 1111 1112 was declined",  # bad Luhn
     "EAN 4006381333931, ISBN 978-3-16-148410-0",
     "tracking 1Z999AA10123456784, order 123e4567-e89b-12d3-a456-426614174000",
     "delivered 2026-11-23 14:05 to 192.168.100.200, total 1,234,567.89",
+    "prices 590.14 304.52 346.08 at POINT(-66.56689 46.76254), zip 02540-4119",
+    "draw 40-17-48-3-45-48",
 ]
 
 
