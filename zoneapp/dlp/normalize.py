@@ -24,13 +24,13 @@ The forwarded value is never changed; this view exists only for detection.
    Mongolian vowel separator) to a space, as they look;
 7. ideographic and halfwidth full stops to ``.`` (they separate domain labels).
 
-First of all, text after a right-to-left override (U+202E, up to its pop or the end)
-is put in the order it is shown: ``\u202e1111 1111 1111 1114`` shows as a card (the
-raw view keeps the stored order).  And ANSI terminal escape sequences
-(``ESC [ 1;36 m``: coloured logs, ``grep --color``) are removed: they show nothing,
-and their digits would break a number's groups.  ASCII text needs only that and
-step 4, so the common case is one ``str.translate``.  For other text the
-per-character mapping is computed once per code point and cached.
+Text after a right-to-left override (U+202E, up to its pop or the end of its
+paragraph) is shown reversed: ``\u202e1111 1111 1111 1114`` shows as a card, so such a
+text's view is its normalized stored order, `` | ``, and the normalized order shown.
+ANSI terminal escape sequences (``ESC [ 1;36 m``: coloured logs, ``grep --color``)
+are removed first: they show nothing, and their digits would break a number's groups.
+ASCII text needs only that and step 4, so the common case is one ``str.translate``.
+For other text the per-character mapping is computed once per code point and cached.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()*+][A-Za-z]|[=>MDEHc])")
 _TAGS = range(0xE0020, 0xE007F)
 # A right-to-left override and what it reverses on screen: up to its pop directional
 # formatting (or an isolate's end, or the end of the text).
-_OVERRIDE = re.compile("\u202e([^\u202c\u2069]*)")
+_OVERRIDE = re.compile("\u202e([^\u202c\u2069\n\r\u2029]*)")
 
 
 class _CharMap(dict[int, str | None]):
@@ -113,7 +113,13 @@ def normalize(text: str) -> str:
             text = _ANSI.sub("", text)
         return text.translate(_ASCII_CONTROLS)
     if "\u202e" in text:
-        text = _OVERRIDE.sub(lambda m: m.group(1)[::-1], text)
+        shown = _OVERRIDE.sub(lambda m: m.group(1)[::-1], text)
+        return f"{_normalized(text)} | {_normalized(shown)}"
+    return _normalized(text)
+
+
+def _normalized(text: str) -> str:
+    """Steps 0-7 on a non-ASCII text (and its escapes removed first)."""
     if "\x1b" in text:
         text = _ANSI.sub("", text)
     return unicodedata.normalize("NFKD", text.translate(_LOOKALIKES)).translate(_CHAR_MAP)

@@ -78,7 +78,9 @@ PHONE_CONTEXT = re.compile(
     # "Mobile" of a user agent ("Mobile Safari/537.36", "Mobile/15E148") is a product
     # name, and its build number ("Build/AP2A.230228.034") no phone.
     r"(?<![a-z])(?:phone|telephone|tel|mobile(?! ?safari)(?!/)|cell|cellphone|fax|msisdn|"
-    r"whatsapp|sms|mob|tlf|telefon|telefono|handy|contact|telecom)(?:e?s)?(?![a-z])"
+    r"whatsapp|sms|mob|tlf|telefon|telefono|telefone|handy|contact|telecom|"
+    # Portuguese, Spanish, Italian (accents come off in the normalized view).
+    r"celular|cellulare|contato|contatto|movil)(?:e?s)?(?![a-z])"
     # "ph" only apart from digits too: random base64 has "3PH0" and "_9pH4".
     r"|(?<![a-z0-9])ph(?![a-z0-9])",
     re.IGNORECASE,
@@ -321,7 +323,8 @@ class PhoneDetector(Detector):
         not shaped like a thousands-grouped amount (``912 345 678``) or an SSN
         (``078-05-1123``); 9-digit national numbers without a trunk prefix (Spain,
         Italy) need ``+``, ``00`` or a context word; and without it, at most five groups,
-        none of one digit after the first (``40-17-48-3-45-48`` is a list of numbers).
+        at most one of one digit after the first (Brazil's mobile ``11 9 8765-4321``;
+        ``40-17-48-3-45-7`` is a list of numbers).
         """
         sizes = [len(g) for g in groups]
         if len(groups) < 2 or sizes == [3, 2, 4]:
@@ -332,7 +335,7 @@ class PhoneDetector(Detector):
             return False
         if sizes[0] <= 3 and all(size == 3 for size in sizes[1:]):
             return False
-        if len(groups) > 5 or 1 in sizes[1:]:
+        if len(groups) > 5 or sizes[1:].count(1) > 1:
             return False  # a list of small numbers (a lottery draw, a score), not a layout
         return self._national(run, True)
 

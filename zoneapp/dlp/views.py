@@ -102,6 +102,9 @@ _DATE_HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}")
 _LIST = re.compile(r"\[([^\[\]]{1,4000})\]")
 _TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+# An RFC 2047 encoded word: charset, Q or B, text without "?" or spaces (RFC 2047
+# limits a word to 75 characters; a longer one is read up to a bound).
+_MIME_WORD = re.compile(r"=\?[^?\s]{1,40}\?[QqBb]\?[^?\s]{0,1000}\?=")
 # A soft line break; not the padding at the end of a base64 line (16+ characters).
 _QP_SOFT_BREAK = re.compile(rb"(?<![A-Za-z0-9+/_-]{16})= +")
 _HEX = re.compile(
@@ -395,12 +398,22 @@ def _unescape(m: re.Match[str]) -> str:
 
 def _mime_words(text: str) -> str | None:
     """A header's RFC 2047 encoded words decoded (``=?UTF-8?Q?john.doe=40example.com?=``,
-    ``=?utf-8?B?…?=``), or None: one escape is enough there, while quoted-printable in
-    a body starts on two."""
-    try:
-        return str(email.header.make_header(email.header.decode_header(text)))
-    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+    ``=?utf-8?B?…?=``), or None without one: one escape is enough there, while
+    quoted-printable in a body starts on two.  A word that does not decode (an unknown
+    charset) stays as written."""
+    words = _MIME_WORD.findall(text)
+    if not words:
         return None
+    # Each word on its own: the email package's own search of a whole text is
+    # quadratic in the words that open and never close.
+    return _MIME_WORD.sub(_mime_word, text)
+
+
+def _mime_word(m: re.Match[str]) -> str:
+    try:
+        return str(email.header.make_header(email.header.decode_header(m.group())))
+    except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
+        return m.group()
 
 
 def _base64_text(token: str, budget: Budget) -> list[str]:

@@ -339,3 +339,37 @@ def test_hyphen_joined_lists_of_small_numbers_are_not_phones() -> None:
     rng = random.Random(17)
     draws = ["-".join(str(rng.randint(1, 49)) for _ in range(6)) for _ in range(300)]
     assert sum("PHONE" in found(("notes", f"draw {d}")) for d in draws) <= 3  # was 79%
+
+
+@pytest.mark.parametrize(
+    ("text", "detector"),
+    [
+        # A stray override earlier in the text hides nothing that needs normalizing.
+        ("\u202e\ncard 4111\u00a01111\u00a01111\u00a01111", "CREDIT_CARD"),
+        ("\u202e\nIBAN GB82\u00a0WEST\u00a01234\u00a05698\u00a07654\u00a032", "IBAN"),
+        ("\u202e\njohn\uff20example.com", "EMAIL"),
+        # Nor inside a decoded layer.
+        ("%E2%80%AE%0Acard%204111%201111%201111%201111", "CREDIT_CARD"),
+        (base64.b64encode("\u202e\ncard 4111 1111 1111 1111".encode()).decode(), "CREDIT_CARD"),
+        # Brazil's mobile with its 9 apart, and Portuguese context.
+        ("(11) 9 8765-4321", "PHONE"),
+        ("celular 21 9 9876 5432", "PHONE"),
+        ("contato: 2198765432", "PHONE"),
+    ],
+)
+def test_third_review_forms_are_found(text: str, detector: str) -> None:
+    assert detector in found(("notes", text))
+
+
+@pytest.mark.parametrize("text", ["=?\u00e9?q?a?=", "Subject: =?\u00fc?Q?Hallo?="])
+def test_an_encoded_word_with_an_unknown_charset_is_left_as_written(text: str) -> None:
+    assert found(("notes", text)) == []
+
+
+def test_encoded_words_that_never_close_are_not_decoded() -> None:
+    """The email package's search of a whole text is quadratic in such openers (200 KB
+    took 30 s); only complete, bounded words reach it."""
+    from zoneapp.dlp.views import _mime_words
+
+    assert _mime_words("=?a?q? " * 30_000) is None
+    assert _mime_words("x =?utf-8?q?a=40b.com?= y") == "x a@b.com y"
