@@ -9,7 +9,8 @@ The forwarded value is never changed; this view exists only for detection.
 1. NFKC (full-width digits and at signs, ligatures, compatibility forms), then
    decomposed (NFD; together that is NFKD), so a combining mark put on a letter
    (``DË89…``, ``GB82WÉST…``) comes off again in step 6 instead of staying composed;
-2. every Unicode decimal digit (category Nd: Arabic-Indic, Devanagari, ...) to ASCII;
+2. every Unicode decimal digit (category Nd: Arabic-Indic, Devanagari, ...) to ASCII,
+   those of Unicode 15 and 16 too (Kawi, Nag Mundari, Garay, …: :data:`_NEWER_ZEROS`);
 3. format characters (category Cf: zero-width space and joiner, soft hyphen,
    word joiner, BOM, bidi marks) removed, except the tag characters U+E0020-E007E
    ("ASCII smuggling": invisible copies of ASCII), which become their ASCII letter;
@@ -58,6 +59,22 @@ _FILLERS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E}
 # digit of the text with it ("\x1b[4111…" unterminated keeps its digits).
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()*+][A-Za-z]|[=>MDEHc])")
 _TAGS = range(0xE0020, 0xE007F)
+#: Decimal digits of Unicode 15 and 16, which this interpreter's Unicode 14 data does
+#: not know (their code points are unassigned there): the first of each ten.
+_NEWER_ZEROS = (
+    0x10D40,  # Garay
+    0x11BF0,  # Sunuwar
+    0x11F50,  # Kawi
+    0x16130,  # Gurung Khema
+    0x16D70,  # Kirat Rai
+    0x116D0,  # Myanmar Pao
+    0x116DA,  # Myanmar Eastern Pwo Karen
+    0x1CCF0,  # outlined digits
+    0x1E4F0,  # Nag Mundari
+    0x1E5F1,  # Ol Onal
+)
+_NEWER_DIGITS = {zero + d: str(d) for zero in _NEWER_ZEROS for d in range(10)}
+
 # A right-to-left override and what it reverses on screen: up to its pop directional
 # formatting (or an isolate's end, or the end of the text).
 _OVERRIDE = re.compile("\u202e([^\u202c\u2069\n\r\u2029]*)")
@@ -72,6 +89,8 @@ class _CharMap(dict[int, str | None]):
         mapped: str | None
         if category == "Nd":
             mapped = str(unicodedata.digit(char))
+        elif code in _NEWER_DIGITS:
+            mapped = _NEWER_DIGITS[code]
         elif category in ("Zs", "Zl", "Zp", "Cc") or code in _FILLERS:
             mapped = " "
         elif code in _TAGS:

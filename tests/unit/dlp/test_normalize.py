@@ -95,3 +95,12 @@ def test_ascii_fast_path_returns_the_same_object() -> None:
 )
 def test_lookalikes_marks_and_fillers(raw: str, view: str) -> None:
     assert normalize(raw) == view
+
+
+@pytest.mark.parametrize(
+    "zero", [0x11F50, 0x1E4F0, 0x10D40, 0x11BF0, 0x16130, 0x16D70, 0x1E5F1, 0x1CCF0]
+)
+def test_digits_newer_than_this_interpreters_unicode_data(zero: int) -> None:
+    """Kawi, Nag Mundari (Unicode 15), Garay, Sunuwar, Gurung Khema, Kirat Rai, Ol Onal,
+    outlined digits (16): unassigned in Python 3.11's tables, still digits here."""
+    assert normalize("".join(chr(zero + d) for d in (4, 1, 1, 1))) == "4111"
