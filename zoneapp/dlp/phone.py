@@ -18,7 +18,8 @@ slashes, underscores or parentheses, :data:`_RUN`), and which check it must pass
    A run longer than any number may be several such numbers with their trunk
    prefix one after the other (``052 5552606 074-7111234``): all of it, cut on
    whole groups (``_numbers_in_a_row``).
-4. With a phone context word (:data:`PHONE_CONTEXT`) in the text or the field path, a bare
+4. With a phone context word (:data:`PHONE_CONTEXT`) in the text or the field path
+   (unless a word right before the run names it an id: ``order 48213377``), a bare
    run of 7 to 15 digits, or a grouped one of 7 to 15, that is a possible number
    internationally or in one of the regions.  A WhatsApp link's digits
    (``wa.me/447700900123``) are an international number without its ``+``.
@@ -137,6 +138,22 @@ def _glued_id(text: str, start: int) -> bool:
     return before.isalpha() or (before == "_" and start > 1 and text[start - 2].isalnum())
 
 
+# A word right before a number that names it something else: "order 48213377" in a
+# text that says "contact" elsewhere is an order number.
+_ID_BEFORE = re.compile(
+    r"(?<![a-z])(?:order|invoice|ticket|case|booking|reservation|confirmation|tracking"
+    r"|transaction|account|acct|ref|reference|item|serial|po|id)s?"
+    r"(?: ?(?:no|nr|num|number|#))?[ .:#=-]{0,3}$",
+    re.IGNORECASE,
+)
+
+
+def _named_id(text: str, start: int) -> bool:
+    """The run at ``start`` follows a word that makes it an id (:data:`_ID_BEFORE`):
+    a phone context word elsewhere in the text does not make it a phone."""
+    return _ID_BEFORE.search(text, max(0, start - 32), start) is not None
+
+
 def _isbn10(groups: Sequence[str]) -> bool:
     digits = "".join(groups)
     if len(groups) != 4 or len(digits) != 10:
@@ -232,6 +249,7 @@ class PhoneDetector(Detector):
                 if (
                     7 <= len(run) <= 15
                     and near()
+                    and not _named_id(text, start)
                     and (_check("+" + run, None, False) or self._national(run, False))
                 ):
                     return True
@@ -239,9 +257,10 @@ class PhoneDetector(Detector):
             date = _DATE.match(run)
             if date is not None:  # a date (and maybe a time) first: look at what follows
                 run = run[date.end() :].lstrip(" ./_()-")
-            if _ZIP4.fullmatch(run) and not near():
+            context_here = near() and not _named_id(text, start)
+            if _ZIP4.fullmatch(run) and not context_here:
                 continue
-            if self._grouped(run, near()):
+            if self._grouped(run, context_here):
                 return True
             if self._numbers_in_a_row(run):
                 return True

@@ -373,3 +373,24 @@ def test_encoded_words_that_never_close_are_not_decoded() -> None:
 
     assert _mime_words("=?a?q? " * 30_000) is None
     assert _mime_words("x =?utf-8?q?a=40b.com?= y") == "x a@b.com y"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please contact me about order 48213377",
+        "contact me re ticket #4821337",
+        "Mobile app crash, case 90817263",
+        "tel support: invoice no. 20261187",
+    ],
+)
+def test_a_number_named_an_id_is_no_phone_for_a_context_word_elsewhere(text: str) -> None:
+    assert found(("notes", text)) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["call me about order 123 at my mobile 07700900123", "contact: 4258829090, order 48213377"],
+)
+def test_the_phone_beside_a_named_id_is_still_found(text: str) -> None:
+    assert found(("notes", text)) == ["PHONE"]
