@@ -46,12 +46,12 @@ def digit_runs(text: str) -> list[list[str]]:
     ``"ref 4111.1111 1111-1111X"`` gives ``[["4111", "1111", "1111", "1111"]]``:
     letters end a run but do not stop one from being a candidate.
     """
-    return [groups for _, groups in written_runs(text)]
+    return [_GROUP.findall(m.group()) for m in _RUN.finditer(text)]
 
 
-def written_runs(text: str) -> list[tuple[str, list[str]]]:
-    """Each run of :func:`digit_runs` as written (separators kept), with its groups."""
-    return [(m.group(), _GROUP.findall(m.group())) for m in _RUN.finditer(text)]
+def written_runs(text: str) -> list[tuple[int, str]]:
+    """Each run of :func:`digit_runs` as written (separators kept), with its start."""
+    return [(m.start(), m.group()) for m in _RUN.finditer(text)]
 
 
 # A run of letters and digits with a lower-to-upper case change inside.

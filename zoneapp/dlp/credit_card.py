@@ -107,6 +107,10 @@ def is_card_number(digits: str) -> bool:
 # coordinates (``66.56689 46.76254``), apart by spaces (or a minus sign): figures, not a
 # card's groups, which are never written with two or five-plus digits after a dot.
 # Joined, one such list in three held a card by chance.
+# The seconds and their fraction that start a run after a ":" (a log line's
+# "09:37:59.853 54699 18158": then its pid and thread id).
+_SECONDS = re.compile(r"[0-5][0-9][.,][0-9]{1,9} +")
+_GROUP = re.compile(r"[0-9]+")
 _AMOUNT = r"[0-9]{1,7}\.[0-9]{2}"
 _DEGREES = r"[0-9]{1,3}\.[0-9]{5,8}"
 _FIGURES = re.compile(rf"{_AMOUNT}(?: {{1,3}}-?{_AMOUNT})+|{_DEGREES}(?: {{1,3}}-?{_DEGREES})+")
@@ -156,7 +160,10 @@ def holds_card(text: str) -> bool:
             and luhn_ok(text)
             and not _excluded(text, grouped=False)
         )
-    for run, groups in written_runs(text):
+    for start, run in written_runs(text):
+        if start and text[start - 1] == ":" and (seconds := _SECONDS.match(run)):
+            run = run[seconds.end() :]  # a clock time's seconds are no card digits
+        groups = _GROUP.findall(run)
         if (
             sum(map(len, groups)) >= MIN_LENGTH
             and not _FIGURES.fullmatch(run)

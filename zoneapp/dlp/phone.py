@@ -96,6 +96,8 @@ PHONE_COMPOUND = re.compile(
 # ``2020-04-11T19:05:00.635017-08:00``.
 # (A form body's "+" decoded is a space.)
 _SECONDS = re.compile(r"[0-5][0-9](?:[.,][0-9]{1,9})?(?:[ +-][0-9]{2})?")
+# The seconds (and their fraction) at the start of a longer run after a ":".
+_SECONDS_FIRST = re.compile(r"[0-5][0-9](?:[.,][0-9]{1,9})?(?=[ ._-])")
 # An amount grouped in thousands with cents: ``518 219 135.57``, ``1.234.567,89``.
 # A UUID in its canonical form: its digit groups are an id's, never a phone's.
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
@@ -232,8 +234,19 @@ class PhoneDetector(Detector):
                 if run[:2] == "00" and run[2:3] != "0" and near() and self._international(run):
                     return True
                 continue
-            if start and text[start - 1] == ":" and _SECONDS.fullmatch(run):
-                continue  # the seconds of a clock time
+            if start and text[start - 1] == ":":
+                if _SECONDS.fullmatch(run):
+                    continue  # the seconds of a clock time
+                seconds = _SECONDS_FIRST.match(run)
+                if seconds is not None:
+                    # A log line's seconds, then its pid and thread ids
+                    # ("19:31:20.307 89985 18158"): what follows them is a number
+                    # after a clock time, a phone only with a context word.
+                    if not near():
+                        continue
+                    rest = run[seconds.end() :].lstrip(" ./_()-")
+                    start += len(run) - len(rest)
+                    run = rest
             if run[:2] == "00" and run[2:3] != "0":
                 if self._international(run):
                     return True
