@@ -25,12 +25,17 @@ from zoneapp.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def _hold_sighup(held: list[int]) -> None:
+#: SIGHUPs noted before a worker's loop handler was set: one list per process, so the
+#: app that starts sees them whichever app module built the handler last.
+_HELD: list[int] = []
+
+
+def _hold_sighup() -> None:
     """Until the loop's handler is set, a SIGHUP is only noted (the default would end
-    the process). Only the main thread may set a handler: elsewhere (an app built in a
-    test thread) there is no process signal to hold."""
+    the process). Only the main thread may set a handler: an app built in another
+    thread (a test's) holds nothing, and SIGHUP keeps its default there."""
     with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGHUP, lambda signum, _frame: held.append(signum))
+        signal.signal(signal.SIGHUP, lambda signum, _frame: _HELD.append(signum))
 
 
 def install_policy_control(app: faust.App, runtime: Runtime) -> type[Service] | None:
@@ -41,8 +46,7 @@ def install_policy_control(app: faust.App, runtime: Runtime) -> type[Service] | 
     switch = runtime.policies
     watch = runtime.settings.policy_watch
     tasks: set[asyncio.Task[object]] = set()
-    held: list[int] = []
-    _hold_sighup(held)
+    _hold_sighup()
 
     def reload(trigger: str) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(switch.reload(trigger))
@@ -56,9 +60,9 @@ def install_policy_control(app: faust.App, runtime: Runtime) -> type[Service] | 
         async def on_start(self) -> None:
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGHUP, reload, "SIGHUP")
-            if held:
+            if _HELD:
                 log.info("policy: a SIGHUP came while the worker was starting; reloading now")
-                held.clear()
+                _HELD.clear()
                 reload("SIGHUP")
             if switch.candidate_path:
                 await switch.load_candidate("start")
@@ -71,7 +75,9 @@ def install_policy_control(app: faust.App, runtime: Runtime) -> type[Service] | 
 
         async def on_stop(self) -> None:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            _hold_sighup([])  # stopping: a SIGHUP now changes nothing, and ends nothing
+            # Stopping: a SIGHUP now changes nothing, and ends nothing.
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     if watch:
 

@@ -76,9 +76,9 @@ DEFAULT_REGIONS: tuple[str, ...] = (
 )
 
 PHONE_CONTEXT = re.compile(
-    # "Mobile" of a user agent ("Mobile Safari/537.36", "Mobile/15E148") is a product
-    # name, and its build number ("Build/AP2A.230228.034") no phone.
-    r"(?<![a-z])(?:phone|telephone|tel|mobile(?! ?safari)(?!/)|cell|cellphone|fax|msisdn|"
+    # "Mobile Safari" of a user agent is a product name, and its build number
+    # ("Build/AP2A.230228.034") no phone.
+    r"(?<![a-z])(?:phone|telephone|tel|mobile(?! ?safari)|cell|cellphone|fax|msisdn|"
     r"whatsapp|sms|mob|tlf|telefon|telefono|telefone|handy|contact|telecom|"
     # Portuguese, Spanish, Italian (accents come off in the normalized view).
     r"celular|cellulare|contato|contatto|movil)(?:e?s)?(?![a-z])"
@@ -96,8 +96,25 @@ PHONE_COMPOUND = re.compile(
 # ``2020-04-11T19:05:00.635017-08:00``.
 # (A form body's "+" decoded is a space.)
 _SECONDS = re.compile(r"[0-5][0-9](?:[.,][0-9]{1,9})?(?:[ +-][0-9]{2})?")
-# The seconds (and their fraction) at the start of a longer run after a ":".
-_SECONDS_FIRST = re.compile(r"[0-5][0-9](?:[.,][0-9]{1,9})?(?=[ ._-])")
+# The seconds and their fraction at the start of a longer run, after "HH:MM:".
+_SECONDS_FIRST = re.compile(r"[0-5][0-9][.,][0-9]{1,9}(?= )")
+_HOURS_MINUTES = re.compile(r"(?<![0-9])[0-9]{1,2}:[0-5][0-9]:$")
+
+
+_MINUTES_FIRST = re.compile(r"[0-5][0-9] +(?=[0-9(])")
+_HOURS = re.compile(r"(?<![0-9:])[0-9]{1,2}:$")
+
+
+def _hour_before(text: str, start: int) -> bool:
+    """An hour right before ``start`` (``14:``): the run starts with minutes."""
+    return _HOURS.search(text, max(0, start - 3), start) is not None
+
+
+def _clock_before(text: str, start: int) -> bool:
+    """Hours and minutes right before ``start`` (``19:31:``): the run starts with seconds."""
+    return _HOURS_MINUTES.search(text, max(0, start - 6), start) is not None
+
+
 # An amount grouped in thousands with cents: ``518 219 135.57``, ``1.234.567,89``.
 # A UUID in its canonical form: its digit groups are an id's, never a phone's.
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
@@ -144,7 +161,7 @@ def _glued_id(text: str, start: int) -> bool:
 # text that says "contact" elsewhere is an order number.
 _ID_BEFORE = re.compile(
     r"(?<![a-z])(?:order|invoice|ticket|case|booking|reservation|confirmation|tracking"
-    r"|transaction|account|acct|ref|reference|item|serial|po|id)s?"
+    r"|transaction|account|acct|ref|reference|item|serial|po|(?<!caller )id)s?"
     r"(?: ?(?:no|nr|num|number|#))?[ .:#=-]{0,3}$",
     re.IGNORECASE,
 )
@@ -237,7 +254,13 @@ class PhoneDetector(Detector):
             if start and text[start - 1] == ":":
                 if _SECONDS.fullmatch(run):
                     continue  # the seconds of a clock time
-                seconds = _SECONDS_FIRST.match(run)
+                seconds = _SECONDS_FIRST.match(run) if _clock_before(text, start) else None
+                minutes = _MINUTES_FIRST.match(run) if _hour_before(text, start) else None
+                if seconds is None and minutes is not None:
+                    # "at 14:30 01 23 45 67 89": the minutes are not the number's.
+                    rest = run[minutes.end() :]
+                    start += len(run) - len(rest)
+                    run = rest
                 if seconds is not None:
                     # A log line's seconds, then its pid and thread ids
                     # ("19:31:20.307 89985 18158"): what follows them is a number

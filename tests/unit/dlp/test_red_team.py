@@ -411,3 +411,25 @@ def test_log_lines_with_milliseconds_and_pids_are_not_phones_or_cards() -> None:
     assert blocked <= 5, blocked  # also 6% CREDIT_CARD (seconds, pid and tid joined)
     assert found(("log", "mobile 10:30:15.123 07700 900123")) == ["PHONE"]
     assert found(("log", "at 10:00:00.5 4111 1111 1111 1111")) == ["CREDIT_CARD"]
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        # A number straight after a label's ":" is no clock time's seconds.
+        ("notes", "電話:03-1234-5678"),
+        ("notes", "Bureau:01 42 68 53 00"),
+        ("notes", "Rufnummer:06 12 34 56 78"),
+        ("notes", "tel:06.12.34.56.78"),
+        # After a clock time, the minutes are cut off, not the number.
+        ("notes", "Meeting at 10:30 212-555-0123"),
+        ("notes", "Call me at 9:45 (212) 555-0123"),
+        ("notes", "at 14:30 01 23 45 67 89"),
+        # "mobile/" is still a context word, and "caller id" no id word.
+        ("notes", "mobile/home: 0612345678"),
+        ("/user/mobile/number", "0612345678"),
+        ("notes", "caller id: 0612345678 (mobile)"),
+    ],
+)
+def test_final_review_phones_are_found(path: str, text: str) -> None:
+    assert found((path, text)) == ["PHONE"]
