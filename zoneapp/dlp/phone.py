@@ -46,7 +46,7 @@ that spellings share a cache entry) as spaces: :func:`_parseable`.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
 from typing import ClassVar
 
@@ -255,12 +255,6 @@ class PhoneDetector(Detector):
                 if _SECONDS.fullmatch(run):
                     continue  # the seconds of a clock time
                 seconds = _SECONDS_FIRST.match(run) if _clock_before(text, start) else None
-                minutes = _MINUTES_FIRST.match(run) if _hour_before(text, start) else None
-                if seconds is None and minutes is not None:
-                    # "at 14:30 01 23 45 67 89": the minutes are not the number's.
-                    rest = run[minutes.end() :]
-                    start += len(run) - len(rest)
-                    run = rest
                 if seconds is not None:
                     # A log line's seconds, then its pid and thread ids
                     # ("19:31:20.307 89985 18158"): what follows them is a number
@@ -268,39 +262,46 @@ class PhoneDetector(Detector):
                     if not near():
                         continue
                     rest = run[seconds.end() :].lstrip(" ./_()-")
-                    start += len(run) - len(rest)
-                    run = rest
-            if run[:2] == "00" and run[2:3] != "0":
-                if self._international(run):
-                    return True
-                continue
-            if run.isdigit():
-                # One group, no separators: no date, layout or national format (rules
-                # 2 and 3 need groups), so only rule 4, with its context word.
-                if text[max(0, start - 6) : start].lower() == "wa.me/":
-                    # A WhatsApp link's number is international, without its "+".
-                    if self._international("+" + run):
+                    if self._run_is_phone(text, path, rest, start + len(run) - len(rest), near):
                         return True
                     continue
-                if (
-                    7 <= len(run) <= 15
-                    and near()
-                    and not _named_id(text, start)
-                    and (_check("+" + run, None, False) or self._national(run, False))
-                ):
-                    return True
-                continue
-            date = _DATE.match(run)
-            if date is not None:  # a date (and maybe a time) first: look at what follows
-                run = run[date.end() :].lstrip(" ./_()-")
-            context_here = near() and not _named_id(text, start)
-            if _ZIP4.fullmatch(run) and not context_here:
-                continue
-            if self._grouped(run, context_here):
-                return True
-            if self._numbers_in_a_row(run):
+                minutes = _MINUTES_FIRST.match(run) if _hour_before(text, start) else None
+                if minutes is not None:
+                    # "at 14:30 01 23 45 67 89": the number may start after the minutes
+                    # (and the run is tried whole as well, below).
+                    rest = run[minutes.end() :]
+                    if self._run_is_phone(text, path, rest, start + minutes.end(), near):
+                        return True
+            if self._run_is_phone(text, path, run, start, near):
                 return True
         return False
+
+    def _run_is_phone(
+        self, text: str, path: str, run: str, start: int, near: Callable[[], bool]
+    ) -> bool:
+        """Rules 1 (``00``) to 4 on one run of ``text`` at ``start`` that is not glued to
+        an identifier; ``near`` says whether a context word is in the text or path."""
+        if run[:2] == "00" and run[2:3] != "0":
+            return self._international(run)
+        if run.isdigit():
+            # One group, no separators: no date, layout or national format (rules
+            # 2 and 3 need groups), so only rule 4, with its context word.
+            if text[max(0, start - 6) : start].lower() == "wa.me/":
+                # A WhatsApp link's number is international, without its "+".
+                return self._international("+" + run)
+            return (
+                7 <= len(run) <= 15
+                and near()
+                and not _named_id(text, start)
+                and (_check("+" + run, None, False) or self._national(run, False))
+            )
+        date = _DATE.match(run)
+        if date is not None:  # a date (and maybe a time) first: look at what follows
+            run = run[date.end() :].lstrip(" ./_()-")
+        context_here = near() and not _named_id(text, start)
+        if _ZIP4.fullmatch(run) and not context_here:
+            return False
+        return self._grouped(run, context_here) or self._numbers_in_a_row(run)
 
     def _numbers_in_a_row(self, run: str) -> bool:
         """A run longer than any number that is wholly two or more national numbers with

@@ -433,3 +433,9 @@ def test_log_lines_with_milliseconds_and_pids_are_not_phones_or_cards() -> None:
 )
 def test_final_review_phones_are_found(path: str, text: str) -> None:
     assert found((path, text)) == ["PHONE"]
+
+
+@pytest.mark.parametrize("text", ["at 14:30 0612345678 please", "at 14:30 810 12 34 56"])
+def test_a_run_after_an_hour_is_still_tried_whole(text: str) -> None:
+    """The minutes cut off is one reading; the whole run as written is the other."""
+    assert found(("notes", text)) == ["PHONE"]
