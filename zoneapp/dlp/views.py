@@ -101,6 +101,8 @@ _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _DATE_HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}")
 _LIST = re.compile(r"\[([^\[\]]{1,4000})\]")
 _TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
+# "[at]" and "(dot)" for the characters of an address written to fool scrapers.
+_SPELLED = re.compile(r" ?[\[({<] ?(at|dot) ?[\])}>] ?", re.IGNORECASE)
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 # An RFC 2047 encoded word: charset, Q or B, text without "?" or spaces (RFC 2047
 # limits a word to 75 characters; a longer one is read up to a bound).
@@ -176,7 +178,9 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
         # from base64 and spliced back give one now and then, and soft breaks a lot).
         "|=[0-9A-F]{2}[^\\n]*=[0-9A-F]{2}"
         # An RFC 2047 encoded word (a mail header), and a terminal escape spelled out.
-        "|=\\?[^?\\n]{1,40}\\?[QqBb]\\?|\\\\033\\[|\\\\e\\[|\\^\\[\\[",
+        "|=\\?[^?\\n]{1,40}\\?[QqBb]\\?|\\\\033\\[|\\\\e\\[|\\^\\[\\["
+        # An e-mail address written to fool scrapers: "jane [at] example [dot] com".
+        "|[\\[({<] ?[Aa][Tt] ?[\\])}>]",
     ),
 )
 
@@ -313,7 +317,7 @@ def decode(text: str, decoder: str, budget: Budget | None = None) -> list[str]:
     if decoder == "text":
         # Escapes, tags and character references, then quoted-printable as well: two
         # views, since "=XX" in a URL is no escape and its decoding may break a value.
-        plain = html.unescape(_TAG.sub("", _ESCAPE.sub(_unescape, text)))
+        plain = html.unescape(_TAG.sub("", _ESCAPE.sub(_unescape, _SPELLED.sub(_spelled, text))))
         if "=" not in plain:
             return [plain]
         data = _QP_SOFT_BREAK.sub(b"", plain.encode("utf-8", "surrogatepass"))
@@ -380,6 +384,10 @@ _ESCAPE = re.compile(
     r"|(\\033\[|\\e\[|\^\[\[)"
 )
 _ESCAPED = {"n": " ", "r": " ", "t": " ", "/": "/"}
+
+
+def _spelled(m: re.Match[str]) -> str:
+    return "@" if m.group(1).lower() == "at" else "."
 
 
 def _unescape(m: re.Match[str]) -> str:

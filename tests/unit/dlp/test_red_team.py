@@ -439,3 +439,21 @@ def test_final_review_phones_are_found(path: str, text: str) -> None:
 def test_a_run_after_an_hour_is_still_tried_whole(text: str) -> None:
     """The minutes cut off is one reading; the whole run as written is the other."""
     assert found(("notes", text)) == ["PHONE"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jane.doe [at] example [dot] com",
+        "jane.doe(at)example.com",
+        "JANE {AT} EXAMPLE {DOT} ORG",
+        "jane <at> example <dot> co <dot> uk",
+    ],
+)
+def test_addresses_written_to_fool_scrapers(text: str) -> None:
+    assert found(("notes", text)) == ["EMAIL"]
+
+
+@pytest.mark.parametrize("text", ["meet (at) the park", "see [at] 5pm. Then", "<a href=x>at</a>"])
+def test_the_word_at_in_brackets_is_no_address(text: str) -> None:
+    assert found(("notes", text)) == []
