@@ -103,6 +103,17 @@ _LIST = re.compile(r"\[([^\[\]]{1,4000})\]")
 _TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 # "[at]" and "(dot)" for the characters of an address written to fool scrapers.
 _SPELLED = re.compile(r" ?[\[({<] ?(at|dot) ?[\])}>] ?", re.IGNORECASE)
+# Spaces around an address's "@" ("jane.doe @ example.com"): only before a lower-case
+# domain that ends in a common top-level domain, so "meet @ home. Then", "@ 5pm" and
+# "see you @ 5pm.ok" stay as they are.
+_COMMON_TLDS = (
+    "com|org|net|edu|gov|mil|int|info|biz|io|co|me|us|uk|eu|de|fr|es|it|nl|be|ch|at|se|no"
+    "|dk|fi|pl|pt|ie|ca|au|nz|jp|cn|in|br|mx|ru|il|za|kr|sg|hk|tw"
+)
+_SPACED_AT = re.compile(
+    rf"(?<=[A-Za-z0-9]) ?@ ?(?=[a-z][a-z0-9-]{{0,62}}(?:\.[a-z0-9-]{{1,63}}){{0,6}}"
+    rf"\.(?:{_COMMON_TLDS})(?![a-z0-9-]))"
+)
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 # An RFC 2047 encoded word: charset, Q or B, text without "?" or spaces (RFC 2047
 # limits a word to 75 characters; a longer one is read up to a bound).
@@ -179,8 +190,9 @@ TRIGGERS: tuple[tuple[str, str], ...] = (
         "|=[0-9A-F]{2}[^\\n]*=[0-9A-F]{2}"
         # An RFC 2047 encoded word (a mail header), and a terminal escape spelled out.
         "|=\\?[^?\\n]{1,40}\\?[QqBb]\\?|\\\\033\\[|\\\\e\\[|\\^\\[\\["
-        # An e-mail address written to fool scrapers: "jane [at] example [dot] com".
-        "|[\\[({<] ?[Aa][Tt] ?[\\])}>]",
+        # An e-mail address written to fool scrapers: "jane [at] example [dot] com",
+        # "jane @ example.com".
+        "|[\\[({<] ?[Aa][Tt] ?[\\])}>]|[A-Za-z0-9] @ ?[a-z0-9]|[A-Za-z0-9] ?@ [a-z0-9]",
     ),
 )
 
@@ -317,7 +329,8 @@ def decode(text: str, decoder: str, budget: Budget | None = None) -> list[str]:
     if decoder == "text":
         # Escapes, tags and character references, then quoted-printable as well: two
         # views, since "=XX" in a URL is no escape and its decoding may break a value.
-        plain = html.unescape(_TAG.sub("", _ESCAPE.sub(_unescape, _SPELLED.sub(_spelled, text))))
+        spelled = _SPACED_AT.sub("@", _SPELLED.sub(_spelled, text))
+        plain = html.unescape(_TAG.sub("", _ESCAPE.sub(_unescape, spelled)))
         if "=" not in plain:
             return [plain]
         data = _QP_SOFT_BREAK.sub(b"", plain.encode("utf-8", "surrogatepass"))

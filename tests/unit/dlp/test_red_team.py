@@ -448,12 +448,26 @@ def test_a_run_after_an_hour_is_still_tried_whole(text: str) -> None:
         "jane.doe(at)example.com",
         "JANE {AT} EXAMPLE {DOT} ORG",
         "jane <at> example <dot> co <dot> uk",
+        "john.doe @ example.com",
+        "john.doe @example.co.uk",
+        "john.doe@ example.com",
     ],
 )
 def test_addresses_written_to_fool_scrapers(text: str) -> None:
     assert found(("notes", text)) == ["EMAIL"]
 
 
-@pytest.mark.parametrize("text", ["meet (at) the park", "see [at] 5pm. Then", "<a href=x>at</a>"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "meet (at) the park",
+        "see [at] 5pm. Then",
+        "<a href=x>at</a>",
+        "meet @ home. Then",
+        "see you @ 5pm.ok",
+        "I am @ home.Call me",
+        "price 5 @ 12.50 each",
+    ],
+)
 def test_the_word_at_in_brackets_is_no_address(text: str) -> None:
     assert found(("notes", text)) == []
