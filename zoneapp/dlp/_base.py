@@ -16,6 +16,7 @@ __all__ = [
     "CustomDetector",
     "Detector",
     "Finding",
+    "clock_before",
     "digit_runs",
     "has_context",
     "path_matches",
@@ -47,6 +48,15 @@ def digit_runs(text: str) -> list[list[str]]:
     letters end a run but do not stop one from being a candidate.
     """
     return [_GROUP.findall(m.group()) for m in _RUN.finditer(text)]
+
+
+_HOURS_MINUTES = re.compile(r"(?<![0-9])[0-9]{1,2}:[0-5][0-9]:$")
+
+
+def clock_before(text: str, start: int) -> bool:
+    """Hours and minutes right before ``start`` (``19:31:``): a run there starts with a
+    clock time's seconds."""
+    return _HOURS_MINUTES.search(text, max(0, start - 6), start) is not None
 
 
 def written_runs(text: str) -> list[tuple[int, str]]:

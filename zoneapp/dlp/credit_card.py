@@ -6,7 +6,7 @@ import re
 from collections.abc import Collection, Iterable
 from typing import ClassVar
 
-from zoneapp.dlp._base import LEFT, SEPARATORS, Detector, written_runs
+from zoneapp.dlp._base import LEFT, SEPARATORS, Detector, clock_before, written_runs
 
 __all__ = [
     "ISSUERS",
@@ -106,7 +106,6 @@ def is_card_number(digits: str) -> bool:
 # The seconds and their fraction that start a run after "HH:MM:" (a log line's
 # "09:37:59.853 54699 18158": then its pid and thread id).
 _SECONDS = re.compile(r"[0-5][0-9][.,][0-9]{1,9} +")
-_HOURS_MINUTES = re.compile(r"(?<![0-9])[0-9]{1,2}:[0-5][0-9]:$")
 _GROUP = re.compile(r"[0-9]+")
 # A run that is wholly a list of amounts with cents (``590.14 304.52 346.08``) or of
 # coordinates (``66.56689 46.7625``), apart by spaces (or a minus sign): figures, not a
@@ -162,12 +161,7 @@ def holds_card(text: str) -> bool:
             and not _excluded(text, grouped=False)
         )
     for start, run in written_runs(text):
-        if (
-            start
-            and text[start - 1] == ":"
-            and _HOURS_MINUTES.search(text, max(0, start - 6), start)
-            and (seconds := _SECONDS.match(run))
-        ):
+        if clock_before(text, start) and (seconds := _SECONDS.match(run)):
             run = run[seconds.end() :]  # a clock time's seconds are no card digits
         groups = _GROUP.findall(run)
         if (

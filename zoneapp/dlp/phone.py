@@ -52,7 +52,7 @@ from typing import ClassVar
 
 import phonenumbers
 
-from zoneapp.dlp._base import LEFT, RIGHT, Detector
+from zoneapp.dlp._base import LEFT, RIGHT, Detector, clock_before
 
 __all__ = ["DEFAULT_REGIONS", "PHONE_CONTEXT", "PhoneDetector"]
 
@@ -96,25 +96,11 @@ PHONE_COMPOUND = re.compile(
 # ``2020-04-11T19:05:00.635017-08:00``.
 # (A form body's "+" decoded is a space.)
 _SECONDS = re.compile(r"[0-5][0-9](?:[.,][0-9]{1,9})?(?:[ +-][0-9]{2})?")
-# The seconds and their fraction at the start of a longer run, after "HH:MM:".
+# The seconds and their fraction at the start of a longer run, after "HH:MM:"; the
+# minutes at the start of one after "HH:".
 _SECONDS_FIRST = re.compile(r"[0-5][0-9][.,][0-9]{1,9}(?= )")
-_HOURS_MINUTES = re.compile(r"(?<![0-9])[0-9]{1,2}:[0-5][0-9]:$")
-
-
 _MINUTES_FIRST = re.compile(r"[0-5][0-9] +(?=[0-9(])")
 _HOURS = re.compile(r"(?<![0-9:])[0-9]{1,2}:$")
-
-
-def _hour_before(text: str, start: int) -> bool:
-    """An hour right before ``start`` (``14:``): the run starts with minutes."""
-    return _HOURS.search(text, max(0, start - 3), start) is not None
-
-
-def _clock_before(text: str, start: int) -> bool:
-    """Hours and minutes right before ``start`` (``19:31:``): the run starts with seconds."""
-    return _HOURS_MINUTES.search(text, max(0, start - 6), start) is not None
-
-
 # An amount grouped in thousands with cents: ``518 219 135.57``, ``1.234.567,89``.
 # A UUID in its canonical form: its digit groups are an id's, never a phone's.
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
@@ -171,6 +157,11 @@ def _named_id(text: str, start: int) -> bool:
     """The run at ``start`` follows a word that makes it an id (:data:`_ID_BEFORE`):
     a phone context word elsewhere in the text does not make it a phone."""
     return _ID_BEFORE.search(text, max(0, start - 32), start) is not None
+
+
+def _hour_before(text: str, start: int) -> bool:
+    """An hour right before ``start`` (``14:``): the run starts with minutes."""
+    return _HOURS.search(text, max(0, start - 3), start) is not None
 
 
 def _isbn10(groups: Sequence[str]) -> bool:
@@ -254,7 +245,7 @@ class PhoneDetector(Detector):
             if start and text[start - 1] == ":":
                 if _SECONDS.fullmatch(run):
                     continue  # the seconds of a clock time
-                seconds = _SECONDS_FIRST.match(run) if _clock_before(text, start) else None
+                seconds = _SECONDS_FIRST.match(run) if clock_before(text, start) else None
                 if seconds is not None:
                     # A log line's seconds, then its pid and thread ids
                     # ("19:31:20.307 89985 18158"): what follows them is a number

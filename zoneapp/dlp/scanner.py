@@ -207,9 +207,18 @@ class _Siblings:
 
     SHORT = 64
     LEAVES = (
-        *(".value", ".val", ".v", ".number", ".id", ".identifier", ".code"),
+        ".value",
+        ".val",
+        ".v",
+        ".number",
+        ".id",
+        ".identifier",
+        ".code",
         # A form's answer next to its label: {"label": "SSN", "text": …}, {"k", "v"}.
-        *(".text", ".data", ".answer", ".content"),
+        ".text",
+        ".data",
+        ".answer",
+        ".content",
     )
 
     def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:

@@ -422,12 +422,10 @@ def _mime_words(text: str) -> str | None:
     ``=?utf-8?B?…?=``), or None without one: one escape is enough there, while
     quoted-printable in a body starts on two.  A word that does not decode (an unknown
     charset) stays as written."""
-    words = _MIME_WORD.findall(text)
-    if not words:
-        return None
     # Each word on its own: the email package's own search of a whole text is
     # quadratic in the words that open and never close.
-    return _MIME_WORD.sub(_mime_word, text)
+    decoded, words = _MIME_WORD.subn(_mime_word, text)
+    return decoded if words else None
 
 
 def _mime_word(m: re.Match[str]) -> str:

@@ -12,7 +12,7 @@ import aiokafka
 import pytest
 from zoneapp.agents import fetch_wait
 
-from tests.fixtures import POLICY
+from tests.fixtures import app_settings
 from zoneapp.application import create_app
 from zoneapp.settings import Settings, SettingsError
 
@@ -24,20 +24,8 @@ def _worker_consumer(settings: Settings) -> aiokafka.AIOKafkaConsumer:
     return consumer
 
 
-def _settings(tmp_path: Any, **kwargs: Any) -> Settings:
-    return Settings(
-        broker="kafka://127.0.0.1:1",
-        policy_path=str(POLICY),
-        datadir=str(tmp_path / "data"),
-        keys_url="memory://",
-        vault_url="memory://",
-        environment="development",
-        **kwargs,
-    )
-
-
 async def test_the_setting_reaches_the_worker_consumer(tmp_path: Any) -> None:
-    consumer = _worker_consumer(_settings(tmp_path, fetch_max_wait_ms=50))
+    consumer = _worker_consumer(app_settings(tmp_path, fetch_max_wait_ms=50))
     assert consumer._fetch_max_wait_ms == 50
     # Everything else is still Faust's: e.g. its group and its manual commits.
     assert consumer._group_id == "zoneapp"
@@ -45,7 +33,7 @@ async def test_the_setting_reaches_the_worker_consumer(tmp_path: Any) -> None:
 
 
 async def test_unset_keeps_fausts_wait_and_transport(tmp_path: Any) -> None:
-    settings = _settings(tmp_path)
+    settings = app_settings(tmp_path)
     app, _ = create_app(settings)
     assert not isinstance(app.transport, fetch_wait.Transport)
     consumer = _worker_consumer(settings)

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from zoneapp.agents.policy_control import install_policy_control
 
-from tests.fixtures import POLICY
+from tests.fixtures import POLICY, app_settings
 from zoneapp.application import create_app
-from zoneapp.settings import Settings
 
 
 @pytest.fixture
@@ -25,26 +24,15 @@ def sighup_restored() -> Iterator[None]:
     signal.signal(signal.SIGHUP, previous)
 
 
-def _settings(tmp_path: Path) -> Settings:
-    return Settings(
-        broker="kafka://127.0.0.1:1",
-        policy_path=str(POLICY),
-        datadir=str(tmp_path / "data"),
-        keys_url="memory://",
-        vault_url="memory://",
-        environment="development",
-    )
-
-
 def test_a_sighup_while_starting_is_held_then_applied(
     tmp_path: Path, sighup_restored: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="zoneapp")
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    app, runtime = create_app(_settings(tmp_path))
+    app, runtime = create_app(app_settings(tmp_path))
     control = install_policy_control(app, runtime)
     assert control is not None
-    create_app(_settings(tmp_path))  # another app built after it takes the handler over
+    create_app(app_settings(tmp_path))  # another app built after it takes the handler over
     assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL
     os.kill(os.getpid(), signal.SIGHUP)  # with the default action this test would end here
 
@@ -69,7 +57,7 @@ def test_no_sighup_no_reload(
     tmp_path: Path, sighup_restored: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="zoneapp")
-    app, runtime = create_app(_settings(tmp_path))
+    app, runtime = create_app(app_settings(tmp_path))
     control = install_policy_control(app, runtime)
     assert control is not None
 
